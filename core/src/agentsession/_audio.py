@@ -1,0 +1,395 @@
+"""PCM16 audio frames and their streaming conversions: channel mix, resample, re-frame."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import as_strided
+
+__all__ = ["SUPPORTED_RATES", "AudioConverter", "AudioFrame", "Reframer", "Resampler"]
+
+SUPPORTED_RATES: frozenset[int] = frozenset({8000, 16000, 22050, 24000, 32000, 44100, 48000})
+
+_KAISER_BETA = 7.857  # 0.1102 * (80 - 8.7): ~80 dB stopband attenuation
+_KAISER_ATTENUATION_TERM = 72.0  # A - 8 for A = 80 dB in the Kaiser length formula
+# Up to this L, one strided pass per phase beats gathering every output's window.
+_STRIDED_MAX_PHASES = 8
+
+
+def _check_rate(sample_rate: int) -> None:
+    if not isinstance(sample_rate, int) or sample_rate not in SUPPORTED_RATES:
+        raise ValueError(
+            f"unsupported sample rate {sample_rate!r}; supported rates (int Hz): {sorted(SUPPORTED_RATES)}"
+        )
+
+
+def _check_channels(channels: int) -> None:
+    if channels not in (1, 2):
+        raise ValueError(f"channels must be 1 or 2, got {channels!r}")
+
+
+def _to_int16(samples: npt.NDArray[np.floating]) -> npt.NDArray[np.int16]:
+    pcm: npt.NDArray[np.int16] = np.clip(np.rint(samples), -32768, 32767).astype(np.int16, order="C")
+    return pcm
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AudioFrame:
+    """Interleaved PCM16 audio, ``data`` int16 of shape ``(samples, channels)``; treat as immutable."""
+
+    data: npt.NDArray[np.int16]
+    sample_rate: int
+    timestamp: float = 0.0
+
+    def __post_init__(self) -> None:
+        data: object = self.data
+        if not isinstance(data, np.ndarray):
+            raise ValueError(f"AudioFrame.data must be a numpy ndarray, got {type(data).__name__}")
+        if data.dtype != np.int16:
+            raise ValueError(
+                f"AudioFrame.data must be native int16 PCM, got dtype {data.dtype}; "
+                "use AudioFrame.from_float() for float samples"
+            )
+        if data.ndim != 2:
+            raise ValueError(
+                f"AudioFrame.data must be 2-D (samples, channels), got shape {data.shape}; "
+                "reshape(-1, channels) or use AudioFrame.from_bytes()"
+            )
+        _check_channels(data.shape[1])
+        _check_rate(self.sample_rate)
+        if not math.isfinite(self.timestamp):
+            raise ValueError(f"AudioFrame.timestamp must be finite, got {self.timestamp!r}")
+
+    @property
+    def channels(self) -> int:
+        """Number of interleaved channels (1 or 2)."""
+        return int(self.data.shape[1])
+
+    @property
+    def samples_per_channel(self) -> int:
+        """Number of sample frames."""
+        return int(self.data.shape[0])
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.samples_per_channel / self.sample_rate
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes | bytearray | memoryview,
+        sample_rate: int,
+        channels: int = 1,
+        timestamp: float = 0.0,
+    ) -> AudioFrame:
+        """Build a frame from little-endian interleaved PCM16 bytes."""
+        _check_channels(channels)
+        size = memoryview(data).nbytes
+        if size % (2 * channels):
+            raise ValueError(f"odd byte count: {size} bytes is not a whole number of {channels}-channel PCM16 samples")
+        samples = np.frombuffer(data, dtype="<i2").astype(np.int16)
+        return cls(samples.reshape(-1, channels), sample_rate, timestamp)
+
+    def to_bytes(self) -> bytes:
+        """Little-endian interleaved PCM16 bytes."""
+        pcm: bytes = self.data.astype("<i2", copy=False).tobytes()
+        return pcm
+
+    @classmethod
+    def from_float(cls, samples: npt.NDArray[np.floating], sample_rate: int, timestamp: float = 0.0) -> AudioFrame:
+        """Build a frame from floats in [-1, 1] (1-D: mono, 2-D: ``(samples, channels)``), clipped."""
+        array = np.asarray(samples)
+        if array.dtype.kind != "f":
+            raise ValueError(f"from_float expects float32/float64 samples, got dtype {array.dtype}")
+        if not np.isfinite(array).all():
+            raise ValueError("from_float samples contain NaN or infinity")
+        if array.ndim == 1:
+            array = array[:, np.newaxis]
+        return cls(_to_int16(np.clip(array, -1.0, 1.0) * 32767.0), sample_rate, timestamp)
+
+    def to_float(self) -> npt.NDArray[np.float32]:
+        """Float32 samples of shape ``(samples, channels)``, scaled by 1/32768."""
+        return self.data.astype(np.float32) / np.float32(32768.0)
+
+    @classmethod
+    def silence(
+        cls,
+        duration: float,
+        sample_rate: int,
+        channels: int = 1,
+        timestamp: float = 0.0,
+    ) -> AudioFrame:
+        """A zero-filled frame of ``duration`` seconds (rounded to whole samples)."""
+        if not (math.isfinite(duration) and duration >= 0):
+            raise ValueError(f"silence duration must be finite and >= 0, got {duration!r}")
+        _check_channels(channels)
+        _check_rate(sample_rate)
+        return cls(
+            np.zeros((round(duration * sample_rate), channels), np.int16),
+            sample_rate,
+            timestamp,
+        )
+
+    def to_mono(self) -> AudioFrame:
+        """Average the channels into one (returns ``self`` if already mono)."""
+        if self.channels == 1:
+            return self
+        mixed = self.data.sum(axis=1, dtype=np.int32, keepdims=True) / self.channels
+        return AudioFrame(_to_int16(mixed), self.sample_rate, self.timestamp)
+
+    def with_timestamp(self, timestamp: float) -> AudioFrame:
+        """The same samples with another timestamp."""
+        return AudioFrame(self.data, self.sample_rate, timestamp)
+
+
+@dataclass(frozen=True, slots=True)
+class _Polyphase:
+    """A designed resampling filter, shared by every resampler for the same rate pair."""
+
+    up: int  # L
+    down: int  # M
+    taps: int  # K, taps per phase
+    # (L, K): row r is the time-reversed phase filter used by every output n = r (mod L).
+    rows: npt.NDArray[np.float32]
+    # (L,): floor(r * M / L), the input offset of output r within a period of L outputs.
+    offsets: npt.NDArray[np.int64]
+    delay: float  # group delay in seconds
+    tail: int  # input samples (of zeros) that carry the group delay out on flush
+
+
+@cache
+def _design(input_rate: int, output_rate: int) -> _Polyphase:
+    gcd = math.gcd(input_rate, output_rate)
+    up, down = output_rate // gcd, input_rate // gcd
+    upsampled_rate = input_rate * up
+    nyquist = min(input_rate, output_rate) / 2
+    # Transition band 0.8..1.0 of the lower Nyquist, in rad/sample at the upsampled rate.
+    transition = 2 * math.pi * (0.2 * nyquist) / upsampled_rate
+    length = math.ceil(_KAISER_ATTENUATION_TERM / (2.285 * transition)) + 1
+    cutoff = 0.9 * nyquist / upsampled_rate  # cycles per sample
+    t = np.arange(length) - (length - 1) / 2
+    prototype = 2 * cutoff * np.sinc(2 * cutoff * t) * np.kaiser(length, _KAISER_BETA)
+    prototype *= up / prototype.sum()
+    taps = -(-length // up)
+    padded = np.zeros(up * taps)
+    padded[:length] = prototype
+    # phases[p, j] = h[p + (K-1-j) * L]: lines up with an ascending window x[i-K+1 .. i].
+    phases = padded.reshape(taps, up).T[:, ::-1]
+    r = np.arange(up)
+    rows = np.ascontiguousarray(phases[(r * down) % up], dtype=np.float32)
+    offsets: npt.NDArray[np.int64] = (r * down) // up
+    rows.flags.writeable = offsets.flags.writeable = False
+    delay_up = (length - 1) / 2
+    return _Polyphase(
+        up,
+        down,
+        taps,
+        rows,
+        offsets,
+        delay_up / upsampled_rate,
+        math.ceil(delay_up / up),
+    )
+
+
+class Resampler:
+    """Stateful, anti-aliased polyphase resampler (windowed-sinc, Kaiser), any SUPPORTED_RATES pair.
+
+    Output does not depend on how the input is chunked; after N input samples exactly
+    ``ceil(N * output_rate / input_rate)`` output samples have been returned.
+    """
+
+    def __init__(self, input_rate: int, output_rate: int, channels: int = 1) -> None:
+        _check_rate(input_rate)
+        _check_rate(output_rate)
+        _check_channels(channels)
+        self._input_rate = input_rate
+        self._channels = channels
+        self._filter = None if input_rate == output_rate else _design(input_rate, output_rate)
+        self.reset()
+
+    @property
+    def input_rate(self) -> int:
+        """Sample rate of pushed frames."""
+        return self._input_rate
+
+    @property
+    def channels(self) -> int:
+        """Channel count of pushed frames and returned samples."""
+        return self._channels
+
+    @property
+    def latency(self) -> float:
+        """The filter's group delay in seconds."""
+        return 0.0 if self._filter is None else self._filter.delay
+
+    def reset(self) -> None:
+        """Drop all state (history and counters), e.g. after an interruption."""
+        taps = 1 if self._filter is None else self._filter.taps
+        # The last K-1 input samples, channel-major.
+        self._history: npt.NDArray[np.float32] = np.zeros((self._channels, taps - 1), np.float32)
+        self._consumed = 0  # input samples pushed since reset
+        self._produced = 0  # output samples returned since reset
+
+    def push(self, frame: AudioFrame) -> npt.NDArray[np.int16]:
+        """Consume a frame; return the int16 ``(m, channels)`` output now available."""
+        if frame.sample_rate != self._input_rate or frame.channels != self._channels:
+            raise ValueError(
+                f"Resampler expects {self._input_rate} Hz x {self._channels} ch, "
+                f"got {frame.sample_rate} Hz x {frame.channels} ch"
+            )
+        if self._filter is None:
+            return frame.data
+        return self._process(self._filter, frame.data)
+
+    def flush(self) -> npt.NDArray[np.int16]:
+        """Push enough zeros to emit the delayed tail of the pushed audio, then reset."""
+        tail: npt.NDArray[np.int16]
+        if self._filter is None or self._consumed == 0:
+            tail = np.zeros((0, self._channels), np.int16)
+        else:
+            tail = self._process(self._filter, np.zeros((self._filter.tail, self._channels), np.int16))
+        self.reset()
+        return tail
+
+    def _process(self, f: _Polyphase, samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+        x = np.concatenate((self._history, samples.T), axis=1, dtype=np.float32)
+        first, consumed = self._produced, self._consumed + len(samples)
+        end = -(-consumed * f.up // f.down)
+        # Output n reads inputs i-K+1 .. i, i = floor(n*M/L), through filter row n mod L: the
+        # window x[:, s : s+K] with s = i - self._consumed (x starts K-1 samples before the push).
+        out: npt.NDArray[np.float32]
+        if f.up <= _STRIDED_MAX_PHASES:
+            # Outputs n, n+L, n+2L, ... share a row and their windows advance by M: a strided view.
+            out = np.empty((end - first, self._channels), np.float32)
+            for j in range(min(f.up, len(out))):
+                period, phase = divmod(first + j, f.up)
+                dest = out[j :: f.up]
+                start = period * f.down + int(f.offsets[phase]) - self._consumed
+                np.einsum(
+                    "cqk,k->qc",
+                    _windows(x, start, len(dest), f.down, f.taps),
+                    f.rows[phase],
+                    out=dest,
+                )
+        else:
+            periods, phases = np.divmod(np.arange(first, end), f.up)
+            starts = periods * f.down + f.offsets[phases] - self._consumed
+            windows = _windows(x, 0, x.shape[1] - f.taps + 1, 1, f.taps)[:, starts]
+            out = np.einsum("cmk,mk->mc", windows, f.rows[phases])
+        self._history = x[:, x.shape[1] - f.taps + 1 :]
+        self._consumed, self._produced = consumed, end
+        return _to_int16(out)
+
+
+def _windows(x: npt.NDArray[np.float32], start: int, count: int, step: int, taps: int) -> npt.NDArray[np.float32]:
+    """Read-only view ``[c, q, k] = x[c, start + q * step + k]``."""
+    channel_stride, sample_stride = x.strides
+    return as_strided(
+        x[:, start:],
+        shape=(x.shape[0], count, taps),
+        strides=(channel_stride, step * sample_stride, sample_stride),
+        writeable=False,
+    )
+
+
+class Reframer:
+    """Any chunk sizes in -> fixed-duration frames out (default 20 ms), stamped by stream position."""
+
+    def __init__(self, sample_rate: int, channels: int = 1, frame_ms: int = 20) -> None:
+        _check_rate(sample_rate)
+        _check_channels(channels)
+        size, remainder = divmod(sample_rate * frame_ms, 1000)
+        if frame_ms <= 0 or remainder:
+            raise ValueError(f"frame_ms={frame_ms!r} is not a positive whole number of samples at {sample_rate} Hz")
+        self._rate = sample_rate
+        self._channels = channels
+        self._size = size
+        self._pending: npt.NDArray[np.int16] = np.zeros((0, channels), np.int16)
+        self._position = 0  # samples emitted so far
+
+    @property
+    def samples_per_frame(self) -> int:
+        """Samples per channel in every emitted frame."""
+        return self._size
+
+    def push(self, samples: npt.NDArray[np.int16] | AudioFrame) -> list[AudioFrame]:
+        """Buffer int16 ``(n, channels)`` samples or a matching frame; return complete frames."""
+        frame = samples if isinstance(samples, AudioFrame) else AudioFrame(samples, self._rate)
+        if frame.sample_rate != self._rate or frame.channels != self._channels:
+            raise ValueError(
+                f"Reframer expects {self._rate} Hz x {self._channels} ch, "
+                f"got {frame.sample_rate} Hz x {frame.channels} ch"
+            )
+        buffer = np.concatenate((self._pending, frame.data))
+        count = len(buffer) // self._size
+        self._pending = buffer[count * self._size :].copy()
+        return [self._emit(buffer[i * self._size : (i + 1) * self._size]) for i in range(count)]
+
+    def flush(self, pad: bool = True) -> list[AudioFrame]:
+        """Emit the remaining partial frame, zero-padded to full size if ``pad``."""
+        if not len(self._pending):
+            return []
+        remainder = self._pending
+        if pad:
+            remainder = np.concatenate(
+                (
+                    remainder,
+                    np.zeros((self._size - len(remainder), self._channels), np.int16),
+                )
+            )
+        self._pending = self._pending[:0]
+        return [self._emit(remainder)]
+
+    def clear(self) -> None:
+        """Drop buffered samples; the stream position keeps counting from where it was."""
+        self._pending = self._pending[:0]
+
+    def _emit(self, data: npt.NDArray[np.int16]) -> AudioFrame:
+        frame = AudioFrame(data, self._rate, self._position / self._rate)
+        self._position += len(data)
+        return frame
+
+
+class AudioConverter:
+    """The one place frames are normalised: channel mix, resample, re-frame. Used at every edge."""
+
+    def __init__(self, sample_rate: int, channels: int = 1, frame_ms: int = 20) -> None:
+        self._reframer = Reframer(sample_rate, channels, frame_ms)
+        self._rate = sample_rate
+        self._channels = channels
+        self._resampler: Resampler | None = None
+
+    def push(self, frame: AudioFrame) -> list[AudioFrame]:
+        """Convert a frame of any rate/channels; return the complete output frames."""
+        if frame.channels > self._channels:
+            frame = frame.to_mono()  # mix down before resampling: half the work
+        frames: list[AudioFrame] = []
+        resampler = self._resampler
+        if resampler is None or resampler.input_rate != frame.sample_rate or resampler.channels != frame.channels:
+            if resampler is not None:
+                frames += self._reframe(resampler.flush())
+            resampler = self._resampler = Resampler(frame.sample_rate, self._rate, frame.channels)
+        frames += self._reframe(resampler.push(frame))
+        return frames
+
+    def flush(self) -> list[AudioFrame]:
+        """Emit the resampler tail and the zero-padded last frame."""
+        frames = [] if self._resampler is None else self._reframe(self._resampler.flush())
+        return frames + self._reframer.flush()
+
+    def clear(self) -> None:
+        """Drop buffered samples and resampler state (on interruption)."""
+        self._reframer.clear()
+        if self._resampler is not None:
+            self._resampler.reset()
+
+    def _reframe(self, samples: npt.NDArray[np.int16]) -> list[AudioFrame]:
+        if samples.shape[1] < self._channels:
+            # Mix up after resampling: half the work.
+            samples = np.repeat(samples, self._channels, axis=1)
+        return self._reframer.push(samples)

@@ -1,0 +1,111 @@
+"""Plugin discovery: entry points in group ``agentsession``, loaded once per process."""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from types import ModuleType
+
+import pluggy
+
+from . import hookspecs
+from ._errors import PluginError
+
+logger = logging.getLogger("agentsession.plugins")
+
+ENTRY_POINT_GROUP = "agentsession"
+DISABLE_ENV = "AGENTSESSION_DISABLE_PLUGINS"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One entry point and what became of it."""
+
+    name: str
+    value: str
+    distribution: str | None
+    version: str | None
+    module: object | None = None
+    error: str | None = None
+    blocked: bool = False
+
+
+_lock = threading.Lock()
+_loaded: dict[str, PluginInfo] | None = None
+
+
+def disabled_plugins() -> set[str]:
+    """Names listed in ``AGENTSESSION_DISABLE_PLUGINS`` (comma-separated)."""
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+
+
+def discover(*, reload: bool = False) -> list[PluginInfo]:
+    """Load every entry point once per process; blocked ones are listed, not imported."""
+    global _loaded
+    blocked = disabled_plugins()
+    with _lock:
+        if _loaded is None or reload:
+            found: dict[str, PluginInfo] = {}
+            for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+                dist = ep.dist.name if ep.dist is not None else None
+                version = ep.dist.version if ep.dist is not None else None
+                if ep.name in blocked:
+                    found[ep.name] = PluginInfo(ep.name, ep.value, dist, version, blocked=True)
+                    continue
+                try:
+                    module = ep.load()
+                except Exception as exc:  # a broken plugin must not take the process down here
+                    error = f"{type(exc).__name__}: {exc}"
+                    found[ep.name] = PluginInfo(ep.name, ep.value, dist, version, error=error)
+                else:
+                    found[ep.name] = PluginInfo(ep.name, ep.value, dist, version, module=module)
+            _loaded = found
+        loaded = _loaded
+    return [
+        PluginInfo(p.name, p.value, p.distribution, p.version, blocked=True)
+        if p.name in blocked
+        else p
+        for p in loaded.values()
+    ]
+
+
+def create_manager(extra: list[object] | tuple[object, ...] = ()) -> pluggy.PluginManager:
+    """A plugin manager with core's built-ins, every discovered entry point and ``extra`` plugins.
+
+    Raises ``PluginError`` for an entry point that failed to import (unless it is disabled).
+    """
+    from . import _builtin
+
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    pm.register(_builtin, name="agentsession.builtin")
+    for info in discover():
+        if info.blocked:
+            continue
+        if info.error is not None:
+            raise PluginError(
+                f"plugin entry point {info.name!r} ({info.value}) of distribution "
+                f"{info.distribution or '?'} failed to load: {info.error}. "
+                f"Fix or uninstall it, or set {DISABLE_ENV}={info.name}"
+            )
+        if pm.is_registered(info.module):
+            continue
+        pm.register(info.module, name=info.name)
+    blocked = disabled_plugins()
+    for plugin in extra:
+        name = _plugin_name(plugin)
+        if name in blocked:
+            continue
+        pm.register(plugin, name=name if pm.get_plugin(name) is None else None)
+    return pm
+
+
+def _plugin_name(plugin: object) -> str:
+    if isinstance(plugin, ModuleType):
+        return plugin.__name__
+    return getattr(plugin, "name", None) or type(plugin).__name__
+
+

@@ -1,0 +1,118 @@
+"""``ParrotModel``: an offline realtime model that repeats what you said. No key, no network."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import numpy as np
+
+from ._audio import AudioFrame
+from ._models import VAD, ModelOptions, RealtimeModel
+from ._pipeline_events import (
+    AgentAudio,
+    AgentTranscript,
+    ResponseDone,
+    UserSpeechStarted,
+    UserSpeechStopped,
+    UserTranscript,
+)
+from ._tools import ToolResult
+from ._vad import EnergyVAD
+
+
+def chime(sample_rate: int = 24000, duration: float = 0.45) -> AudioFrame:
+    """Two soft rising tones with fades: the parrot's way of "saying" something."""
+    n = int(sample_rate * duration)
+    t = np.arange(n) / sample_rate
+    freq = np.where(t < duration / 2, 660.0, 880.0)
+    envelope = np.minimum(1.0, np.minimum(t, duration - t) / 0.02)
+    return AudioFrame.from_float(0.25 * envelope * np.sin(2 * np.pi * freq * t), sample_rate)
+
+
+class ParrotModel(RealtimeModel):
+    """Detects the end of your utterance with ``EnergyVAD`` and plays it back to you.
+
+    ``say``/``reply``/typed text/tool results answer with a short chime and the text as transcript (it
+    cannot synthesise speech). It honours interruptions, so states, barge-in, wake-up and metrics all
+    run for real.
+    """
+
+    provider = "parrot"
+
+    def __init__(self, *, vad: VAD | None = None, max_utterance: float = 15.0, sample_rate: int = 24000) -> None:
+        super().__init__()
+        self.input_sample_rate = sample_rate
+        self.vad = vad if vad is not None else EnergyVAD()
+        self.max_utterance = max_utterance
+        self._preroll: deque[np.ndarray] = deque(maxlen=15)  # 300 ms before the detected start
+        self._utterance: list[np.ndarray] = []
+        self._speaking = False
+        self._position = 0.0
+        self._responses: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    async def start(self, options: ModelOptions) -> None:
+        self._closed = False
+
+    def push_audio(self, frame: AudioFrame) -> None:
+        if self._closed:
+            return
+        self._position += frame.duration
+        for event in self.vad.push(frame):
+            if event.kind == "start":
+                self._speaking = True
+                self._utterance = list(self._preroll)
+                self.channel.emit(UserSpeechStarted())
+            else:
+                self._speaking = False
+                self.channel.emit(UserSpeechStopped(audio_end=event.position))
+                audio = np.concatenate(self._utterance) if self._utterance else np.zeros((0, 1), np.int16)
+                seconds = audio.shape[0] / self.input_sample_rate
+                self.channel.emit(UserTranscript(f"({seconds:.1f} s of speech)"))
+                self._respond(AudioFrame(audio, self.input_sample_rate), f"(repeating {seconds:.1f} s of your speech)")
+        if self._speaking and sum(a.shape[0] for a in self._utterance) < self.max_utterance * self.input_sample_rate:
+            self._utterance.append(frame.data)
+        self._preroll.append(frame.data)
+
+    async def send_text(self, text: str) -> None:
+        self._respond(chime(self.input_sample_rate), f"You typed: {text}")
+
+    async def say(self, text: str) -> None:
+        self._respond(chime(self.input_sample_rate), text)
+
+    async def reply(self, instructions: str | None = None) -> None:
+        self._respond(chime(self.input_sample_rate), instructions or "(chirp)")
+
+    async def send_tool_result(self, result: ToolResult) -> None:
+        self._respond(chime(self.input_sample_rate), result.output)
+
+    async def interrupt(self, played: float | None = None) -> None:
+        active = [t for t in self._responses if not t.done()]
+        self._responses = []
+        for task in active:
+            task.cancel()
+        await asyncio.gather(*active, return_exceptions=True)
+        if active:
+            self.channel.emit(ResponseDone(interrupted=True))
+
+    async def close(self) -> None:
+        self._closed = True
+        await self.interrupt()
+        self.channel.end()
+
+    def _respond(self, audio: AudioFrame, text: str) -> None:
+        previous = self._responses[-1] if self._responses else None
+        self._responses = [t for t in self._responses if not t.done()]
+        self._responses.append(asyncio.get_running_loop().create_task(self._speak(previous, audio, text)))
+
+    async def _speak(self, previous: asyncio.Task[None] | None, audio: AudioFrame, text: str) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])  # one response at a time, in order
+        chunk = self.input_sample_rate // 10
+        self.channel.emit(AgentTranscript(text, final=False))
+        for start in range(0, audio.samples_per_channel, chunk):
+            self.channel.emit(AgentAudio(AudioFrame(audio.data[start : start + chunk], audio.sample_rate)))
+            await asyncio.sleep(0)
+        self.channel.emit(AgentTranscript(text, final=True))
+        self.channel.emit(ResponseDone())

@@ -1,0 +1,97 @@
+"""The typed vocabulary a pipeline speaks to the session (DESIGN.md section 4).
+
+A pipeline turns input audio into a stream of these events; the session reacts to them and to nothing
+else, so it never knows which provider is behind them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._audio import AudioFrame
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpeechStarted:
+    """The model (or VAD) detected the user's voice."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpeechStopped:
+    """The user's turn ended.
+
+    ``audio_end`` is the position, in seconds of input audio pushed to the pipeline, where the speech
+    ended, when the model reports it; the session uses it to measure the end-of-utterance delay.
+    """
+
+    audio_end: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserTranscript:
+    """Transcript of the user's speech; ``final`` once the turn's text is complete."""
+
+    text: str
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAudio:
+    """A chunk of the agent's speech (any length; the session re-frames it)."""
+
+    frame: AudioFrame
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTranscript:
+    """Text of the agent's speech: deltas with ``final=False``, the whole response's text with ``final=True``."""
+
+    text: str
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks for a tool; ``arguments`` is JSON text as the model produced it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallCancelled:
+    """The model withdrew tool calls it had made (their results are no longer wanted)."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    """The model finished a response (or stopped it: ``interrupted``); ``usage`` is provider token usage."""
+
+    interrupted: bool = False
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """A provider error; a non-recoverable one closes the session."""
+
+    message: str
+    recoverable: bool = True
+    code: str | None = None
+
+
+PipelineEvent = (
+    UserSpeechStarted
+    | UserSpeechStopped
+    | UserTranscript
+    | AgentAudio
+    | AgentTranscript
+    | ToolCall
+    | ToolCallCancelled
+    | ResponseDone
+    | Error
+)

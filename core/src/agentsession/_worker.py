@@ -1,0 +1,301 @@
+"""``WorkerJob``, ``JobContext`` and ``RoomOptions``: the command line and the life of one job (DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._errors import AgentSessionError, PluginError
+from ._manager import create_manager
+from ._secrets import RedactingFilter, mask
+from ._transport import Transport, TransportMode, as_mode
+
+if TYPE_CHECKING:
+    from ._session import AgentSession
+
+logger = logging.getLogger("agentsession.worker")
+
+_current_job: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("agentsession_job", default=None)
+
+DEFAULT_MODE = "room"
+
+
+@dataclass
+class RoomOptions:
+    """Where and how the agent joins. Room fields are read by the room transport (``agentsession-videosdk``)."""
+
+    room_id: str | None = None
+    auth_token: str | None = field(default=None, repr=False)
+    name: str = "Agent"
+    playground: bool = False
+    auto_end_session: bool = True
+    wait_for_participant: bool = True
+    no_participant_timeout_seconds: float | None = 90.0
+    session_timeout_seconds: float | None = None
+    signaling_base_url: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"RoomOptions(room_id={self.room_id!r}, auth_token={mask(self.auth_token)!r}, name={self.name!r}, "
+            f"playground={self.playground}, auto_end_session={self.auto_end_session})"
+        )
+
+
+class JobContext:
+    """One job: its room options, its transport and its shutdown."""
+
+    def __init__(self, room_options: RoomOptions | None = None, *, transport: Transport | None = None) -> None:
+        self.room_options = room_options or RoomOptions()
+        self.transport = transport
+        self.options = argparse.Namespace()
+        self.mode: TransportMode | None = None
+        self._shutdown: asyncio.Future[str] | None = None
+        self._sessions: list[AgentSession] = []
+        self._connected = False
+
+    @staticmethod
+    def current() -> JobContext | None:
+        """The job the calling code runs in, if any."""
+        return _current_job.get()
+
+    async def connect(self) -> None:
+        """Build and start the transport (join the room, open the devices, ...)."""
+        if self._connected:
+            return
+        if self.transport is None:
+            if self.mode is None:
+                raise AgentSessionError(
+                    "this JobContext has no transport: run it under WorkerJob(...).start() or pass "
+                    "JobContext(transport=...)"
+                )
+            self.transport = self.mode.create(self)
+        _current_job.set(self)
+        await self.transport.start()
+        self._connected = True
+
+    def request_shutdown(self, reason: str) -> None:
+        """Make ``wait_for_shutdown`` return ``reason``."""
+        fut = self._future()
+        if not fut.done():
+            fut.set_result(reason)
+
+    async def wait_for_shutdown(self) -> str:
+        """Return when the room ends, on Ctrl-C, or when a session of this job closes; the reason."""
+        waits: list[asyncio.Future[Any]] = [self._future()]
+        if self.transport is not None:
+            waits.append(asyncio.ensure_future(self.transport.wait_ended()))
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for extra in waits[1:]:
+                extra.cancel()
+        reason = str(next(iter(done)).result())
+        self.request_shutdown(reason)
+        return reason
+
+    async def shutdown(self) -> None:
+        """Close the sessions still open and the transport; idempotent."""
+        self.request_shutdown("shutdown")
+        for session in list(self._sessions):
+            await session.close("job shutdown")
+        if self.transport is not None:
+            await self.transport.close()
+
+    def _future(self) -> asyncio.Future[str]:
+        if self._shutdown is None:
+            self._shutdown = asyncio.get_running_loop().create_future()
+        return self._shutdown
+
+    def _attach(self, session: AgentSession) -> None:
+        self._sessions.append(session)
+
+    def _session_closed(self, session: AgentSession, reason: str) -> None:
+        if session in self._sessions:
+            self._sessions.remove(session)
+        self.request_shutdown(f"session closed: {reason}")
+
+
+Entrypoint = Callable[[JobContext], Awaitable[None]]
+
+
+class WorkerJob:
+    """Parses the command line, picks the transport mode, runs the entrypoint, shuts down cleanly."""
+
+    def __init__(self, entrypoint: Entrypoint, jobctx: Callable[[], JobContext] | JobContext | None = None) -> None:
+        if not callable(entrypoint):
+            raise TypeError("entrypoint must be an async function taking a JobContext")
+        self.entrypoint = entrypoint
+        self.jobctx = jobctx
+        self._jobs: set[JobContext] = set()
+        self._failed = False
+        self._interrupts = 0
+
+    def start(self, argv: Sequence[str] | None = None) -> None:
+        """Run until the job ends; exits the process with a non-zero code on failure."""
+        code = self.run(argv)
+        if code:
+            raise SystemExit(code)
+
+    def run(self, argv: Sequence[str] | None = None) -> int:
+        """Like ``start`` but returns the exit code."""
+        args_list = list(sys.argv[1:] if argv is None else argv)
+        try:
+            modes = transport_modes()
+        except PluginError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        name = _mode_name(args_list)
+        if name is None:
+            if DEFAULT_MODE not in modes:
+                print(
+                    f"error: no mode given, and no installed plugin provides the default {DEFAULT_MODE!r} mode "
+                    f"(pip install agentsession-videosdk). Installed modes: {', '.join(sorted(modes))}",
+                    file=sys.stderr,
+                )
+                return 2
+            args_list.insert(_first_positional_index(args_list), DEFAULT_MODE)
+            name = DEFAULT_MODE
+        elif name not in modes:
+            print(
+                f"error: unknown mode {name!r}. Installed modes: {', '.join(sorted(modes))} "
+                "(plugins add more: agentsession-console-io gives 'console', agentsession-webrtc gives "
+                "'playground', agentsession-videosdk gives 'room')",
+                file=sys.stderr,
+            )
+            return 2
+        args = _parser(modes).parse_args(args_list)
+        _configure_logging(args.log_level)
+        mode = modes[name]
+        factory = mode.loop_factory(args)
+        try:
+            with asyncio.Runner(loop_factory=factory) as runner:
+                runner.run(self._main(mode, args))
+        except KeyboardInterrupt:
+            return 130
+        return 1 if self._failed else 0
+
+    async def _main(self, mode: TransportMode, args: argparse.Namespace) -> None:
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, main)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+                pass
+
+        async def run_job(transport: Transport | None) -> None:
+            ctx = self._make_ctx()
+            ctx.options, ctx.mode = args, mode
+            if transport is not None:
+                ctx.transport = transport
+            self._jobs.add(ctx)
+            _current_job.set(ctx)
+            try:
+                await self.entrypoint(ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("the job's entrypoint failed")
+                self._failed = True
+            finally:
+                await ctx.shutdown()
+                self._jobs.discard(ctx)
+
+        await mode.run(lambda transport: asyncio.get_running_loop().create_task(
+            run_job(transport), name="agentsession:job"
+        ))
+
+    def _make_ctx(self) -> JobContext:
+        if self.jobctx is None:
+            return JobContext()
+        if isinstance(self.jobctx, JobContext):
+            return self.jobctx
+        ctx = self.jobctx()
+        if not isinstance(ctx, JobContext):
+            raise TypeError(f"jobctx must return a JobContext, got {type(ctx).__name__}")
+        return ctx
+
+    def _on_signal(self, main: asyncio.Task[Any] | None) -> None:
+        self._interrupts += 1
+        if self._interrupts == 1 and self._jobs:
+            logger.info("shutting down (Ctrl-C again to force)")
+            for ctx in list(self._jobs):
+                ctx.request_shutdown("interrupted")
+        elif main is not None:
+            main.cancel()
+
+
+def transport_modes() -> dict[str, TransportMode]:
+    """Every mode the installed plugins provide (first registration of a name wins)."""
+    pm = create_manager()
+    modes: dict[str, TransportMode] = {}
+    for impl in reversed(pm.hook.agentsession_transports.get_hookimpls()):
+        try:
+            provided = impl.function() or {}
+        except Exception:
+            logger.exception("plugin %r failed in agentsession_transports", impl.plugin_name)
+            continue
+        if not isinstance(provided, dict):
+            logger.error("plugin %r: agentsession_transports must return a dict", impl.plugin_name)
+            continue
+        for name, value in provided.items():
+            if name in modes:
+                logger.warning("mode %r from plugin %r ignored: already provided", name, impl.plugin_name)
+                continue
+            mode = as_mode(value)
+            mode.provider = impl.plugin_name
+            modes[name] = mode
+    return modes
+
+
+def _parser(modes: dict[str, TransportMode]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=os.path.basename(sys.argv[0]) or "agent")
+    parser.add_argument("--log-level", default="INFO", type=str.upper,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="mode", metavar="MODE")
+    for name in sorted(modes):
+        mode = modes[name]
+        p = sub.add_parser(name, help=mode.help or f"run with the {name} transport")
+        p.add_argument("--log-level", default=argparse.SUPPRESS, type=str.upper,
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        mode.add_arguments(p)
+    return parser
+
+
+def _first_positional_index(args: list[str]) -> int:
+    i = 0
+    while i < len(args):
+        if args[i] == "--log-level":
+            i += 2
+        elif args[i].startswith("-"):
+            i += 1
+        else:
+            return i
+    return len(args)
+
+
+def _mode_name(args: list[str]) -> str | None:
+    i = _first_positional_index(args)
+    if i < len(args):
+        return args[i]
+    return None
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        stream = logging.StreamHandler()
+        stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(stream)
+    for handler in root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    root.setLevel(level)

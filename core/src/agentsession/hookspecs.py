@@ -1,0 +1,75 @@
+"""The hooks a plugin can implement (DESIGN.md section 3).
+
+A plugin is a plain module (or object) with functions marked ``@hookimpl`` and is found through an entry
+point in group ``agentsession``. Notify hooks other than ``agentsession_session_started`` run on the
+session's observer thread, in order, so a slow observer never delays audio; keep them thread-safe
+(read the session, don't drive it from there).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ._metrics import TurnMetrics
+    from ._session import AgentSession
+    from ._states import AgentState, UserState
+    from ._transport import TransportFactory, TransportMode
+
+hookspec = pluggy.HookspecMarker("agentsession")
+hookimpl = pluggy.HookimplMarker("agentsession")
+
+
+@hookspec
+def agentsession_transports() -> dict[str, TransportMode | TransportFactory]:
+    """Return the command-line modes this plugin provides, ``{name: mode or factory}``.
+
+    A factory takes a ``JobContext`` and returns a ``Transport``; a ``TransportMode`` adds options.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def agentsession_models() -> dict[str, Any]:
+    """Return ``{name: factory}`` of models (``"openai-realtime"``, ...) so pipelines can be built by name.
+
+    A factory is called with keyword options and returns a ``RealtimeModel`` (or an STT/LLM/TTS).
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def agentsession_session_started(session: AgentSession) -> None:
+    """The session started. Runs on the event loop, before the agent's ``on_enter``: a plugin may
+    subscribe to ``session.on(...)`` events here."""
+
+
+@hookspec
+def agentsession_session_closed(session: AgentSession, reason: str) -> None:
+    """The session closed for ``reason``."""
+
+
+@hookspec
+def agentsession_user_state_changed(session: AgentSession, old: UserState, new: UserState) -> None:
+    """The user's state changed."""
+
+
+@hookspec
+def agentsession_agent_state_changed(session: AgentSession, old: AgentState, new: AgentState) -> None:
+    """The agent's state changed."""
+
+
+@hookspec
+def agentsession_metrics_collected(session: AgentSession, metrics: TurnMetrics) -> None:
+    """A turn's metrics are complete."""
+
+
+@hookspec(firstresult=True)
+def agentsession_wake_up(session: AgentSession, idle_s: float) -> Any:
+    """The conversation has been idle for ``idle_s`` seconds and ``session.on_wake_up`` did not handle it.
+
+    Runs on the event loop. Return ``True`` (or an awaitable, which the session awaits) when handled;
+    ``None`` lets the next plugin try.
+    """

@@ -1,0 +1,21 @@
+"""Test kit: fakes for every component, a virtual clock, and contract suites for plugin authors."""
+
+from __future__ import annotations
+
+from .._clock import VirtualClockEventLoop, run_virtual, virtual_clock
+from ._contracts import RealtimeModelContract, TransportContract
+from ._fake_model import FakeRealtimeModel, FakeResponse, FakeToolCall, tone
+from ._fake_transport import FakeTransport
+
+__all__ = [
+    "FakeRealtimeModel",
+    "FakeResponse",
+    "FakeToolCall",
+    "FakeTransport",
+    "RealtimeModelContract",
+    "TransportContract",
+    "VirtualClockEventLoop",
+    "run_virtual",
+    "tone",
+    "virtual_clock",
+]

@@ -1,0 +1,254 @@
+"""Contract test suites: subclass them in a plugin's tests to check a transport or a realtime model.
+
+```python
+class TestMyTransport(TransportContract):
+    async def create_transport(self): ...
+    async def send_user_audio(self, transport, frame): ...
+```
+They run on the real clock: a transport or model under test keeps its real timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import numpy as np
+import pytest
+
+from .._audio import SUPPORTED_RATES, AudioFrame
+from .._chat import ChatContext
+from .._models import ModelOptions, RealtimeModel
+from .._pipeline_events import AgentAudio, PipelineEvent, ResponseDone, ToolCall
+from .._pipelines import RealTimePipeline
+from .._tools import FunctionTool, ToolResult, function_tool
+from .._transport import Transport
+from ._fake_model import tone
+
+
+class TransportContract:
+    """What every ``Transport`` must do. Implement ``create_transport`` and ``send_user_audio``."""
+
+    timeout = 10.0
+
+    async def create_transport(self) -> Transport:
+        """A started transport."""
+        raise NotImplementedError
+
+    async def send_user_audio(self, transport: Transport, audio: AudioFrame) -> None:
+        """Make ``audio`` arrive on the transport's input, as a user would."""
+        raise NotImplementedError
+
+    async def destroy_transport(self, transport: Transport) -> None:
+        await transport.close()
+
+    def _frames(self, transport: Transport, seconds: float) -> list[AudioFrame]:
+        n = transport.sample_rate // 50
+        data = (tone(seconds, transport.sample_rate).data * 1).repeat(transport.channels, axis=1)
+        return [AudioFrame(data[i : i + n], transport.sample_rate) for i in range(0, data.shape[0], n)]
+
+    @pytest.mark.asyncio
+    async def test_output_format_is_supported(self) -> None:
+        transport = await self.create_transport()
+        try:
+            assert transport.sample_rate in SUPPORTED_RATES
+            assert transport.channels in (1, 2)
+        finally:
+            await self.destroy_transport(transport)
+
+    @pytest.mark.asyncio
+    async def test_played_counts_exactly_what_was_output(self) -> None:
+        transport = await self.create_transport()
+        try:
+            before = transport.played
+            for frame in self._frames(transport, 0.2):
+                await asyncio.wait_for(transport.play(frame), self.timeout)
+            await asyncio.wait_for(transport.wait_for_playout(), self.timeout)
+            assert transport.played - before == pytest.approx(0.2, abs=1.5 / transport.sample_rate)
+        finally:
+            await self.destroy_transport(transport)
+
+    @pytest.mark.asyncio
+    async def test_play_applies_back_pressure(self) -> None:
+        transport = await self.create_transport()
+        try:
+            before = transport.played
+            for frame in self._frames(transport, 0.6):
+                await asyncio.wait_for(transport.play(frame), self.timeout)
+            assert transport.played - before >= 0.6 - 0.3, "play() let more than 300 ms pile up"
+            await asyncio.wait_for(transport.wait_for_playout(), self.timeout)
+        finally:
+            await self.destroy_transport(transport)
+
+    @pytest.mark.asyncio
+    async def test_clear_drops_unplayed_audio_and_played_stays(self) -> None:
+        transport = await self.create_transport()
+        try:
+            before = transport.played
+
+            async def play_all() -> None:
+                for frame in self._frames(transport, 1.0):
+                    await transport.play(frame)
+
+            player = asyncio.ensure_future(play_all())
+            await asyncio.sleep(0.15)
+            player.cancel()
+            await asyncio.gather(player, return_exceptions=True)
+            transport.clear()
+            heard = transport.played - before
+            assert 0.0 < heard < 0.5
+            await asyncio.wait_for(transport.wait_for_playout(), 1.0)
+            await asyncio.sleep(0.1)
+            assert transport.played - before == pytest.approx(heard, abs=0.021)
+            for frame in self._frames(transport, 0.1):  # still usable after a cancelled play()
+                await asyncio.wait_for(transport.play(frame), self.timeout)
+            await asyncio.wait_for(transport.wait_for_playout(), self.timeout)
+            assert transport.played - before == pytest.approx(heard + 0.1, abs=0.021)
+        finally:
+            await self.destroy_transport(transport)
+
+    @pytest.mark.asyncio
+    async def test_user_audio_arrives(self) -> None:
+        transport = await self.create_transport()
+        try:
+            received: list[AudioFrame] = []
+
+            async def read() -> None:
+                async for frame in transport.audio_input():
+                    received.append(frame)
+                    if sum(f.duration for f in received) >= 0.4:
+                        return
+
+            reader = asyncio.ensure_future(read())
+            await self.send_user_audio(transport, tone(0.6, 48000))
+            await asyncio.wait_for(reader, self.timeout)
+            assert all(isinstance(f, AudioFrame) for f in received)
+            audio = np.concatenate([f.to_mono().data for f in received]).astype(np.float64)
+            assert np.sqrt(np.mean(audio**2)) > 1000, "the user's audio arrived as silence"
+        finally:
+            await self.destroy_transport(transport)
+
+    @pytest.mark.asyncio
+    async def test_close_is_idempotent_and_ends_input(self) -> None:
+        transport = await self.create_transport()
+        reader = asyncio.ensure_future(_drain(transport.audio_input()))
+        await self.destroy_transport(transport)
+        await transport.close()
+        await asyncio.wait_for(reader, self.timeout)
+
+
+class RealtimeModelContract:
+    """What every ``RealtimeModel`` must do. Implement ``create_model`` (not started) and, where the
+    defaults don't fit, ``make_it_respond`` and ``make_it_call_tool``."""
+
+    timeout = 10.0
+
+    async def create_model(self) -> RealtimeModel:
+        raise NotImplementedError
+
+    async def make_it_respond(self, model: RealtimeModel) -> None:
+        """Cause one response with audio."""
+        await model.send_text("Hello there")
+
+    async def make_it_call_tool(self, model: RealtimeModel) -> None:
+        """Cause a response that calls the ``get_time`` tool."""
+        await model.send_text("What time is it? Use the get_time tool.")
+
+    @staticmethod
+    def tools() -> list[FunctionTool]:
+        @function_tool
+        def get_time() -> str:
+            """The current time."""
+            return "12:00"
+
+        return [get_time]
+
+    async def _started(self) -> RealtimeModel:
+        model = await self.create_model()
+        await asyncio.wait_for(
+            model.start(ModelOptions("You are a test agent.", self.tools(), ChatContext())), self.timeout
+        )
+        return model
+
+    async def _until(self, model: RealtimeModel, stop: Callable[[PipelineEvent], bool]) -> list[PipelineEvent]:
+        events: list[PipelineEvent] = []
+
+        async def read() -> None:
+            async for event in model.channel:
+                events.append(event)
+                if stop(event):
+                    return
+
+        await asyncio.wait_for(read(), self.timeout)
+        return events
+
+    @pytest.mark.asyncio
+    async def test_a_response_brings_audio_then_done(self) -> None:
+        model = await self._started()
+        try:
+            await self.make_it_respond(model)
+            events = await self._until(model, lambda e: isinstance(e, ResponseDone))
+            audio = [e.frame for e in events if isinstance(e, AgentAudio)]
+            assert audio, "no AgentAudio before ResponseDone"
+            assert all(f.sample_rate in SUPPORTED_RATES for f in audio)
+        finally:
+            await model.close()
+
+    @pytest.mark.asyncio
+    async def test_say_ends_with_response_done(self) -> None:
+        model = await self._started()
+        try:
+            await model.say("Hello! How can I help you today?")
+            await self._until(model, lambda e: isinstance(e, ResponseDone))
+        finally:
+            await model.close()
+
+    @pytest.mark.asyncio
+    async def test_no_audio_after_interrupt(self) -> None:
+        model = await self._started()
+        pipeline = RealTimePipeline(model)
+        try:
+            await self.make_it_respond(model)
+            await self._until(model, lambda e: isinstance(e, AgentAudio))
+            await pipeline.interrupt(0.05)
+            events = await self._until(model, lambda e: isinstance(e, ResponseDone))
+            assert not any(isinstance(e, AgentAudio) for e in events), "audio after interrupt() returned"
+        finally:
+            await model.close()
+
+    @pytest.mark.asyncio
+    async def test_tool_call_round_trip(self) -> None:
+        model = await self._started()
+        try:
+            await self.make_it_call_tool(model)
+            events = await self._until(model, lambda e: isinstance(e, ToolCall))
+            call = events[-1]
+            assert isinstance(call, ToolCall) and call.name == "get_time"
+            await self._until(model, lambda e: isinstance(e, ResponseDone))
+            result = await self.tools()[0].invoke(call.id, call.arguments)
+            await model.send_tool_result(ToolResult(call.id, call.name, result.output))
+            await self._until(model, lambda e: isinstance(e, ResponseDone))
+        finally:
+            await model.close()
+
+    @pytest.mark.asyncio
+    async def test_push_audio_takes_frames_without_blocking(self) -> None:
+        model = await self._started()
+        try:
+            frame = AudioFrame.silence(0.02, model.input_sample_rate)
+            for _ in range(50):
+                assert model.push_audio(frame) is None
+        finally:
+            await model.close()
+
+    @pytest.mark.asyncio
+    async def test_close_is_idempotent_and_ends_events(self) -> None:
+        model = await self._started()
+        await model.close()
+        await model.close()
+        await asyncio.wait_for(_drain(model.channel.__aiter__()), self.timeout)
+
+
+async def _drain(iterator: AsyncIterator[object]) -> None:
+    async for _ in iterator:
+        pass

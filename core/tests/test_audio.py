@@ -1,0 +1,359 @@
+"""Tests for agentsession._audio: frames, resampling, re-framing and conversion."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from agentsession._audio import (
+    SUPPORTED_RATES,
+    AudioConverter,
+    AudioFrame,
+    Reframer,
+    Resampler,
+)
+
+PAIRS = [
+    (48000, 16000),
+    (16000, 48000),
+    (24000, 16000),
+    (16000, 24000),
+    (24000, 48000),
+    (48000, 24000),
+    (44100, 48000),
+]
+
+
+def tone(freq: float, rate: int, seconds: float, amplitude: float = 0.5, channels: int = 1) -> AudioFrame:
+    t = np.arange(round(rate * seconds)) / rate
+    wave = amplitude * np.sin(2 * np.pi * freq * t)
+    return AudioFrame.from_float(np.repeat(wave[:, np.newaxis], channels, axis=1), rate)
+
+
+def noise(rate: int, seconds: float, channels: int = 1, seed: int = 0) -> AudioFrame:
+    rng = np.random.default_rng(seed)
+    return AudioFrame(
+        rng.integers(-20000, 20000, (round(rate * seconds), channels), dtype=np.int16),
+        rate,
+    )
+
+
+def resample_all(frame: AudioFrame, output_rate: int) -> npt.NDArray[np.int16]:
+    resampler = Resampler(frame.sample_rate, output_rate, frame.channels)
+    return np.concatenate((resampler.push(frame), resampler.flush()))
+
+
+def amplitude_spectrum(samples: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.float64]:
+    """Amplitude per 1 Hz bin of one steady-state second (after 0.25 s), in int16 units."""
+    start = rate // 4
+    segment = samples[start : start + rate, 0].astype(np.float64)
+    assert len(segment) == rate
+    return np.abs(np.fft.rfft(segment)) * 2 / rate
+
+
+def db(ratio: float) -> float:
+    return 20 * math.log10(ratio)
+
+
+def chunked(frame: AudioFrame, sizes: list[int]) -> list[AudioFrame]:
+    bounds = np.cumsum([0, *sizes])
+    return [AudioFrame(frame.data[a:b], frame.sample_rate) for a, b in itertools.pairwise(bounds)]
+
+
+def random_sizes(total: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    sizes: list[int] = []
+    while sum(sizes) < total:
+        sizes.append(int(rng.integers(0, 700)))
+    sizes[-1] -= sum(sizes) - total
+    return sizes
+
+
+# --- AudioFrame -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "rate", "match"),
+    [
+        (np.zeros((10, 1), np.float32), 16000, "from_float"),
+        (np.zeros((10, 1), np.int32), 16000, "int32"),
+        (np.zeros((10, 1), ">i2"), 16000, "int16"),
+        (np.zeros(10, np.int16), 16000, "reshape"),
+        (np.zeros((10, 3), np.int16), 16000, "channels"),
+        (np.zeros((10, 1), np.int16), 11025, "supported rates"),
+        ([[0], [0]], 16000, "ndarray"),
+    ],
+)
+def test_frame_validation(data: object, rate: int, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        AudioFrame(data, rate)  # type: ignore[arg-type]
+
+
+def test_frame_rejects_non_finite_timestamp() -> None:
+    with pytest.raises(ValueError, match="timestamp"):
+        AudioFrame(np.zeros((1, 1), np.int16), 16000, math.nan)
+
+
+def test_frame_properties_and_immutability() -> None:
+    frame = AudioFrame(np.zeros((480, 2), np.int16), 24000, 1.5)
+    assert (frame.channels, frame.samples_per_channel, frame.duration) == (2, 480, 0.02)
+    assert frame.with_timestamp(3.0).timestamp == 3.0
+    assert frame.with_timestamp(3.0).data is frame.data
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        frame.timestamp = 2.0  # type: ignore[misc]
+
+
+def test_bytes_round_trip_is_little_endian() -> None:
+    frame = AudioFrame.from_bytes(b"\x01\x00\xff\x7f\x00\x80\xff\xff", 16000, channels=2, timestamp=0.5)
+    assert frame.data.tolist() == [[1, 32767], [-32768, -1]]
+    assert frame.timestamp == 0.5
+    assert frame.to_bytes() == b"\x01\x00\xff\x7f\x00\x80\xff\xff"
+    original = noise(48000, 0.01, channels=2)
+    assert np.array_equal(
+        AudioFrame.from_bytes(memoryview(original.to_bytes()), 48000, 2).data,
+        original.data,
+    )
+    assert AudioFrame.from_bytes(b"", 8000).samples_per_channel == 0
+
+
+@pytest.mark.parametrize(("size", "channels"), [(3, 1), (6, 2), (1, 2)])
+def test_from_bytes_rejects_odd_byte_count(size: int, channels: int) -> None:
+    with pytest.raises(ValueError, match="odd byte count"):
+        AudioFrame.from_bytes(bytes(size), 16000, channels)
+
+
+def test_float_round_trip_and_clipping() -> None:
+    samples = np.random.default_rng(1).uniform(-1, 1, (1000, 2))
+    restored = AudioFrame.from_float(samples, 16000).to_float()
+    assert restored.dtype == np.float32 and restored.shape == (1000, 2)
+    np.testing.assert_allclose(restored, samples, atol=1e-4)
+    clipped = AudioFrame.from_float(np.array([2.0, -2.0, 0.5], np.float32), 16000)
+    assert clipped.data.tolist() == [[32767], [-32767], [16384]]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_from_float_rejects_non_finite(bad: float) -> None:
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        AudioFrame.from_float(np.array([0.0, bad]), 16000)
+
+
+def test_from_float_rejects_integers() -> None:
+    with pytest.raises(ValueError, match="float32/float64"):
+        AudioFrame.from_float(np.zeros(4, np.int16), 16000)
+
+
+def test_silence_and_to_mono() -> None:
+    silence = AudioFrame.silence(0.02, 24000, channels=2, timestamp=1.0)
+    assert silence.data.shape == (480, 2) and not silence.data.any() and silence.timestamp == 1.0
+    with pytest.raises(ValueError, match="silence duration"):
+        AudioFrame.silence(-1.0, 24000)
+    stereo = AudioFrame(
+        np.array([[1000, 3000], [32767, 32767], [-32768, -32768], [1, 2]], np.int16),
+        16000,
+        2.0,
+    )
+    mono = stereo.to_mono()
+    assert mono.data.tolist() == [[2000], [32767], [-32768], [2]]
+    assert mono.timestamp == 2.0
+    assert mono.to_mono() is mono
+
+
+# --- Resampler ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("input_rate", "output_rate"), PAIRS)
+@pytest.mark.parametrize("fraction", [None, 0.75])
+def test_passband_tone_keeps_amplitude_and_frequency(input_rate: int, output_rate: int, fraction: float | None) -> None:
+    freq = 1000 if fraction is None else round(fraction * min(input_rate, output_rate) / 2)
+    spectrum = amplitude_spectrum(resample_all(tone(freq, input_rate, 1.5), output_rate), output_rate)
+    peak = int(np.argmax(spectrum))
+    assert peak == freq
+    assert abs(db(spectrum[peak] / (0.5 * 32767))) < 0.5
+    spurious = np.delete(spectrum, peak).max()  # images and aliases of the tone
+    assert db(spurious / spectrum[peak]) < -60
+
+
+@pytest.mark.parametrize(
+    ("input_rate", "output_rate", "freq"),
+    [
+        (48000, 16000, 10000),
+        (24000, 16000, 10000),
+        (48000, 24000, 15000),
+        (44100, 24000, 20000),
+        (16000, 8000, 6000),
+    ],
+)
+def test_tone_above_output_nyquist_is_removed(input_rate: int, output_rate: int, freq: int) -> None:
+    spectrum = amplitude_spectrum(resample_all(tone(freq, input_rate, 1.5), output_rate), output_rate)
+    # -60 dB anywhere: an alias would show up as a single bin.
+    assert spectrum.max() < 1e-3 * 0.5 * 32767
+
+
+@pytest.mark.parametrize(
+    ("input_rate", "output_rate"),
+    list(itertools.product(sorted(SUPPORTED_RATES), repeat=2)),
+)
+def test_20ms_frames_map_to_exact_20ms_output(input_rate: int, output_rate: int) -> None:
+    resampler = Resampler(input_rate, output_rate, channels=2)
+    frame = AudioFrame.silence(0.02, input_rate, channels=2)
+    for _ in range(5):
+        out = resampler.push(frame)
+        assert out.shape == (output_rate // 50, 2) and out.dtype == np.int16
+
+
+@pytest.mark.parametrize(("input_rate", "output_rate"), [*PAIRS, (48000, 22050), (8000, 44100)])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_output_is_independent_of_chunking(input_rate: int, output_rate: int, channels: int) -> None:
+    signal = noise(input_rate, 0.5, channels)
+    whole = Resampler(input_rate, output_rate, channels).push(signal)
+    resampler = Resampler(input_rate, output_rate, channels)
+    parts, pushed = [], 0
+    for chunk in chunked(signal, random_sizes(signal.samples_per_channel, seed=input_rate + output_rate)):
+        parts.append(resampler.push(chunk))
+        pushed += chunk.samples_per_channel
+        assert sum(map(len, parts)) == math.ceil(pushed * output_rate / input_rate)
+    assert np.array_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.parametrize(("input_rate", "output_rate"), PAIRS)
+def test_no_click_at_chunk_boundaries(input_rate: int, output_rate: int) -> None:
+    freq, amplitude = 1000, 0.5 * 32767
+    resampler = Resampler(input_rate, output_rate)
+    signal = tone(freq, input_rate, 0.5)
+    sizes = [input_rate // 50] * 10 + random_sizes(signal.samples_per_channel - input_rate // 5, seed=7)
+    out = np.concatenate([resampler.push(chunk) for chunk in chunked(signal, sizes)])[output_rate // 100 :, 0]
+    max_slope = amplitude * 2 * np.pi * freq / output_rate
+    assert np.abs(np.diff(out.astype(np.int32))).max() <= max_slope * 1.01 + 2
+
+
+@pytest.mark.parametrize(("input_rate", "output_rate"), PAIRS)
+def test_latency_is_the_group_delay(input_rate: int, output_rate: int) -> None:
+    impulse: npt.NDArray[np.int16] = np.zeros((input_rate // 10, 1), np.int16)
+    impulse[input_rate // 20] = 30000
+    out = resample_all(AudioFrame(impulse, input_rate), output_rate)
+    expected = (1 / 20 + Resampler(input_rate, output_rate).latency) * output_rate
+    assert abs(int(np.argmax(out)) - expected) <= 1
+
+
+def test_flush_emits_tail_and_resets() -> None:
+    signal = noise(24000, 0.1)
+    resampler = Resampler(24000, 16000)
+    first = resampler.push(signal)
+    tail = resampler.flush()
+    assert len(first) + len(tail) >= (signal.duration + resampler.latency) * 16000
+    assert tail.any()
+    assert np.array_equal(resampler.push(signal), first)
+    assert len(Resampler(24000, 16000).flush()) == 0
+
+
+def test_reset_drops_history() -> None:
+    resampler = Resampler(16000, 48000, channels=2)
+    fresh = Resampler(16000, 48000, channels=2).push(noise(16000, 0.02, 2, seed=3))
+    resampler.push(noise(16000, 0.05, 2))
+    resampler.reset()
+    assert np.array_equal(resampler.push(noise(16000, 0.02, 2, seed=3)), fresh)
+
+
+def test_same_rate_is_passthrough() -> None:
+    resampler = Resampler(16000, 16000)
+    frame = noise(16000, 0.02)
+    assert np.array_equal(resampler.push(frame), frame.data)
+    assert resampler.latency == 0.0
+    assert resampler.flush().shape == (0, 1)
+
+
+def test_resampler_rejects_mismatched_frames() -> None:
+    resampler = Resampler(48000, 16000)
+    with pytest.raises(ValueError, match="48000 Hz x 1 ch"):
+        resampler.push(AudioFrame.silence(0.02, 16000))
+    with pytest.raises(ValueError, match="48000 Hz x 1 ch"):
+        resampler.push(AudioFrame.silence(0.02, 48000, channels=2))
+    with pytest.raises(ValueError, match="supported rates"):
+        Resampler(48000, 11025)
+
+
+# --- Reframer -------------------------------------------------------------------------
+
+
+def test_reframer_emits_exact_frames_with_continuous_timestamps() -> None:
+    reframer = Reframer(16000)
+    signal = noise(16000, 0.2)
+    frames: list[AudioFrame] = []
+    for i, chunk in enumerate(chunked(signal, [7, 333, 1, 0, 1000, 299, 641, 919])):
+        frames += reframer.push(chunk.data if i % 2 else chunk)
+    assert reframer.samples_per_frame == 320
+    assert len(frames) == 3200 // 320
+    assert all(f.samples_per_channel == 320 and f.sample_rate == 16000 for f in frames)
+    assert [f.timestamp for f in frames] == pytest.approx([i * 0.02 for i in range(len(frames))])
+    assert np.array_equal(np.concatenate([f.data for f in frames]), signal.data)
+    assert reframer.flush() == []
+
+
+def test_reframer_flush_pads_or_not() -> None:
+    reframer = Reframer(24000, channels=2)
+    signal = noise(24000, 0.03, channels=2)
+    assert len(reframer.push(signal)) == 1
+    (padded,) = reframer.flush()
+    assert padded.samples_per_channel == 480 and padded.timestamp == pytest.approx(0.02)
+    assert np.array_equal(padded.data[:240], signal.data[480:]) and not padded.data[240:].any()
+    reframer.push(signal.data[:100])
+    (partial,) = reframer.flush(pad=False)
+    assert partial.samples_per_channel == 100 and partial.timestamp == pytest.approx(0.04)
+
+
+def test_reframer_clear_keeps_position() -> None:
+    reframer = Reframer(16000)
+    assert len(reframer.push(noise(16000, 0.03))) == 1
+    reframer.clear()
+    fresh = noise(16000, 0.02, seed=5)
+    (frame,) = reframer.push(fresh)
+    assert np.array_equal(frame.data, fresh.data) and frame.timestamp == pytest.approx(0.02)
+
+
+def test_reframer_validation() -> None:
+    reframer = Reframer(16000)
+    with pytest.raises(ValueError, match="16000 Hz x 1 ch"):
+        reframer.push(AudioFrame.silence(0.02, 24000))
+    with pytest.raises(ValueError, match="reshape"):
+        reframer.push(np.zeros(320, np.int16))
+    with pytest.raises(ValueError, match="frame_ms"):
+        Reframer(22050, frame_ms=1)
+    assert Reframer(44100).samples_per_frame == 882
+
+
+# --- AudioConverter -------------------------------------------------------------------
+
+
+def test_converter_stereo_48k_to_mono_24k() -> None:
+    converter = AudioConverter(24000)
+    signal = tone(1000, 48000, 1.5, channels=2)
+    frames: list[AudioFrame] = []
+    for chunk in chunked(signal, [960] * 75):
+        out = converter.push(chunk)
+        assert len(out) == 1
+        frames += out
+    frames += converter.flush()
+    assert all(f.data.shape == (480, 1) and f.sample_rate == 24000 for f in frames)
+    assert [f.timestamp for f in frames] == pytest.approx([i * 0.02 for i in range(len(frames))])
+    spectrum = amplitude_spectrum(np.concatenate([f.data for f in frames]), 24000)
+    assert int(np.argmax(spectrum)) == 1000
+    assert abs(db(spectrum[1000] / (0.5 * 32767))) < 0.5
+
+
+def test_converter_mono_to_stereo_and_rate_changes() -> None:
+    converter = AudioConverter(48000, channels=2, frame_ms=10)
+    frames = converter.push(noise(16000, 0.1)) + converter.push(noise(44100, 0.1, channels=2)) + converter.flush()
+    assert all(f.data.shape == (480, 2) for f in frames)
+    assert np.array_equal(frames[0].data[:, 0], frames[0].data[:, 1])
+    assert len(frames) * 0.01 >= 0.2
+
+
+def test_converter_clear_drops_pending_audio() -> None:
+    converter = AudioConverter(16000)
+    converter.push(noise(48000, 0.03))
+    converter.clear()
+    assert converter.flush() == []

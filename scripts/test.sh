@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every check: lint, strict typing of core, every package's tests, the quick benchmark.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+echo "== ruff";  $PY -m ruff check .
+echo "== mypy --strict core"; $PY -m mypy --strict core/src/agentsession
+echo "== pytest"; $PY -m pytest "$@"
+echo "== bench (quick)"; $PY bench/session_overhead.py --quick
