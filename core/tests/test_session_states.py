@@ -1,0 +1,211 @@
+"""State sequences of DESIGN.md section 5, on the virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from core_helpers import GreetingAgent, QuietAgent, settle, started
+
+from agentsession import Agent, function_tool
+from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, virtual_clock
+
+
+@virtual_clock
+async def test_greeting_in_on_enter() -> None:
+    model = FakeRealtimeModel()
+    session, transport, rec = await started(GreetingAgent(), model)
+    await settle(5)
+    assert model.said == ["Hello! How can I help you today?"]
+    assert rec.agent_states() == ["idle", "thinking", "speaking", "idle"]
+    assert rec.user_states() == ["listening", "idle"]
+    speaking_at = [t for t, n, d in rec.events if n == "agent_state_changed" and d["state"].value == "speaking"][0]
+    assert speaking_at == pytest.approx(0.2)  # the model's time to first audio
+    # every frame the model sent was played, exactly
+    assert transport.output.shape[0] / 24000 == pytest.approx(session.history.items[0].audio_duration, abs=1e-9)
+    assert session.history.items[0].text == "Hello! How can I help you today?"
+    await session.close()
+
+
+@virtual_clock
+async def test_user_turn_answered() -> None:
+    model = FakeRealtimeModel([FakeResponse(text="It is sunny.", audio=1.0, delay=0.3)])
+    session, transport, rec = await started(QuietAgent(), model)
+    await settle(1)
+    model.user_starts_speaking()
+    await settle(2)
+    model.user_stops_speaking("What's the weather?")
+    await settle(3)
+    assert rec.agent_states() == ["idle", "listening", "thinking", "speaking", "idle"]
+    assert rec.user_states() == ["speaking", "idle", "listening", "idle"]
+    times = {d["state"].value: t for t, n, d in rec.events if n == "agent_state_changed"}
+    assert times["thinking"] == pytest.approx(3.0)
+    assert times["speaking"] == pytest.approx(3.3)
+    assert times["idle"] == pytest.approx(4.3, abs=0.021)
+    (metrics,) = rec.of("metrics_collected")
+    assert metrics["trigger"] == "user" and metrics["ttfa"] == pytest.approx(0.3)
+    assert [m.role for m in session.history.messages] if hasattr(session.history, "messages") else True
+    assert [(i.role, i.text) for i in session.history.items] == [("user", "What's the weather?"),
+                                                                 ("assistant", "It is sunny.")]
+    await session.close()
+
+
+@virtual_clock
+async def test_barge_in_interrupts_truncates_and_clears_playout() -> None:
+    model = FakeRealtimeModel([FakeResponse(text="A very long answer " * 10, audio=4.0, delay=0.2)])
+    session, transport, rec = await started(QuietAgent(), model, min_interruption_duration=0.5)
+    model.user_starts_speaking()
+    await settle(1)
+    model.user_stops_speaking("Tell me a story")
+    await settle(1.2)  # the agent has spoken for 1.0 s
+    model.user_starts_speaking()
+    await settle(0.6)  # longer than the false-interruption threshold
+    assert rec.agent_states() == ["idle", "listening", "thinking", "speaking", "listening"]
+    assert rec.user_states() == ["speaking", "idle", "listening", "speaking"]
+    heard = model.interrupts[0]
+    assert heard == pytest.approx(1.5, abs=0.021)  # 1.0 s + 0.5 s threshold
+    assert transport.output.shape[0] / 24000 == pytest.approx(heard, abs=0.021)
+    reply = session.history.items[-1]
+    assert reply.interrupted and reply.audio_duration == pytest.approx(heard)
+    assert 0 < len(reply.text) < len("A very long answer " * 10)
+    played_then = transport.output.shape[0]
+    await settle(3)
+    assert transport.output.shape[0] == played_then  # nothing of the cancelled response played later
+    await session.close()
+
+
+@virtual_clock
+async def test_short_speech_is_a_false_interruption() -> None:
+    model = FakeRealtimeModel([FakeResponse(text="Answer", audio=2.0, delay=0.2)])
+    session, transport, rec = await started(QuietAgent(), model, min_interruption_duration=0.5)
+    await session.reply()
+    await settle(0.7)
+    model.user_starts_speaking()
+    await settle(0.2)
+    model.user_stops_speaking(respond=False)
+    await settle(3)
+    assert model.interrupts == []
+    assert len(rec.of("false_interruption")) == 1
+    assert transport.output.shape[0] / 24000 == pytest.approx(2.0)
+    assert rec.agent_states()[-2:] == ["speaking", "idle"]
+    await session.close()
+
+
+@virtual_clock
+async def test_interrupt_mid_speech() -> None:
+    model = FakeRealtimeModel([FakeResponse(text="Long", audio=3.0, delay=0.1)])
+    session, transport, rec = await started(QuietAgent(), model)
+    await session.reply()
+    await settle(1.1)
+    await session.interrupt()
+    assert session.agent_state.value == "idle"
+    assert model.interrupts == [pytest.approx(1.0, abs=0.021)]
+    n = transport.output.shape[0]
+    await settle(2)
+    assert transport.output.shape[0] == n
+    assert rec.agent_states() == ["idle", "thinking", "speaking", "idle"]
+    await session.interrupt()  # nothing to interrupt: a no-op
+    assert len(model.interrupts) == 1
+    await session.close()
+
+
+@virtual_clock
+async def test_reply_wait_for_playback_returns_after_playout() -> None:
+    model = FakeRealtimeModel([FakeResponse(text="Done", audio=1.5, delay=0.25)])
+    session, transport, rec = await started(QuietAgent(), model)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await session.reply(instructions="Say done", wait_for_playback=True)
+    assert loop.time() - t0 == pytest.approx(1.75, abs=0.021)
+    assert session.agent_state.value == "idle"
+    assert transport.output.shape[0] / 24000 == pytest.approx(1.5)
+    assert model.replies == ["Say done"]
+    await session.close()
+
+
+class ToolAgent(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You look things up.")
+        self.release = asyncio.Event()
+        self.calls: list[str] = []
+
+    @function_tool
+    async def lookup(self, city: str) -> dict[str, object]:
+        """Look up the weather.
+
+        Args:
+            city: the city
+        """
+        self.calls.append(city)
+        await self.release.wait()
+        return {"city": city, "temp": 21}
+
+
+@virtual_clock
+async def test_tool_call_keeps_agent_thinking_while_it_runs() -> None:
+    model = FakeRealtimeModel([
+        FakeResponse(text="Let me check.", audio=0.5, tool_calls=[FakeToolCall("lookup", {"city": "Paris"})],
+                     then=FakeResponse(text="21 degrees in Paris.", audio=1.0))
+    ])
+    agent = ToolAgent()
+    session, transport, rec = await started(agent, model)
+    model.user_starts_speaking()
+    await settle(0.5)
+    model.user_stops_speaking("Weather in Paris?")
+    await settle(5)  # the tool is still running: five seconds of THINKING
+    assert agent.calls == ["Paris"]
+    assert session.agent_state.value == "thinking"
+    agent.release.set()
+    await settle(3)
+    assert rec.agent_states() == ["idle", "listening", "thinking", "speaking", "thinking", "speaking", "idle"]
+    (called,) = rec.of("function_tool_called")
+    assert called["name"] == "lookup" and called["is_error"] is False and '"temp": 21' in called["result"]
+    assert model.tool_results[0].call_id == called["call_id"]
+    kinds = [type(i).__name__ for i in session.history.items]
+    assert kinds == ["ChatMessage", "ChatMessage", "FunctionCall", "FunctionCallOutput", "ChatMessage"]
+    await session.close()
+
+
+@virtual_clock
+async def test_bad_tool_arguments_go_back_to_the_model_as_an_error() -> None:
+    model = FakeRealtimeModel([
+        FakeResponse(audio=0.2, tool_calls=[FakeToolCall("lookup", {"town": "Paris"})], then=FakeResponse("Sorry"))
+    ])
+    agent = ToolAgent()
+    session, _, rec = await started(agent, model)
+    result = await session.run(user_input="Weather?")
+    assert agent.calls == []
+    assert result.function_outputs[0].is_error
+    assert "city" in result.function_outputs[0].output
+    assert result.text == "Sorry"
+    await session.close()
+
+
+@virtual_clock
+async def test_run_returns_the_turn_for_assertions() -> None:
+    model = FakeRealtimeModel([
+        FakeResponse(audio=0.3, tool_calls=[FakeToolCall("lookup", {"city": "Oslo"})],
+                     then=FakeResponse(text="It is 21 degrees in Oslo.")),
+    ])
+    agent = ToolAgent()
+    agent.release.set()
+    session, _, _ = await started(agent, model)
+    result = await session.run(user_input="How warm is Oslo?")
+    assert model.texts == ["How warm is Oslo?"]
+    assert [c.name for c in result.function_calls] == ["lookup"]
+    assert "21 degrees" in result.text
+    await session.close()
+
+
+@virtual_clock
+async def test_audio_reaches_the_model_resampled() -> None:
+    model = FakeRealtimeModel(sample_rate=16000)
+    session, transport, _ = await started(QuietAgent(), model)
+    from agentsession.testing import tone
+
+    await transport.feed(tone(1.0, 48000).to_mono())
+    await settle(0.1)
+    assert model.received_audio == pytest.approx(1.0, abs=0.021)
+    await session.close()
+    assert np.all(np.isfinite(transport.output))
