@@ -6,10 +6,9 @@ import asyncio
 
 import numpy as np
 import pytest
-from core_helpers import GreetingAgent, QuietAgent, settle, started
-
 from agentsession import Agent, function_tool
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, virtual_clock
+from core_helpers import GreetingAgent, QuietAgent, settle, started
 
 
 @virtual_clock

@@ -6,11 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from core_helpers import QuietAgent, settle, started
-from test_session_states import ToolAgent
-
 from agentsession import AgentSession, RealTimePipeline, hookimpl
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, virtual_clock
+from core_helpers import QuietAgent, settle, started
+from test_session_states import ToolAgent
 
 
 def wake_times(rec: Any) -> list[float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 
 import numpy as np
 
@@ -18,7 +17,7 @@ from ._pipeline_events import (
     UserTranscript,
 )
 from ._tools import ToolResult
-from ._vad import EnergyVAD
+from ._vad import EnergyVAD, UtteranceCollector
 
 
 def chime(sample_rate: int = 24000, duration: float = 0.45) -> AudioFrame:
@@ -43,12 +42,7 @@ class ParrotModel(RealtimeModel):
     def __init__(self, *, vad: VAD | None = None, max_utterance: float = 15.0, sample_rate: int = 24000) -> None:
         super().__init__()
         self.input_sample_rate = sample_rate
-        self.vad = vad if vad is not None else EnergyVAD()
-        self.max_utterance = max_utterance
-        self._preroll: deque[np.ndarray] = deque(maxlen=15)  # 300 ms before the detected start
-        self._utterance: list[np.ndarray] = []
-        self._speaking = False
-        self._position = 0.0
+        self._utterances = UtteranceCollector(vad if vad is not None else EnergyVAD(), max_duration=max_utterance)
         self._responses: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -58,22 +52,13 @@ class ParrotModel(RealtimeModel):
     def push_audio(self, frame: AudioFrame) -> None:
         if self._closed:
             return
-        self._position += frame.duration
-        for event in self.vad.push(frame):
-            if event.kind == "start":
-                self._speaking = True
-                self._utterance = list(self._preroll)
+        for event, audio in self._utterances.push(frame):
+            if audio is None:
                 self.channel.emit(UserSpeechStarted())
-            else:
-                self._speaking = False
-                self.channel.emit(UserSpeechStopped(audio_end=event.position))
-                audio = np.concatenate(self._utterance) if self._utterance else np.zeros((0, 1), np.int16)
-                seconds = audio.shape[0] / self.input_sample_rate
-                self.channel.emit(UserTranscript(f"({seconds:.1f} s of speech)"))
-                self._respond(AudioFrame(audio, self.input_sample_rate), f"(repeating {seconds:.1f} s of your speech)")
-        if self._speaking and sum(a.shape[0] for a in self._utterance) < self.max_utterance * self.input_sample_rate:
-            self._utterance.append(frame.data)
-        self._preroll.append(frame.data)
+                continue
+            self.channel.emit(UserSpeechStopped(audio_end=event.position))
+            self.channel.emit(UserTranscript(f"({audio.duration:.1f} s of speech)"))
+            self._respond(audio, f"(repeating {audio.duration:.1f} s of your speech)")
 
     async def send_text(self, text: str) -> None:
         self._respond(chime(self.input_sample_rate), f"You typed: {text}")

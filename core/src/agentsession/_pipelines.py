@@ -9,8 +9,6 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from ._audio import AudioConverter, AudioFrame
 from ._chat import ChatContext
 from ._models import LLM, STT, TTS, VAD, EventChannel, ModelOptions, RealtimeModel
@@ -26,7 +24,7 @@ from ._pipeline_events import (
     UserTranscript,
 )
 from ._tools import ToolResult
-from ._vad import EnergyVAD
+from ._vad import EnergyVAD, UtteranceCollector
 
 logger = logging.getLogger("agentsession.pipeline")
 
@@ -171,11 +169,11 @@ class CascadingPipeline(Pipeline):
     ) -> None:
         self.stt, self.llm, self.tts = stt, llm, tts
         self.vad = vad if vad is not None else EnergyVAD()
+        self._utterances = UtteranceCollector(self.vad)
         self.turn_detector = turn_detector
         self.turn_hold = turn_hold
         self._channel = EventChannel()
         self._options = ModelOptions(instructions="")
-        self._utterance: list[np.ndarray] = []
         self._speaking = False
         self._held_text = ""
         self._hold_timer: asyncio.TimerHandle | None = None
@@ -193,10 +191,9 @@ class CascadingPipeline(Pipeline):
         self._options = options
 
     def push_audio(self, frame: AudioFrame) -> None:
-        for event in self.vad.push(frame):
-            if event.kind == "start":
+        for event, audio in self._utterances.push(frame):
+            if audio is None:
                 self._speaking = True
-                self._utterance = []
                 if self._hold_timer is not None:
                     self._hold_timer.cancel()
                     self._hold_timer = None
@@ -204,10 +201,7 @@ class CascadingPipeline(Pipeline):
             else:
                 self._speaking = False
                 self._channel.emit(UserSpeechStopped(audio_end=event.position))
-                audio = np.concatenate(self._utterance + [frame.data]) if self._utterance else frame.data
-                self._spawn(self._transcribe(AudioFrame(audio, frame.sample_rate)))
-        if self._speaking:
-            self._utterance.append(frame.data)
+                self._spawn(self._transcribe(audio))
 
     def events(self) -> AsyncIterator[PipelineEvent]:
         return self._channel.__aiter__()

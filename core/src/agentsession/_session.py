@@ -336,7 +336,7 @@ class AgentSession:
         job = JobContext.current()
         if job is None:
             return None
-        if job.transport is None:
+        if not job.connected or job.transport is None:
             raise AgentSessionError("call `await ctx.connect()` before `session.start()`")
         self._job = job
         return job.transport

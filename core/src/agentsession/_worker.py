@@ -61,6 +61,11 @@ class JobContext:
         self._sessions: list[AgentSession] = []
         self._connected = False
 
+    @property
+    def connected(self) -> bool:
+        """Whether ``connect()`` has completed."""
+        return self._connected
+
     @staticmethod
     def current() -> JobContext | None:
         """The job the calling code runs in, if any."""
@@ -202,6 +207,10 @@ class WorkerJob:
                 await self.entrypoint(ctx)
             except asyncio.CancelledError:
                 raise
+            except (AgentSessionError, ValueError) as exc:  # a configuration problem: say it plainly
+                logger.error("the job failed: %s", exc)
+                logger.debug("details", exc_info=True)
+                self._failed = True
             except Exception:
                 logger.exception("the job's entrypoint failed")
                 self._failed = True

@@ -1,0 +1,7 @@
+"""``python -m agentsession``: the ``agentsession`` command."""
+
+from __future__ import annotations
+
+from ._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,349 @@
+"""The ``agentsession`` command: ``plugins`` (what is installed), ``doctor`` (what is missing), ``report``."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes.util
+import importlib
+import importlib.metadata as metadata
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from . import __version__, hookspecs
+from ._errors import PluginError
+from ._manager import DISABLE_ENV, ENTRY_POINT_GROUP, discover
+from ._report import Recording, plot_timeline, render_text, table
+from ._secrets import env_secret, mask
+
+#: where the usual modes come from, for fixes
+MODE_DISTRIBUTIONS = {
+    "console": "agentsession-console-io",
+    "playground": "agentsession-webrtc",
+    "room": "agentsession-videosdk",
+}
+#: the environment variables holding each provider plugin's key (any one of them)
+PROVIDER_KEYS = {
+    "agentsession-openai": ("OPENAI_API_KEY",),
+    "agentsession-gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+    "agentsession-videosdk": ("VIDEOSDK_AUTH_TOKEN",),
+}
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = argparse.ArgumentParser(prog="agentsession", description="Inspect and diagnose an agentsession install.")
+    parser.add_argument("--version", action="version", version=f"agentsession {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    p = sub.add_parser("plugins", help="list the installed plugins, what they provide, and which are broken")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    d = sub.add_parser("doctor", help="check what a mode needs (devices, keys, browser, plugins); exit 1 if missing")
+    d.add_argument("--mode", help="the mode you want to run (console, playground, room, file, ...)")
+    d.add_argument("--json", action="store_true", help="machine-readable output")
+    r = sub.add_parser("report", help="summarise a session recording (agentsession-recorder's .jsonl)")
+    r.add_argument("recording", type=Path, help="a SESSION.jsonl file")
+    r.add_argument("--plot", type=Path, metavar="PNG", help="also draw the conversation timeline to this PNG")
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    if args.command == "plugins":
+        return _plugins(args.json)
+    if args.command == "doctor":
+        return _doctor(args.mode, args.json)
+    return _report(args.recording, args.plot, args.json)
+
+
+# ---------------------------------------------------------------------- plugins
+
+
+@dataclass
+class PluginRow:
+    """One plugin as ``agentsession plugins`` shows it."""
+
+    name: str
+    value: str
+    distribution: str | None
+    version: str | None
+    status: str  # "loaded", "built-in", "blocked" or "broken"
+    error: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    transports: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+
+
+def inspect_plugins() -> list[PluginRow]:
+    """Every plugin: core's built-in one, then each entry point (loaded, blocked or broken)."""
+    from . import _builtin
+
+    rows = [_inspect("(core)", "agentsession._builtin", "agentsession", _dist_version("agentsession"), _builtin)]
+    rows[0].status = "built-in"
+    for info in discover():
+        if info.blocked:
+            rows.append(PluginRow(info.name, info.value, info.distribution, info.version, "blocked",
+                                  f"blocked by {DISABLE_ENV}"))
+        elif info.error is not None or info.module is None:
+            rows.append(PluginRow(info.name, info.value, info.distribution, info.version, "broken", info.error))
+        else:
+            rows.append(_inspect(info.name, info.value, info.distribution, info.version, info.module))
+    return rows
+
+
+def _inspect(name: str, value: str, dist: str | None, version: str | None, module: object) -> PluginRow:
+    row = PluginRow(name, value, dist, version, "loaded")
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    try:
+        pm.register(module, name=name)
+    except Exception as exc:  # e.g. a hook implementation with unknown arguments
+        row.status, row.error = "broken", f"{type(exc).__name__}: {exc}"
+        return row
+    row.hooks = sorted(caller.name for caller in pm.get_hookcallers(module) or [])
+    problems: list[str] = []
+    row.transports = _provided(pm, "agentsession_transports", problems)
+    row.models = _provided(pm, "agentsession_models", problems)
+    if problems:
+        row.status, row.error = "broken", "; ".join(problems)
+    return row
+
+
+def _provided(pm: pluggy.PluginManager, hook: str, problems: list[str]) -> list[str]:
+    names: list[str] = []
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        try:
+            provided = impl.function()
+        except Exception as exc:
+            problems.append(f"{hook}() raised {type(exc).__name__}: {exc}")
+            continue
+        if not isinstance(provided, dict):
+            problems.append(f"{hook}() returned {type(provided).__name__}, not a dict")
+            continue
+        names += [str(k) for k in provided]
+    return sorted(names)
+
+
+def _plugins(as_json: bool) -> int:
+    rows = inspect_plugins()
+    if as_json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+        return 0
+    lines = table(
+        ["ENTRY POINT", "DISTRIBUTION", "VERSION", "STATUS", "TRANSPORTS", "MODELS", "HOOKS"],
+        [
+            [r.name, r.distribution or "?", r.version or "?", r.status.upper() if r.status == "broken" else r.status,
+             ", ".join(r.transports) or "-", ", ".join(r.models) or "-",
+             ", ".join(h.removeprefix("agentsession_") for h in r.hooks) or "-"]
+            for r in rows
+        ],
+    )
+    print("\n".join(lines))
+    for r in rows:
+        if r.status == "broken":
+            print(f"\nbroken: {r.name} = {r.value} ({r.distribution or '?'}): {r.error}")
+            print(f"  fix: install what it is missing, `pip uninstall {r.distribution or r.name}`, "
+                  f"or export {DISABLE_ENV}={r.name}")
+        elif r.status == "blocked":
+            print(f"\nblocked: {r.name} ({r.distribution or '?'}) is listed in {DISABLE_ENV}")
+    return 0
+
+
+# ---------------------------------------------------------------------- doctor
+
+
+@dataclass
+class Check:
+    """One thing the doctor looked at. ``needed_by``: the modes that cannot run without it (None: every mode)."""
+
+    label: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    needed_by: frozenset[str] | None = frozenset()
+
+    def status(self, mode: str | None) -> str:
+        """``ok``, ``FAIL`` (the chosen mode, or every mode, needs it) or ``warn``."""
+        if self.ok:
+            return "ok"
+        if self.needed_by is None or (mode is not None and mode in self.needed_by):
+            return "FAIL"
+        return "warn"
+
+
+def run_checks(mode: str | None) -> list[Check]:
+    """Every check, in display order."""
+    checks = [
+        Check("python", sys.version_info >= (3, 11), sys.version.split()[0], "use Python 3.11 or newer", None),
+        Check("agentsession", True, f"{_dist_version('agentsession') or __version__} (core)"),
+    ]
+    rows = inspect_plugins()
+    for row in rows[1:]:
+        checks += _plugin_checks(row)
+    checks.append(_modes_check(mode))
+    checks += _audio_checks()
+    checks.append(_browser_check())
+    for row in rows:
+        names = PROVIDER_KEYS.get(row.distribution or "")
+        if names and row.status != "blocked":
+            secret = env_secret(*names)
+            checks.append(
+                Check(f"{names[0]}", secret is not None,
+                      f"set ({mask(secret)}) for {row.distribution}" if secret else f"not set; {row.distribution} needs it",
+                      f"export {names[0]}=... (or pass the key to the model / RoomOptions in code)")
+            )
+    return checks
+
+
+def _plugin_checks(row: PluginRow) -> list[Check]:
+    who = f"plugin {row.name!r} ({row.distribution or '?'} {row.version or '?'})"
+    if row.status == "blocked":
+        return [Check(f"plugin {row.name}", True, f"{who} is blocked by {DISABLE_ENV}")]
+    if row.status == "broken":
+        return [Check(f"plugin {row.name}", False, f"{who} does not load: {row.error}",
+                      f"install what it is missing, `pip uninstall {row.distribution or row.name}`, or export "
+                      f"{DISABLE_ENV}={row.name} (a broken plugin stops every session at start())", None)]
+    provides = [f"modes {', '.join(row.transports)}"] if row.transports else []
+    provides += [f"models {', '.join(row.models)}"] if row.models else []
+    checks = [Check(f"plugin {row.name}", True, f"{who} loads" + (f"; {'; '.join(provides)}" if provides else ""))]
+    for requirement in _requirements(row.distribution):
+        version = _dist_version(requirement)
+        checks.append(
+            Check(f"  {requirement}", version is not None,
+                  f"{version} (for {row.distribution})" if version else f"not installed; {row.distribution} needs it",
+                  f"pip install {requirement}", frozenset(row.transports))
+        )
+    return checks
+
+
+def _modes_check(mode: str | None) -> Check:
+    from ._worker import transport_modes
+
+    try:
+        modes = sorted(transport_modes())
+    except PluginError:
+        return Check("modes", False, "unknown: a plugin is broken (see above)", "", None)
+    if mode is None or mode in modes:
+        return Check("modes", True, ", ".join(modes))
+    dist = MODE_DISTRIBUTIONS.get(mode)
+    return Check("modes", False, f"no installed plugin provides mode {mode!r} (installed: {', '.join(modes)})",
+                 f"pip install {dist}" if dist else "install the plugin that provides it", frozenset({mode}))
+
+
+def _audio_checks() -> list[Check]:
+    library = ctypes.util.find_library("portaudio")
+    checks = [Check("PortAudio", library is not None, library or "libportaudio not found",
+                    "apt-get install libportaudio2 (Debian/Ubuntu) or brew install portaudio (macOS)",
+                    frozenset({"console"}))]
+    try:
+        sd: Any = importlib.import_module("sounddevice")
+        devices: list[dict[str, Any]] = list(sd.query_devices())
+    except ImportError:
+        checks.append(Check("audio devices", False, "sounddevice is not installed",
+                            "pip install agentsession-console-io", frozenset({"console"})))
+        return checks
+    except Exception as exc:  # PortAudio missing or failing to initialise
+        checks.append(Check("audio devices", False, f"cannot list devices: {type(exc).__name__}: {exc}",
+                            "install PortAudio (see above)", frozenset({"console"})))
+        return checks
+    inputs = [d["name"] for d in devices if d.get("max_input_channels", 0) > 0]
+    outputs = [d["name"] for d in devices if d.get("max_output_channels", 0) > 0]
+    checks.append(
+        Check("audio devices", bool(inputs and outputs),
+              f"{len(inputs)} input(s), {len(outputs)} output(s)"
+              + (f"; e.g. {inputs[0]!r} -> {outputs[0]!r}" if inputs and outputs else ""),
+              "connect a microphone and speakers (or start PulseAudio: pulseaudio --start); "
+              "on a machine without audio use the playground or file mode",
+              frozenset({"console"}))
+    )
+    return checks
+
+
+def _browser_check() -> Check:
+    path = next((p for p in map(shutil.which, BROWSERS) if p), None)
+    fix = "apt-get install chromium (the playground's browser tests need it; the playground works in any browser)"
+    if path is None:
+        return Check("Chromium", False, "not found", fix)
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=15).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Check("Chromium", False, f"{path} does not run: {exc}", fix)
+    return Check("Chromium", True, f"{out or 'version unknown'} ({path})")
+
+
+def _doctor(mode: str | None, as_json: bool) -> int:
+    checks = run_checks(mode)
+    failed = [c for c in checks if c.status(mode) == "FAIL"]
+    if as_json:
+        print(json.dumps({"mode": mode, "ok": not failed,
+                          "checks": [{**asdict(c), "needed_by": None if c.needed_by is None else sorted(c.needed_by),
+                                      "status": c.status(mode)} for c in checks]}, indent=2))
+        return 1 if failed else 0
+    print(f"agentsession doctor{f' (mode: {mode})' if mode else ''}")
+    for c in checks:
+        status = c.status(mode)
+        print(f"  {status:<5} {c.label}: {c.detail}")
+        if status != "ok" and c.fix:
+            print(f"        fix: {c.fix}")
+    warned = sum(c.status(mode) == "warn" for c in checks)
+    if failed:
+        what = f"mode {mode!r}" if mode else "every mode"
+        print(f"{len(failed)} problem(s) stop {what}; {warned} warning(s)")
+        return 1
+    print(f"all set{f' for mode {mode!r}' if mode else ''}; {warned} warning(s)"
+          + ("" if mode else " (pass --mode MODE to check what that mode needs)"))
+    return 0
+
+
+def _requirements(distribution: str | None) -> list[str]:
+    """The names of ``distribution``'s unconditional requirements, other than agentsession itself."""
+    if distribution is None:
+        return []
+    try:
+        requires = metadata.requires(distribution) or []
+    except metadata.PackageNotFoundError:
+        return []
+    names: list[str] = []
+    for requirement in requires:
+        if "extra ==" in requirement.replace('"', "").replace("'", ""):
+            continue
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
+        if match and match.group(0).lower() != "agentsession" and match.group(0) not in names:
+            names.append(match.group(0))
+    return names
+
+
+def _dist_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------- report
+
+
+def _report(path: Path, plot: Path | None, as_json: bool) -> int:
+    try:
+        rec = Recording.load(path)
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if not rec.records:
+        print(f"error: {path} holds no recording (no JSON lines with 'event' and 't')", file=sys.stderr)
+        return 2
+    print(json.dumps(rec.summary(), indent=2) if as_json else render_text(rec))
+    if plot is not None:
+        try:
+            plot_timeline(rec, plot)
+        except ImportError:
+            print("error: --plot needs matplotlib: pip install 'agentsession[plot]'", file=sys.stderr)
+            return 2
+        if not as_json:
+            print(f"\ntimeline written to {plot}")
+    return 0

@@ -1,0 +1,313 @@
+"""``agentsession report``: read a session recording (JSON lines), summarise its turns and latencies, plot it.
+
+A recording is what ``agentsession-recorder`` writes: one JSON object per line, each with ``event`` (its
+kind), ``t`` (seconds since the session started) and ``time`` (epoch seconds). Kinds: ``session_started``,
+``user_state``/``agent_state`` (``state``, ``previous``), ``user_transcript``/``agent_transcript``
+(``text``), ``tool_call`` (``name``, ``arguments``, ``result``, ``is_error``, ``duration``), ``metrics``
+(the fields of ``TurnMetrics``), ``wake_up``, ``false_interruption``, ``error`` (``message``,
+``recoverable``) and ``session_closed`` (``reason``). Lines that are not JSON objects are skipped and
+counted, so a file cut short by a crash still reads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: the latency metrics of ``TurnMetrics``, in report order
+LATENCY_METRICS = ("eou_delay", "ttfa", "e2e")
+
+
+@dataclass
+class Turn:
+    """One agent turn of a recording: its metrics and what was said and called in it."""
+
+    turn: int
+    trigger: str
+    t: float
+    latencies: dict[str, float | None]
+    interrupted: bool = False
+    user_text: str = ""
+    agent_text: str = ""
+    tools: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recording:
+    """A parsed session recording."""
+
+    path: Path
+    records: list[dict[str, Any]]
+    skipped_lines: int = 0
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recording:
+        """Read ``path``; records are returned in time order (ties keep file order, metrics last)."""
+        path = Path(path)
+        records: list[dict[str, Any]] = []
+        skipped = 0
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    skipped += 1
+                    continue
+                if not isinstance(record, dict) or "event" not in record or not isinstance(record.get("t"), int | float):
+                    skipped += 1
+                    continue
+                records.append(record)
+        records.sort(key=lambda r: (float(r["t"]), r["event"] == "metrics"))
+        return cls(path, records, skipped)
+
+    @property
+    def header(self) -> dict[str, Any]:
+        """The ``session_started`` record (empty if missing)."""
+        return next((r for r in self.records if r["event"] == "session_started"), {})
+
+    @property
+    def complete(self) -> bool:
+        """Whether the session's close was recorded (False after a crash)."""
+        return any(r["event"] == "session_closed" for r in self.records)
+
+    @property
+    def duration(self) -> float:
+        return float(self.records[-1]["t"]) if self.records else 0.0
+
+    def of(self, *events: str) -> list[dict[str, Any]]:
+        """The records of the given kinds, in time order."""
+        return [r for r in self.records if r["event"] in events]
+
+    def turns(self) -> list[Turn]:
+        """Each ``metrics`` record as a turn, with the transcripts and tool calls since the previous turn."""
+        turns: list[Turn] = []
+        user: list[str] = []
+        agent: list[str] = []
+        tools: list[str] = []
+        for r in self.records:
+            kind = r["event"]
+            if kind == "user_transcript" and r.get("text"):
+                user.append(str(r["text"]))
+            elif kind == "agent_transcript" and r.get("text"):
+                agent.append(str(r["text"]))
+            elif kind == "tool_call":
+                tools.append(str(r.get("name", "?")) + (" (error)" if r.get("is_error") else ""))
+            elif kind == "metrics":
+                turns.append(
+                    Turn(
+                        turn=int(r.get("turn", len(turns) + 1)),
+                        trigger=str(r.get("trigger", "?")),
+                        t=float(r["t"]),
+                        latencies={m: _number(r.get(m)) for m in LATENCY_METRICS},
+                        interrupted=bool(r.get("interrupted")),
+                        user_text=" ".join(user),
+                        agent_text=" ".join(agent),
+                        tools=tools,
+                    )
+                )
+                user, agent, tools = [], [], []
+        return turns
+
+    def latency_stats(self) -> dict[str, dict[str, float]]:
+        """``{metric: {"n", "p50", "p95", "max"}}`` in seconds, over the turns where it was measured."""
+        stats: dict[str, dict[str, float]] = {}
+        turns = self.turns()
+        tool_durations = [float(r["duration"]) for r in self.of("tool_call") if _number(r.get("duration")) is not None]
+        series = {m: [v for t in turns if (v := t.latencies[m]) is not None] for m in LATENCY_METRICS}
+        series["tool_duration"] = tool_durations
+        for name, values in series.items():
+            if values:
+                p50, p95 = np.percentile(values, [50, 95])
+                stats[name] = {"n": float(len(values)), "p50": float(p50), "p95": float(p95), "max": max(values)}
+        return stats
+
+    def summary(self) -> dict[str, Any]:
+        """Everything the text report shows, as plain data (``--json``)."""
+        return {
+            "path": str(self.path),
+            "session": {k: v for k, v in self.header.items() if k not in ("event", "t")},
+            "complete": self.complete,
+            "duration": self.duration,
+            "skipped_lines": self.skipped_lines,
+            "turns": [
+                {"turn": t.turn, "trigger": t.trigger, "t": t.t, **t.latencies, "interrupted": t.interrupted,
+                 "user": t.user_text, "agent": t.agent_text, "tools": t.tools}
+                for t in self.turns()
+            ],
+            "latency": self.latency_stats(),
+            "counts": {kind: len(self.of(kind)) for kind in sorted({r["event"] for r in self.records})},
+        }
+
+
+def render_text(rec: Recording, *, width: int = 36) -> str:
+    """The human report: the session, a per-turn table and p50/p95 of each latency."""
+    head = rec.header
+    lines = [f"session {head.get('session_id', '?')}  ({rec.path})"]
+    info = [f"{k}: {head[k]}" for k in ("agent", "pipeline", "model", "transport") if head.get(k)]
+    if info:
+        lines.append("  " + ", ".join(info))
+    status = "closed: " + str(rec.of("session_closed")[-1].get("reason")) if rec.complete else "INCOMPLETE (no session_closed record: the process died?)"
+    lines.append(f"  {rec.duration:.1f} s recorded, {len(rec.records)} events, {status}")
+    if rec.skipped_lines:
+        lines.append(f"  {rec.skipped_lines} unreadable line(s) skipped")
+    turns = rec.turns()
+    lines.append("")
+    if not turns:
+        lines.append("no turns recorded")
+    else:
+        rows = [
+            [
+                str(t.turn),
+                t.trigger + (" (interrupted)" if t.interrupted else ""),
+                f"{t.t:.2f}",
+                *(_ms(t.latencies[m]) for m in LATENCY_METRICS),
+                ", ".join(t.tools) or "-",
+                _clip(t.user_text, width) or "-",
+                _clip(t.agent_text, width) or "-",
+            ]
+            for t in turns
+        ]
+        lines += table(["turn", "trigger", "done at s", "eou ms", "ttfa ms", "e2e ms", "tools", "user said", "agent said"], rows)
+    stats = rec.latency_stats()
+    if stats:
+        lines.append("")
+        lines += table(
+            ["latency", "n", "p50 ms", "p95 ms", "max ms"],
+            [[name, str(int(s["n"])), _ms(s["p50"]), _ms(s["p95"]), _ms(s["max"])] for name, s in stats.items()],
+        )
+    events = [r for r in rec.records if r["event"] in ("error", "wake_up", "false_interruption")]
+    if events:
+        lines.append("")
+        for r in events:
+            detail = r.get("message") or (f"after {r.get('idle_s')} s idle" if r["event"] == "wake_up" else "")
+            lines.append(f"  {float(r['t']):7.2f} s  {r['event']}  {detail}".rstrip())
+    return "\n".join(lines)
+
+
+def plot_timeline(rec: Recording, output: str | Path) -> None:
+    """Draw who spoke when, the agent's states, tool calls, events and per-turn latencies to a PNG.
+
+    Needs matplotlib (``pip install 'agentsession[plot]'``); raises ``ImportError`` without it.
+    """
+    matplotlib: Any = importlib.import_module("matplotlib")
+    matplotlib.use("Agg")
+    plt: Any = importlib.import_module("matplotlib.pyplot")
+    patches: Any = importlib.import_module("matplotlib.patches")
+
+    end = max(rec.duration, 0.1)
+    turns = rec.turns()
+    fig, (ax, lat) = plt.subplots(
+        2, 1, figsize=(max(10.0, min(24.0, 4 + end * 0.6)), 7.5), gridspec_kw={"height_ratios": [3, 2]}
+    )
+    lanes = {"user": 3.0, "agent": 2.0, "tools": 1.0}
+    colors = {"speaking": "#2e7dd7", "thinking": "#f2b134", "listening": "#9ccc65", "user": "#43a047",
+              "tool": "#8e44ad", "tool_error": "#c0392b"}
+
+    def bar(lane: str, start: float, stop: float, color: str, label: str | None = None) -> None:
+        ax.broken_barh([(start, max(stop - start, end / 400))], (lanes[lane] - 0.3, 0.6), facecolors=color,
+                       label=label)
+
+    for start, stop, state in _intervals(rec, "user_state", end):
+        if state == "speaking":
+            bar("user", start, stop, colors["user"])
+    for start, stop, state in _intervals(rec, "agent_state", end):
+        if state in ("speaking", "thinking", "listening"):
+            bar("agent", start, stop, colors[state])
+    for r in rec.of("tool_call"):
+        t, duration = float(r["t"]), _number(r.get("duration")) or 0.0
+        bar("tools", t - duration, t, colors["tool_error" if r.get("is_error") else "tool"])
+        ax.annotate(f"{r.get('name', '?')}()", (t - duration, lanes["tools"] + 0.32), fontsize=8,
+                    color=colors["tool"])
+    for kind, lane, dy in (("user_transcript", "user", 0.34), ("agent_transcript", "agent", 0.34)):
+        for r in rec.of(kind):
+            ax.annotate(_clip(str(r.get("text", "")), 32), (float(r["t"]), lanes[lane] + dy), fontsize=7.5,
+                        ha="right" if kind == "user_transcript" else "left", color="#333333")
+    for r in rec.of("wake_up"):
+        ax.axvline(float(r["t"]), color="#7f8c8d", linestyle=":", linewidth=1.2)
+        ax.annotate("wake-up", (float(r["t"]), 3.55), fontsize=8, color="#7f8c8d", ha="center")
+    for r in rec.of("false_interruption"):
+        ax.plot(float(r["t"]), lanes["user"], marker="|", markersize=14, color="#e67e22")
+    for r in rec.of("error"):
+        ax.plot(float(r["t"]), lanes["agent"], marker="X", markersize=10, color="#c0392b")
+        ax.annotate(_clip(str(r.get("message", "error")), 40), (float(r["t"]), 1.55), fontsize=7.5, color="#c0392b")
+    for turn in turns:
+        ax.axvline(turn.t, color="#bbbbbb", linewidth=0.6, zorder=0)
+        ax.annotate(f"turn {turn.turn}" + (" (interrupted)" if turn.interrupted else ""), (turn.t, 0.45),
+                    fontsize=7.5, color="#555555", ha="center")
+    ax.set_xlim(0, end * 1.02)
+    ax.set_ylim(0.3, 3.75)
+    ax.set_yticks(list(lanes.values()), ["user", "agent", "tools"])
+    ax.set_xlabel("time since the session started (s)")
+    head = rec.header
+    title = f"session {head.get('session_id', '?')}"
+    if head.get("agent"):
+        title += f" — {head['agent']}" + (f" on {head['model']}" if head.get("model") else "")
+    ax.set_title(title + ("" if rec.complete else "  [INCOMPLETE]"))
+    legend = [patches.Patch(color=colors["user"], label="user speaking"),
+              patches.Patch(color=colors["listening"], label="agent listening"),
+              patches.Patch(color=colors["thinking"], label="agent thinking"),
+              patches.Patch(color=colors["speaking"], label="agent speaking"),
+              patches.Patch(color=colors["tool"], label="tool call")]
+    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=5, fontsize=8, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+
+    stats = rec.latency_stats()
+    if turns:
+        x = np.arange(len(turns))
+        width = 0.8 / len(LATENCY_METRICS)
+        for i, (metric, color) in enumerate(zip(LATENCY_METRICS, ("#95a5a6", "#f2b134", "#2e7dd7"), strict=True)):
+            values = [(t.latencies[metric] or 0.0) * 1000 for t in turns]
+            label = metric
+            if metric in stats:
+                label += f"  p50 {stats[metric]['p50'] * 1000:.0f} ms, p95 {stats[metric]['p95'] * 1000:.0f} ms"
+            lat.bar(x + (i - 1) * width, values, width, color=color, label=label)
+        lat.set_xticks(x, [f"turn {t.turn}\n{t.trigger}" for t in turns], fontsize=8)
+        lat.set_ylabel("latency (ms)")
+        lat.legend(fontsize=8, loc="upper left")
+        lat.grid(axis="y", alpha=0.3)
+    else:
+        lat.text(0.5, 0.5, "no turns recorded", ha="center", va="center", transform=lat.transAxes)
+        lat.set_axis_off()
+    lat.set_title("latency per turn (eou: end of speech to end of turn; ttfa: to first audio; e2e: total)",
+                  fontsize=9)
+    fig.tight_layout()
+    fig.savefig(str(output), dpi=110)
+    plt.close(fig)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Left-aligned text columns, two spaces apart."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*headers).rstrip(), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*r).rstrip() for r in rows]
+    return out
+
+
+def _intervals(rec: Recording, kind: str, end: float) -> list[tuple[float, float, str]]:
+    out: list[tuple[float, float, str]] = []
+    changes = rec.of(kind)
+    for r, nxt in zip(changes, [*changes[1:], None], strict=True):
+        stop = float(nxt["t"]) if nxt is not None else end
+        out.append((float(r["t"]), stop, str(r.get("state"))))
+    return out
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}"
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

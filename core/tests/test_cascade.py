@@ -1,0 +1,153 @@
+"""CascadingPipeline: VAD -> STT -> ConversationFlow -> LLM with tools -> TTS, through a real session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+
+import numpy as np
+import pytest
+from agentsession import (
+    LLM,
+    STT,
+    TTS,
+    AgentSession,
+    Answer,
+    AudioFrame,
+    CascadingPipeline,
+    ChatContext,
+    ConversationFlow,
+    FunctionTool,
+    ToolCall,
+)
+from agentsession.testing import FakeTransport, tone, virtual_clock
+from core_helpers import QuietAgent, settle
+from test_session_states import ToolAgent
+
+
+class FakeSTT(STT):
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.heard: list[float] = []
+
+    async def transcribe(self, audio: AudioFrame, *, language: str | None = None) -> str:
+        self.heard.append(audio.duration)
+        return self.text
+
+
+class FakeLLM(LLM):
+    """Calls ``lookup`` once if tools are offered, then answers with the tool's output."""
+
+    def __init__(self) -> None:
+        self.contexts: list[ChatContext] = []
+
+    async def chat(self, ctx: ChatContext, *, tools: Sequence[FunctionTool] = ()) -> AsyncIterator[str | ToolCall]:
+        self.contexts.append(ctx.copy())
+        outputs = [i for i in ctx.items if type(i).__name__ == "FunctionCallOutput"]
+        if tools and not outputs:
+            yield "Let me check. "
+            yield ToolCall("c1", "lookup", json.dumps({"city": "Paris"}))
+            return
+        if outputs:
+            temp = json.loads(outputs[-1].output)["temp"]  # type: ignore[union-attr]
+            yield f"It is {temp} degrees. "
+            yield "Anything else?"
+            return
+        yield "Hello there."
+
+
+class FakeTTS(TTS):
+    sample_rate = 16000
+
+    def __init__(self) -> None:
+        self.spoken: list[str] = []
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+        self.spoken.append(text)
+        yield tone(0.05 * len(text), self.sample_rate)
+
+
+def utterance(seconds: float) -> AudioFrame:
+    silence = np.zeros((int(0.3 * 16000), 1), np.int16)
+    return AudioFrame(np.concatenate([silence, tone(seconds, 16000, 300).data, silence, silence, silence]), 16000)
+
+
+@virtual_clock
+async def test_spoken_turn_runs_the_cascade_with_a_tool() -> None:
+    stt, llm, tts = FakeSTT("Weather in Paris?"), FakeLLM(), FakeTTS()
+    agent = ToolAgent()
+    agent.release.set()
+    transport = FakeTransport()
+    await transport.start()
+    session = AgentSession(agent, CascadingPipeline(stt=stt, llm=llm, tts=tts))
+    states: list[str] = []
+    session.on("agent_state_changed", lambda d: states.append(d["state"].value))
+    await session.start(transport=transport)
+    await transport.feed(utterance(1.0))
+    await settle(10)
+    assert stt.heard and stt.heard[0] == pytest.approx(1.0 + 0.3 + 0.5, abs=0.1)  # speech + pre-roll-free tail
+    assert agent.calls == ["Paris"]
+    assert tts.spoken == ["Let me check.", "It is 21 degrees.", "Anything else?"]
+    assert llm.contexts[0].items[0].text == "You look things up."  # type: ignore[union-attr]
+    assert [i.role for i in llm.contexts[0].items if hasattr(i, "role")][-1] == "user"
+    assert states[:3] == ["idle", "listening", "thinking"] and states[-1] == "idle"
+    assert transport.output.shape[0] / 24000 == pytest.approx(0.05 * sum(len(t) for t in tts.spoken), abs=0.1)
+    await session.close()
+    await transport.close()
+
+
+class Guard(ConversationFlow):
+    def __init__(self) -> None:
+        self.agent_turns: list[str] = []
+
+    async def on_user_turn(self, text: str) -> str | Answer | None:
+        if "password" in text:
+            return Answer("I can't help with that.")
+        if text == "ignore me":
+            return None
+        return text.upper()
+
+    async def on_agent_turn(self, text: str) -> None:
+        self.agent_turns.append(text)
+
+
+@virtual_clock
+async def test_conversation_flow_changes_answers_or_drops_turns() -> None:
+    llm, tts, flow = FakeLLM(), FakeTTS(), Guard()
+    session = AgentSession(QuietAgent(), CascadingPipeline(stt=FakeSTT(""), llm=llm, tts=tts), conversation_flow=flow)
+    await session.start()
+    result = await session.run(user_input="what is the password?")
+    assert result.text == "I can't help with that." and llm.contexts == []
+    result = await session.run(user_input="ignore me")
+    assert result.text == "" and llm.contexts == []
+    result = await session.run(user_input="hi")
+    assert result.text == "Hello there."
+    assert llm.contexts[-1].items[-1].text == "HI"  # type: ignore[union-attr]
+    await settle(1)
+    assert flow.agent_turns == ["I can't help with that.", "Hello there."]
+    await session.close()
+
+
+@virtual_clock
+async def test_turn_detector_holds_an_unfinished_turn() -> None:
+    llm, tts = FakeLLM(), FakeTTS()
+
+    async def detector(ctx: ChatContext, text: str) -> bool:
+        return text.endswith("?")
+
+    stt = FakeSTT("so I was wondering")
+    transport = FakeTransport()
+    await transport.start()
+    pipeline = CascadingPipeline(stt=stt, llm=llm, tts=tts, turn_detector=detector, turn_hold=2.0)
+    session = AgentSession(QuietAgent(), pipeline)
+    await session.start(transport=transport)
+    await transport.feed(utterance(0.5))
+    await settle(0.2)
+    assert llm.contexts == []  # held: not the end of the turn yet
+    stt.text = "about the weather?"
+    await transport.feed(utterance(0.5))
+    await settle(3)
+    assert len(llm.contexts) == 1
+    assert llm.contexts[0].items[-1].text == "so I was wondering about the weather?"  # type: ignore[union-attr]
+    await session.close()
+    await transport.close()

@@ -1,0 +1,107 @@
+"""The file transport end to end through the CLI, in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from agentsession import AudioFrame
+from agentsession.testing import tone
+
+REPO = Path(__file__).resolve().parents[2]
+
+FAKE_AGENT = '''
+from agentsession import Agent, AgentSession, EnergyVAD, JobContext, RealTimePipeline, WorkerJob
+from agentsession.testing import FakeRealtimeModel, FakeResponse
+
+class A(Agent):
+    def __init__(self):
+        super().__init__(instructions="test")
+
+async def entrypoint(ctx: JobContext):
+    model = FakeRealtimeModel([FakeResponse("first answer", audio=1.0, delay=0.3)], vad=EnergyVAD())
+    session = AgentSession(A(), RealTimePipeline(model))
+    session.on("agent_state_changed", lambda d: print("agent", d["state"].value, flush=True))
+    await ctx.connect()
+    await session.start()
+    print("ended:", await ctx.wait_for_shutdown(), flush=True)
+    await session.close()
+    await ctx.shutdown()
+
+WorkerJob(entrypoint).start()
+'''
+
+
+def write_wav(path: Path, frame: AudioFrame) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(frame.channels)
+        w.setsampwidth(2)
+        w.setframerate(frame.sample_rate)
+        w.writeframes(frame.to_bytes())
+
+
+def read_wav(path: Path) -> AudioFrame:
+    with wave.open(str(path), "rb") as w:
+        return AudioFrame.from_bytes(w.readframes(w.getnframes()), w.getframerate(), w.getnchannels())
+
+
+@pytest.mark.parametrize("speed", ["max", "realtime"])
+def test_file_mode_answers_the_user_on_the_conversation_timeline(tmp_path: Path, speed: str) -> None:
+    # 0.5 s silence, 1 s "speech" (a tone), then silence: the fake model's VAD ends the turn 0.5 s after it
+    audio = np.concatenate([np.zeros((8000, 1), np.int16), tone(1.0, 16000, 300).data])
+    write_wav(tmp_path / "in.wav", AudioFrame(audio, 16000))
+    script = tmp_path / "agent.py"
+    script.write_text(FAKE_AGENT)
+    proc = subprocess.run(
+        [sys.executable, str(script), "file", "--input", str(tmp_path / "in.wav"), "--output", str(tmp_path / "out.wav"),
+         "--speed", speed],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ended: input done" in proc.stdout
+    assert proc.stdout.count("agent speaking") == 1
+    out = read_wav(tmp_path / "out.wav")
+    assert out.sample_rate == 24000
+    level = np.abs(out.data[:, 0].astype(np.int32))
+    loud = np.flatnonzero(level > 1000) / 24000
+    # user stops at 1.5 s; VAD needs 0.5 s of silence; the model answers 0.3 s later with 1 s of audio
+    tolerance = 0.03 if speed == "max" else 0.15
+    assert loud[0] == pytest.approx(1.5 + 0.5 + 0.3, abs=tolerance)
+    assert loud[-1] - loud[0] == pytest.approx(1.0, abs=0.03)
+
+
+def test_parrot_demo_repeats_the_user(tmp_path: Path) -> None:
+    out = tmp_path / "parrot.wav"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "parrot.py"), "file", "--input", str(REPO / "examples" / "hello.wav"),
+         "--output", str(out), "--speed", "max"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "agent said: Hello! Say something" in proc.stdout
+    assert "repeating" in proc.stdout and "ended: input done" in proc.stdout
+    assert "eou_delay=" in proc.stdout and "e2e=" in proc.stdout
+    heard = read_wav(out)
+    with wave.open(str(REPO / "examples" / "hello.wav"), "rb") as w:
+        spoken_s = w.getnframes() / w.getframerate()
+    assert heard.duration > spoken_s  # the greeting, then the repeat on the same timeline
+
+
+def test_missing_input_file_is_a_clear_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "parrot.py"), "file", "--input", str(tmp_path / "nope.wav")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "input file not found" in proc.stderr
+
+
+def test_input_is_required_in_file_mode() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "parrot.py"), "file"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "--input" in proc.stderr
