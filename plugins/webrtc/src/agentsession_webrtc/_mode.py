@@ -1,0 +1,86 @@
+"""The ``playground`` command-line mode: a local web page, one agent job per browser connection."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from agentsession import AgentSessionError, Transport, TransportMode, env_secret
+
+from ._server import DEFAULT_PORT, PlaygroundServer, is_loopback
+
+if TYPE_CHECKING:
+    from agentsession import JobContext
+
+logger = logging.getLogger("agentsession.webrtc")
+
+#: seconds the jobs get to close their sessions when the server stops
+SHUTDOWN_GRACE = 10.0
+
+
+class PlaygroundMode(TransportMode):
+    """``python main.py playground [--host H] [--port P] [--token T]``: serve the page, run a job per tab.
+
+    Binding anything but loopback needs a token: ``--token``, ``AGENTSESSION_PLAYGROUND_TOKEN``, or one
+    generated and printed with the URL. Usable without a command line too: ``await PlaygroundMode(port=0).run(run_job)``.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
+                 max_connections: int = 8, announce: Callable[[str], None] = print) -> None:
+        super().__init__(self._no_factory, help="talk to the agent from a local web page (WebRTC)")
+        self.options = argparse.Namespace(host=host, port=port, token=token, max_connections=max_connections)
+        self.announce = announce
+        self.server: PlaygroundServer | None = None
+        self.ready = asyncio.Event()
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1",
+                            help="address to bind (default 127.0.0.1; any other needs a token)")
+        parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks one)")
+        parser.add_argument("--token", default=None,
+                            help="access token required on every request (default: $AGENTSESSION_PLAYGROUND_TOKEN, "
+                                 "generated when binding a non-loopback address)")
+        parser.add_argument("--max-connections", type=int, default=8, help="browser connections at once (default 8)")
+
+    def loop_factory(self, options: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        # the only place the worker hands a mode its parsed options before ``run``
+        self.options = options
+        return None
+
+    @staticmethod
+    def _no_factory(ctx: JobContext) -> Transport:
+        raise AgentSessionError(
+            "playground transports are made per browser connection: run the job with `python main.py playground`"
+        )
+
+    async def run(self, run_job: Callable[[Transport | None], Awaitable[Any]]) -> None:
+        """Serve until cancelled; each answered offer runs ``run_job(transport)`` concurrently."""
+        o = self.options
+        token = o.token or env_secret("AGENTSESSION_PLAYGROUND_TOKEN")
+        if not token and not is_loopback(o.host):
+            token = secrets.token_urlsafe(18)
+        jobs: dict[asyncio.Future[Any], Transport] = {}
+
+        def on_connection(transport: Transport) -> None:
+            job = asyncio.ensure_future(run_job(transport))
+            jobs[job] = transport
+            job.add_done_callback(lambda done: jobs.pop(done, None))
+
+        server = PlaygroundServer(on_connection, host=o.host, port=o.port, token=token,
+                                  max_connections=o.max_connections)
+        await server.start()
+        self.server = server
+        self.announce(f"playground: open {server.url_with_token()} in a browser (Ctrl-C to stop)")
+        self.ready.set()
+        try:
+            await asyncio.Future()
+        finally:
+            await server.close()
+            if jobs:
+                await asyncio.wait(list(jobs), timeout=SHUTDOWN_GRACE)
+            for transport in list(jobs.values()):  # jobs that did not finish in time
+                await transport.close()

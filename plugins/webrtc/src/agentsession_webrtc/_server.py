@@ -1,0 +1,210 @@
+"""The playground's web server: serves the page, answers WebRTC offers, one transport per connection."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from importlib import resources
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from ._transport import OfferError, WebRTCTransport
+
+logger = logging.getLogger("agentsession.webrtc")
+
+DEFAULT_PORT = 8760
+MAX_BODY = 64 * 1024  # bytes: an SDP offer is a few KiB
+COOKIE = "agentsession_playground"
+_STATIC = {
+    "/": ("index.html", "text/html"),
+    "/app.js": ("app.js", "text/javascript"),
+    "/style.css": ("style.css", "text/css"),
+}
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; media-src 'self' blob: mediastream:; frame-ancestors 'none'",
+}
+
+ConnectionHandler = Callable[[WebRTCTransport], None]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class PlaygroundServer:
+    """Serves the playground page and turns each browser's offer into a ``WebRTCTransport``.
+
+    ``on_connection(transport)`` is called for every answered offer (the playground mode runs a job
+    there). Binding anything but loopback needs ``token``; when set, every request must carry it
+    (``Authorization: Bearer``, a ``?token=`` query, or the cookie the page gets when opened with it).
+    Request bodies are limited to ``max_body`` bytes, live connections to ``max_connections``.
+    """
+
+    def __init__(
+        self,
+        on_connection: ConnectionHandler,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        token: str | None = None,
+        max_connections: int = 8,
+        max_body: int = MAX_BODY,
+        ice_servers: Sequence[RTCIceServer] = (),
+    ) -> None:
+        if not is_loopback(host) and not token:
+            raise ValueError(f"binding {host} (not loopback) needs a token: pass --token or let the mode generate one")
+        if max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
+        self.on_connection = on_connection
+        self.host = host
+        self.port = port
+        self.token = token or None
+        self.max_connections = max_connections
+        self.max_body = max_body
+        self.ice_servers = list(ice_servers)
+        self.transports: dict[str, WebRTCTransport] = {}
+        self._runner: web.AppRunner | None = None
+        self._watchers: set[asyncio.Future[str]] = set()
+
+    def __repr__(self) -> str:
+        return f"<PlaygroundServer {self.host}:{self.port} token={'set' if self.token else 'none'}>"
+
+    @property
+    def url(self) -> str:
+        """The page's address, without the token."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}/"
+
+    def url_with_token(self) -> str:
+        """The page's address including the token (this is a secret: print it, never log it)."""
+        return self.url + (f"?token={quote(self.token)}" if self.token else "")
+
+    async def start(self) -> str:
+        """Bind and serve; return the page's URL (with ``port=0`` the chosen port is filled in)."""
+        app = web.Application(client_max_size=self.max_body, middlewares=[self._guard])
+        app.router.add_get("/", self._static)
+        app.router.add_get("/app.js", self._static)
+        app.router.add_get("/style.css", self._static)
+        app.router.add_post("/offer", self._offer)
+        app.router.add_post("/sessions/{id}/close", self._close_session)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OSError(exc.errno, f"cannot serve the playground on {self.host}:{self.port}: {exc.strerror}") from None
+        self._runner = runner
+        if self.port == 0 and runner.addresses:
+            self.port = int(runner.addresses[0][1])
+        return self.url
+
+    async def close(self, reason: str = "the playground server stopped") -> None:
+        """Stop serving; end every connection (their jobs then shut down and close them)."""
+        for transport in list(self.transports.values()):
+            transport.end(reason)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for watcher in list(self._watchers):
+            watcher.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+
+    # ------------------------------------------------------------------ handlers
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+        if self.token is not None and not self._authorized(request):
+            return _error(401, "missing or wrong playground token: open the URL printed by the server")
+        origin = request.headers.get("Origin")
+        if request.method != "GET" and origin and origin != "null" and urlsplit(origin).netloc != request.host:
+            return _error(403, "cross-origin requests are not allowed")
+        response = await handler(request)
+        response.headers.update(_SECURITY_HEADERS)
+        if self.token is not None and request.query.get("token"):
+            response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict", path="/")
+        return response
+
+    def _authorized(self, request: web.Request) -> bool:
+        assert self.token is not None
+        header = request.headers.get("Authorization", "")
+        candidates = [
+            header[7:] if header.startswith("Bearer ") else "",
+            request.query.get("token", ""),
+            request.cookies.get(COOKIE, ""),
+        ]
+        expected = self.token.encode()
+        return any(c and hmac.compare_digest(c.encode(), expected) for c in candidates)
+
+    async def _static(self, request: web.Request) -> web.Response:
+        name, content_type = _STATIC[request.path]
+        body = resources.files(__package__).joinpath("static", name).read_bytes()
+        return web.Response(body=body, content_type=content_type, charset="utf-8")
+
+    async def _offer(self, request: web.Request) -> web.Response:
+        try:
+            payload = await request.json()
+        except web.HTTPRequestEntityTooLarge:
+            raise
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "the body must be JSON: {\"type\": \"offer\", \"sdp\": \"...\"}")
+        if not isinstance(payload, dict) or not isinstance(payload.get("sdp"), str):
+            return _error(400, "the body must be a JSON object with a string \"sdp\" and \"type\": \"offer\"")
+        if payload.get("type") != "offer":
+            return _error(400, f"expected \"type\": \"offer\", got {str(payload.get('type'))[:40]!r}")
+        if "m=audio" not in payload["sdp"]:
+            return _error(400, "the offer has no audio section (m=audio): the page must offer a microphone track")
+        if len(self.transports) >= self.max_connections:
+            return _error(503, f"too many open playground connections (max {self.max_connections})")
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self.ice_servers)))
+        transport = WebRTCTransport(pc)
+        try:
+            answer = await transport.accept(RTCSessionDescription(sdp=payload["sdp"], type="offer"))
+        except OfferError as exc:
+            await transport.close()
+            logger.info("playground offer rejected: %s", exc)
+            return _error(400, str(exc))
+        self.transports[transport.id] = transport
+        watcher = asyncio.ensure_future(transport.wait_ended())
+        self._watchers.add(watcher)
+
+        def forget(_: asyncio.Future[str]) -> None:
+            self._watchers.discard(watcher)
+            self.transports.pop(transport.id, None)
+
+        watcher.add_done_callback(forget)
+        logger.info("playground connection %s from %s", transport.id[:8], request.remote)
+        self.on_connection(transport)
+        return web.json_response({"type": answer.type, "sdp": answer.sdp, "id": transport.id})
+
+    async def _close_session(self, request: web.Request) -> web.Response:
+        transport = self.transports.get(request.match_info["id"])
+        if transport is None:
+            return _error(404, "no such playground connection")
+        transport.end("the page was closed")
+        return web.Response(status=204)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=json.dumps({"error": message}), content_type="application/json",
+                        headers=_SECURITY_HEADERS)

@@ -1,0 +1,334 @@
+"""``WebRTCTransport``: one browser connection (an aiortc peer) as an agentsession ``Transport``."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import fractions
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import av
+import numpy as np
+from agentsession import AudioFrame, PlayoutBuffer, Transport
+from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+if TYPE_CHECKING:
+    from agentsession import AgentSession
+
+logger = logging.getLogger("agentsession.webrtc")
+
+#: how long a browser may take to connect after its offer was answered
+CONNECT_TIMEOUT = 30.0
+_INPUT_FRAMES = 25  # bounded input queue: 0.5 s of 20 ms frames; the oldest is dropped when full
+_PENDING_MESSAGES = 256  # data channel messages kept while the channel is not open yet
+_MAX_TEXT = 4000  # characters of one typed message
+
+
+class OfferError(ValueError):
+    """The browser's offer can't be answered; the message says why (sent back as a 400)."""
+
+
+def frame_from_av(frame: av.AudioFrame) -> AudioFrame:
+    """An aiortc/PyAV audio frame (s16 or float, packed or planar) as a core ``AudioFrame``."""
+    channels = len(frame.layout.channels)
+    array = frame.to_ndarray()
+    data = array.T if frame.format.is_planar else array.reshape(-1, channels)
+    timestamp = float(frame.time) if frame.time is not None else 0.0
+    if data.dtype == np.int16:
+        return AudioFrame(np.ascontiguousarray(data), frame.sample_rate, timestamp)
+    if data.dtype.kind == "f":
+        return AudioFrame.from_float(data.astype(np.float32), frame.sample_rate, timestamp)
+    raise ValueError(f"unsupported audio sample format {frame.format.name!r}")
+
+
+class AgentAudioTrack(MediaStreamTrack):
+    """The agent's voice as a WebRTC track: ``recv()`` paces 20 ms blocks pulled from a ``PlayoutBuffer``.
+
+    It sends silence while the agent is quiet. A block counts as played when aiortc takes it for
+    encoding, so the buffer's ``played`` is what went out on the wire. After a stall of more than
+    ``max_lag`` seconds (a busy event loop) it resynchronises instead of bursting to catch up.
+    """
+
+    kind = "audio"
+
+    def __init__(self, playout: PlayoutBuffer, *, block_ms: int = 20, max_lag: float = 0.2) -> None:
+        super().__init__()
+        self.playout = playout
+        self.sample_rate = playout.sample_rate
+        self._layout = "mono" if playout.channels == 1 else "stereo"
+        self._block = self.sample_rate * block_ms // 1000
+        self._time_base = fractions.Fraction(1, self.sample_rate)
+        self._max_lag = max_lag
+        self._t0: float | None = None
+        self._pts = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._t0 is None:
+            self._t0 = now
+        due = self._t0 + self._pts / self.sample_rate
+        if now - due > self._max_lag:
+            self._t0 = now - self._pts / self.sample_rate
+        elif due > now:
+            await asyncio.sleep(due - now)
+        samples, _ = self.playout.pull(self._block)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout=self._layout)
+        frame.sample_rate = self.sample_rate
+        frame.pts = self._pts
+        frame.time_base = self._time_base
+        self._pts += self._block
+        return frame
+
+
+class WebRTCTransport(Transport):
+    """One browser tab: its microphone in, the agent's voice out, and a data channel both ways.
+
+    Built from an ``RTCPeerConnection`` whose offer is then answered with ``accept(offer)``. The page's
+    data channel carries typed text (``text_input``), ``interrupt`` and ``disconnect`` requests in, and the
+    session's states, transcripts, tool calls, metrics and errors out (subscribed in ``bind``). The
+    transport ends when the peer connection fails or closes, the browser's track ends, the page says
+    ``disconnect``, or the server calls ``end``.
+    """
+
+    sample_rate = 48000
+    channels = 1
+
+    def __init__(self, pc: RTCPeerConnection, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        super().__init__()
+        self.id = uuid.uuid4().hex
+        self.pc = pc
+        self.playout = PlayoutBuffer(self.sample_rate, self.channels)
+        self.track = AgentAudioTrack(self.playout)
+        self.connect_timeout = connect_timeout
+        self.connected = asyncio.Event()
+        self._input: asyncio.Queue[AudioFrame | None] = asyncio.Queue(maxsize=_INPUT_FRAMES)
+        self._texts: asyncio.Queue[str | None] = asyncio.Queue(maxsize=32)
+        self._channel: RTCDataChannel | None = None
+        self._pending: list[str] = []
+        self._session: AgentSession | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dropped = 0
+        self._closed = False
+        self._close_task: asyncio.Task[None] | None = None
+        pc.on("track", self._on_track)
+        pc.on("datachannel", self._on_datachannel)
+        pc.on("connectionstatechange", self._on_connection_state)
+
+    def __repr__(self) -> str:
+        return f"<WebRTCTransport id={self.id[:8]} state={self.pc.connectionState}>"
+
+    # ------------------------------------------------------------------ signalling
+
+    async def accept(self, offer: RTCSessionDescription) -> RTCSessionDescription:
+        """Answer the browser's offer; ``OfferError`` when it can't be answered."""
+        if offer.type != "offer":
+            raise OfferError(f"expected an SDP offer, got type {offer.type!r}")
+        try:
+            await self.pc.setRemoteDescription(offer)
+        except Exception as exc:
+            raise OfferError(f"the SDP offer could not be parsed: {exc or type(exc).__name__}") from None
+        audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
+        if not audio:
+            raise OfferError("the offer has no audio section (add a microphone track or an audio transceiver)")
+        try:
+            self.pc.addTrack(self.track)
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+        except Exception as exc:
+            raise OfferError(f"the offer can't be answered: {exc or type(exc).__name__}") from None
+        local = self.pc.localDescription
+        self._spawn(self._watch_connect(), "connect-watchdog")
+        return local
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until the peer connection is up."""
+        await asyncio.wait_for(self.connected.wait(), timeout)
+
+    # ------------------------------------------------------------------ Transport
+
+    async def audio_input(self) -> AsyncIterator[AudioFrame]:
+        while True:
+            frame = await self._input.get()
+            if frame is None:
+                self._input.put_nowait(None)  # later readers end too
+                return
+            yield frame
+
+    def text_input(self) -> AsyncIterator[str] | None:
+        return self._read_texts()
+
+    async def play(self, frame: AudioFrame) -> None:
+        if self._closed:
+            return
+        await self.playout.put(frame)
+
+    def clear(self) -> None:
+        self.playout.clear()
+
+    @property
+    def played(self) -> float:
+        return self.playout.played
+
+    async def wait_for_playout(self) -> None:
+        if not self._closed:
+            await self.playout.wait_drained()
+
+    def bind(self, session: AgentSession) -> None:
+        self._session = session
+        for event in ("agent_state_changed", "user_state_changed", "user_transcript", "agent_transcript",
+                      "function_tool_called", "metrics_collected", "error", "closed"):
+            session.on(event, self._forwarder(event))
+        self.send({"type": "agent_state_changed", "state": session.agent_state, "previous": None})
+        self.send({"type": "user_state_changed", "state": session.user_state, "previous": None})
+
+    def end(self, reason: str) -> None:
+        fut = self._ended_future()
+        if not fut.done():
+            logger.info("playground connection %s ended: %s", self.id[:8], reason)
+        super().end(reason)
+
+    async def close(self) -> None:
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._close_task)
+
+    async def _close(self) -> None:
+        self._closed = True
+        self.playout.clear()
+        self._finish_input()
+        self.track.stop()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.pc.close()
+        self.end("closed")
+
+    # ------------------------------------------------------------------ data channel
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send a JSON message to the page (kept until the data channel opens)."""
+        text = json.dumps(message, default=_json_default)
+        channel = self._channel
+        if channel is not None and channel.readyState == "open":
+            try:
+                channel.send(text)
+            except Exception:  # a channel closing under us: the page is going away
+                logger.debug("data channel send failed", exc_info=True)
+        elif channel is None and len(self._pending) < _PENDING_MESSAGES:
+            self._pending.append(text)
+
+    def _forwarder(self, event: str) -> Any:
+        def forward(data: Any) -> None:
+            self.send({"type": event, **(data if isinstance(data, dict) else {"data": data})})
+
+        return forward
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if self._channel is not None:
+            logger.debug("extra data channel %r ignored", channel.label)
+            return
+        self._channel = channel
+        channel.on("message", self._on_message)
+        channel.on("close", lambda: self.end("the page closed its data channel"))
+        pending, self._pending = self._pending, []
+        for text in pending:
+            channel.send(text)
+
+    def _on_message(self, raw: str | bytes) -> None:
+        try:
+            message = json.loads(raw)
+            kind = message["type"]
+        except (ValueError, TypeError, KeyError):
+            logger.debug("malformed data channel message ignored")
+            return
+        if kind == "text":
+            text = message.get("text")
+            if isinstance(text, str) and text.strip():
+                if self._texts.full():
+                    self.send({"type": "error", "message": "typing too fast: message dropped", "recoverable": True})
+                else:
+                    self._texts.put_nowait(text[:_MAX_TEXT])
+        elif kind == "interrupt":
+            if self._session is not None:
+                self._spawn(self._session.interrupt(), "interrupt")
+        elif kind == "disconnect":
+            self.end("disconnected from the page")
+        elif kind == "ping":
+            self.send({"type": "pong", "t": message.get("t")})
+        else:
+            logger.debug("unknown data channel message %r ignored", kind)
+
+    async def _read_texts(self) -> AsyncIterator[str]:
+        while True:
+            text = await self._texts.get()
+            if text is None:
+                return
+            yield text
+
+    # ------------------------------------------------------------------ media and connection
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind != "audio":
+            return
+        self._spawn(self._read_track(track), "audio-in")
+
+    async def _read_track(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                raw = await track.recv()
+                if not isinstance(raw, av.AudioFrame):
+                    continue
+                frame = frame_from_av(raw)
+                if self._input.full():
+                    self._input.get_nowait()  # the session fell behind: drop the oldest frame
+                    self._dropped += 1
+                    if self._dropped in (1, 100, 1000):
+                        logger.warning("playground input: dropped %d frames (the session is not reading)", self._dropped)
+                self._input.put_nowait(frame)
+        except MediaStreamError:
+            self.end("the browser stopped sending audio")
+        finally:
+            self._finish_input()
+
+    def _finish_input(self) -> None:
+        while self._input.full():
+            self._input.get_nowait()
+        self._input.put_nowait(None)
+        while self._texts.full():
+            self._texts.get_nowait()
+        self._texts.put_nowait(None)
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        logger.debug("playground connection %s: %s", self.id[:8], state)
+        if state == "connected":
+            self.connected.set()
+        elif state in ("failed", "closed"):
+            self.end(f"connection {state}")
+
+    async def _watch_connect(self) -> None:
+        try:
+            await asyncio.wait_for(self.connected.wait(), self.connect_timeout)
+        except TimeoutError:
+            self.end(f"the browser did not connect within {self.connect_timeout:.0f} s")
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"webrtc:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    return str(value)

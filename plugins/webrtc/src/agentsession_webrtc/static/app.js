@@ -1,0 +1,224 @@
+// agentsession playground: microphone -> WebRTC -> agent; agent audio and events back.
+// No build step. window.playground exposes what happened (for people in the console, and for tests).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const token = new URLSearchParams(location.search).get("token");
+const playground = (window.playground = {
+  connected: false, id: null, events: [], agentStates: [], userStates: [], transcripts: [], tools: [],
+  metrics: [], errors: [], stats: { bytesReceived: 0, bytesSent: 0, outputPeak: 0, micPeak: 0 },
+});
+let pc = null, channel = null, mic = null, audioCtx = null, statsTimer = null, meterTimer = null;
+let agentLine = null, userLine = null;
+
+function authHeaders() {
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+function setConnection(text, on) {
+  $("connection").textContent = text;
+  $("connection").className = `badge ${on ? "on" : "off"}`;
+}
+
+function setControls(connected) {
+  $("connect").disabled = connected;
+  for (const id of ["interrupt", "disconnect", "text", "send"]) $(id).disabled = !connected;
+}
+
+function showError(message) {
+  playground.errors.push(message);
+  $("errors").textContent = message;
+}
+
+function line(cls, text) {
+  const li = document.createElement("li");
+  li.className = cls;
+  li.textContent = text;
+  $("transcript").appendChild(li);
+  li.scrollIntoView({ block: "nearest" });
+  return li;
+}
+
+const ms = (s) => (s === null || s === undefined ? "-" : `${Math.round(s * 1000)} ms`);
+
+function onMessage(raw) {
+  let msg;
+  try { msg = JSON.parse(raw); } catch { return; }
+  playground.events.push(msg);
+  switch (msg.type) {
+    case "agent_state_changed":
+      playground.agentStates.push(msg.state);
+      $("agent-state").textContent = msg.state;
+      $("agent-state").className = `badge ${msg.state}`;
+      break;
+    case "user_state_changed":
+      playground.userStates.push(msg.state);
+      $("user-state").textContent = msg.state;
+      $("user-state").className = `badge ${msg.state}`;
+      break;
+    case "user_transcript":
+      if (!userLine) userLine = line("user partial", "");
+      userLine.textContent = msg.text;
+      if (msg.final) {
+        userLine.classList.remove("partial");
+        playground.transcripts.push({ role: "user", text: msg.text });
+        userLine = null;
+      }
+      break;
+    case "agent_transcript":
+      if (!agentLine) agentLine = line("agent partial", "");
+      agentLine.textContent = msg.final ? msg.text : agentLine.textContent + msg.text;
+      if (msg.final) {
+        agentLine.classList.remove("partial");
+        playground.transcripts.push({ role: "agent", text: msg.text });
+        agentLine = null;
+      }
+      break;
+    case "function_tool_called": {
+      playground.tools.push(msg);
+      const li = document.createElement("li");
+      const code = document.createElement("code");
+      code.textContent = `${msg.name}(${msg.arguments})`;
+      li.append(code, ` → ${msg.result}${msg.is_error ? " (error)" : ""} in ${ms(msg.duration)}`);
+      $("tools").appendChild(li);
+      break;
+    }
+    case "metrics_collected": {
+      playground.metrics.push(msg);
+      const row = document.createElement("tr");
+      for (const v of [msg.turn, msg.trigger + (msg.interrupted ? " (interrupted)" : ""), ms(msg.eou_delay),
+                       ms(msg.ttfa), ms(msg.e2e)]) {
+        const td = document.createElement("td");
+        td.textContent = v;
+        row.appendChild(td);
+      }
+      $("metrics").querySelector("tbody").appendChild(row);
+      if (msg.interrupted && agentLine) { agentLine.classList.add("interrupted"); agentLine = null; }
+      break;
+    }
+    case "error":
+      showError(`agent error: ${msg.message}`);
+      break;
+    case "closed":
+      setConnection(`session closed: ${msg.reason}`, false);
+      break;
+  }
+}
+
+function send(message) {
+  if (channel && channel.readyState === "open") channel.send(JSON.stringify(message));
+}
+
+function meter(stream, target, key) {
+  const source = audioCtx.createMediaStreamSource(stream);
+  const analyser = audioCtx.createAnalyser();
+  analyser.fftSize = 1024;
+  source.connect(analyser);
+  const buf = new Float32Array(analyser.fftSize);
+  return () => {
+    analyser.getFloatTimeDomainData(buf);
+    let peak = 0;
+    for (const v of buf) peak = Math.max(peak, Math.abs(v));
+    $(target).value = peak;
+    playground.stats[key] = Math.max(playground.stats[key], peak);
+  };
+}
+
+async function pollStats() {
+  if (!pc) return;
+  const report = await pc.getStats();
+
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") playground.stats.bytesReceived = s.bytesReceived;
+    if (s.type === "outbound-rtp" && s.kind === "audio") playground.stats.bytesSent = s.bytesSent;
+  });
+  const st = playground.stats;
+  $("stats").textContent = `sent ${Math.round(st.bytesSent / 1024)} KiB, received ${Math.round(st.bytesReceived / 1024)} KiB`;
+}
+
+function waitForIce(peer, timeoutMs) {
+  if (peer.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { peer.removeEventListener("icegatheringstatechange", check); resolve(); };
+    const check = () => { if (peer.iceGatheringState === "complete") done(); };
+    peer.addEventListener("icegatheringstatechange", check);
+    setTimeout(done, timeoutMs);
+  });
+}
+
+async function connect() {
+  $("connect").disabled = true;
+  setConnection("connecting…", false);
+  try {
+    mic = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+    audioCtx = new AudioContext();
+    pc = new RTCPeerConnection({ iceServers: [] });
+    for (const track of mic.getAudioTracks()) pc.addTrack(track, mic);
+    channel = pc.createDataChannel("agentsession");
+    channel.onmessage = (e) => onMessage(e.data);
+    channel.onclose = () => hangUp("the agent closed the connection");
+    const meters = [meter(mic, "mic-level", "micPeak")];
+    pc.ontrack = (e) => {
+      const stream = e.streams[0] || new MediaStream([e.track]);
+      $("agent-audio").srcObject = stream;
+      $("agent-audio").play().catch(() => {});
+      meters.push(meter(stream, "agent-level", "outputPeak"));
+    };
+    pc.onconnectionstatechange = () => {
+      const state = pc ? pc.connectionState : "closed";
+      if (state === "connected") { playground.connected = true; setConnection("connected", true); setControls(true); }
+      if (state === "failed" || state === "closed") hangUp(`connection ${state}`);
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIce(pc, 3000);
+    const response = await fetch("offer", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...authHeaders() },
+      body: JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }),
+    });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+    playground.id = answer.id;
+    await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+    statsTimer = setInterval(pollStats, 500);
+    meterTimer = setInterval(() => meters.forEach((m) => m()), 50);
+  } catch (err) {
+    showError(`could not connect: ${err.message || err}`);
+    hangUp("not connected");
+  }
+}
+
+function hangUp(reason) {
+  if (!pc) return;
+  clearInterval(statsTimer);
+  clearInterval(meterTimer);
+  const peer = pc;
+  pc = null;
+  send({ type: "disconnect" });
+  if (channel) channel.onclose = null;
+  peer.close();
+  if (mic) mic.getTracks().forEach((t) => t.stop());
+  if (audioCtx) audioCtx.close();
+  channel = mic = audioCtx = null;
+  playground.connected = false;
+  setControls(false);
+  $("connect").disabled = false;
+  setConnection(reason, false);
+}
+
+$("connect").addEventListener("click", connect);
+$("interrupt").addEventListener("click", () => send({ type: "interrupt" }));
+$("disconnect").addEventListener("click", () => hangUp("disconnected"));
+$("text-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = $("text").value.trim();
+  if (!text) return;
+  send({ type: "text", text });
+  $("text").value = "";
+});
+window.addEventListener("pagehide", () => {
+  if (playground.id) navigator.sendBeacon(`sessions/${playground.id}/close${token ? `?token=${encodeURIComponent(token)}` : ""}`);
+  send({ type: "disconnect" });
+});
