@@ -1,0 +1,34 @@
+"""The ``room`` mode: ``python main.py`` joins the VideoSDK meeting named by ``RoomOptions``."""
+
+from __future__ import annotations
+
+import argparse
+
+from agentsession import JobContext, TransportMode, hookimpl
+
+from ._config import RoomConfig
+from ._transport import VideoSDKTransport
+
+
+class RoomMode(TransportMode):
+    """``python main.py [room] [--room-id ID] [--playground]``."""
+
+    def __init__(self) -> None:
+        super().__init__(self._create, help="join a VideoSDK meeting (the default mode)")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--room-id", help="the meeting to join (default: RoomOptions.room_id or VIDEOSDK_ROOM_ID)")
+        parser.add_argument("--playground", action="store_true",
+                            help="print the hosted playground link for the room (it contains the token)")
+
+    @staticmethod
+    def _create(ctx: JobContext) -> VideoSDKTransport:
+        options = ctx.options
+        config = RoomConfig.from_options(ctx.room_options, room_id=getattr(options, "room_id", None),
+                                         playground=getattr(options, "playground", None) or None)
+        return VideoSDKTransport(config)
+
+
+@hookimpl
+def agentsession_transports() -> dict[str, TransportMode]:
+    return {"room": RoomMode()}

@@ -1,0 +1,72 @@
+"""Room settings, the ``room`` mode and the plugin's entry point: no SDK needed."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from agentsession import JobContext, RoomOptions
+from agentsession._worker import transport_modes
+from agentsession_videosdk import RoomConfig, RoomConfigError, RoomMode, VideoSDKTransport
+
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.secret-token-value.signature"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VIDEOSDK_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("VIDEOSDK_ROOM_ID", raising=False)
+
+
+def test_missing_token_names_the_variable() -> None:
+    with pytest.raises(RoomConfigError, match="VIDEOSDK_AUTH_TOKEN"):
+        RoomConfig.from_options(RoomOptions(room_id="abcd-efgh-ijkl"))
+
+
+def test_missing_room_names_the_variable() -> None:
+    with pytest.raises(RoomConfigError, match="VIDEOSDK_ROOM_ID"):
+        RoomConfig.from_options(RoomOptions(auth_token=TOKEN))
+
+
+def test_environment_fills_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDEOSDK_AUTH_TOKEN", TOKEN)
+    monkeypatch.setenv("VIDEOSDK_ROOM_ID", "env-room")
+    config = RoomConfig.from_options(RoomOptions(name="Assistant"))
+    assert (config.room_id, config.token, config.name) == ("env-room", TOKEN, "Assistant")
+    assert RoomConfig.from_options(RoomOptions(room_id="given"), room_id="cli").room_id == "cli"
+
+
+def test_bad_timeouts_are_refused() -> None:
+    with pytest.raises(RoomConfigError, match="no_participant_timeout_seconds"):
+        RoomConfig.from_options(RoomOptions(room_id="r", auth_token=TOKEN, no_participant_timeout_seconds=0))
+
+
+def test_token_stays_out_of_reprs_and_masked_links() -> None:
+    config = RoomConfig.from_options(RoomOptions(room_id="abcd-efgh-ijkl", auth_token=TOKEN, playground=True))
+    assert TOKEN not in repr(config)
+    assert TOKEN not in repr(VideoSDKTransport(config))
+    assert config.playground_url() == f"https://playground.videosdk.live?token={TOKEN}&meetingId=abcd-efgh-ijkl"
+    masked = config.playground_url(masked=True)
+    assert TOKEN not in masked and "meetingId=abcd-efgh-ijkl" in masked
+
+
+def test_room_is_the_default_mode_from_this_plugin() -> None:
+    mode = transport_modes()["room"]
+    assert isinstance(mode, RoomMode)
+    assert mode.provider  # registered through the entry point
+
+
+def test_room_mode_builds_the_transport_from_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDEOSDK_AUTH_TOKEN", TOKEN)
+    parser = argparse.ArgumentParser()
+    mode = RoomMode()
+    mode.add_arguments(parser)
+    ctx = JobContext(RoomOptions(room_id="from-options", name="Assistant"))
+    ctx.options = parser.parse_args(["--room-id", "from-cli", "--playground"])
+    transport = mode.create(ctx)
+    assert isinstance(transport, VideoSDKTransport)
+    assert (transport.config.room_id, transport.config.name, transport.config.playground) == (
+        "from-cli", "Assistant", True)
+    ctx.options = parser.parse_args([])
+    assert mode.create(ctx).config.room_id == "from-options"
