@@ -17,14 +17,13 @@ from typing import Any
 
 import av
 import numpy as np
+from agentsession import AudioFrame
 from pyee.asyncio import AsyncIOEventEmitter
 from videosdk import Meeting
 from videosdk._events import Events
 from videosdk.agent import Agent as SDKAgent
 from vsaiortc.mediastreams import MediaStreamError
 from vsaiortc.rtcrtpreceiver import RemoteStreamTrack, _put_latest
-
-from agentsession import AudioFrame
 
 _ids = itertools.count(1)
 
@@ -60,7 +59,7 @@ class Consumer:
 class FakeRoomClient(AsyncIOEventEmitter):
     """Same events and calls as ``videosdk.room_client.RoomClient``; the test drives the far side."""
 
-    def __init__(self, *, fail_join: bool = False, peers: tuple[tuple[str, str], ...] = (), **config: Any) -> None:
+    def __init__(self, joined: asyncio.Event, *, fail_join: bool = False, peers: tuple[tuple[str, str], ...] = (), **config: Any) -> None:
         super().__init__(loop=config.get("loop"))
         self.config = config
         self.fail_join = fail_join
@@ -73,7 +72,9 @@ class FakeRoomClient(AsyncIOEventEmitter):
         self.agent_states: list[str] = []
         self.transcripts: list[dict[str, Any]] = []
         self.remote_tracks: dict[str, RemoteStreamTrack] = {}
+        self.joined = joined
         self._sender: asyncio.Task[None] | None = None
+        self._sent_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------- what the SDK's Meeting calls
@@ -98,6 +99,7 @@ class FakeRoomClient(AsyncIOEventEmitter):
         self.emit(Events.MEETING_JOINED, {"participants": [], "messages": [], "base_url": "fake.videosdk.test"})
         for peer_id, name in self.initial_peers:
             self.peer_joins(peer_id, name)
+        self.joined.set()
 
     def join(self) -> None:
         self._spawn(self.async_join())
@@ -133,6 +135,17 @@ class FakeRoomClient(AsyncIOEventEmitter):
                 return
             self.sent.append(frame)
             self.sent_at.append(loop.time())
+            for waiter in [w for w in self._sent_waiters if w[0] <= len(self.sent)]:
+                self._sent_waiters.remove(waiter)
+                if not waiter[1].done():
+                    waiter[1].set_result(None)
+
+    async def wait_sent(self, count: int) -> None:
+        """Return once the sender has pulled ``count`` frames in all."""
+        if len(self.sent) < count:
+            fut = asyncio.get_running_loop().create_future()
+            self._sent_waiters.append((count, fut))
+            await fut
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -195,10 +208,11 @@ class MeetingFactory:
         self.fake = fake
         self.config: dict[str, Any] = {}
         self.room: FakeRoomClient | None = None
+        self.joined = asyncio.Event()
 
     def __call__(self, **config: Any) -> Meeting:
         self.config = config
-        self.room = room = FakeRoomClient(**config, **self.fake)
+        self.room = room = FakeRoomClient(self.joined, **config, **self.fake)
         local = SDKAgent(id="agent-peer", display_name=config["name"], local=True, mode="SEND_AND_RECV",
                          room_client=room)
         return Meeting(config["meeting_id"], local, room)

@@ -8,7 +8,7 @@ from typing import Any
 
 import av
 from agentsession import PlayoutBuffer
-from videosdk import (  # type: ignore[import-untyped]
+from videosdk import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
     AgentState,
     Meeting,
     MeetingEventHandler,
@@ -17,7 +17,10 @@ from videosdk import (  # type: ignore[import-untyped]
     Stream,
     VideoSDK,
 )
-from vsaiortc.mediastreams import MediaStreamError, MediaStreamTrack  # type: ignore[import-untyped]
+from vsaiortc.mediastreams import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    MediaStreamError,
+    MediaStreamTrack,
+)
 
 from ._convert import to_av
 
@@ -30,7 +33,7 @@ __all__ = [
 MAX_LAG = 0.1
 
 
-class MicrophoneTrack(MediaStreamTrack):  # type: ignore[misc]
+class MicrophoneTrack(MediaStreamTrack):  # type: ignore[misc, unused-ignore]
     """The agent's microphone: the SDK's sender pulls it; it answers every 20 ms from the playout buffer.
 
     Paced on the event loop clock: silence when nothing is queued, exactly what was pulled counted as

@@ -23,6 +23,7 @@ MeetingFactory = Callable[..., Any]
 
 #: SDK error messages after which the meeting is unusable (signalling gone, or the agent can't be heard)
 FATAL_ERRORS = ("socket", "timed out", "join", "enable mic", "producing audio")
+LEFT_REASON = "left the room (the room closed or the agent was removed)"
 #: how long ``close`` waits for the SDK to confirm it left
 LEAVE_TIMEOUT = 5.0
 
@@ -42,13 +43,15 @@ class VideoSDKTransport(Transport):
     """
 
     def __init__(self, config: RoomConfig, *, meeting_factory: MeetingFactory | None = None,
-                 sample_rate: int = 48000, input_buffer: float = 1.0, join_timeout: float = 30.0) -> None:
+                 sample_rate: int = 48000, input_buffer: float = 1.0, join_timeout: float = 30.0,
+                 signalling_check: float = 1.0) -> None:
         super().__init__()
         self.config = config
         self.sample_rate = sample_rate
         self.channels = 1
         self.playout = PlayoutBuffer(sample_rate, 1)
         self.join_timeout = join_timeout
+        self.signalling_check = signalling_check
         self._factory = meeting_factory
         self._input: asyncio.Queue[AudioFrame | None] = asyncio.Queue(maxsize=max(1, int(input_buffer * 50)))
         self._dropped = 0
@@ -180,7 +183,7 @@ class VideoSDKTransport(Transport):
     def _on_left(self, data: Any) -> None:
         self._left.set()
         if self._joined.is_set():
-            self.end("left the room (the room closed or the agent was removed)")
+            self.end(LEFT_REASON)
 
     def _on_state(self, data: Any) -> None:
         state = data.get("state") if isinstance(data, dict) else None
@@ -189,7 +192,7 @@ class VideoSDKTransport(Transport):
             self._join_error = self._join_error or "connection failed"
         elif state == "CLOSED" and self._joined.is_set():
             self._left.set()
-            self.end("the room connection closed")
+            self.end(LEFT_REASON)
 
     def _on_error(self, data: Any) -> None:
         message = str(data.get("message", data) if isinstance(data, dict) else data)
@@ -323,10 +326,10 @@ class VideoSDKTransport(Transport):
                 w.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
-    async def _watch_signalling(self, interval: float = 1.0) -> None:
+    async def _watch_signalling(self) -> None:
         """Catch a signalling socket closed without an SDK event (a clean close from the server side)."""
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.signalling_check)
             if _signalling_closed(self.meeting):
                 logger.error("VideoSDK signalling connection closed; leaving the room")
                 self.end("signalling connection lost")
@@ -350,7 +353,9 @@ class VideoSDKTransport(Transport):
 
     def _send_transcript(self, data: dict[str, Any], peer_id: str | None) -> None:
         local = getattr(self.meeting, "local_participant", None)
-        if self._closing or not data.get("final") or peer_id is None or not hasattr(local, "send_transcript"):
+        if self._closing or not data.get("final") or peer_id is None or local is None:
+            return
+        if not hasattr(local, "send_transcript"):
             return
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         local.send_transcript(data["text"], peer_id, stamp, type="final")
