@@ -1,0 +1,96 @@
+"""The ``console`` command-line mode: its options, and opening the devices before the job runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from agentsession import SUPPORTED_RATES, Transport, TransportMode
+
+from ._devices import ConsoleDeviceError, device_table, load_sounddevice
+from ._transport import ConsoleTransport
+from ._view import ConsoleView
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from agentsession import JobContext
+
+
+class _ListDevices(argparse.Action):
+    """``--list-devices``: print the audio devices and exit, like ``--help``."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        try:
+            table = device_table(load_sounddevice())
+        except ConsoleDeviceError as exc:
+            parser.exit(2, f"error: {exc}\n")
+        print(table)
+        parser.exit()
+
+
+class ConsoleMode(TransportMode):
+    """``python main.py console [--input-device D] [--output-device D] [--sample-rate R] [--text] ...``.
+
+    ``run`` opens the devices before the job starts, so a device problem is one clear line on stderr
+    (exit status 2) instead of a failed job.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(self._create, help="talk to the agent with the microphone and speakers")
+        self._options: argparse.Namespace | None = None
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--list-devices", action=_ListDevices, help="list the audio devices and exit")
+        parser.add_argument("--input-device", metavar="DEVICE", help="microphone: index or part of its name")
+        parser.add_argument("--output-device", metavar="DEVICE", help="speakers: index or part of their name")
+        parser.add_argument("--sample-rate", type=int, choices=sorted(SUPPORTED_RATES), metavar="HZ",
+                            help="device sample rate (default 48000, else what the device supports)")
+        parser.add_argument("--text", action="store_true",
+                            help="type instead of speaking: no microphone is opened")
+        parser.add_argument("--no-playback", action="store_true",
+                            help="open no speakers: the agent's audio is dropped, its transcript still shows")
+        parser.add_argument("--half-duplex", action="store_true",
+                            help="mute the microphone while the agent speaks (no echo cancellation here)")
+
+    def loop_factory(self, options: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        self._options = options  # the worker hands the parsed options here, before run()
+        return None
+
+    def create(self, ctx: JobContext) -> Transport:
+        return self._create(ctx)
+
+    async def run(self, run_job: Callable[[Transport | None], Awaitable[Any]]) -> None:
+        if self._options is None:
+            await run_job(None)
+            return
+        transport = self.transport_for(self._options)
+        try:
+            await transport.start()
+        except ConsoleDeviceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        await run_job(transport)
+
+    @staticmethod
+    def transport_for(options: argparse.Namespace) -> ConsoleTransport:
+        """A transport (not started) for parsed ``console`` options."""
+        text = bool(getattr(options, "text", False))
+        return ConsoleTransport(
+            input_device=getattr(options, "input_device", None),
+            output_device=getattr(options, "output_device", None),
+            sample_rate=getattr(options, "sample_rate", None),
+            text=text,
+            playback=not getattr(options, "no_playback", False),
+            half_duplex=bool(getattr(options, "half_duplex", False)),
+            view=ConsoleView(live=False if text else None),
+        )
+
+    def _create(self, ctx: JobContext) -> ConsoleTransport:
+        return self.transport_for(ctx.options)

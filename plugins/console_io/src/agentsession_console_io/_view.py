@@ -1,0 +1,249 @@
+"""The live terminal view: states, input level, streaming transcripts, tool calls, per-turn latency."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sys
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agentsession import AgentState, UserState
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from agentsession import AgentSession
+
+    from ._transport import ConsoleTransport
+
+_STATE_STYLE = {
+    "idle": "dim",
+    "starting": "dim",
+    "listening": "cyan",
+    "speaking": "bold green",
+    "thinking": "yellow",
+    "closing": "dim",
+}
+_METER_CELLS = 24
+_METER_FLOOR_DB = -60.0
+
+
+@dataclass(frozen=True)
+class LatencyBudgets:
+    """Per-turn latency budgets in seconds; figures over budget are shown red, close to it yellow."""
+
+    eou_delay: float = 0.8
+    ttfa: float = 0.8
+    e2e: float = 1.5
+
+
+class ConsoleView:
+    """Shows a session on the terminal; fed by ``session.on(...)`` events and the transport's input level.
+
+    On a terminal (``live=None`` detects it) a panel is redrawn at most ``refresh_hz`` times a second by
+    a task on the loop, so the audio path only ever stores numbers; elsewhere (CI, a pipe, ``--text``)
+    each event becomes one plain line. ``stop`` prints a summary table of every turn.
+    """
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        live: bool | None = None,
+        budgets: LatencyBudgets | None = None,
+        refresh_hz: float = 10.0,
+        history: int = 8,
+    ) -> None:
+        self.console = console if console is not None else Console()
+        self.live = self.console.is_terminal if live is None else live
+        self.budgets = budgets or LatencyBudgets()
+        self.refresh_hz = refresh_hz
+        self.user_state = UserState.IDLE.value
+        self.agent_state = AgentState.STARTING.value
+        self.level_db = -math.inf
+        self.muted = False
+        self.user_partial = ""
+        self.agent_partial = ""
+        self.lines: deque[Text] = deque(maxlen=history)
+        self.turns: list[dict[str, Any]] = []
+        self.redraws = 0
+        self._transport: ConsoleTransport | None = None
+        self._live: Live | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._log_streams: list[tuple[logging.StreamHandler[Any], Any]] = []
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, transport: ConsoleTransport) -> None:
+        """Begin showing ``transport``'s conversation (called by the transport once its devices are open)."""
+        self._transport = transport
+        self._line(Text.assemble(("console: ", "bold"), self._devices()))
+        if transport.input_config is not None and transport.output_config is not None:
+            self._line(Text(
+                "no echo cancellation: use headphones, or --half-duplex to mute the microphone while the agent speaks"
+                if not transport.half_duplex else "half duplex: the microphone is muted while the agent speaks",
+                style="dim",
+            ))
+        if transport.text:
+            self._line(Text("type a message and press Enter (Ctrl-D ends)", style="dim"))
+        if not self.live:
+            return
+        stderr = sys.stderr
+        self._live = Live(console=self.console, auto_refresh=False, get_renderable=self._render,
+                          redirect_stdout=True, redirect_stderr=True)
+        self._live.start()
+        # log lines would tear the panel: send the root handlers writing to the terminal through Live
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler and handler.stream is stderr:
+                self._log_streams.append((handler, handler.setStream(sys.stderr)))
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh(), name="console-view")
+
+    def attach(self, session: AgentSession) -> None:
+        """Subscribe to the session's events."""
+        session.on("user_state_changed", self._on_user_state)
+        session.on("agent_state_changed", self._on_agent_state)
+        session.on("user_transcript", self._on_user_transcript)
+        session.on("agent_transcript", self._on_agent_transcript)
+        session.on("function_tool_called", self._on_tool)
+        session.on("metrics_collected", self._on_metrics)
+        session.on("error", lambda d: self.error(str(d.get("message", d))))
+
+    def stop(self, stats: dict[str, float | int]) -> None:
+        """Stop redrawing and print the summary table; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._refresher is not None:
+            self._refresher.cancel()
+        if self._live is not None:
+            self._live.stop()
+            for handler, stream in self._log_streams:
+                handler.setStream(stream)
+        self.console.print(self.summary(stats))
+
+    async def _refresh(self) -> None:
+        assert self._live is not None
+        while True:
+            await asyncio.sleep(1 / self.refresh_hz)
+            self._live.refresh()
+            self.redraws += 1
+
+    # ------------------------------------------------------------------ inputs
+
+    def input_level(self, level_db: float, muted: bool) -> None:
+        """The transport's latest input block level (called every 20 ms: only stores)."""
+        self.level_db, self.muted = level_db, muted
+
+    def error(self, message: str) -> None:
+        self._line(Text(f"error: {message}", style="bold red"))
+
+    def _on_user_state(self, data: dict[str, Any]) -> None:
+        self.user_state = _value(data["state"])
+
+    def _on_agent_state(self, data: dict[str, Any]) -> None:
+        self.agent_state = _value(data["state"])
+        if not self.live:
+            self._line(Text(f"agent {self.agent_state}", style=_STATE_STYLE.get(self.agent_state, "")))
+
+    def _on_user_transcript(self, data: dict[str, Any]) -> None:
+        if data.get("final", True):
+            self.user_partial = ""
+            self._line(Text.assemble(("you", "bold cyan"), (" typed: " if data.get("typed") else ": "), data["text"]))
+        else:
+            self.user_partial += data["text"]
+
+    def _on_agent_transcript(self, data: dict[str, Any]) -> None:
+        if data.get("final", True):
+            self.agent_partial = ""
+            self._line(Text.assemble(("agent", "bold green"), ": ", data["text"]))
+        else:
+            self.agent_partial += data["text"]
+
+    def _on_tool(self, data: dict[str, Any]) -> None:
+        result = str(data.get("result", ""))
+        if len(result) > 80:
+            result = result[:77] + "..."
+        duration = data.get("duration")
+        took = f" ({duration * 1000:.0f} ms)" if isinstance(duration, (int, float)) else ""
+        style = "red" if data.get("is_error") else "magenta"
+        self._line(Text(f"tool {data['name']}({data.get('arguments', '')}) -> {result}{took}", style=style))
+
+    def _on_metrics(self, metrics: dict[str, Any]) -> None:
+        self.turns.append(metrics)
+        parts: list[Text | str] = [(Text(f"turn {metrics['turn']} ({metrics['trigger']})", style="bold"))]
+        for key, label in (("eou_delay", "end of utterance"), ("ttfa", "model to first audio"), ("e2e", "end to end")):
+            if metrics.get(key) is not None:
+                parts += [f"  {label} ", self._latency(key, metrics[key])]
+        if metrics.get("interrupted"):
+            parts.append(Text("  interrupted", style="yellow"))
+        self._line(Text.assemble(*parts))
+
+    # ------------------------------------------------------------------ rendering
+
+    def _line(self, text: Text) -> None:
+        if self.live:
+            self.lines.append(text)
+        else:
+            self.console.print(text, soft_wrap=True, highlight=False)
+
+    def _latency(self, key: str, seconds: float) -> Text:
+        budget: float = getattr(self.budgets, key)
+        style = "red" if seconds > budget else "yellow" if seconds > 0.75 * budget else "green"
+        return Text(f"{seconds * 1000:.0f} ms", style=style)
+
+    def _devices(self) -> str:
+        t = self._transport
+        if t is None:
+            return ""
+        mic = t.input_config.describe() if t.input_config is not None else "keyboard" if t.text else "none"
+        out = t.output_config.describe() if t.output_config is not None else "none (no playback)"
+        return f"mic {mic} -> speakers {out}"
+
+    def meter(self) -> Text:
+        """The input level as a bar, its dBFS, and whether the microphone is muted."""
+        db = self.level_db
+        fill = 0 if not math.isfinite(db) else round(_METER_CELLS * min(1.0, max(0.0, 1 - db / _METER_FLOOR_DB)))
+        style = "red" if db > -6 else "yellow" if db > -20 else "green"
+        label = "  -inf dB" if not math.isfinite(db) else f"{db:6.1f} dB"
+        bar = Text.assemble(("#" * fill, style), ("." * (_METER_CELLS - fill), "dim"), label)
+        if self.muted:
+            bar.append("  muted (agent speaking)", style="yellow")
+        return bar
+
+    def _render(self) -> Panel:
+        rows: list[Text] = [
+            Text.assemble(("user  ", "bold"), (f"{self.user_state:<10}", _STATE_STYLE.get(self.user_state, "")),
+                          "  mic ", self.meter()),
+            Text.assemble(("agent ", "bold"), (f"{self.agent_state:<10}", _STATE_STYLE.get(self.agent_state, ""))),
+            Text(""),
+            *self.lines,
+        ]
+        if self.user_partial:
+            rows.append(Text.assemble(("you: ", "bold cyan"), (self.user_partial, "italic")))
+        if self.agent_partial:
+            rows.append(Text.assemble(("agent: ", "bold green"), (self.agent_partial, "italic")))
+        return Panel(Group(*rows), title="agentsession console", subtitle="Ctrl-C to quit", border_style="blue")
+
+    def summary(self, stats: dict[str, float | int]) -> Group:
+        """One row per turn with its latencies (coloured against the budgets), the transport's figures below."""
+        table = Table(title="session summary", caption="eou: end of utterance, ttfa: model to first audio, e2e: end to end")
+        for column in ("turn", "trigger", "eou", "ttfa", "e2e", "audio", "interrupted"):
+            table.add_column(column, justify="left" if column == "trigger" else "right")
+        for m in self.turns:
+            cells: list[Text | str] = [str(m["turn"]), str(m["trigger"])]
+            for key in ("eou_delay", "ttfa", "e2e"):
+                cells.append(self._latency(key, m[key]) if m.get(key) is not None else "-")
+            cells += [f"{m.get('audio_duration', 0.0):.1f} s", "yes" if m.get("interrupted") else ""]
+            table.add_row(*cells)
+        return Group(table, Text("audio: " + ", ".join(f"{k} {v}" for k, v in stats.items()), style="dim"))
+
+
+def _value(state: Any) -> str:
+    return str(getattr(state, "value", state))
