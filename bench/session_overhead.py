@@ -1,0 +1,190 @@
+"""What an AgentSession costs: CPU per session and the latency it adds, N sessions side by side.
+
+Each session runs a streaming fake model (20 ms of agent audio every 20 ms, real time) and a paced
+transport that also delivers 20 ms of user audio every 20 ms. The same fakes are run once wired directly
+(model -> transport, no session: the floor) and once through AgentSession, in the same process, so the
+printed overhead is the session's own. Latency is from the model emitting a frame to the session handing
+it to ``Transport.play``.
+
+    python bench/session_overhead.py            # N = 1, 50, 200, 5 s each
+    python bench/session_overhead.py --quick    # N = 1, 50, 1.5 s each (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+
+import numpy as np
+
+from agentsession import (
+    Agent,
+    AgentAudio,
+    AgentSession,
+    AudioFrame,
+    ModelOptions,
+    PacedTransport,
+    PlayoutBuffer,
+    RealtimeModel,
+    RealTimePipeline,
+    ToolResult,
+)
+
+RATE = 24000
+FRAME = RATE // 50
+
+
+class StreamingModel(RealtimeModel):
+    """Emits one 20 ms frame every 20 ms and notes when, in ``emitted`` (the session re-frames, and with
+    20 ms frames in and out the k-th frame played is the k-th frame emitted)."""
+
+    def __init__(self, emitted: deque[float]) -> None:
+        super().__init__()
+        self.emitted = emitted
+        self.received = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, options: ModelOptions) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._stream(lambda f: self.channel.emit(AgentAudio(f))))
+
+    async def _stream(self, sink: object) -> None:
+        data = (np.sin(np.arange(FRAME) / 10) * 8000).astype(np.int16).reshape(-1, 1)
+        loop = asyncio.get_running_loop()
+        t = loop.time()
+        while True:
+            self.emitted.append(time.perf_counter())
+            sink(AudioFrame(data, RATE))  # type: ignore[operator]
+            t += 0.02
+            await asyncio.sleep(t - loop.time())
+
+    def push_audio(self, frame: AudioFrame) -> None:
+        self.received += 1
+
+    async def send_text(self, text: str) -> None: ...
+    async def say(self, text: str) -> None: ...
+    async def reply(self, instructions: str | None = None) -> None: ...
+    async def interrupt(self, played: float | None = None) -> None: ...
+    async def send_tool_result(self, result: ToolResult) -> None: ...
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.channel.end()
+
+
+class MeasuringTransport(PacedTransport):
+    """Paced output (20 ms blocks), 20 ms input frames in real time, and a latency probe on ``play``."""
+
+    def __init__(self, latencies: list[float], emitted: deque[float]) -> None:
+        super().__init__(RATE)
+        self.playout = PlayoutBuffer(RATE, max_buffered=2.0)  # back-pressure would measure clock phase, not us
+        self.latencies = latencies
+        self.emitted = emitted
+
+    async def audio_input(self) -> AsyncIterator[AudioFrame]:
+        silence = AudioFrame.silence(0.02, RATE)
+        loop = asyncio.get_running_loop()
+        t = loop.time()
+        while True:
+            yield silence
+            t += 0.02
+            await asyncio.sleep(t - loop.time())
+
+    async def play(self, frame: AudioFrame) -> None:
+        self.latencies.append(time.perf_counter() - self.emitted.popleft())
+        await super().play(frame)
+
+
+class DirectWire:
+    """The floor: the same fakes with no session between them."""
+
+    def __init__(self, latencies: list[float]) -> None:
+        emitted: deque[float] = deque()
+        self.model = StreamingModel(emitted)
+        self.transport = MeasuringTransport(latencies, emitted)
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.transport.start()
+        self.tasks.append(asyncio.ensure_future(self.model._stream(self._out)))
+        self.tasks.append(asyncio.ensure_future(self._in()))
+        self._queue: asyncio.Queue[AudioFrame] = asyncio.Queue()
+        self.tasks.append(asyncio.ensure_future(self._play()))
+
+    def _out(self, frame: AudioFrame) -> None:
+        self._queue.put_nowait(frame)
+
+    async def _play(self) -> None:
+        while True:
+            await self.transport.play(await self._queue.get())
+
+    async def _in(self) -> None:
+        async for frame in self.transport.audio_input():
+            self.model.push_audio(frame)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.transport.close()
+
+
+class SessionWire:
+    def __init__(self, latencies: list[float]) -> None:
+        emitted: deque[float] = deque()
+        self.transport = MeasuringTransport(latencies, emitted)
+        self.model = StreamingModel(emitted)
+        self.session = AgentSession(Agent(instructions="bench"), RealTimePipeline(self.model))
+
+    async def start(self) -> None:
+        await self.transport.start()
+        await self.session.start(transport=self.transport)
+
+    async def close(self) -> None:
+        await self.session.close()
+        await self.transport.close()
+
+
+async def measure(kind: type[DirectWire] | type[SessionWire], n: int, seconds: float) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    wires = [kind(latencies) for _ in range(n)]
+    for wire in wires:
+        await wire.start()
+    await asyncio.sleep(0.3)  # warm-up
+    latencies.clear()
+    gc.collect()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    for wire in wires:
+        await wire.close()
+    return 100.0 * cpu / wall / n, latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else float("nan")
+
+
+async def main(ns: list[int], seconds: float) -> None:
+    print(f"{'N':>5} {'cpu %/session: floor':>22} {'session':>8} {'added':>7} {'ratio':>6}"
+          f" {'p50 ms: floor':>14} {'session':>8} {'p99 ms: floor':>14} {'session':>8}")
+    for n in ns:
+        cpu_floor, lat_floor = await measure(DirectWire, n, seconds)
+        cpu_sess, lat_sess = await measure(SessionWire, n, seconds)
+        print(f"{n:>5} {cpu_floor:>22.3f} {cpu_sess:>8.3f} {cpu_sess - cpu_floor:>7.3f} {cpu_sess / cpu_floor:>6.2f}"
+              f" {pct(lat_floor, 50):>14.3f} {pct(lat_sess, 50):>8.3f} {pct(lat_floor, 99):>14.3f} {pct(lat_sess, 99):>8.3f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="N = 1, 50 for 1.5 s (what CI runs)")
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("-n", type=int, action="append", help="session counts (repeatable)")
+    args = parser.parse_args()
+    ns = args.n or ([1, 50] if args.quick else [1, 50, 200])
+    asyncio.run(main(ns, args.seconds or (1.5 if args.quick else 5.0)))
