@@ -1,0 +1,292 @@
+"""A local Gemini Live server for tests, reached through the real SDK.
+
+It speaks the real wire protocol: the SDK connects with ``wss://`` to
+``/ws/google.ai.generativelanguage.<version>.GenerativeService.BidiGenerateContent`` with the key in the
+``x-goog-api-key`` header, so the server serves TLS on 127.0.0.1 with a self-signed certificate made
+here. Client messages are parsed with ``google.genai.types.LiveClientMessage`` (camelCase or snake_case
+keys, as the real server accepts) and server messages are built from ``LiveServerMessage``, so the fake
+cannot drift from the SDK's protocol.
+
+The scripted "model": it answers each client turn and each tool response with ``reply_chunks`` chunks of
+24 kHz audio plus an output transcription and usage, then ``turnComplete``; a turn whose text mentions
+"tool" gets a ``toolCall`` of the first declared function instead. Realtime audio runs through a tiny
+energy VAD: speech then ``silence_ms`` of quiet ends the user's turn (input transcription, then an
+answer); speech during an answer stops it with ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import json
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydantic
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from google.genai import types
+from websockets.asyncio.server import ServerConnection, serve
+
+PATH_SUFFIX = ".GenerativeService.BidiGenerateContent"
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost; returns (cert.pem, key.pem)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def tone_pcm(seconds: float, rate: int = 24000, freq: float = 440.0) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes()
+
+
+def parse_setup(raw: str | bytes) -> tuple[types.LiveClientSetup, dict[str, Any]]:
+    """The setup message, parsed with the SDK's types.
+
+    The SDK sends some setup fields (``realtimeInputConfig``) that ``LiveClientSetup`` does not model;
+    those are parsed with the type of the same-named ``LiveConnectConfig`` field.
+    """
+    message = json.loads(raw)
+    assert set(message) == {"setup"}, f"the first client message must be setup, got {sorted(message)}"
+    setup = dict(message["setup"])
+    known = {name for f, info in types.LiveClientSetup.model_fields.items() for name in (f, info.alias)}
+    config_fields = {n: info for f, info in types.LiveConnectConfig.model_fields.items() for n in (f, info.alias)}
+    extra: dict[str, Any] = {}
+    for key in [k for k in setup if k not in known]:
+        info = config_fields[key]  # KeyError: a field unknown to the SDK's types
+        extra[key] = pydantic.TypeAdapter(info.annotation).validate_python(setup.pop(key))
+    return types.LiveClientSetup.model_validate(setup), extra
+
+
+@dataclass
+class Connection:
+    """One client connection as the server saw it."""
+
+    ws: ServerConnection
+    path: str
+    headers: dict[str, str]
+    setup: types.LiveClientSetup
+    setup_extra: dict[str, Any]  # setup fields the SDK sends but LiveClientSetup lacks, as config types
+    messages: list[types.LiveClientMessage] = field(default_factory=list)
+    audio_bytes: int = 0
+    speech: float = 0.0  # seconds of the user's current utterance (the fake's energy VAD)
+    quiet: float = 0.0
+    answer: asyncio.Task[None] | None = None
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class FakeLiveServer:
+    def __init__(self, *, reply_chunks: int = 5, chunk_seconds: float = 0.04, chunk_delay: float = 0.0,
+                 silence_ms: int = 300) -> None:
+        self.reply_chunks = reply_chunks
+        self.chunk_seconds = chunk_seconds
+        self.chunk_delay = chunk_delay
+        self.silence_ms = silence_ms
+        self.connections: list[Connection] = []
+        self.handles_issued = 0
+        self.refuse = 0  # refuse this many upcoming connections (closed during the handshake)
+        self._new_connection = asyncio.Condition()
+        self._message = asyncio.Condition()
+        self._tmp = tempfile.TemporaryDirectory()
+        self._server: Any = None
+        self.port = 0
+        cert, key = make_certificate(Path(self._tmp.name))
+        self.cert_path = cert
+        self._server_ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._server_ssl.load_cert_chain(cert, key)
+        self.client_ssl = ssl.create_default_context(cafile=str(cert))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> FakeLiveServer:
+        self._server = await serve(self._handle, "127.0.0.1", 0, ssl=self._server_ssl)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+        self._tmp.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def http_options(self) -> types.HttpOptions:
+        return types.HttpOptions(base_url=self.base_url, async_client_args={"ssl": self.client_ssl})
+
+    # ------------------------------------------------------------------ test helpers
+
+    async def wait_connections(self, n: int, timeout: float = 5.0) -> Connection:
+        async with self._new_connection:
+            await asyncio.wait_for(self._new_connection.wait_for(lambda: len(self.connections) >= n), timeout)
+        return self.connections[n - 1]
+
+    async def wait_message(self, predicate: Any, timeout: float = 5.0) -> types.LiveClientMessage:
+        """The first client message (on any connection) matching ``predicate``."""
+
+        def find() -> types.LiveClientMessage | None:
+            for conn in self.connections:
+                for message in conn.messages:
+                    if predicate(message):
+                        return message
+            return None
+
+        async with self._message:
+            await asyncio.wait_for(self._message.wait_for(lambda: find() is not None), timeout)
+        found = find()
+        assert found is not None
+        return found
+
+    @property
+    def current(self) -> Connection:
+        return self.connections[-1]
+
+    async def send(self, message: types.LiveServerMessage, conn: Connection | None = None) -> None:
+        conn = conn or self.current
+        await conn.ws.send(json.dumps(message.model_dump(mode="json", by_alias=True, exclude_none=True)))
+
+    async def go_away(self, conn: Connection | None = None) -> None:
+        await self.send(types.LiveServerMessage(go_away=types.LiveServerGoAway(time_left="1s")), conn)
+
+    def drop(self, conn: Connection | None = None) -> None:
+        """Cut the socket without a close frame (a network failure)."""
+        (conn or self.current).ws.transport.abort()
+
+    # ------------------------------------------------------------------ protocol
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        path = ws.request.path if ws.request else ""
+        if not path.endswith(PATH_SUFFIX):
+            await ws.close(1008, "unknown method")
+            return
+        if self.refuse:
+            self.refuse -= 1
+            await ws.close(1011, "unavailable")
+            return
+        setup, extra = parse_setup(await ws.recv())
+        headers = {k.lower(): v for k, v in ws.request.headers.raw_items()} if ws.request else {}
+        conn = Connection(ws, path, headers, setup, extra)
+        async with self._new_connection:
+            self.connections.append(conn)
+            self._new_connection.notify_all()
+        await self.send(types.LiveServerMessage(setup_complete=types.LiveServerSetupComplete()), conn)
+        await self._issue_handle(conn)
+        try:
+            async for raw in ws:
+                message = types.LiveClientMessage.model_validate_json(raw)
+                async with self._message:
+                    conn.messages.append(message)
+                    self._message.notify_all()
+                await self._on_client(conn, message)
+        except Exception:  # noqa: BLE001 - a dropped client ends the connection, nothing more
+            pass
+        finally:
+            if conn.answer is not None:
+                conn.answer.cancel()
+            conn.closed.set()
+
+    async def _issue_handle(self, conn: Connection) -> None:
+        self.handles_issued += 1
+        update = types.LiveServerSessionResumptionUpdate(new_handle=f"handle-{self.handles_issued}", resumable=True)
+        await self.send(types.LiveServerMessage(session_resumption_update=update), conn)
+
+    async def _on_client(self, conn: Connection, message: types.LiveClientMessage) -> None:
+        if message.client_content is not None and message.client_content.turn_complete:
+            text = " ".join(p.text or "" for c in message.client_content.turns or () for p in c.parts or ())
+            tools = [d for t in conn.setup.tools or () for d in t.function_declarations or ()]
+            if "tool" in text.lower() and tools:
+                self._answer(conn, tool=tools[0].name)
+            else:
+                self._answer(conn)
+        elif message.tool_response is not None:
+            self._answer(conn)
+        elif message.realtime_input is not None and message.realtime_input.audio is not None:
+            await self._on_audio(conn, message.realtime_input.audio.data or b"")
+
+    async def _on_audio(self, conn: Connection, data: bytes) -> None:
+        conn.audio_bytes += len(data)
+        samples = np.frombuffer(data, "<i2").astype(np.float32)
+        for start in range(0, samples.size, 320):  # 20 ms windows at 16 kHz
+            await self._on_window(conn, samples[start : start + 320])
+
+    async def _on_window(self, conn: Connection, window: np.ndarray) -> None:
+        loud = window.size > 0 and float(np.sqrt(np.mean(window**2))) > 1000
+        if loud:
+            conn.speech += window.size / 16000
+            conn.quiet = 0.0
+            if conn.answer is not None and not conn.answer.done():
+                conn.answer.cancel()
+                await self.send(types.LiveServerMessage(server_content=types.LiveServerContent(interrupted=True)), conn)
+        elif conn.speech > 0:
+            conn.quiet += window.size / 16000
+            if conn.quiet * 1000 >= self.silence_ms:
+                conn.speech = conn.quiet = 0.0
+                transcript = types.Transcription(text="hello gemini")
+                await self.send(
+                    types.LiveServerMessage(server_content=types.LiveServerContent(input_transcription=transcript)),
+                    conn,
+                )
+                self._answer(conn)
+
+    def _answer(self, conn: Connection, tool: str | None = None) -> None:
+        if conn.answer is not None and not conn.answer.done():
+            conn.answer.cancel()  # a new turn replaces the current answer
+            conn.answer = asyncio.ensure_future(self._replace(conn, tool))
+        else:
+            conn.answer = asyncio.ensure_future(self._speak(conn, tool))
+
+    async def _replace(self, conn: Connection, tool: str | None) -> None:
+        await self.send(types.LiveServerMessage(server_content=types.LiveServerContent(interrupted=True)), conn)
+        await self._speak(conn, tool)
+
+    async def _speak(self, conn: Connection, tool: str | None) -> None:
+        if tool is not None:
+            call = types.FunctionCall(id=f"fc-{len(conn.messages)}", name=tool, args={})
+            await self.send(types.LiveServerMessage(tool_call=types.LiveServerToolCall(function_calls=[call])), conn)
+            return
+        pcm = tone_pcm(self.chunk_seconds)
+        for i in range(self.reply_chunks):
+            blob = types.Blob(data=pcm, mime_type="audio/pcm;rate=24000")
+            content = types.LiveServerContent(
+                model_turn=types.Content(role="model", parts=[types.Part(inline_data=blob)]),
+                output_transcription=types.Transcription(text=f"word{i} "),
+            )
+            await self.send(types.LiveServerMessage(server_content=content), conn)
+            await asyncio.sleep(self.chunk_delay)
+        usage = types.UsageMetadata(prompt_token_count=12, response_token_count=34, total_token_count=46)
+        await self.send(types.LiveServerMessage(usage_metadata=usage), conn)
+        await self.send(types.LiveServerMessage(server_content=types.LiveServerContent(turn_complete=True)), conn)
