@@ -139,6 +139,7 @@ class FakeRealtimeServer:
         self.tool_arguments: dict[str, dict[str, Any]] = {}
         self.stragglers = 2  # deltas still sent after response.cancel, as if already in flight
         self.connected = asyncio.Event()
+        self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
         self._server: Server | None = None
 
@@ -197,12 +198,23 @@ class FakeRealtimeServer:
                     self.protocol_errors.append(f"{event.type}: {'; '.join(problems)}")
                 conn.received.append(event)
                 await self._on_event(conn, event, json.loads(raw))
+                async with self._changed:
+                    self._changed.notify_all()
         except Exception as exc:  # a fake's bug must fail the test, not hang it
             if not isinstance(exc, ConnectionError) and "ConnectionClosed" not in type(exc).__name__:
                 self.protocol_errors.append(f"fake server crashed: {exc!r}")
         finally:
             if conn.response is not None:
                 conn.response.cancel()
+
+    def count(self, kind: str) -> int:
+        """How many client events of ``kind`` arrived, over all connections."""
+        return sum(len(c.of_type(kind)) for c in self.connections)
+
+    async def wait_for(self, kind: str, count: int = 1, timeout: float = 5.0) -> None:
+        """Wait until ``count`` client events of ``kind`` arrived (and were handled)."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: self.count(kind) >= count), timeout)
 
     async def drop(self) -> None:
         """Cut every connection abruptly (no close frame: the client sees 1006)."""

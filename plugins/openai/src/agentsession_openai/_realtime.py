@@ -212,11 +212,13 @@ class OpenAIRealtime(RealtimeModel):
         rid = self._response_id
         self._queued.clear()
         if rid is not None and rid not in self._cancelled:
-            self._cancelled.add(rid)  # from here on, its deltas are dropped
+            self._cancelled.add(rid)  # from here on its events are dropped, its response.done included
             self.channel.purge_audio()
+            self.channel.emit(ResponseDone(interrupted=True))
             await self._send({"type": "response.cancel", "response_id": rid})
-        elif self._requested is not None:
-            self._cancel_requested = True
+        elif self._requested is not None and not self._cancel_requested:
+            self._cancel_requested = True  # cancelled as soon as the server creates it
+            self.channel.emit(ResponseDone(interrupted=True))
         item = self._audio_item
         if item is None or played is None:
             return
@@ -364,7 +366,8 @@ class OpenAIRealtime(RealtimeModel):
         self._audio_offset += self._sent_audio
         self._sent_audio = 0.0
         rid = self._response_id
-        if rid is not None or self._requested is not None:
+        live = rid is not None and rid not in self._cancelled
+        if live or (self._requested is not None and not self._cancel_requested):
             self.channel.emit(
                 Error("the OpenAI Realtime connection dropped during a response; it was cut short",
                       recoverable=True, code="connection_lost")
@@ -513,7 +516,7 @@ class OpenAIRealtime(RealtimeModel):
         self.channel.emit(AgentTranscript(" ".join(t for t in self._texts if t), final=True))
 
     def _on_tool_call(self, rid: str, call_id: str, name: str, arguments: str) -> None:
-        if call_id in self._emitted_calls:
+        if call_id in self._emitted_calls or rid in self._cancelled:
             return
         self._emitted_calls.add(call_id)
         self._calls.setdefault(rid, set()).add(call_id)
@@ -523,16 +526,21 @@ class OpenAIRealtime(RealtimeModel):
     async def _on_response_done(self, event: ResponseDoneEvent) -> None:
         response = event.response
         rid = response.id or ""
-        interrupted = rid in self._cancelled or response.status == "cancelled"
+        if self._response_id == rid:
+            self._response_id = None
+        if rid in self._cancelled:  # interrupt() already reported it
+            self._cancelled.discard(rid)
+            await self._after_response(rid)
+            return
         if response.status == "failed":
             error = response.status_details.error if response.status_details else None
             message = (error.message if error else None) or "the response failed"
             self.channel.emit(Error(f"OpenAI Realtime: {message}", recoverable=True, code=error.code if error else None))
         usage = response.usage.model_dump(exclude_none=True) if response.usage else {}
-        self.channel.emit(ResponseDone(interrupted=interrupted, usage=usage))
-        self._cancelled.discard(rid)
-        if self._response_id == rid:
-            self._response_id = None
+        self.channel.emit(ResponseDone(interrupted=response.status == "cancelled", usage=usage))
+        await self._after_response(rid)
+
+    async def _after_response(self, rid: str) -> None:
         if rid in self._calls:
             self._finished.add(rid)
             await self._continue_after_tools(rid)
