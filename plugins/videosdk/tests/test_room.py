@@ -213,11 +213,13 @@ async def test_dropped_signalling_is_reported_and_ends(how: str, caplog: pytest.
     await asyncio.wait_for(reader, TIMEOUT)
 
 
-async def test_join_failure_is_a_clear_error_without_the_token() -> None:
+async def test_join_failure_is_a_clear_error_without_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     transport, factory = make(fail_join=True)
     with pytest.raises(RoomError, match="could not join VideoSDK room abcd-efgh-ijkl") as info:
         await transport.start()
     assert TOKEN not in str(info.value)
+    assert "refused" in caplog.text and TOKEN not in caplog.text
     assert transport._track.readyState == "ended"
     await transport.close()
 

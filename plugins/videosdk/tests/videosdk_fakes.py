@@ -85,7 +85,8 @@ class FakeRoomClient(AsyncIOEventEmitter):
             self.config.get("peer_type"))
         self.emit(Events.MEETING_STATE_CHANGED, {"state": "CONNECTING"})
         await asyncio.sleep(0)
-        if self.fail_join:  # what RoomClient.async_join does when the server refuses
+        if self.fail_join:  # what RoomClient.async_join does when the server refuses (its malformed log call too)
+            logging.getLogger("videosdk.room_client").debug("ERROR", Exception(f"refused {self.config['token']}"))
             self.emit(Events.MEETING_STATE_CHANGED, {"state": "FAILED"})
             self.emit(Events.ERROR, "Failed to Join in the Meeting")
             return

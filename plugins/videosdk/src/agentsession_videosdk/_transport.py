@@ -71,7 +71,7 @@ class VideoSDKTransport(Transport):
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._watchdog: asyncio.Task[None] | None = None
-        self._filter = RedactingFilter((config.token,))
+        self._filter = _Redact((config.token,))
         self._filtered: list[logging.Handler] = []
         self._closing = False
         self._closed = False
@@ -400,6 +400,17 @@ class VideoSDKTransport(Transport):
 
     def __repr__(self) -> str:
         return f"<VideoSDKTransport room={self.config.room_id!r} name={self.config.name!r}>"
+
+
+class _Redact(RedactingFilter):
+    """Core's redaction, also for malformed log calls (the SDK makes one when a join fails)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            record.getMessage()
+        except (TypeError, ValueError):
+            record.msg, record.args = f"{record.msg} {record.args!r}", None
+        return super().filter(record)
 
 
 def _import_sdk() -> Any:
