@@ -1,0 +1,127 @@
+"""OpenAILLM, OpenAISTT and OpenAITTS against a local HTTP server that speaks the real API, and a cascade."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from agentsession import (
+    Agent,
+    AgentSession,
+    CascadingPipeline,
+    ChatContext,
+    ModelError,
+    ToolCall,
+    function_tool,
+)
+from agentsession.testing import tone
+from agentsession_openai import OpenAILLM, OpenAISTT, OpenAITTS
+from agentsession_openai.plugin import agentsession_models
+from openai_fake_http import API_KEY, FakeOpenAIHTTP
+
+
+@pytest.fixture
+async def http_server() -> AsyncIterator[FakeOpenAIHTTP]:
+    async with FakeOpenAIHTTP() as server:
+        yield server
+        assert server.protocol_errors == []
+
+
+@function_tool
+def get_weather(city: str) -> dict[str, Any]:
+    """Current weather for a city.
+
+    Args:
+        city: the city's name
+    """
+    return {"city": city, "temp": 21}
+
+
+class WeatherAgent(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You are a weather assistant.", tools=[get_weather])
+
+
+async def collect(llm: OpenAILLM, ctx: ChatContext) -> list[str | ToolCall]:
+    return [part async for part in llm.chat(ctx, tools=[get_weather])]
+
+
+async def test_llm_streams_text_and_tool_calls(http_server: FakeOpenAIHTTP) -> None:
+    http_server.tool_arguments["get_weather"] = {"city": "Paris"}
+    llm = OpenAILLM(api_key=API_KEY, base_url=http_server.base_url)
+    try:
+        ctx = ChatContext()
+        ctx.add_message("system", "Be brief.")
+        ctx.add_message("user", "Weather in Paris? Use get_weather.")
+        parts = await collect(llm, ctx)
+        assert parts == [ToolCall("call_fake1", "get_weather", '{"city": "Paris"}')]
+        request = http_server.chat_requests[0]
+        assert request["stream"] is True and request["model"] == "gpt-4o-mini"
+        assert request["tools"][0] == {"type": "function", "function": get_weather.schema()}
+
+        ctx.add_function_call("call_fake1", "get_weather", '{"city": "Paris"}')
+        ctx.add_function_output("call_fake1", "get_weather", '{"temp": 21}')
+        parts = await collect(llm, ctx)
+        assert "".join(p for p in parts if isinstance(p, str)) == 'The answer is {"temp": 21}. Anything else?'
+        messages = http_server.chat_requests[1]["messages"]
+        assert messages[2] == {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_fake1", "type": "function", "function": {"name": "get_weather",
+                                                                  "arguments": '{"city": "Paris"}'}}]}
+        assert messages[3] == {"role": "tool", "tool_call_id": "call_fake1", "content": '{"temp": 21}'}
+    finally:
+        await llm.aclose()
+
+
+async def test_stt_sends_a_wav_of_the_utterance(http_server: FakeOpenAIHTTP) -> None:
+    stt = OpenAISTT(api_key=API_KEY, base_url=http_server.base_url, language="en")
+    try:
+        text = await stt.transcribe(tone(0.75, 16000))
+        assert text == http_server.transcript
+        (upload,) = http_server.uploads
+        assert (upload.sample_rate, upload.channels, upload.seconds) == (16000, 1, 0.75)
+        assert upload.fields == {"model": "gpt-4o-mini-transcribe", "language": "en"}
+    finally:
+        await stt.aclose()
+
+
+async def test_tts_streams_24k_pcm(http_server: FakeOpenAIHTTP) -> None:
+    tts = OpenAITTS(api_key=API_KEY, base_url=http_server.base_url, voice="coral")
+    try:
+        frames = [f async for f in tts.synthesize("Hello there, friend.")]
+        assert all(f.sample_rate == 24000 and f.channels == 1 for f in frames)
+        assert sum(f.samples_per_channel for f in frames) == int(0.02 * 20 * 24000)
+        assert http_server.speech_requests[0]["voice"] == "coral"
+    finally:
+        await tts.aclose()
+
+
+async def test_cascade_end_to_end_with_a_tool(http_server: FakeOpenAIHTTP) -> None:
+    http_server.tool_arguments["get_weather"] = {"city": "Paris"}
+    kwargs = {"api_key": API_KEY, "base_url": http_server.base_url}
+    pipeline = CascadingPipeline(stt=OpenAISTT(**kwargs), llm=OpenAILLM(**kwargs), tts=OpenAITTS(**kwargs))
+    session = AgentSession(WeatherAgent(), pipeline)
+    await session.start()
+    try:
+        result = await session.run(user_input="What is the weather in Paris? Use get_weather.", timeout=10)
+        assert [c.name for c in result.function_calls] == ["get_weather"]
+        assert result.function_outputs[0].output == '{"city": "Paris", "temp": 21}'
+        assert result.text == 'The answer is {"city": "Paris", "temp": 21}. Anything else?'
+        assert len(http_server.speech_requests) >= 1
+        assert http_server.chat_requests[0]["messages"][0] == {"role": "system",
+                                                               "content": "You are a weather assistant."}
+    finally:
+        await session.close()
+
+
+async def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ModelError, match="OPENAI_API_KEY"):
+        await collect(OpenAILLM(), ChatContext())
+    assert API_KEY not in repr(OpenAITTS(api_key=API_KEY))
+
+
+def test_models_hook() -> None:
+    models = agentsession_models()
+    assert set(models) == {"openai-realtime", "openai-llm", "openai-stt", "openai-tts"}
+    assert isinstance(models["openai-llm"](model="x"), OpenAILLM)
