@@ -9,6 +9,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 import pytest
+
 from agentsession._audio import (
     SUPPORTED_RATES,
     AudioConverter,

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 import pytest
+
 from agentsession import (
     LLM,
     STT,

@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 import pytest
+
 from agentsession._chat import (
     ChatContext,
     ChatItem,

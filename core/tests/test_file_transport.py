@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from agentsession import AudioFrame
 from agentsession.testing import tone
 

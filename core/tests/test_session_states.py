@@ -6,6 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
+
 from agentsession import Agent, function_tool
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, virtual_clock
 from core_helpers import GreetingAgent, QuietAgent, settle, started

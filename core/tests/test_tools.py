@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Optional, Required, TypedDict
 
 import pytest
+
 from agentsession._tools import (
     FunctionTool,
     ToolError,

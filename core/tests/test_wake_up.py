@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from agentsession import AgentSession, RealTimePipeline, hookimpl
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, virtual_clock
 from core_helpers import QuietAgent, settle, started

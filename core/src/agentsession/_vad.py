@@ -76,42 +76,44 @@ class EnergyVAD(VAD):
 
 
 class UtteranceCollector:
-    """Cuts a stream into utterances with a VAD, keeping ``preroll`` seconds from before the detected start
-    (the detector needs ``min_speech`` to decide, and the first syllable must not be lost)."""
+    """Cuts a stream into utterances with a VAD, starting ``preroll`` seconds before the speech start the
+    VAD reports (it reports it late, after ``min_speech``; the first syllable must not be lost)."""
 
     def __init__(self, vad: VAD, *, preroll: float = 0.3, max_duration: float = 30.0) -> None:
         self.vad = vad
         self.preroll = preroll
         self.max_duration = max_duration
-        self._before: deque[np.ndarray] = deque()
-        self._before_samples = 0
+        self._history: deque[tuple[float, np.ndarray]] = deque()  # (end position, samples)
+        self._position = 0.0
         self._chunks: list[np.ndarray] = []
         self._samples = 0
         self._speaking = False
 
     def push(self, frame: AudioFrame) -> list[tuple[VADEvent, AudioFrame | None]]:
         """Process one mono frame; return VAD events, each "end" with the utterance it closes."""
+        self._position += frame.duration
+        self._history.append((self._position, frame.data))
+        while self._history and self._history[0][0] < self._position - self.preroll - 2.0:
+            self._history.popleft()
         out: list[tuple[VADEvent, AudioFrame | None]] = []
         for event in self.vad.push(frame):
             if event.kind == "start":
                 self._speaking = True
-                self._chunks, self._samples = list(self._before), self._before_samples
+                self._chunks, self._samples = [], 0
+                for end, data in self._history:
+                    if end > event.position - self.preroll:
+                        self._add(data, frame.sample_rate)
                 out.append((event, None))
             else:
                 self._speaking = False
-                self._add(frame)
                 audio = np.concatenate(self._chunks) if self._chunks else np.zeros((0, 1), np.int16)
                 self._chunks, self._samples = [], 0
                 out.append((event, AudioFrame(audio, frame.sample_rate)))
-        if self._speaking:
-            self._add(frame)
-        self._before.append(frame.data)
-        self._before_samples += frame.samples_per_channel
-        while self._before and self._before_samples - self._before[0].shape[0] >= self.preroll * frame.sample_rate:
-            self._before_samples -= self._before.popleft().shape[0]
+        if self._speaking and not out:
+            self._add(frame.data, frame.sample_rate)
         return out
 
-    def _add(self, frame: AudioFrame) -> None:
-        if self._samples < self.max_duration * frame.sample_rate:
-            self._chunks.append(frame.data)
-            self._samples += frame.samples_per_channel
+    def _add(self, data: np.ndarray, rate: int) -> None:
+        if self._samples < self.max_duration * rate:
+            self._chunks.append(data)
+            self._samples += data.shape[0]

@@ -160,21 +160,13 @@ class WorkerJob:
         name = _mode_name(args_list)
         if name is None:
             if DEFAULT_MODE not in modes:
-                print(
-                    f"error: no mode given, and no installed plugin provides the default {DEFAULT_MODE!r} mode "
-                    f"(pip install agentsession-videosdk). Installed modes: {', '.join(sorted(modes))}",
-                    file=sys.stderr,
-                )
+                print(f"error: no mode given, and no installed plugin provides the default {DEFAULT_MODE!r} "
+                      f"mode. {_modes_hint(modes)}", file=sys.stderr)
                 return 2
             args_list.insert(_first_positional_index(args_list), DEFAULT_MODE)
             name = DEFAULT_MODE
         elif name not in modes:
-            print(
-                f"error: unknown mode {name!r}. Installed modes: {', '.join(sorted(modes))} "
-                "(plugins add more: agentsession-console-io gives 'console', agentsession-webrtc gives "
-                "'playground', agentsession-videosdk gives 'room')",
-                file=sys.stderr,
-            )
+            print(f"error: unknown mode {name!r}. {_modes_hint(modes)}", file=sys.stderr)
             return 2
         args = _parser(modes).parse_args(args_list)
         _configure_logging(args.log_level)
@@ -263,6 +255,15 @@ def transport_modes() -> dict[str, TransportMode]:
             mode.provider = impl.plugin_name
             modes[name] = mode
     return modes
+
+
+KNOWN_MODES = {"console": "agentsession-console-io", "playground": "agentsession-webrtc", "room": "agentsession-videosdk"}
+
+
+def _modes_hint(modes: dict[str, TransportMode]) -> str:
+    hint = f"Installed modes: {', '.join(sorted(modes))}."
+    missing = [f"{m!r} (pip install {d})" for m, d in KNOWN_MODES.items() if m not in modes]
+    return hint + (f" Not installed: {', '.join(missing)}." if missing else "")
 
 
 def _parser(modes: dict[str, TransportMode]) -> argparse.ArgumentParser:

@@ -1,0 +1,217 @@
+"""Emitter, playout buffer, VAD, virtual clock, secrets, room options."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from agentsession import (
+    AudioFrame,
+    EnergyVAD,
+    EventEmitter,
+    PlayoutBuffer,
+    RedactingFilter,
+    RoomOptions,
+    VirtualClockEventLoop,
+    mask,
+    run_virtual,
+)
+from agentsession._vad import UtteranceCollector
+from agentsession.testing import tone, virtual_clock
+
+# ---------------------------------------------------------------- EventEmitter
+
+def test_emitter_without_a_loop_calls_inline_and_once_fires_once() -> None:
+    em = EventEmitter()
+    got: list[object] = []
+    em.on("x", got.append)
+    em.once("x", lambda d: got.append(("once", d)))
+    em.emit("x", 1)
+    em.emit("x", 2)
+    assert got == [1, ("once", 1), 2]
+    em.off("x", got.append)
+    em.emit("x", 3)
+    assert got == [1, ("once", 1), 2]
+
+
+async def test_emitter_defers_callbacks_and_isolates_failures(caplog: pytest.LogCaptureFixture) -> None:
+    em = EventEmitter()
+    got: list[object] = []
+    done = asyncio.Event()
+
+    def bad(_: object) -> None:
+        raise RuntimeError("bad callback")
+
+    async def good_async(d: object) -> None:
+        got.append(("async", d))
+        done.set()
+
+    em.on("x", bad)
+    em.on("x", got.append)
+    em.on("x")(good_async)  # decorator form
+    with caplog.at_level(logging.ERROR):
+        em.emit("x", 1)
+        assert got == []  # nothing runs inside emit
+        await asyncio.wait_for(done.wait(), 1)
+    assert got == [1, ("async", 1)]
+    assert "bad callback" in caplog.text
+
+
+async def test_emitter_aclose_cancels_running_async_callbacks() -> None:
+    em = EventEmitter()
+    started = asyncio.Event()
+
+    async def forever(_: object) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    em.on("x", forever)
+    em.emit("x")
+    await asyncio.wait_for(started.wait(), 1)
+    await em.aclose()
+    assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+
+def test_emitter_rejects_non_callables() -> None:
+    with pytest.raises(TypeError):
+        EventEmitter().on("x", 42)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- PlayoutBuffer
+
+async def test_playout_counts_only_real_samples_and_pads_underruns() -> None:
+    buf = PlayoutBuffer(24000, max_buffered=1.0)
+    await buf.put(AudioFrame(np.full((300, 1), 7, np.int16), 24000))
+    out, real = buf.pull(480)
+    assert real == 300 and np.all(out[:300] == 7) and np.all(out[300:] == 0)
+    assert buf.played == pytest.approx(300 / 24000)
+    assert buf.underruns == 1  # ran dry while audio was expected
+    await buf.wait_drained()
+    out, real = buf.pull(480)
+    assert real == 0 and buf.underruns == 1  # draining: silence is expected, not an underrun
+
+
+async def test_playout_clear_drops_and_played_never_goes_back() -> None:
+    buf = PlayoutBuffer(24000, max_buffered=1.0)
+    await buf.put(AudioFrame.silence(0.1, 24000))
+    buf.pull(480)
+    buf.clear()
+    assert buf.buffered == 0 and buf.played == pytest.approx(0.02)
+    await asyncio.wait_for(buf.wait_drained(), 1)
+
+
+async def test_playout_back_pressure_released_by_a_device_thread() -> None:
+    buf = PlayoutBuffer(24000, max_buffered=0.04)
+    frame = AudioFrame.silence(0.02, 24000)
+    await buf.put(frame)
+    await buf.put(frame)
+    blocked = asyncio.ensure_future(buf.put(frame))
+    await asyncio.sleep(0.01)
+    assert not blocked.done()
+    threading.Thread(target=buf.pull, args=(480,)).start()  # a PortAudio callback would do this
+    await asyncio.wait_for(blocked, 2)
+    assert buf.buffered == pytest.approx(0.04)
+
+
+async def test_playout_rejects_the_wrong_format() -> None:
+    with pytest.raises(ValueError, match="48000"):
+        await PlayoutBuffer(48000).put(AudioFrame.silence(0.02, 24000))
+
+
+# ---------------------------------------------------------------- VAD
+
+def frames(audio: AudioFrame) -> list[AudioFrame]:
+    n = audio.sample_rate // 50
+    return [AudioFrame(audio.data[i : i + n], audio.sample_rate) for i in range(0, audio.samples_per_channel, n)]
+
+
+def speech(rate: int = 16000) -> AudioFrame:
+    silence = np.zeros((rate // 2, 1), np.int16)
+    return AudioFrame(np.concatenate([silence, tone(1.0, rate, 300).data, silence, silence]), rate)
+
+
+def test_energy_vad_finds_start_and_end_positions() -> None:
+    vad = EnergyVAD(min_speech=0.1, min_silence=0.5)
+    events = [e for f in frames(speech()) for e in vad.push(f)]
+    assert [(e.kind, round(e.position, 2)) for e in events] == [("start", 0.5), ("end", 1.5)]
+
+
+def test_energy_vad_ignores_a_click_shorter_than_min_speech() -> None:
+    vad = EnergyVAD(min_speech=0.1)
+    click = AudioFrame(np.concatenate([tone(0.04, 16000).data, np.zeros((16000, 1), np.int16)]), 16000)
+    assert [e for f in frames(click) for e in vad.push(f)] == []
+
+
+def test_utterance_collector_keeps_the_preroll() -> None:
+    collector = UtteranceCollector(EnergyVAD(), preroll=0.3)
+    ends = [(e, a) for f in frames(speech()) for e, a in collector.push(f) if a is not None]
+    (event, audio), = ends
+    assert audio.duration == pytest.approx(0.3 + 1.0 + 0.5, abs=0.021)  # preroll + speech + silence to decide
+
+
+# ---------------------------------------------------------------- virtual clock
+
+def test_virtual_clock_jumps_idle_time() -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(3600)
+        return loop.time()
+
+    started = time.monotonic()
+    assert run_virtual(main()) == pytest.approx(3600)
+    assert time.monotonic() - started < 1
+
+
+def test_virtual_clock_waits_for_executor_work_for_real() -> None:
+    async def main() -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(None, time.sleep, 0.05)
+        try:
+            await asyncio.wait_for(asyncio.shield(job), timeout=10)  # must not time out by a jump
+            return True, loop.time()
+        except TimeoutError:
+            return False, loop.time()
+
+    finished, at = run_virtual(main())
+    assert finished and at < 1.0
+
+
+def test_virtual_clock_loop_runs_timers_in_order() -> None:
+    order: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualClockEventLoop)
+        for delay in (5, 1, 3):
+            loop.call_later(delay, order.append, delay)
+        await asyncio.sleep(10)
+
+    run_virtual(main())
+    assert order == [1, 3, 5]
+
+
+@virtual_clock
+async def test_virtual_clock_decorator() -> None:
+    await asyncio.sleep(100)
+    assert asyncio.get_running_loop().time() == pytest.approx(100)
+
+
+# ---------------------------------------------------------------- secrets
+
+def test_mask_and_room_options_repr_hide_tokens() -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.secret-room-token"
+    assert token not in mask(token) and mask(token).startswith("eyJh")
+    options = RoomOptions(room_id="abc-def", auth_token=token)
+    assert token not in repr(options) and token not in str(options)
+
+
+def test_redacting_filter_masks_secrets_in_log_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "connecting with %s", ("sk-test-0123456789abcdef",), None)
+    RedactingFilter().filter(record)
+    assert "sk-test-0123456789abcdef" not in record.getMessage()
