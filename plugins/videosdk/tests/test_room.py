@@ -21,12 +21,12 @@ TIMEOUT = 5.0
 
 
 def make(**options: Any) -> tuple[VideoSDKTransport, MeetingFactory]:
-    fake = {k: options.pop(k) for k in ("fail_join", "peers") if k in options}
-    check = options.pop("signalling_check", 1.0)
+    fake = {k: options.pop(k) for k in ("fail_join", "hang_join", "peers") if k in options}
+    extra = {k: options.pop(k) for k in ("signalling_check", "join_timeout") if k in options}
     factory = MeetingFactory(**fake)
     options.setdefault("wait_for_participant", False)
     config = RoomConfig.from_options(RoomOptions(room_id="abcd-efgh-ijkl", auth_token=TOKEN, **options))
-    return VideoSDKTransport(config, meeting_factory=factory, signalling_check=check), factory
+    return VideoSDKTransport(config, meeting_factory=factory, **extra), factory
 
 
 def room(factory: MeetingFactory) -> FakeRoomClient:
@@ -207,7 +207,7 @@ async def test_dropped_signalling_is_reported_and_ends(how: str, caplog: pytest.
     getattr(room(factory), how)()
     reason = await asyncio.wait_for(transport.wait_ended(), TIMEOUT)
     assert "signalling" in reason
-    assert any(r.levelno == logging.ERROR and "signalling" in r.getMessage().lower() or "socket" in r.getMessage()
+    assert any(r.levelno == logging.ERROR and ("signalling" in r.getMessage() or "socket" in r.getMessage())
                for r in caplog.records)
     await asyncio.wait_for(transport.close(), TIMEOUT)
     await asyncio.wait_for(reader, TIMEOUT)
@@ -222,6 +222,14 @@ async def test_join_failure_is_a_clear_error_without_the_token(caplog: pytest.Lo
     assert "refused" in caplog.text and TOKEN not in caplog.text
     assert transport._track.readyState == "ended"
     await transport.close()
+
+
+async def test_a_join_without_answer_times_out() -> None:
+    transport, factory = make(hang_join=True, join_timeout=0.1)
+    with pytest.raises(RoomError, match="no answer within 0.1 s"):
+        await transport.start()
+    await asyncio.wait_for(transport.close(), TIMEOUT)
+    assert room(factory)._closed  # the half-done join was released
 
 
 async def test_token_never_reaches_the_logs(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:

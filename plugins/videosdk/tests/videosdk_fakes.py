@@ -59,10 +59,11 @@ class Consumer:
 class FakeRoomClient(AsyncIOEventEmitter):
     """Same events and calls as ``videosdk.room_client.RoomClient``; the test drives the far side."""
 
-    def __init__(self, joined: asyncio.Event, *, fail_join: bool = False, peers: tuple[tuple[str, str], ...] = (), **config: Any) -> None:
+    def __init__(self, joined: asyncio.Event, *, fail_join: bool = False, hang_join: bool = False, peers: tuple[tuple[str, str], ...] = (), **config: Any) -> None:
         super().__init__(loop=config.get("loop"))
         self.config = config
         self.fail_join = fail_join
+        self.hang_join = hang_join
         self.initial_peers = peers
         self.session_id: str | None = None
         self._closed = False
@@ -85,6 +86,8 @@ class FakeRoomClient(AsyncIOEventEmitter):
             self.config.get("peer_type"))
         self.emit(Events.MEETING_STATE_CHANGED, {"state": "CONNECTING"})
         await asyncio.sleep(0)
+        if self.hang_join:  # a server that never answers
+            await asyncio.Event().wait()
         if self.fail_join:  # what RoomClient.async_join does when the server refuses (its malformed log call too)
             logging.getLogger("videosdk.room_client").debug("ERROR", Exception(f"refused {self.config['token']}"))
             self.emit(Events.MEETING_STATE_CHANGED, {"state": "FAILED"})

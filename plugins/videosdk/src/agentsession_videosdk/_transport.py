@@ -115,6 +115,7 @@ class VideoSDKTransport(Transport):
             await asyncio.wait_for(self.meeting.async_join(), self.join_timeout)
         except TimeoutError:
             self._join_error = f"no answer within {self.join_timeout:g} s"
+            self.meeting.leave()  # release what the half-done join opened
         if not self._joined.is_set():
             reason = self._join_error or "the SDK gave no reason"
             await self._teardown()
