@@ -8,8 +8,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiortc import RTCSessionDescription
-
 from agentsession import (
     Agent,
     AgentSession,
@@ -22,6 +20,7 @@ from agentsession import (
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, tone
 from agentsession_webrtc import PlaygroundMode, PlaygroundServer, WebRTCTransport
 from agentsession_webrtc.testing import FakeBrowser
+from aiortc import RTCSessionDescription
 
 TIMEOUT = 10.0
 

@@ -78,6 +78,10 @@ class PlaygroundMode(TransportMode):
         self.ready.set()
         try:
             await asyncio.Future()
+        except asyncio.CancelledError:
+            # Ctrl-C with no conversation open: the worker cancels its main task, and WorkerJob.run() only
+            # catches KeyboardInterrupt, so a re-raised CancelledError would end in a traceback. Stop quietly.
+            logger.info("playground stopping")
         finally:
             await server.close()
             if jobs:

@@ -202,6 +202,7 @@ class WebRTCTransport(Transport):
 
     async def _close(self) -> None:
         self._closed = True
+        self.end("closed")
         self.playout.clear()
         self._finish_input()
         self.track.stop()
@@ -210,7 +211,6 @@ class WebRTCTransport(Transport):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.pc.close()
-        self.end("closed")
 
     # ------------------------------------------------------------------ data channel
 
