@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+
 from agentsession import JobContext, RoomOptions
 from agentsession._worker import transport_modes
 from agentsession_videosdk import RoomConfig, RoomConfigError, RoomMode, VideoSDKTransport

@@ -7,6 +7,7 @@ import fractions
 import av
 import numpy as np
 import pytest
+
 from agentsession_videosdk._convert import from_av, to_av
 
 

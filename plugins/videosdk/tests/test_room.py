@@ -11,10 +11,11 @@ import pytest
 
 pytest.importorskip("videosdk", reason="the VideoSDK SDK is the `sdk` extra: run these in its own venv (README)")
 
-from agentsession import AudioFrame, RoomOptions  # noqa: E402
+from videosdk_fakes import FakeRoomClient, MeetingFactory  # noqa: E402
+
+from agentsession import AudioFrame, JobContext, RoomOptions  # noqa: E402
 from agentsession.testing import TransportContract, tone  # noqa: E402
 from agentsession_videosdk import RoomConfig, RoomError, VideoSDKTransport  # noqa: E402
-from videosdk_fakes import FakeRoomClient, MeetingFactory  # noqa: E402
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.room-secret-token.signature"
 TIMEOUT = 5.0
@@ -59,6 +60,17 @@ async def test_waits_for_the_first_participant() -> None:
     await asyncio.wait_for(starting, TIMEOUT)
     assert transport.participants == {"p1": "Alice"} and transport.listening_to == "p1"
     await transport.close()
+
+
+async def test_a_shutdown_request_stops_the_wait_for_a_participant() -> None:
+    transport, factory = make(wait_for_participant=True)
+    ctx = JobContext(transport=transport)
+    connecting = asyncio.ensure_future(ctx.connect())
+    await asyncio.wait_for(factory.joined.wait(), TIMEOUT)
+    ctx.request_shutdown("interrupted")  # what Ctrl-C does
+    await asyncio.wait_for(connecting, TIMEOUT)
+    await asyncio.wait_for(ctx.shutdown(), TIMEOUT)
+    assert room(factory)._closed
 
 
 async def test_microphone_is_paced_every_20ms_with_silence_when_idle() -> None:

@@ -9,10 +9,11 @@ import pytest
 
 pytest.importorskip("videosdk", reason="the VideoSDK SDK is the `sdk` extra: run these in its own venv (README)")
 
+from videosdk_fakes import MeetingFactory  # noqa: E402
+
 from agentsession import Agent, AgentSession, JobContext, RealTimePipeline, RoomOptions, WorkerJob  # noqa: E402
 from agentsession.testing import FakeRealtimeModel, tone  # noqa: E402
 from agentsession_videosdk import _sdk  # noqa: E402
-from videosdk_fakes import MeetingFactory  # noqa: E402
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.worker-secret-token.signature"
 

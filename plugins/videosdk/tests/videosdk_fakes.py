@@ -17,13 +17,14 @@ from typing import Any
 
 import av
 import numpy as np
-from agentsession import AudioFrame
 from pyee.asyncio import AsyncIOEventEmitter
 from videosdk import Meeting
 from videosdk._events import Events
 from videosdk.agent import Agent as SDKAgent
 from vsaiortc.mediastreams import MediaStreamError
 from vsaiortc.rtcrtpreceiver import RemoteStreamTrack, _put_latest
+
+from agentsession import AudioFrame
 
 _ids = itertools.count(1)
 

@@ -8,6 +8,7 @@ import math
 import av
 import numpy as np
 import numpy.typing as npt
+
 from agentsession import AudioFrame
 
 _INT_SCALE = {"s16": 1, "s32": 1 << 16}

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import av
-from agentsession import PlayoutBuffer
 from videosdk import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
     AgentState,
     Meeting,
@@ -21,6 +20,8 @@ from vsaiortc.mediastreams import (  # type: ignore[import-untyped, import-not-f
     MediaStreamError,
     MediaStreamTrack,
 )
+
+from agentsession import PlayoutBuffer
 
 from ._convert import to_av
 
