@@ -112,6 +112,7 @@ class GeminiRealtime(RealtimeModel):
         self._first: asyncio.Future[None] | None = None
         self._session: genai.live.AsyncSession | None = None
         self._connected = asyncio.Event()
+        self._ended = asyncio.Event()  # set when the current connection ends
         self._closed = False
         self._failed = False
         self._handle: str | None = None
@@ -260,10 +261,12 @@ class GeminiRealtime(RealtimeModel):
             outcome = "dropped"
             problem = "the connection closed"
             self._heard_server = False
+            connected = False
             try:
                 async with self._client.aio.live.connect(model=self.model, config=self._config()) as session:
-                    self._session = session
+                    self._session, self._ended = session, asyncio.Event()
                     self._connected.set()
+                    connected = True
                     first = not self._first.done()
                     if first:
                         self._first.set_result(None)
@@ -284,13 +287,14 @@ class GeminiRealtime(RealtimeModel):
             finally:
                 self._session = None
                 self._connected.clear()
+                self._ended.set()
             if self._heard_server:
                 failures = 0
             if outcome == "dropped":
                 failures += 1
                 logger.warning("Gemini Live connection lost (%s); reconnect %d/%d", problem, failures,
                                self.max_reconnects)
-            self._connection_lost(outcome == "dropped", problem)
+            self._connection_lost(connected and outcome == "dropped", problem)
             if failures > self.max_reconnects:
                 self._fail(f"Gemini Live: gave up after {self.max_reconnects} reconnects ({problem})")
                 return
@@ -328,24 +332,30 @@ class GeminiRealtime(RealtimeModel):
             await session.send_client_content(turns=turns, turn_complete=False)
 
     async def _call(self, send: _Send, *, respond: bool = True) -> None:
-        """Send on the live session, waiting through a reconnection; on failure tell the session."""
-        for attempt in range(2):
+        """Send on the live session, once more on the next connection if it fails; else tell the session."""
+        problem = "not connected"
+        for _ in range(2):
             if self._closed or self._failed:
                 return
             try:
                 await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
-                session = self._session
-                if session is None:
-                    continue
+            except TimeoutError:
+                problem = f"no connection within {self.connect_timeout:g} s"
+                break
+            session, ended = self._session, self._ended
+            if session is None:
+                continue
+            try:
                 await send(session)
                 return
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 problem = self._describe(exc)
-                if attempt == 0 and not isinstance(exc, TimeoutError):
-                    await asyncio.sleep(0)
-                    continue
+            try:  # the socket is going down: wait for the receiver to notice, then for the next connection
+                await asyncio.wait_for(ended.wait(), self.connect_timeout)
+            except TimeoutError:
+                break
+        if self._closed or self._failed:
+            return
         if respond and self._responding:
             self._finish_response(interrupted=True)
         self.channel.emit(Error(f"Gemini Live: could not send ({problem})", recoverable=True, code="send_failed"))

@@ -1,0 +1,136 @@
+"""GeminiRealtime inside a real AgentSession (FakeTransport, real clock) against the local Live server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+from agentsession import Agent, AgentSession, AgentState, AudioFrame, ChatMessage, RealTimePipeline, function_tool
+from agentsession.testing import FakeTransport, tone
+from agentsession_gemini import GeminiRealtime
+from gemini_fake import FakeLiveServer
+
+TIMEOUT = 5.0
+
+
+class WeatherAgent(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You are a weather assistant.")
+
+    @function_tool
+    async def get_weather(self, city: str = "Paris") -> dict[str, Any]:
+        """Current weather for a city.
+
+        Args:
+            city: the city's name
+        """
+        return {"city": city, "temp": 21}
+
+
+class Run:
+    def __init__(self, server: FakeLiveServer, session: AgentSession, transport: FakeTransport) -> None:
+        self.server, self.session, self.transport = server, session, transport
+        self.errors: list[dict[str, Any]] = []
+        self.states: list[AgentState] = []
+        session.on("error", self.errors.append)
+        session.on("agent_state_changed", lambda d: self.states.append(d["state"]))
+
+    async def state(self, state: AgentState) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def check(data: dict[str, Any]) -> None:
+            if data["state"] is state and not fut.done():
+                fut.set_result(None)
+
+        if self.session.agent_state is state:
+            return
+        self.session.on("agent_state_changed", check)
+        try:
+            await asyncio.wait_for(fut, TIMEOUT)
+        finally:
+            self.session.off("agent_state_changed", check)
+
+
+@pytest.fixture
+async def run(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Run]:
+    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "SSL_CERT_FILE", "GOOGLE_GEMINI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    async with FakeLiveServer() as server:
+        model = GeminiRealtime(api_key="session-test-key-123456", http_options=server.http_options(),
+                               reconnect_delay=0.01, max_reconnects=2)
+        transport = FakeTransport()
+        await transport.start()
+        session = AgentSession(WeatherAgent(), RealTimePipeline(model), min_interruption_duration=0.2)
+        r = Run(server, session, transport)
+        await session.start(transport=transport)
+        yield r
+        await session.close()
+        await transport.close()
+
+
+async def test_user_speech_gives_a_turn_with_transcript_and_answer(run: Run) -> None:
+    transcripts: list[dict[str, Any]] = []
+    run.session.on("user_transcript", lambda d: d["final"] and transcripts.append(d))
+    audio = np.concatenate([tone(0.5, 24000).data, AudioFrame.silence(0.5, 24000).data])
+    await run.transport.feed(AudioFrame(audio, 24000), realtime=False)
+    await run.state(AgentState.SPEAKING)
+    await run.state(AgentState.IDLE)
+    assert transcripts == [{"text": "hello gemini", "final": True}]
+    assert run.states[:4] == [AgentState.IDLE, AgentState.LISTENING, AgentState.THINKING, AgentState.SPEAKING]
+    said = [i.text for i in run.session.history.items if isinstance(i, ChatMessage) and i.role == "assistant"]
+    assert said == ["word0 word1 word2 word3 word4 "]
+    assert len(run.transport.output) / 24000 == pytest.approx(5 * 0.04, abs=0.021)
+    assert not run.errors
+
+
+async def test_server_interrupted_clears_playout(run: Run) -> None:
+    run.server.reply_chunks, run.server.chunk_seconds, run.server.chunk_delay = 20, 0.1, 0.02  # 2 s of speech
+    await run.session.say("Let me tell you a long story.")
+    await run.state(AgentState.SPEAKING)
+    await asyncio.sleep(0.3)
+    await run.transport.feed(tone(0.1, 24000), realtime=False)  # the user talks over it
+    await run.state(AgentState.LISTENING)
+    heard = len(run.transport.output) / 24000
+    await asyncio.sleep(0.2)
+    assert len(run.transport.output) / 24000 == pytest.approx(heard, abs=0.021), "playout went on"
+    assert heard < 1.0
+    story = next(i for i in run.session.history.items if isinstance(i, ChatMessage) and i.role == "assistant")
+    assert story.interrupted
+
+
+async def test_tool_call_through_the_session(run: Run) -> None:
+    called: list[dict[str, Any]] = []
+    run.session.on("function_tool_called", called.append)
+    result = await run.session.run(user_input="Weather? Use the tool.", timeout=TIMEOUT)
+    assert [c.name for c in result.function_calls] == ["get_weather"]
+    assert '"temp": 21' in result.function_outputs[0].output
+    assert result.text == "word0 word1 word2 word3 word4 "
+    message = await run.server.wait_message(lambda m: m.tool_response is not None)
+    assert message.tool_response is not None and message.tool_response.function_responses is not None
+    assert message.tool_response.function_responses[0].response == {"city": "Paris", "temp": 21}
+    assert called[0]["result"] == '{"city": "Paris", "temp": 21}'
+    assert not run.errors
+
+
+async def test_go_away_mid_conversation_keeps_the_session_going(run: Run) -> None:
+    await run.session.run(user_input="Hello", timeout=TIMEOUT)
+    await run.server.go_away()
+    second = await run.server.wait_connections(2)
+    assert second.setup.session_resumption is not None and second.setup.session_resumption.handle
+    result = await run.session.run(user_input="Still there?", timeout=TIMEOUT)
+    assert result.text == "word0 word1 word2 word3 word4 "
+    assert not run.errors
+
+
+async def test_reconnect_gives_up_with_a_fatal_error_and_the_session_closes(run: Run) -> None:
+    closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    run.session.on("closed", lambda d: closed.done() or closed.set_result(d["reason"]))
+    run.server.refuse = 10
+    run.server.drop()
+    assert await asyncio.wait_for(closed, TIMEOUT) == "error"
+    assert [e.get("code") for e in run.errors] == ["reconnecting", "connection_failed"]
+    assert not run.errors[-1]["recoverable"]
+    assert run.server.refuse == 8  # exactly max_reconnects attempts
