@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from agentsession_webrtc.testing import loopback_only_ice
 
 

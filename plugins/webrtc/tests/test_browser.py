@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from agentsession import (
     Agent,
     AgentSession,
@@ -196,7 +197,8 @@ async def _drain(stream: asyncio.StreamReader, log: list[str]) -> None:
 
 
 def _should_reexec() -> bool:
-    return os.environ.get(NETNS_ENV) != "1" and os.geteuid() == 0 and shutil.which("unshare") is not None
+    tools = shutil.which("unshare") is not None and shutil.which("ip") is not None
+    return os.environ.get(NETNS_ENV) != "1" and os.geteuid() == 0 and tools
 
 
 async def test_playground_in_a_real_browser(request: pytest.FixtureRequest) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from aiortc import RTCConfiguration, RTCPeerConnection
+
 from agentsession import AudioFrame, Transport
 from agentsession.testing import TransportContract
 from agentsession_webrtc import WebRTCTransport
 from agentsession_webrtc.testing import FakeBrowser
-from aiortc import RTCConfiguration, RTCPeerConnection
 
 
 class TestWebRTCTransport(TransportContract):

@@ -8,6 +8,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiortc import RTCSessionDescription
+
 from agentsession import (
     Agent,
     AgentSession,
@@ -20,7 +22,6 @@ from agentsession import (
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, tone
 from agentsession_webrtc import PlaygroundMode, PlaygroundServer, WebRTCTransport
 from agentsession_webrtc.testing import FakeBrowser
-from aiortc import RTCSessionDescription
 
 TIMEOUT = 10.0
 
@@ -160,6 +161,15 @@ async def test_cross_origin_posts_are_refused(served: Any) -> None:
     server, _ = await served()
     status, payload = await post(server.url + "offer", {"type": "offer", "sdp": "v=0"}, Origin="http://evil.example")
     assert status == 403
+
+
+async def test_without_a_token_only_localhost_host_headers_are_answered(served: Any) -> None:
+    server, _ = await served()
+    async with aiohttp.ClientSession() as http:
+        for host, status in (("attacker.example:8760", 403), ("localhost:8760", 200), ("127.0.0.1", 200),
+                             ("[::1]:8760", 200)):
+            async with http.get(server.url, headers={"Host": host}) as response:
+                assert response.status == status, host
 
 
 async def test_the_close_beacon_ends_the_transport(served: Any) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import secrets
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,16 +24,17 @@ SHUTDOWN_GRACE = 10.0
 
 
 class PlaygroundMode(TransportMode):
-    """``python main.py playground [--host H] [--port P] [--token T]``: serve the page, run a job per tab.
+    """``python main.py playground [--host H] [--port P] [--token T] [--cert C --key K]``: a job per browser tab.
 
     Binding anything but loopback needs a token: ``--token``, ``AGENTSESSION_PLAYGROUND_TOKEN``, or one
     generated and printed with the URL. Usable without a command line too: ``await PlaygroundMode(port=0).run(run_job)``.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
-                 max_connections: int = 8, announce: Callable[[str], None] = print) -> None:
+                 max_connections: int = 8, cert: str | None = None, key: str | None = None, announce: Callable[[str], None] = print) -> None:
         super().__init__(self._no_factory, help="talk to the agent from a local web page (WebRTC)")
-        self.options = argparse.Namespace(host=host, port=port, token=token, max_connections=max_connections)
+        self.options = argparse.Namespace(host=host, port=port, token=token, max_connections=max_connections,
+                                          cert=cert, key=key)
         self.announce = announce
         self.server: PlaygroundServer | None = None
         self.ready = asyncio.Event()
@@ -45,6 +47,9 @@ class PlaygroundMode(TransportMode):
                             help="access token required on every request (default: $AGENTSESSION_PLAYGROUND_TOKEN, "
                                  "generated when binding a non-loopback address)")
         parser.add_argument("--max-connections", type=int, default=8, help="browser connections at once (default 8)")
+        parser.add_argument("--cert", help="TLS certificate (PEM): serve HTTPS, which browsers on other machines "
+                                           "need before they give the page a microphone")
+        parser.add_argument("--key", help="the TLS certificate's private key (PEM; default: in --cert)")
 
     def loop_factory(self, options: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
         # the only place the worker hands a mode its parsed options before ``run``
@@ -70,8 +75,12 @@ class PlaygroundMode(TransportMode):
             jobs[job] = transport
             job.add_done_callback(lambda done: jobs.pop(done, None))
 
+        context = None
+        if o.cert:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(o.cert, o.key)
         server = PlaygroundServer(on_connection, host=o.host, port=o.port, token=token,
-                                  max_connections=o.max_connections)
+                                  max_connections=o.max_connections, ssl_context=context)
         await server.start()
         self.server = server
         self.announce(f"playground: open {server.url_with_token()} in a browser (Ctrl-C to stop)")

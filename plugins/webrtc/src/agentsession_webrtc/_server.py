@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from urllib.parse import quote, urlsplit
@@ -53,7 +54,8 @@ class PlaygroundServer:
     ``on_connection(transport)`` is called for every answered offer (the playground mode runs a job
     there). Binding anything but loopback needs ``token``; when set, every request must carry it
     (``Authorization: Bearer``, a ``?token=`` query, or the cookie the page gets when opened with it).
-    Request bodies are limited to ``max_body`` bytes, live connections to ``max_connections``.
+    Request bodies are limited to ``max_body`` bytes, live connections to ``max_connections``. Browsers
+    only give a page the microphone on ``localhost`` or over HTTPS: for another machine pass ``ssl_context``.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class PlaygroundServer:
         max_connections: int = 8,
         max_body: int = MAX_BODY,
         ice_servers: Sequence[RTCIceServer] = (),
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not is_loopback(host) and not token:
             raise ValueError(f"binding {host} (not loopback) needs a token: pass --token or let the mode generate one")
@@ -78,6 +81,7 @@ class PlaygroundServer:
         self.max_connections = max_connections
         self.max_body = max_body
         self.ice_servers = list(ice_servers)
+        self.ssl_context = ssl_context
         self.transports: dict[str, WebRTCTransport] = {}
         self._runner: web.AppRunner | None = None
         self._watchers: set[asyncio.Future[str]] = set()
@@ -91,7 +95,7 @@ class PlaygroundServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         if host in ("0.0.0.0", "[::]"):
             host = "127.0.0.1"
-        return f"http://{host}:{self.port}/"
+        return f"{'https' if self.ssl_context else 'http'}://{host}:{self.port}/"
 
     def url_with_token(self) -> str:
         """The page's address including the token (this is a secret: print it, never log it)."""
@@ -107,7 +111,7 @@ class PlaygroundServer:
         app.router.add_post("/sessions/{id}/close", self._close_session)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
             await site.start()
         except OSError as exc:
@@ -136,6 +140,9 @@ class PlaygroundServer:
                      ) -> web.StreamResponse:
         if self.token is not None and not self._authorized(request):
             return _error(401, "missing or wrong playground token: open the URL printed by the server")
+        if self.token is None and not is_loopback(_hostname(request.host)):
+            # no token means loopback only: a foreign Host header is a DNS-rebinding attempt
+            return _error(403, "without a token the playground only answers to localhost / 127.0.0.1")
         origin = request.headers.get("Origin")
         if request.method != "GET" and origin and origin != "null" and urlsplit(origin).netloc != request.host:
             return _error(403, "cross-origin requests are not allowed")
@@ -203,6 +210,13 @@ class PlaygroundServer:
             return _error(404, "no such playground connection")
         transport.end("the page was closed")
         return web.Response(status=204)
+
+
+def _hostname(host: str) -> str:
+    """``host[:port]`` or ``[v6][:port]`` -> the host part."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
-from agentsession import AudioFrame, PlayoutBuffer, Transport
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+
+from agentsession import AudioFrame, PlayoutBuffer, Transport
 
 if TYPE_CHECKING:
     from agentsession import AgentSession

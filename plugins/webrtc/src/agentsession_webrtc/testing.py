@@ -13,9 +13,10 @@ from typing import Any
 import aioice.ice
 import av
 import numpy as np
-from agentsession import AudioFrame
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+
+from agentsession import AudioFrame
 
 from ._transport import frame_from_av
 
