@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from openai_fake_http import API_KEY, FakeOpenAIHTTP
+
 from agentsession import (
     Agent,
     AgentSession,
@@ -18,7 +20,6 @@ from agentsession import (
 from agentsession.testing import tone
 from agentsession_openai import OpenAILLM, OpenAISTT, OpenAITTS
 from agentsession_openai.plugin import agentsession_models
-from openai_fake_http import API_KEY, FakeOpenAIHTTP
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from openai_fake_realtime import API_KEY, FakeRealtimeServer
+
 from agentsession import (
     AgentAudio,
     AgentTranscript,
@@ -28,7 +30,6 @@ from agentsession import (
 )
 from agentsession.testing import RealtimeModelContract, tone
 from agentsession_openai import OpenAIRealtime
-from openai_fake_realtime import API_KEY, FakeRealtimeServer
 
 TIMEOUT = 5.0
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from openai_fake_realtime import API_KEY, FakeRealtimeServer
+
 from agentsession import Agent, AgentSession, AgentState, AudioFrame, ChatMessage, RealTimePipeline, function_tool
 from agentsession.testing import FakeTransport, tone
 from agentsession_openai import OpenAIRealtime
-from openai_fake_realtime import API_KEY, FakeRealtimeServer
 
 TIMEOUT = 5.0
 GREETING = "Hello! How can I help you today?"

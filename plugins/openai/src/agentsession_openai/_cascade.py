@@ -7,6 +7,8 @@ import wave
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from openai import AsyncOpenAI
+
 from agentsession import (
     LLM,
     STT,
@@ -20,7 +22,6 @@ from agentsession import (
     ToolCall,
     mask,
 )
-from openai import AsyncOpenAI
 
 from ._client import make_client
 

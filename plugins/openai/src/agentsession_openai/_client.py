@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from agentsession import ModelError, env_secret
 from openai import AsyncOpenAI
+
+from agentsession import ModelError, env_secret
 
 API_KEY_ENV = "OPENAI_API_KEY"
 

@@ -9,28 +9,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from agentsession import (
-    AgentAudio,
-    AgentTranscript,
-    AudioFrame,
-    ChatContext,
-    ChatMessage,
-    Error,
-    FunctionCall,
-    FunctionCallOutput,
-    FunctionTool,
-    ModelError,
-    ModelOptions,
-    RealtimeModel,
-    Reframer,
-    ResponseDone,
-    ToolCall,
-    ToolResult,
-    UserSpeechStarted,
-    UserSpeechStopped,
-    UserTranscript,
-    mask,
-)
 from openai import AsyncOpenAI, OpenAIError
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from openai.types.realtime import (
@@ -54,6 +32,29 @@ from openai.types.realtime import (
     ResponseTextDoneEvent,
 )
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from agentsession import (
+    AgentAudio,
+    AgentTranscript,
+    AudioFrame,
+    ChatContext,
+    ChatMessage,
+    Error,
+    FunctionCall,
+    FunctionCallOutput,
+    FunctionTool,
+    ModelError,
+    ModelOptions,
+    RealtimeModel,
+    Reframer,
+    ResponseDone,
+    ToolCall,
+    ToolResult,
+    UserSpeechStarted,
+    UserSpeechStopped,
+    UserTranscript,
+    mask,
+)
 
 from ._client import make_client
 
@@ -83,6 +84,8 @@ class OpenAIRealtime(RealtimeModel):
     - Turns: server VAD (``turn_detection``, default :data:`DEFAULT_TURN_DETECTION`) with
       ``interrupt_response`` off: the session decides barge-in and calls :meth:`interrupt`, which sends
       ``response.cancel`` and ``conversation.item.truncate`` at what the user heard.
+    - Tools: a response's function calls are emitted as ``ToolCall``s when it is done (just before its
+      ``ResponseDone``); once every call of it has a result, one ``response.create`` continues.
     - ``say(text)``: an in-band ``response.create`` whose instructions ask the model to speak ``text``
       verbatim (with tools off). The model voices it, so it is near-verbatim, not guaranteed; the spoken
       words land in the server's conversation like any answer.
@@ -158,6 +161,7 @@ class OpenAIRealtime(RealtimeModel):
         self._cancel_requested = False  # interrupt() came before the requested response was created
         self._cancelled: set[str] = set()
         self._texts: list[str] = []  # finished transcript parts of the current response
+        self._held_calls: list[ToolCall] = []  # the current response's tool calls, emitted at its end
         self._audio_item: tuple[str, int, str] | None = None  # (item_id, content_index, response_id)
         self._audio_ms = 0.0  # audio of that item received so far
 
@@ -213,6 +217,9 @@ class OpenAIRealtime(RealtimeModel):
         self._queued.clear()
         if rid is not None and rid not in self._cancelled:
             self._cancelled.add(rid)  # from here on its events are dropped, its response.done included
+            self._held_calls = []
+            for call_id in self._calls.pop(rid, set()):
+                self._call_response.pop(call_id, None)
             self.channel.purge_audio()
             self.channel.emit(ResponseDone(interrupted=True))
             await self._send({"type": "response.cancel", "response_id": rid})
@@ -494,6 +501,7 @@ class OpenAIRealtime(RealtimeModel):
         self._response_id = rid
         self._requested = None
         self._texts = []
+        self._held_calls = []
         if self._cancel_requested:
             self._cancel_requested = False
             self._cancelled.add(rid)
@@ -521,7 +529,7 @@ class OpenAIRealtime(RealtimeModel):
         self._emitted_calls.add(call_id)
         self._calls.setdefault(rid, set()).add(call_id)
         self._call_response[call_id] = rid
-        self.channel.emit(ToolCall(call_id, name, arguments or "{}"))
+        self._held_calls.append(ToolCall(call_id, name, arguments or "{}"))
 
     async def _on_response_done(self, event: ResponseDoneEvent) -> None:
         response = event.response
@@ -537,6 +545,9 @@ class OpenAIRealtime(RealtimeModel):
             message = (error.message if error else None) or "the response failed"
             self.channel.emit(Error(f"OpenAI Realtime: {message}", recoverable=True, code=error.code if error else None))
         usage = response.usage.model_dump(exclude_none=True) if response.usage else {}
+        for call in self._held_calls:  # with the response complete: results can't overtake its response.done
+            self.channel.emit(call)
+        self._held_calls = []
         self.channel.emit(ResponseDone(interrupted=response.status == "cancelled", usage=usage))
         await self._after_response(rid)
 
@@ -572,7 +583,7 @@ async def _session_updated(conn: AsyncRealtimeConnection) -> None:
         if event.type == "session.updated":
             return
         if event.type == "error":
-            error = cast(RealtimeErrorEvent, event).error
+            error = event.error
             fatal = error.code in _FATAL_CODES or error.type == "authentication_error"
             raise ModelError(f"OpenAI Realtime rejected the session: {error.message}", recoverable=not fatal,
                              code=error.code)
