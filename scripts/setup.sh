@@ -28,4 +28,8 @@ for dir in plugins/*/; do
   [ -f "$dir/pyproject.toml" ] && packages+=(-e "$dir")
 done
 .venv/bin/python -m pip install -q "${packages[@]}" -r requirements-dev.txt
+# plugins whose SDK pins clash with the shared venv get a venv of their own (see their README)
+for script in plugins/*/scripts/setup-sdk-venv.sh; do
+  [ -f "$script" ] && bash "$script"
+done
 echo "setup: done (.venv has: agentsession $(ls -d plugins/*/ 2>/dev/null | xargs -n1 basename | tr '\n' ' '))"

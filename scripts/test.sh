@@ -6,4 +6,9 @@ PY=.venv/bin/python
 echo "== ruff";  $PY -m ruff check .
 echo "== mypy --strict core"; $PY -m mypy --strict core/src/agentsession
 echo "== pytest"; $PY -m pytest "$@"
+for venv in plugins/*/.venv; do  # plugins with an SDK venv of their own (setup.sh made them)
+  [ -x "$venv/bin/python" ] || continue
+  plugin=$(dirname "$venv")
+  echo "== pytest $plugin (its own venv)"; "$venv/bin/python" -m pytest "$plugin/tests" "$@"
+done
 echo "== bench (quick)"; $PY bench/session_overhead.py --quick

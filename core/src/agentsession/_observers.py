@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pluggy
@@ -18,26 +18,27 @@ class ObserverDispatcher:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self._pm = pm
         self._executor: ThreadPoolExecutor | None = None
-        self._last: Future[None] | None = None
+        self._last: asyncio.Future[None] | None = None
 
     def has_observers(self, hook: str) -> bool:
         """Whether any plugin implements ``hook``."""
         return bool(getattr(self._pm.hook, hook).get_hookimpls())
 
     def notify(self, hook: str, **kwargs: Any) -> None:
-        """Queue a call of every implementation of ``hook``; returns at once."""
+        """Queue a call of every implementation of ``hook``; returns at once. Call it on the event loop."""
         impls = getattr(self._pm.hook, hook).get_hookimpls()
         if not impls:
             return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="agentsession-observers")
-        self._last = self._executor.submit(_call_all, hook, impls, kwargs)
+        loop = asyncio.get_running_loop()
+        self._last = loop.run_in_executor(self._executor, _call_all, hook, impls, kwargs)
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Wait (bounded) for the queued calls, then stop the thread."""
         if self._last is not None:
             try:
-                await asyncio.wait_for(asyncio.wrap_future(self._last), timeout)
+                await asyncio.wait_for(asyncio.shield(self._last), timeout)
             except (TimeoutError, Exception):
                 logger.warning("observers did not finish within %.1f s of close", timeout)
         if self._executor is not None:

@@ -42,7 +42,10 @@ class RedactingFilter(logging.Filter):
         secrets = [v for v in (os.environ.get(n) for n in SECRET_ENV_VARS) if v and len(v) >= 8]
         secrets += [s for s in self._extra if s]
         if secrets:
-            message = record.getMessage()
+            try:
+                message = record.getMessage()
+            except Exception:  # a malformed log call: let the handler report it, don't raise here
+                return True
             redacted = message
             for secret in secrets:
                 redacted = redacted.replace(secret, mask(secret))

@@ -154,6 +154,7 @@ class AgentSession:
         self._wake_timer: asyncio.TimerHandle | None = None
         self._woke = False
         self._quiet_waiters: list[asyncio.Future[None]] = []
+        self._cancel_pending = False
 
     # ------------------------------------------------------------------ public API
 
@@ -283,6 +284,7 @@ class AgentSession:
         heard = self._heard()
         item = self._spoken_item or self._item
         self._stop_playout()
+        self._cancel_pending = self._awaiting  # the model still owes us the cancelled response's ResponseDone
         self._awaiting = False
         try:
             await self.pipeline.interrupt(heard)
@@ -291,6 +293,13 @@ class AgentSession:
         self._truncate(item, heard)
         self._finish_turn(interrupted=True)
         self._update_states()
+
+    def report_error(self, message: str, *, recoverable: bool = True, code: str | None = None) -> None:
+        """Emit an ``error`` event from outside the pipeline (a transport's dropped connection, say);
+        a non-recoverable one closes the session."""
+        self._emit("error", {"message": message, "recoverable": recoverable, "code": code})
+        if not recoverable and self._started and not self._closing:
+            asyncio.get_running_loop().create_task(self.close("error"))
 
     async def run(self, *, user_input: str, timeout: float = 60.0) -> RunResult:
         """Test API: send ``user_input`` as typed text and return what the turn added to the history."""
@@ -430,9 +439,7 @@ class AgentSession:
         elif isinstance(event, ResponseDone):
             self._on_response_done(event)
         elif isinstance(event, Error):
-            self._emit("error", {"message": event.message, "recoverable": event.recoverable, "code": event.code})
-            if not event.recoverable and not self._closing:
-                asyncio.get_running_loop().create_task(self.close("error"))
+            self.report_error(event.message, recoverable=event.recoverable, code=event.code)
 
     async def _playout_loop(self) -> None:
         transport = self.transport
@@ -542,6 +549,11 @@ class AgentSession:
         await self.pipeline.send_tool_result(result)
 
     def _on_response_done(self, event: ResponseDone) -> None:
+        cancelled, self._cancel_pending = self._cancel_pending, False
+        if cancelled and event.interrupted:
+            # the end of the response interrupt() cancelled, already handled: a request made since is
+            # still awaited and its audio may be playing
+            return
         item, self._item = self._item, None
         self._awaiting = False
         if event.interrupted:

@@ -157,13 +157,16 @@ class WorkerJob:
         except PluginError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        name = _mode_name(args_list)
+        at = _mode_index(args_list)
+        name = args_list[at] if at < len(args_list) and not args_list[at].startswith("-") else None
+        if name is None and any(a in ("-h", "--help") for a in args_list[:at]):
+            _parser(modes).parse_args(args_list)  # prints the help and exits
         if name is None:
             if DEFAULT_MODE not in modes:
                 print(f"error: no mode given, and no installed plugin provides the default {DEFAULT_MODE!r} "
                       f"mode. {_modes_hint(modes)}", file=sys.stderr)
                 return 2
-            args_list.insert(_first_positional_index(args_list), DEFAULT_MODE)
+            args_list.insert(at, DEFAULT_MODE)  # `main.py --room-id X` means `main.py room --room-id X`
             name = DEFAULT_MODE
         elif name not in modes:
             print(f"error: unknown mode {name!r}. {_modes_hint(modes)}", file=sys.stderr)
@@ -280,23 +283,17 @@ def _parser(modes: dict[str, TransportMode]) -> argparse.ArgumentParser:
     return parser
 
 
-def _first_positional_index(args: list[str]) -> int:
+def _mode_index(args: list[str]) -> int:
+    """Where the mode stands: after the global options (``--log-level X``, ``-h``)."""
     i = 0
     while i < len(args):
         if args[i] == "--log-level":
             i += 2
-        elif args[i].startswith("-"):
+        elif args[i].startswith("--log-level=") or args[i] in ("-h", "--help"):
             i += 1
         else:
-            return i
-    return len(args)
-
-
-def _mode_name(args: list[str]) -> str | None:
-    i = _first_positional_index(args)
-    if i < len(args):
-        return args[i]
-    return None
+            break
+    return min(i, len(args))
 
 
 def _configure_logging(level: str) -> None:
