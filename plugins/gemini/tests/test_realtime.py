@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
+from gemini_fake import FakeLiveServer
+from google.genai import types
+
 from agentsession import (
     AgentAudio,
     AgentTranscript,
@@ -31,8 +34,6 @@ from agentsession import (
 )
 from agentsession.testing import RealtimeModelContract
 from agentsession_gemini import GeminiRealtime
-from gemini_fake import FakeLiveServer
-from google.genai import types
 
 KEY = "test-key-0123456789abcdef"
 TIMEOUT = 5.0
@@ -360,5 +361,25 @@ async def test_reconnect_without_handle_replays_history(server: FakeLiveServer) 
             ("user", "My name is Ada."),
             ("model", "Hello Ada!"),
         ]
+    finally:
+        await model.close()
+
+
+async def test_reply_and_update_instructions(server: FakeLiveServer) -> None:
+    model = await started(server)
+    try:
+        await model.reply()
+        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        assert any(isinstance(e, AgentAudio) for e in events)
+        bare = server.current.messages[-1].client_content
+        assert bare is not None and bare.turn_complete and not bare.turns
+        await model.reply("Be brief.")
+        await until(model, lambda e: isinstance(e, ResponseDone))
+        await model.update_instructions("You are a pirate.")
+        update = await server.wait_message(lambda m: m.context_update is not None)
+        assert update.context_update is not None
+        instruction = update.context_update.system_instruction
+        assert isinstance(instruction, types.Content) and instruction.parts is not None
+        assert instruction.parts[0].text == "You are a pirate."
     finally:
         await model.close()

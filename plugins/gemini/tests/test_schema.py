@@ -6,9 +6,10 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from google.genai import types
+
 from agentsession import function_tool
 from agentsession_gemini import convert_schema, function_declaration, function_declarations
-from google.genai import types
 
 
 class Level(enum.Enum):

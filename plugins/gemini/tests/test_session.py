@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gemini_fake import FakeLiveServer
+
 from agentsession import Agent, AgentSession, AgentState, AudioFrame, ChatMessage, RealTimePipeline, function_tool
 from agentsession.testing import FakeTransport, tone
 from agentsession_gemini import GeminiRealtime
-from gemini_fake import FakeLiveServer
 
 TIMEOUT = 5.0
 

@@ -10,6 +10,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from google import genai
+from google.genai import errors, types
+
 from agentsession import (
     AgentAudio,
     AgentTranscript,
@@ -32,8 +35,6 @@ from agentsession import (
     env_secret,
     mask,
 )
-from google import genai
-from google.genai import errors, types
 
 from ._schema import function_declarations
 
@@ -109,6 +110,7 @@ class GeminiRealtime(RealtimeModel):
         self._options = ModelOptions(instructions="")
         self._instructions = ""
         self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._first: asyncio.Future[None] | None = None
         self._session: genai.live.AsyncSession | None = None
         self._connected = asyncio.Event()
@@ -153,13 +155,16 @@ class GeminiRealtime(RealtimeModel):
         self._instructions = options.instructions
         for name in _HEADER_LOGGERS:
             logging.getLogger(name).addFilter(self._redactor)
-        self._client = genai.Client(
-            api_key=self._api_key,
-            vertexai=self.vertexai,
-            project=self.project,
-            location=self.location,
-            http_options=self._http_options,
-        )
+        try:
+            self._client = genai.Client(
+                api_key=self._api_key,
+                vertexai=self.vertexai,
+                project=self.project,
+                location=self.location,
+                http_options=self._http_options,
+            )
+        except Exception as exc:
+            raise ModelError(f"cannot create the Gemini client: {self._describe(exc)}") from None
         loop = asyncio.get_running_loop()
         self._first = loop.create_future()
         self._task = loop.create_task(self._run(), name="agentsession:gemini-connection")
@@ -210,10 +215,12 @@ class GeminiRealtime(RealtimeModel):
         group[result.call_id] = types.FunctionResponse(
             id=result.call_id, name=result.name, response=_response_payload(result)
         )
-        responses = [r for r in group.values() if r is not None]
-        if len(responses) < len(group):
-            return  # Gemini continues once every call of the turn has its result
+        if all(r is not None for r in group.values()):  # Gemini continues once every call has its result
+            await self._send_results(group)
+
+    async def _send_results(self, group: dict[str, types.FunctionResponse | None]) -> None:
         self._call_groups.remove(group)
+        responses = [r for r in group.values() if r is not None]
         self._request()
         await self._call(lambda s: s.send_tool_response(function_responses=responses))
 
@@ -360,11 +367,17 @@ class GeminiRealtime(RealtimeModel):
             self._finish_response(interrupted=True)
         self.channel.emit(Error(f"Gemini Live: could not send ({problem})", recoverable=True, code="send_failed"))
 
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _stop_task(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        tasks = [t for t in (task, *self._tasks) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _connection_lost(self, dropped: bool, problem: str) -> None:
         if self._responding:
@@ -409,6 +422,8 @@ class GeminiRealtime(RealtimeModel):
                     group.pop(call_id, None)
             self._call_groups = [g for g in self._call_groups if g]
             self.channel.emit(ToolCallCancelled(ids))
+            for group in [g for g in self._call_groups if all(r is not None for r in g.values())]:
+                self._spawn(self._send_results(group))  # the calls left all have their results
 
     def _on_content(self, content: types.LiveServerContent) -> None:
         if content.input_transcription is not None and content.input_transcription.text:

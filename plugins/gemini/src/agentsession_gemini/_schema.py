@@ -12,8 +12,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agentsession import FunctionTool
 from google.genai import types
+
+from agentsession import FunctionTool
 
 _PASS_THROUGH = ("format", "minimum", "maximum", "min_items", "max_items", "min_length", "max_length", "pattern")
 _CAMEL = {"minItems": "min_items", "maxItems": "max_items", "minLength": "min_length", "maxLength": "max_length"}
