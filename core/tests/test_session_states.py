@@ -209,3 +209,35 @@ async def test_audio_reaches_the_model_resampled() -> None:
     assert model.received_audio == pytest.approx(1.0, abs=0.021)
     await session.close()
     assert np.all(np.isfinite(transport.output))
+
+
+@virtual_clock
+async def test_a_late_user_transcript_goes_before_the_answer_in_history() -> None:
+    from agentsession import UserTranscript
+
+    model = FakeRealtimeModel([FakeResponse(text="Paris is sunny.", audio=1.0, delay=0.2)])
+    session, _, _ = await started(QuietAgent(), model)
+    model.user_starts_speaking()
+    await settle(1)
+    model.user_stops_speaking()  # no transcript yet: the model transcribes while it answers
+    await settle(0.5)
+    model.channel.emit(UserTranscript("Weather in Paris?"))
+    await settle(2)
+    assert [(i.role, i.text) for i in session.history.items] == [("user", "Weather in Paris?"),
+                                                                 ("assistant", "Paris is sunny.")]
+    await session.close()
+
+
+@virtual_clock
+async def test_after_an_interrupt_the_next_answer_is_a_new_history_item() -> None:
+    model = FakeRealtimeModel([FakeResponse(text="First, long", audio=3.0), FakeResponse(text="Second", audio=0.5)])
+    session, _, _ = await started(QuietAgent(), model)
+    await session.reply()
+    await settle(1)
+    await session.send_text("stop, something else")  # typed over the agent: interrupts it
+    await settle(3)
+    roles = [(i.role, i.text, i.interrupted) for i in session.history.items]
+    assert roles[0][0] == "assistant" and roles[0][2] is True
+    assert roles[1:] == [("user", "stop, something else", False), ("assistant", "Second", False)]
+    assert session.agent_state.value == "idle"
+    await session.close()

@@ -12,6 +12,7 @@ from ._clock import VirtualClockEventLoop, run_virtual
 from ._emitter import EventEmitter
 from ._errors import AgentSessionError, ModelError, PluginError
 from ._file_transport import FileMode, FileTransport
+from ._manager import available_models, create_model
 from ._metrics import TurnMetrics
 from ._models import LLM, STT, TTS, VAD, EventChannel, ModelOptions, RealtimeModel, VADEvent
 from ._parrot import ParrotModel
@@ -50,6 +51,6 @@ __all__ = [
     "PluginError", "RealTimePipeline", "RealtimeModel", "RedactingFilter", "Reframer", "Resampler",
     "ResponseDone", "RoomOptions", "RunResult", "ToolCall", "ToolCallCancelled", "ToolError", "ToolResult",
     "Transport", "TransportMode", "TurnMetrics", "UserSpeechStarted", "UserSpeechStopped", "UserState",
-    "UserTranscript", "VADEvent", "VirtualClockEventLoop", "WorkerJob", "env_secret", "function_tool",
+    "UserTranscript", "VADEvent", "VirtualClockEventLoop", "WorkerJob", "available_models", "create_model", "env_secret", "function_tool",
     "hookimpl", "hookspec", "mask", "run_virtual",
 ]

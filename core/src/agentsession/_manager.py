@@ -6,8 +6,10 @@ import importlib.metadata as metadata
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
@@ -109,3 +111,30 @@ def _plugin_name(plugin: object) -> str:
     return getattr(plugin, "name", None) or type(plugin).__name__
 
 
+
+
+def available_models() -> dict[str, Callable[..., Any]]:
+    """Every model factory the installed plugins provide (``agentsession_models``), by name."""
+    pm = create_manager()
+    models: dict[str, Callable[..., Any]] = {}
+    for impl in reversed(pm.hook.agentsession_models.get_hookimpls()):
+        try:
+            provided = impl.function()
+        except Exception:
+            logger.exception("plugin %r failed in agentsession_models", impl.plugin_name)
+            continue
+        if not isinstance(provided, dict):
+            logger.error("plugin %r: agentsession_models must return a dict", impl.plugin_name)
+            continue
+        for name, factory in provided.items():
+            models.setdefault(name, factory)
+    return models
+
+
+def create_model(name: str, **options: Any) -> Any:
+    """Build a model by name from config, e.g. ``create_model("openai-realtime", voice="alloy")``."""
+    models = available_models()
+    if name not in models:
+        installed = ", ".join(sorted(models)) or "none"
+        raise PluginError(f"no installed plugin provides the model {name!r} (installed: {installed})")
+    return models[name](**options)

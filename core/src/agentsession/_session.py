@@ -270,7 +270,7 @@ class AgentSession:
             await self.interrupt()
         self._user_activity()
         self._emit("user_transcript", {"text": text, "final": True, "typed": True})
-        self.history.add_message("user", text, created_at=self.now())
+        self._add_user_message(text)
         self._request("text")
         await self.pipeline.send_text(text)
 
@@ -291,6 +291,7 @@ class AgentSession:
         except Exception:
             logger.exception("pipeline failed to interrupt")
         self._truncate(item, heard)
+        self._item = None  # what the model sends next belongs to a new response
         self._finish_turn(interrupted=True)
         self._update_states()
 
@@ -426,7 +427,7 @@ class AgentSession:
         elif isinstance(event, UserTranscript):
             self._emit("user_transcript", {"text": event.text, "final": event.final})
             if event.final and event.text.strip():
-                self.history.add_message("user", event.text, created_at=self.now())
+                self._add_user_message(event.text)
         elif isinstance(event, AgentTranscript):
             self._on_agent_transcript(event)
         elif isinstance(event, ToolCall):
@@ -577,6 +578,16 @@ class AgentSession:
         self._update_states()
 
     # ------------------------------------------------------------------ playout, history, turns
+
+    def _add_user_message(self, text: str) -> None:
+        """Some models transcribe the user only after their answer started: keep the history in spoken order."""
+        message = ChatMessage("user", text, created_at=self.now())
+        items = self.history.items
+        answering = self._item if self._item is not None else self._spoken_item
+        if answering is not None and answering in items:
+            items.insert(items.index(answering), message)
+        else:
+            items.append(message)
 
     def _current_item(self) -> ChatMessage:
         if self._item is None:
