@@ -215,3 +215,14 @@ def test_redacting_filter_masks_secrets_in_log_records(monkeypatch: pytest.Monke
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "connecting with %s", ("sk-test-0123456789abcdef",), None)
     RedactingFilter().filter(record)
     assert "sk-test-0123456789abcdef" not in record.getMessage()
+
+
+# ---------------------------------------------------------------- models by name
+
+def test_create_model_by_name() -> None:
+    from agentsession import ParrotModel, PluginError, available_models, create_model
+
+    assert "parrot" in available_models()
+    assert isinstance(create_model("parrot", max_utterance=5.0), ParrotModel)
+    with pytest.raises(PluginError, match="'no-such-model'.*parrot"):
+        create_model("no-such-model")

@@ -22,10 +22,16 @@ EXAMPLE = Path(__file__).parents[1] / "examples" / "gemini_agent.py"
 KEY = "cli-test-key-abcdefghijkl"
 
 
-def test_plugin_provides_the_model() -> None:
+def test_plugin_provides_the_model_without_importing_the_sdk_first() -> None:
+    import subprocess
+    import sys
+
     from agentsession_gemini import GeminiRealtime
 
-    assert plugin.agentsession_models() == {"gemini-live": GeminiRealtime}
+    model = plugin.agentsession_models()["gemini-live"](api_key="test-key")
+    assert isinstance(model, GeminiRealtime)
+    check = "import sys, agentsession_gemini.plugin; assert 'google.genai' not in sys.modules"
+    subprocess.run([sys.executable, "-c", check], check=True, timeout=60)
 
 
 async def test_example_agent_in_file_mode(tmp_path: Path) -> None:

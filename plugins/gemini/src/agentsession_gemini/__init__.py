@@ -1,9 +1,25 @@
-"""Gemini Live for agentsession: ``GeminiRealtime``, a speech-to-speech ``RealtimeModel``."""
+"""Gemini Live for agentsession: ``GeminiRealtime``, a speech-to-speech ``RealtimeModel``.
+
+Names load on first use, so discovering the plugin does not import the Google SDK.
+"""
 
 from __future__ import annotations
 
-from ._realtime import API_KEY_VARS, DEFAULT_MODEL, GeminiRealtime
-from ._schema import convert_schema, function_declaration, function_declarations
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._realtime import API_KEY_VARS, DEFAULT_MODEL, GeminiRealtime
+    from ._schema import convert_schema, function_declaration, function_declarations
+
+_LAZY = {
+    "API_KEY_VARS": "._realtime",
+    "DEFAULT_MODEL": "._realtime",
+    "GeminiRealtime": "._realtime",
+    "convert_schema": "._schema",
+    "function_declaration": "._schema",
+    "function_declarations": "._schema",
+}
 
 __all__ = [
     "API_KEY_VARS",
@@ -13,3 +29,9 @@ __all__ = [
     "function_declaration",
     "function_declarations",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

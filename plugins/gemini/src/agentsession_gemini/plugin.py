@@ -1,4 +1,4 @@
-"""agentsession entry point: provides the ``gemini-live`` model."""
+"""agentsession entry point: provides the ``gemini-live`` model (the SDK is imported when one is built)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ from typing import Any
 
 from agentsession import hookimpl
 
-from ._realtime import GeminiRealtime
+
+def gemini_live(**options: Any) -> Any:
+    """Build a ``GeminiRealtime`` (see its arguments)."""
+    from ._realtime import GeminiRealtime
+
+    return GeminiRealtime(**options)
 
 
 @hookimpl
 def agentsession_models() -> dict[str, Any]:
-    return {"gemini-live": GeminiRealtime}
+    return {"gemini-live": gemini_live}
