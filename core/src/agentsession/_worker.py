@@ -134,11 +134,19 @@ Entrypoint = Callable[[JobContext], Awaitable[None]]
 class WorkerJob:
     """Parses the command line, picks the transport mode, runs the entrypoint, shuts down cleanly."""
 
-    def __init__(self, entrypoint: Entrypoint, jobctx: Callable[[], JobContext] | JobContext | None = None) -> None:
+    def __init__(
+        self,
+        entrypoint: Entrypoint,
+        jobctx: Callable[[], JobContext] | JobContext | None = None,
+        *,
+        plugins: Sequence[object] = (),
+    ) -> None:
+        """``plugins`` adds plugin objects (e.g. a transport mode) to those found through entry points."""
         if not callable(entrypoint):
             raise TypeError("entrypoint must be an async function taking a JobContext")
         self.entrypoint = entrypoint
         self.jobctx = jobctx
+        self.plugins = list(plugins)
         self._jobs: set[JobContext] = set()
         self._failed = False
         self._interrupts = 0
@@ -153,7 +161,7 @@ class WorkerJob:
         """Like ``start`` but returns the exit code."""
         args_list = list(sys.argv[1:] if argv is None else argv)
         try:
-            modes = transport_modes()
+            modes = transport_modes(self.plugins)
         except PluginError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -237,9 +245,9 @@ class WorkerJob:
             main.cancel()
 
 
-def transport_modes() -> dict[str, TransportMode]:
-    """Every mode the installed plugins provide (first registration of a name wins)."""
-    pm = create_manager()
+def transport_modes(extra: Sequence[object] = ()) -> dict[str, TransportMode]:
+    """Every mode the installed plugins (and ``extra`` ones) provide; the first registration of a name wins."""
+    pm = create_manager(list(extra))
     modes: dict[str, TransportMode] = {}
     for impl in reversed(pm.hook.agentsession_transports.get_hookimpls()):
         try:
