@@ -234,7 +234,7 @@ async def _browser_conversation(tmp: Path) -> None:
         [FakeResponse(text="Let me check the weather.", audio=0.8,
                       tool_calls=[FakeToolCall("get_weather", {"city": "Paris"})],
                       then=FakeResponse(text="It is sunny in Paris, 21 degrees.", audio=1.5))],
-        default=FakeResponse(text="Anything else?", audio=0.8),
+        default=FakeResponse(text="Anything else? I can tell you about the wind, too.", audio=4.0),
         vad=EnergyVAD(threshold_db=-45.0, min_silence=0.6), speed=1.5,
     )
     shutdown: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -251,6 +251,12 @@ async def _browser_conversation(tmp: Path) -> None:
 
     async def run_job(transport: Transport | None) -> None:
         await entrypoint(JobContext(transport=transport))
+
+    # the first session.start() in a process imports every installed plugin (seconds, on the event loop):
+    # do it now, as the worker does before serving, not in the middle of the browser's ICE checks
+    warm = AgentSession(WeatherAgent(), RealTimePipeline(FakeRealtimeModel()))
+    await warm.start()
+    await warm.close()
 
     mode = PlaygroundMode(port=0, announce=lambda line: None)
     server = asyncio.ensure_future(mode.run(run_job))
@@ -276,8 +282,11 @@ async def _browser_conversation(tmp: Path) -> None:
 
 async def _converse(cdp: CDP, model: HearingModel, shutdown: asyncio.Future[str]) -> None:
     await cdp.wait_for("document.readyState === 'complete' && window.playground")
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
     await cdp.evaluate("document.getElementById('connect').click()", user_gesture=True)
     await cdp.wait_for("window.playground.connected")
+    connected = loop.time() - t0
 
     # the fake microphone speaks: the agent hears it, takes a turn, calls the tool, answers
     await cdp.wait_for("window.playground.userStates.includes('speaking')")
@@ -293,6 +302,10 @@ async def _converse(cdp: CDP, model: HearingModel, shutdown: asyncio.Future[str]
     })()""", user_gesture=True)
     await cdp.wait_for("window.playground.transcripts.some(t => t.role === 'user' && t.text === 'Will it rain tomorrow?')")
     await cdp.wait_for("window.playground.agentStates.filter(s => s === 'speaking').length >= 2")
+    # and so does the interrupt button, while the agent answers the typed text
+    await cdp.evaluate("document.getElementById('interrupt').click()", user_gesture=True)
+    await cdp.wait_for("window.playground.metrics.some(m => m.trigger === 'text' && m.interrupted)")
+    await cdp.wait_for("document.querySelector('#transcript li.interrupted')")
 
     page = await cdp.evaluate("""({
         playground: {...window.playground, events: undefined},
@@ -310,6 +323,7 @@ async def _converse(cdp: CDP, model: HearingModel, shutdown: asyncio.Future[str]
     assert model.received_audio > 2.0
     assert model.loudest_db > -30.0, f"the agent heard only {model.loudest_db:.1f} dBFS"
     assert model.texts == ["Will it rain tomorrow?"]
+    assert model.interrupts, "the interrupt button did not reach the model"
     # the page side: states, transcripts, tool call, latency, the agent's audio
     states = page["playground"]["agentStates"]
     assert {"listening", "thinking", "speaking", "idle"} <= set(states), states
@@ -318,6 +332,14 @@ async def _converse(cdp: CDP, model: HearingModel, shutdown: asyncio.Future[str]
     assert "get_weather" in page["tools"] and "sunny" in page["tools"]
     assert page["metricsRows"] >= 1
     assert page["playground"]["stats"]["bytesSent"] > 4000
+
+    first = page["playground"]["metrics"][0]
+    print(page["playground"]["timings"])
+    print(f"connected in {connected * 1000:.0f} ms; first turn: end of turn {first['eou_delay'] * 1000:.0f} ms, "
+          f"first audio {first['ttfa'] * 1000:.0f} ms, end to end {first['e2e'] * 1000:.0f} ms; "
+          f"page received {page['playground']['stats']['bytesReceived']} bytes, output peak "
+          f"{page['playground']['stats']['outputPeak']:.2f}; agent heard {model.received_audio:.1f} s, "
+          f"loudest {model.loudest_db:.1f} dBFS")
 
     # closing the tab ends the job's transport, so ctx.wait_for_shutdown() returns
     with contextlib.suppress(ConnectionError):

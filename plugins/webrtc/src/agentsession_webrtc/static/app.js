@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token");
 const playground = (window.playground = {
   connected: false, id: null, events: [], agentStates: [], userStates: [], transcripts: [], tools: [],
-  metrics: [], errors: [], stats: { bytesReceived: 0, bytesSent: 0, outputPeak: 0, micPeak: 0 },
+  metrics: [], errors: [], timings: {}, stats: { bytesReceived: 0, bytesSent: 0, outputPeak: 0, micPeak: 0 },
 });
 let pc = null, channel = null, mic = null, audioCtx = null, statsTimer = null, meterTimer = null;
 let agentLine = null, userLine = null;
@@ -93,7 +93,11 @@ function onMessage(raw) {
         row.appendChild(td);
       }
       $("metrics").querySelector("tbody").appendChild(row);
-      if (msg.interrupted && agentLine) { agentLine.classList.add("interrupted"); agentLine = null; }
+      if (msg.interrupted && agentLine) {
+        agentLine.classList.remove("partial");
+        agentLine.classList.add("interrupted");
+        agentLine = null;
+      }
       break;
     }
     case "error":
@@ -149,10 +153,13 @@ function waitForIce(peer, timeoutMs) {
 async function connect() {
   $("connect").disabled = true;
   setConnection("connecting…", false);
+  const t0 = performance.now();
+  const mark = (name) => { playground.timings[name] = Math.round(performance.now() - t0); };
   try {
     mic = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
     });
+    mark("microphone");
     audioCtx = new AudioContext();
     pc = new RTCPeerConnection({ iceServers: [] });
     for (const track of mic.getAudioTracks()) pc.addTrack(track, mic);
@@ -168,11 +175,13 @@ async function connect() {
     };
     pc.onconnectionstatechange = () => {
       const state = pc ? pc.connectionState : "closed";
-      if (state === "connected") { playground.connected = true; setConnection("connected", true); setControls(true); }
+      if (state === "connected") { mark("connected"); playground.connected = true; setConnection("connected", true); setControls(true); }
       if (state === "failed" || state === "closed") hangUp(`connection ${state}`);
     };
     await pc.setLocalDescription(await pc.createOffer());
+    mark("offer");
     await waitForIce(pc, 3000);
+    mark("gathered");
     const response = await fetch("offer", {
       method: "POST",
       headers: { "Content-Type": "application/json", ...authHeaders() },
@@ -180,6 +189,7 @@ async function connect() {
     });
     const answer = await response.json();
     if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+    mark("answered");
     playground.id = answer.id;
     await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
     statsTimer = setInterval(pollStats, 500);
