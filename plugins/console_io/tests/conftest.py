@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from agentsession import AudioFrame
 
 sd = pytest.importorskip("sounddevice")

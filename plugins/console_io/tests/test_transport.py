@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rich.console import Console
+
 from agentsession import Agent, AgentSession, AudioFrame, EnergyVAD, RealTimePipeline
 from agentsession.testing import FakeRealtimeModel, FakeResponse, TransportContract, tone
 from agentsession_console_io import ConsoleDeviceError, ConsoleTransport, ConsoleView, load_sounddevice
-from rich.console import Console
 
 TIMEOUT = 10.0
 

@@ -63,9 +63,6 @@ class ConsoleMode(TransportMode):
         self._options = options  # the worker hands the parsed options here, before run()
         return None
 
-    def create(self, ctx: JobContext) -> Transport:
-        return self._create(ctx)
-
     async def run(self, run_job: Callable[[Transport | None], Awaitable[Any]]) -> None:
         if self._options is None:
             await run_job(None)

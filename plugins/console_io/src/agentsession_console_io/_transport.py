@@ -13,6 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
+
 from agentsession import AgentState, AudioFrame, EnergyVAD, PacedTransport, PlayoutBuffer
 
 from ._devices import ConsoleDeviceError, DeviceConfig, Kind, load_sounddevice, resolve, translate

@@ -10,12 +10,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agentsession import AgentState, UserState
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from agentsession import AgentState, UserState
 
 if TYPE_CHECKING:
     from agentsession import AgentSession

@@ -1,0 +1,219 @@
+"""The live view (terminal and plain), the ``console`` command-line mode and the plugin's entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import io
+import logging
+import re
+import time
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from agentsession import Agent, AgentSession, JobContext, RealTimePipeline, WorkerJob, function_tool
+from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall
+from agentsession_console_io import (
+    ConsoleMode,
+    ConsoleTransport,
+    ConsoleView,
+    LatencyBudgets,
+    _mode,
+    _transport,
+    plugin,
+)
+
+TIMEOUT = 10.0
+
+
+class ClockAgent(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="Tell the time.")
+
+    @function_tool
+    async def get_time(self, zone: str = "UTC") -> str:
+        """The current time.
+
+        Args:
+            zone: a time zone
+        """
+        return "12:00"
+
+
+def terminal(width: int = 110) -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, force_terminal=True, width=width, color_system="truecolor"), out
+
+
+async def test_live_view_shows_a_whole_conversation_on_a_terminal(fake_sd: Any) -> None:
+    console, out = terminal()
+    view = ConsoleView(console, refresh_hz=20, history=30)
+    assert view.live
+    transport = ConsoleTransport(backend=fake_sd, view=view)
+    await transport.start()
+    model = FakeRealtimeModel([FakeResponse(text="let me look", audio=0.2, delay=0.02,
+                                            tool_calls=[FakeToolCall("get_time", {"zone": "CET"})],
+                                            then=FakeResponse(text="it is noon", audio=0.2, delay=0.02))])
+    session = AgentSession(ClockAgent(), RealTimePipeline(model))
+    await session.start(transport=transport)
+    try:
+        result = await session.run(user_input="what time is it?", timeout=TIMEOUT)
+        assert "it is noon" in result.text
+        await asyncio.sleep(0.1)  # one more redraw at 20 Hz
+        assert "agentsession console" in out.getvalue() and "Fake Mic" in out.getvalue()
+        assert view.redraws > 0
+    finally:
+        await session.close()
+        await transport.close()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    for expected in ("you typed: what time is it?", "agent: let me look", 'tool get_time({"zone": "CET"}) -> 12:00',
+                     "agent: it is noon", "turn 1 (text)", "model to first audio", "session summary"):
+        assert expected in text, expected
+    assert "\x1b[" in out.getvalue()  # styled for a terminal
+
+
+def test_view_renders_state_meter_partials_and_colours_latency_by_budget() -> None:
+    console, _ = terminal()
+    view = ConsoleView(console, live=True, budgets=LatencyBudgets(eou_delay=0.5, ttfa=0.5, e2e=1.0))
+    view._on_user_state({"state": "speaking"})
+    view._on_agent_state({"state": "thinking"})
+    view.input_level(-12.0, muted=True)
+    view._on_user_transcript({"text": "hello ", "final": False})
+    view._on_user_transcript({"text": "there", "final": False})
+    view._on_agent_transcript({"text": "Hi, ", "final": False})
+    view._on_metrics({"turn": 3, "trigger": "user", "eou_delay": 0.2, "ttfa": 0.45, "e2e": 1.4, "interrupted": True})
+    record = Console(record=True, width=110, file=io.StringIO())
+    record.print(view._render())
+    shown = record.export_text()
+    assert "speaking" in shown and "thinking" in shown
+    assert "-12.0 dB" in shown and "muted (agent speaking)" in shown
+    assert "you: hello there" in shown and "agent: Hi," in shown
+    assert "turn 3 (user)" in shown and "200 ms" in shown and "1400 ms" in shown and "interrupted" in shown
+    assert [view._latency(k, v).style for k, v in (("eou_delay", 0.2), ("ttfa", 0.45), ("e2e", 1.4))] == \
+        ["green", "yellow", "red"]
+    assert view.meter().plain.count("#") == round(24 * (1 - 12 / 60))
+    view.input_level(float("-inf"), muted=False)
+    assert "-inf dB" in view.meter().plain and "#" not in view.meter().plain
+
+
+def test_without_a_terminal_the_view_writes_plain_lines() -> None:
+    out = io.StringIO()
+    view = ConsoleView(Console(file=out))
+    assert not view.live
+    view._on_agent_state({"state": "speaking"})
+    view._on_agent_transcript({"text": "partial", "final": False})
+    view._on_agent_transcript({"text": "Hello there.", "final": True})
+    view._on_tool({"name": "lookup", "arguments": "{}", "result": "x" * 200, "duration": 0.0123, "is_error": False})
+    view._on_metrics({"turn": 1, "trigger": "say", "eou_delay": None, "ttfa": 0.3, "e2e": 0.31})
+    view.error("boom")
+    view.stop({"played_s": 1.5})
+    lines = out.getvalue().splitlines()
+    assert lines[:5] == [
+        "agent speaking",
+        "agent: Hello there.",
+        f"tool lookup({{}}) -> {'x' * 77}... (12 ms)",
+        "turn 1 (say)  model to first audio 300 ms  end to end 310 ms",
+        "error: boom",
+    ]
+    assert "\x1b[" not in out.getvalue()
+    assert "session summary" in out.getvalue() and "played_s 1.5" in out.getvalue()
+
+
+async def test_redraws_are_throttled_and_logging_goes_through_the_view(fake_sd: Any) -> None:
+    console, out = terminal()
+    handler = logging.StreamHandler(__import__("sys").stderr)
+    logging.getLogger().addHandler(handler)
+    view = ConsoleView(console, refresh_hz=10)
+    transport = ConsoleTransport(backend=fake_sd, view=view)
+    try:
+        await transport.start()
+        started = time.monotonic()
+        assert handler.stream is not __import__("sys").__stderr__
+        logging.getLogger("somewhere").warning("a log line while the panel is up")
+        await asyncio.sleep(0.5)  # the microphone delivers 25 blocks meanwhile
+        elapsed = time.monotonic() - started
+        assert transport.stats()["input_blocks"] >= 15
+        assert 1 <= view.redraws <= elapsed * 10 + 1
+        render_start = time.perf_counter()
+        for _ in range(20):
+            Console(file=io.StringIO(), force_terminal=True, width=110).print(view._render())
+        per_redraw = (time.perf_counter() - render_start) / 20
+        assert per_redraw < 0.02, f"a redraw takes {per_redraw * 1000:.1f} ms"
+    finally:
+        await transport.close()
+        logging.getLogger().removeHandler(handler)
+    assert handler.stream is __import__("sys").stderr
+    assert "a log line while the panel is up" in out.getvalue()
+
+
+def test_options_build_the_transport() -> None:
+    parser = argparse.ArgumentParser()
+    ConsoleMode().add_arguments(parser)
+    options = parser.parse_args(["--input-device", "3", "--output-device", "USB", "--sample-rate", "16000",
+                                 "--half-duplex", "--no-playback"])
+    transport = ConsoleMode.transport_for(options)
+    assert (transport.input_device, transport.output_device, transport.requested_rate) == ("3", "USB", 16000)
+    assert transport.half_duplex and not transport.playback and not transport.text
+    assert isinstance(transport.view, ConsoleView)
+    text = ConsoleMode.transport_for(parser.parse_args(["--text"]))
+    assert text.text and text.playback and text.view is not None and not text.view.live
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--sample-rate", "12345"])
+
+
+def test_the_plugin_provides_the_console_mode_through_its_entry_point() -> None:
+    points = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="agentsession")}
+    assert points.get("console_io") == "agentsession_console_io.plugin"
+    modes = plugin.agentsession_transports()
+    assert isinstance(modes["console"], ConsoleMode) and modes["console"].help
+
+
+def test_list_devices_prints_them_and_exits(monkeypatch: pytest.MonkeyPatch, fake_sd: Any,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(_mode, "load_sounddevice", lambda: fake_sd)
+    with pytest.raises(SystemExit) as exit_info:
+        WorkerJob(entrypoint=_never).run(["console", "--list-devices"])
+    assert exit_info.value.code == 0
+    shown = capsys.readouterr().out
+    assert "<     0   1    0   48000  Fake Mic, Fake API" in shown
+    assert " >    1   0    2   48000  Fake Speakers, Fake API" in shown
+
+
+def test_a_device_problem_is_one_clear_line_and_exit_status_2(monkeypatch: pytest.MonkeyPatch, make_fake_sd: Any,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(_transport, "load_sounddevice", lambda: make_fake_sd(devices=[]))
+    with pytest.raises(SystemExit) as exit_info:
+        WorkerJob(entrypoint=_never).run(["console"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: no input device (microphone) found on this machine (--text types instead of speaking)"
+
+
+def test_the_mode_runs_a_job_on_the_opened_devices(monkeypatch: pytest.MonkeyPatch, fake_sd: Any,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(_transport, "load_sounddevice", lambda: fake_sd)
+    seen: dict[str, Any] = {}
+
+    async def entrypoint(ctx: JobContext) -> None:
+        await ctx.connect()
+        seen["transport"] = ctx.transport
+        session = AgentSession(ClockAgent(), RealTimePipeline(FakeRealtimeModel()))
+        await session.start()
+        await session.say("Hello from the console", wait_for_playback=True)
+        seen["played"] = ctx.transport.played if ctx.transport else 0.0
+        await session.close()
+        await ctx.shutdown()
+
+    assert WorkerJob(entrypoint=entrypoint).run(["console", "--half-duplex"]) == 0
+    transport = seen["transport"]
+    assert isinstance(transport, ConsoleTransport) and transport.half_duplex
+    assert seen["played"] > 1.0
+    assert all(s in fake_sd.closed for s in fake_sd.streams)
+    assert "agent: Hello from the console" in capsys.readouterr().out
+
+
+async def _never(ctx: JobContext) -> None:
+    raise AssertionError("the job must not run")
