@@ -149,7 +149,8 @@ class PlaygroundServer:
         response = await handler(request)
         response.headers.update(_SECURITY_HEADERS)
         if self.token is not None and request.query.get("token"):
-            response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict", path="/")
+            response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict", path="/",
+                                secure=self.ssl_context is not None)
         return response
 
     def _authorized(self, request: web.Request) -> bool:
