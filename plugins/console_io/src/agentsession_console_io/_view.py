@@ -85,7 +85,8 @@ class ConsoleView:
     def start(self, transport: ConsoleTransport) -> None:
         """Begin showing ``transport``'s conversation (called by the transport once its devices are open)."""
         self._transport = transport
-        self._line(Text.assemble(("console: ", "bold"), self._devices()))
+        if not self.live:
+            self._line(Text.assemble(("console: ", "bold"), self._devices()))
         if transport.input_config is not None and transport.output_config is not None:
             self._line(Text(
                 "no echo cancellation: use headphones, or --half-duplex to mute the microphone while the agent speaks"
@@ -223,6 +224,7 @@ class ConsoleView:
             Text.assemble(("user  ", "bold"), (f"{self.user_state:<10}", _STATE_STYLE.get(self.user_state, "")),
                           "  mic ", self.meter()),
             Text.assemble(("agent ", "bold"), (f"{self.agent_state:<10}", _STATE_STYLE.get(self.agent_state, ""))),
+            Text(self._devices(), style="dim"),
             Text(""),
             *self.lines,
         ]
