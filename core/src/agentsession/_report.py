@@ -21,6 +21,8 @@ import numpy as np
 
 #: the latency metrics of ``TurnMetrics``, in report order
 LATENCY_METRICS = ("eou_delay", "ttfa", "e2e")
+#: how long after its turn's metrics an agent transcript still belongs to that turn, in seconds
+TRANSCRIPT_SLACK = 0.05
 
 
 @dataclass
@@ -86,17 +88,32 @@ class Recording:
         return [r for r in self.records if r["event"] in events]
 
     def turns(self) -> list[Turn]:
-        """Each ``metrics`` record as a turn, with the transcripts and tool calls since the previous turn."""
+        """Each ``metrics`` record as a turn, with the transcripts and tool calls that belong to it.
+
+        A turn's final agent transcript is recorded a moment after its metrics (both end the response), so
+        it counts for the turn that ends within ``TRANSCRIPT_SLACK`` of it; a user transcript that comes
+        after its turn was answered (speech-to-text can lag) goes back to that turn.
+        """
+        records = sorted(self.records, key=lambda r: (
+            float(r["t"]) - (TRANSCRIPT_SLACK if r["event"] == "agent_transcript" else 0.0), r["event"] == "metrics"
+        ))
         turns: list[Turn] = []
         user: list[str] = []
         agent: list[str] = []
         tools: list[str] = []
-        for r in self.records:
+        spoke = False  # the user started speaking since the last turn ended
+        for r in records:
             kind = r["event"]
-            if kind == "user_transcript" and r.get("text"):
-                user.append(str(r["text"]))
+            if kind == "user_state" and r.get("state") == "speaking":
+                spoke = True
+            elif kind == "user_transcript" and r.get("text"):
+                last = turns[-1] if turns else None
+                if not spoke and not user and last is not None and last.trigger == "user" and not last.user_text:
+                    last.user_text = str(r["text"])
+                else:
+                    user.append(str(r["text"]))
             elif kind == "agent_transcript" and r.get("text"):
-                agent.append(str(r["text"]))
+                agent.append(str(r["text"]) + (" [cut]" if r.get("interrupted") else ""))
             elif kind == "tool_call":
                 tools.append(str(r.get("name", "?")) + (" (error)" if r.get("is_error") else ""))
             elif kind == "metrics":
@@ -112,7 +129,7 @@ class Recording:
                         tools=tools,
                     )
                 )
-                user, agent, tools = [], [], []
+                user, agent, tools, spoke = [], [], [], False
         return turns
 
     def latency_stats(self) -> dict[str, dict[str, float]]:
@@ -200,62 +217,82 @@ def plot_timeline(rec: Recording, output: str | Path) -> None:
     matplotlib.use("Agg")
     plt: Any = importlib.import_module("matplotlib.pyplot")
     patches: Any = importlib.import_module("matplotlib.patches")
+    lines: Any = importlib.import_module("matplotlib.lines")
 
     end = max(rec.duration, 0.1)
     turns = rec.turns()
-    fig, (ax, lat) = plt.subplots(
-        2, 1, figsize=(max(10.0, min(24.0, 4 + end * 0.6)), 7.5), gridspec_kw={"height_ratios": [3, 2]}
-    )
-    lanes = {"user": 3.0, "agent": 2.0, "tools": 1.0}
+    width_in = max(10.0, min(26.0, 4 + end * 0.7))
+    fig, (ax, lat) = plt.subplots(2, 1, figsize=(width_in, 7.5), gridspec_kw={"height_ratios": [3, 2]})
+    chars_per_s = width_in * 72 * 0.85 / 4.4 / end  # how many 7.5 pt characters one second of x-axis holds
+    lanes = {"user": 3.0, "agent": 2.0, "latency": 1.45, "tools": 0.8}
     colors = {"speaking": "#2e7dd7", "thinking": "#f2b134", "listening": "#9ccc65", "user": "#43a047",
-              "tool": "#8e44ad", "tool_error": "#c0392b"}
+              "tool": "#8e44ad", "tool_error": "#c0392b", "latency": "#c0392b"}
 
-    def bar(lane: str, start: float, stop: float, color: str, label: str | None = None) -> None:
-        ax.broken_barh([(start, max(stop - start, end / 400))], (lanes[lane] - 0.3, 0.6), facecolors=color,
-                       label=label)
+    def bar(lane: str, start: float, stop: float, color: str) -> None:
+        ax.broken_barh([(start, max(stop - start, end / 400))], (lanes[lane] - 0.3, 0.6), facecolors=color)
 
-    for start, stop, state in _intervals(rec, "user_state", end):
-        if state == "speaking":
-            bar("user", start, stop, colors["user"])
+    def label(text: str, at: float, y: float, room: float, **kwargs: Any) -> None:
+        ax.annotate(_clip(text, max(8, int(room * chars_per_s))), (at, y), fontsize=7.5, **kwargs)
+
+    user_speech = [(a, b) for a, b, state in _intervals(rec, "user_state", end) if state == "speaking"]
+    agent_speech = [(a, b) for a, b, state in _intervals(rec, "agent_state", end) if state == "speaking"]
+    for start, stop in user_speech:
+        bar("user", start, stop, colors["user"])
     for start, stop, state in _intervals(rec, "agent_state", end):
         if state in ("speaking", "thinking", "listening"):
             bar("agent", start, stop, colors[state])
     for r in rec.of("tool_call"):
         t, duration = float(r["t"]), _number(r.get("duration")) or 0.0
         bar("tools", t - duration, t, colors["tool_error" if r.get("is_error") else "tool"])
-        ax.annotate(f"{r.get('name', '?')}()", (t - duration, lanes["tools"] + 0.32), fontsize=8,
-                    color=colors["tool"])
-    for kind, lane, dy in (("user_transcript", "user", 0.34), ("agent_transcript", "agent", 0.34)):
+        label(f"{r.get('name', '?')}()", t - duration, lanes["tools"] + 0.33, 4.0, color=colors["tool"])
+    # each transcript over the speech it belongs to: the last segment that started before it was recorded
+    for kind, speech, lane in (("user_transcript", user_speech, "user"), ("agent_transcript", agent_speech, "agent")):
         for r in rec.of(kind):
-            ax.annotate(_clip(str(r.get("text", "")), 32), (float(r["t"]), lanes[lane] + dy), fontsize=7.5,
-                        ha="right" if kind == "user_transcript" else "left", color="#333333")
+            t = float(r["t"])
+            start = next((a for a, _ in reversed(speech) if a <= t + TRANSCRIPT_SLACK), t)
+            room = next((a for a, _ in speech if a > start), end * 1.02) - start - 0.15  # up to the next speech
+            text = str(r.get("text", "")) + (" [cut]" if r.get("interrupted") else "")
+            label(f"\u201c{text}\u201d", start, lanes[lane] + 0.34, room, color="#333333")
     for r in rec.of("wake_up"):
         ax.axvline(float(r["t"]), color="#7f8c8d", linestyle=":", linewidth=1.2)
-        ax.annotate("wake-up", (float(r["t"]), 3.55), fontsize=8, color="#7f8c8d", ha="center")
+        ax.annotate(f"wake-up ({r.get('idle_s', '?')} s idle)", (float(r["t"]), 3.55), fontsize=8,
+                    color="#7f8c8d", ha="center")
     for r in rec.of("false_interruption"):
         ax.plot(float(r["t"]), lanes["user"], marker="|", markersize=14, color="#e67e22")
     for r in rec.of("error"):
         ax.plot(float(r["t"]), lanes["agent"], marker="X", markersize=10, color="#c0392b")
-        ax.annotate(_clip(str(r.get("message", "error")), 40), (float(r["t"]), 1.55), fontsize=7.5, color="#c0392b")
+        label(str(r.get("message", "error")), float(r["t"]), lanes["agent"] - 0.45, 6.0, color="#c0392b")
+    previous = -1.0
     for turn in turns:
-        ax.axvline(turn.t, color="#bbbbbb", linewidth=0.6, zorder=0)
-        ax.annotate(f"turn {turn.turn}" + (" (interrupted)" if turn.interrupted else ""), (turn.t, 0.45),
-                    fontsize=7.5, color="#555555", ha="center")
+        e2e = turn.latencies["e2e"]
+        heard = next((a for a, _ in agent_speech if previous < a <= turn.t + 1e-6), None)
+        begin = heard - e2e if e2e is not None and heard is not None else turn.t
+        ax.axvline(begin, color="#bbbbbb", linewidth=0.6, zorder=0)
+        ax.annotate(f"turn {turn.turn}: {turn.trigger}" + (" (interrupted)" if turn.interrupted else ""),
+                    (begin, 0.3), fontsize=7.5, color="#555555")
+        if e2e is not None and heard is not None:  # from the end of the request to the first audio heard
+            ax.annotate("", (begin, lanes["latency"]), (heard, lanes["latency"]),
+                        arrowprops={"arrowstyle": "<->", "color": colors["latency"], "shrinkA": 0, "shrinkB": 0})
+            ax.annotate(f"{e2e * 1000:.0f} ms", (heard, lanes["latency"]), xytext=(3, -3),
+                        textcoords="offset points", fontsize=7.5, color=colors["latency"])
+        previous = turn.t
     ax.set_xlim(0, end * 1.02)
-    ax.set_ylim(0.3, 3.75)
-    ax.set_yticks(list(lanes.values()), ["user", "agent", "tools"])
+    ax.set_ylim(0.2, 3.75)
+    ax.set_yticks(list(lanes.values()), ["user", "agent", "e2e latency", "tools"])
     ax.set_xlabel("time since the session started (s)")
     head = rec.header
     title = f"session {head.get('session_id', '?')}"
     if head.get("agent"):
-        title += f" — {head['agent']}" + (f" on {head['model']}" if head.get("model") else "")
+        title += f" \u2014 {head['agent']}" + (f" on {head['model']}" if head.get("model") else "")
     ax.set_title(title + ("" if rec.complete else "  [INCOMPLETE]"))
     legend = [patches.Patch(color=colors["user"], label="user speaking"),
               patches.Patch(color=colors["listening"], label="agent listening"),
               patches.Patch(color=colors["thinking"], label="agent thinking"),
               patches.Patch(color=colors["speaking"], label="agent speaking"),
-              patches.Patch(color=colors["tool"], label="tool call")]
-    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=5, fontsize=8, frameon=False)
+              patches.Patch(color=colors["tool"], label="tool call"),
+              lines.Line2D([], [], color=colors["latency"], marker=r"$\leftrightarrow$", linestyle="None",
+                           markersize=12, label="end of request to first audio (e2e)")]
+    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=6, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
 
     stats = rec.latency_stats()
@@ -264,19 +301,21 @@ def plot_timeline(rec: Recording, output: str | Path) -> None:
         width = 0.8 / len(LATENCY_METRICS)
         for i, (metric, color) in enumerate(zip(LATENCY_METRICS, ("#95a5a6", "#f2b134", "#2e7dd7"), strict=True)):
             values = [(t.latencies[metric] or 0.0) * 1000 for t in turns]
-            label = metric
+            name = metric
             if metric in stats:
-                label += f"  p50 {stats[metric]['p50'] * 1000:.0f} ms, p95 {stats[metric]['p95'] * 1000:.0f} ms"
-            lat.bar(x + (i - 1) * width, values, width, color=color, label=label)
+                name += f"  p50 {stats[metric]['p50'] * 1000:.0f} ms, p95 {stats[metric]['p95'] * 1000:.0f} ms"
+            bars = lat.bar(x + (i - 1) * width, values, width, color=color, label=name)
+            lat.bar_label(bars, labels=[_ms(t.latencies[metric]) for t in turns], fontsize=7, padding=1)
         lat.set_xticks(x, [f"turn {t.turn}\n{t.trigger}" for t in turns], fontsize=8)
         lat.set_ylabel("latency (ms)")
+        lat.margins(y=0.15)
         lat.legend(fontsize=8, loc="upper left")
         lat.grid(axis="y", alpha=0.3)
     else:
         lat.text(0.5, 0.5, "no turns recorded", ha="center", va="center", transform=lat.transAxes)
         lat.set_axis_off()
-    lat.set_title("latency per turn (eou: end of speech to end of turn; ttfa: to first audio; e2e: total)",
-                  fontsize=9)
+    lat.set_title("latency per turn (eou_delay: end of speech to end of turn; ttfa: to the model's first audio; "
+                  "e2e: end of speech to first audio played; '-': not measured)", fontsize=9)
     fig.tight_layout()
     fig.savefig(str(output), dpi=110)
     plt.close(fig)
