@@ -18,6 +18,9 @@ from rich.console import Console
 from agentsession import Agent, AgentSession, AudioFrame, EnergyVAD, RealTimePipeline
 from agentsession.testing import FakeRealtimeModel, FakeResponse, TransportContract, tone
 from agentsession_console_io import ConsoleDeviceError, ConsoleTransport, ConsoleView, load_sounddevice
+from agentsession_console_io._devices import translate
+
+sd = pytest.importorskip("sounddevice")
 
 TIMEOUT = 10.0
 
@@ -187,6 +190,21 @@ async def test_device_problems_are_clear_errors(make_fake_sd: Any, kwargs: dict[
         await transport.start()
     assert all(s in sd.closed for s in sd.streams), "a stream was left open after a failed start"
     await transport.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("Error opening InputStream: Unanticipated host error", -9999, (0, -16, "Device or resource busy")),
+         "'Mic' is busy"),
+        (("Error opening InputStream: Device unavailable", -9985), "'Mic' is busy"),
+        (("Error opening InputStream: Invalid device", -9996), "not usable (unplugged?)"),
+        (("Error opening InputStream: Invalid sample rate", -9997), "rejected the sample rate"),
+        (("Error starting stream: Internal PortAudio error", -9986), "cannot open the input device (microphone) 'Mic'"),
+    ],
+)
+def test_portaudio_errors_are_translated(args: tuple[Any, ...], message: str) -> None:
+    assert message in str(translate(sd.PortAudioError(*args), "input", "Mic"))
 
 
 class _NoPortAudio(importlib.abc.MetaPathFinder):

@@ -126,7 +126,10 @@ def translate(exc: BaseException, kind: Kind, name: str) -> ConsoleDeviceError:
     code = error_code(exc)
     args: tuple[Any, ...] = getattr(exc, "args", ())
     host_code = args[2][1] if len(args) > 2 and isinstance(args[2], tuple) and len(args[2]) > 1 else None
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:  # sounddevice looks the host API up to format a host error
+        text = str(args[0]) if args else type(exc).__name__
     if code == _DEVICE_UNAVAILABLE or host_code == _EBUSY or "busy" in text.lower():
         return ConsoleDeviceError(f"{role} {name!r} is busy: another program is using it; close it or pick "
                                   f"another device with --{kind}-device ({text})")
