@@ -50,7 +50,9 @@ async def test_without_a_key_the_example_fails_naming_the_variable(tmp_path: Pat
 async def test_example_end_to_end_against_the_fake_server(realtime_server: FakeRealtimeServer, tmp_path: Path) -> None:
     realtime_server.transcript = "what is the weather in Paris, use get_weather"
     realtime_server.tool_arguments["get_weather"] = {"city": "Paris"}
-    user = np.concatenate([AudioFrame.silence(1.0, 16000).data, tone(0.6, 16000).data,
+    realtime_server.reply_audio = 0.4
+    # 1.6 s of silence first: the greeting is over before the user speaks, even on a loaded machine
+    user = np.concatenate([AudioFrame.silence(1.6, 16000).data, tone(0.6, 16000).data,
                            AudioFrame.silence(0.5, 16000).data])
     write_wav(tmp_path / "in.wav", AudioFrame(user, 16000))
     env = {**clean_env(), "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": realtime_server.base_url}
