@@ -189,3 +189,20 @@ async def test_server_errors(realtime_server: FakeRealtimeServer) -> None:
         assert events[-1].recoverable is False  # type: ignore[union-attr]
     finally:
         await model.close()
+
+
+async def test_requests_during_a_response_wait_their_turn(realtime_server: FakeRealtimeServer) -> None:
+    realtime_server.chunk_delay = 0.01
+    model = await started(realtime_server)
+    try:
+        await model.say("First.")
+        await model.reply("Be cheerful.")
+        events = await until(model, done)
+        events += await until(model, done)
+        finals = [e.text for e in events if isinstance(e, AgentTranscript) and e.final]
+        assert finals == ["First.", "How can I help?"]
+        creates = realtime_server.current.of_type("response.create")
+        assert len(creates) == 2 and creates[1].response.instructions == "You are a test agent.\n\nBe cheerful."
+        assert not any(isinstance(e, Error) for e in events)
+    finally:
+        await model.close()
