@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = argparse.ArgumentParser(prog="agentsession", description="Inspect and diagnose an agentsession install.")
     parser.add_argument("--version", action="version", version=f"agentsession {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("plugins", help="list the installed plugins, what they provide, and which are broken")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     d = sub.add_parser("doctor", help="check what a mode needs (devices, keys, browser, plugins); exit 1 if missing")
@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--plot", type=Path, metavar="PNG", help="also draw the conversation timeline to this PNG")
     r.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
     if args.command == "plugins":
         return _plugins(args.json)
     if args.command == "doctor":
