@@ -241,3 +241,39 @@ async def test_after_an_interrupt_the_next_answer_is_a_new_history_item() -> Non
     assert roles[1:] == [("user", "stop, something else", False), ("assistant", "Second", False)]
     assert session.agent_state.value == "idle"
     await session.close()
+
+
+@virtual_clock
+async def test_metrics_of_a_turn_whose_audio_queues_behind_the_previous_answer() -> None:
+    model = FakeRealtimeModel([
+        FakeResponse(text="Let me check.", audio=2.0, delay=0.1, tool_calls=[FakeToolCall("lookup", {"city": "Rome"})],
+                     then=FakeResponse(text="It is 21.", audio=1.0, delay=0.1)),
+    ])
+    agent = ToolAgent()
+    agent.release.set()
+    session, _, rec = await started(agent, model)
+    await session.send_text("Weather in Rome?")
+    await settle(6)
+    first, second = rec.of("metrics_collected")
+    assert (first["trigger"], first["interrupted"]) == ("text", False)
+    # the tool's answer arrived while "Let me check." was still playing: its audio played after it
+    assert (second["trigger"], second["interrupted"]) == ("tool", False)
+    assert 1.2 < second["e2e"] < 1.6  # the tool finished at ~0.7 s; its answer played once the first ended at 2.1 s
+    await session.close()
+
+
+@virtual_clock
+async def test_back_to_back_typed_turns_each_cancel_the_previous_answer() -> None:
+    model = FakeRealtimeModel([FakeResponse(text=f"answer {i}", audio=1.0, delay=0.3) for i in range(3)])
+    session, transport, rec = await started(QuietAgent(), model)
+    await session.send_text("one")
+    await settle(0.5)
+    await session.send_text("two")
+    await session.send_text("three")  # before "two" was answered
+    await settle(3)
+    metrics = rec.of("metrics_collected")
+    assert [m["interrupted"] for m in metrics] == [True, True, False]
+    assert metrics[-1]["e2e"] == pytest.approx(0.3, abs=0.01)
+    assert [(i.role, i.text) for i in session.history.items][-2:] == [("user", "three"), ("assistant", "answer 2")]
+    assert rec.agent_states()[-3:] == ["thinking", "speaking", "idle"]
+    await session.close()

@@ -81,6 +81,7 @@ class _Turn:
     done: bool = False
     audio: bool = False
     played: bool = False
+    finished: bool = False
 
 
 class AgentSession:
@@ -141,7 +142,6 @@ class AgentSession:
         self._out: AudioConverter | None = None
         self._submitted = 0.0
         self._segment_start = 0.0
-        self._segment_first = False
         self._pushed = 0.0
         # responses, tools, turns
         self._tools: dict[str, FunctionTool] = {}
@@ -154,7 +154,7 @@ class AgentSession:
         self._wake_timer: asyncio.TimerHandle | None = None
         self._woke = False
         self._quiet_waiters: list[asyncio.Future[None]] = []
-        self._cancel_pending = False
+        self._cancels_owed = 0
 
     # ------------------------------------------------------------------ public API
 
@@ -284,7 +284,7 @@ class AgentSession:
         heard = self._heard()
         item = self._spoken_item or self._item
         self._stop_playout()
-        self._cancel_pending = self._awaiting  # the model still owes us the cancelled response's ResponseDone
+        self._cancels_owed += self._awaiting  # the model owes the cancelled response's ResponseDone(interrupted)
         self._awaiting = False
         try:
             await self.pipeline.interrupt(heard)
@@ -454,10 +454,10 @@ class AgentSession:
                         self._spoken_item = None
                         self._update_states()
                 continue
+            if isinstance(item, _Turn):  # the turn's first audio is next
+                self._on_first_play(item)
+                continue
             assert isinstance(item, AudioFrame)
-            if self._segment_first:
-                self._segment_first = False
-                self._on_first_play()
             await transport.play(item)
             self._submitted += item.duration
 
@@ -471,11 +471,11 @@ class AgentSession:
         if turn is not None and not turn.audio:
             turn.audio = True
             turn.metrics.ttfa = self._loop_time() - turn.requested
+            self._playout_q.put_nowait(turn)
         for out in self._out.push(frame):
             self._playout_q.put_nowait(out)
         if not self._playing:
             self._playing = True
-            self._segment_first = True
             self._segment_start = self._submitted
             self._spoken_item = item
             self._update_states()
@@ -550,11 +550,13 @@ class AgentSession:
         await self.pipeline.send_tool_result(result)
 
     def _on_response_done(self, event: ResponseDone) -> None:
-        cancelled, self._cancel_pending = self._cancel_pending, False
-        if cancelled and event.interrupted:
-            # the end of the response interrupt() cancelled, already handled: a request made since is
+        if event.interrupted and self._cancels_owed:
+            # the end of a response interrupt() cancelled, already handled: a request made since is
             # still awaited and its audio may be playing
+            self._cancels_owed -= 1
             return
+        if not event.interrupted:
+            self._cancels_owed = 0  # responses end in order: nothing cancelled before this one is still owed
         item, self._item = self._item, None
         self._awaiting = False
         if event.interrupted:
@@ -572,7 +574,7 @@ class AgentSession:
             turn.metrics.usage = dict(event.usage)
             turn.done = True
             if event.interrupted or not turn.audio or turn.played:
-                self._finish_turn(interrupted=event.interrupted)
+                self._finish_turn(interrupted=event.interrupted, turn=turn)
         if item is not None and item.text and self.conversation_flow is not None:
             self._spawn(self._guarded(self.conversation_flow.on_agent_turn(item.text), "on_agent_turn"), "flow")
         self._update_states()
@@ -603,7 +605,11 @@ class AgentSession:
         """Drop all queued and buffered agent audio within one frame, and restart the playout task."""
         if self._playout_task is not None:
             self._playout_task.cancel()
-        self._playout_q = asyncio.Queue()
+        dropped, self._playout_q = self._playout_q, asyncio.Queue()
+        while not dropped.empty():
+            item = dropped.get_nowait()
+            if isinstance(item, _Turn):
+                self._finish_turn(interrupted=True, turn=item)
         if self._out is not None:
             self._out.clear()
         self.transport.clear()
@@ -629,24 +635,27 @@ class AgentSession:
                     eou: float | None = None) -> None:
         if self._turn is not None and not self._turn.done and self._turn.metrics.trigger == "user" and trigger != "user":
             return  # a tool call or reply inside a user's turn belongs to it
+        old = self._turn
+        if old is not None and not (old.audio and not old.played):  # (a turn still queued ends when played)
+            self._finish_turn(interrupted=not old.done, turn=old)
         now = self._loop_time()
         self._turn_count += 1
         metrics = TurnMetrics(turn=self._turn_count, trigger=trigger, eou_delay=eou)
         self._turn = _Turn(metrics, origin if origin is not None else now, requested if requested is not None else now)
 
-    def _on_first_play(self) -> None:
-        turn = self._turn
-        if turn is None or turn.played:
-            return
+    def _on_first_play(self, turn: _Turn) -> None:
         turn.played = True
         turn.metrics.e2e = self._loop_time() - turn.origin
         if turn.done:
-            self._finish_turn(interrupted=False)
+            self._finish_turn(interrupted=False, turn=turn)
 
-    def _finish_turn(self, *, interrupted: bool) -> None:
-        turn, self._turn = self._turn, None
-        if turn is None:
+    def _finish_turn(self, *, interrupted: bool, turn: _Turn | None = None) -> None:
+        turn = turn if turn is not None else self._turn
+        if turn is None or turn.finished:
             return
+        turn.finished = True
+        if turn is self._turn:
+            self._turn = None
         turn.metrics.interrupted = interrupted
         turn.metrics.timestamp = self.now()
         if self._spoken_item is not None:

@@ -173,6 +173,7 @@ class TransportMode:
         self.factory = factory
         self.help = help
         self.provider = ""  # the plugin that provides this mode, set at discovery
+        self.options = argparse.Namespace()  # the parsed command line, set by the worker before ``run``
 
     def loop_factory(self, options: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
         """The event loop this mode runs on (``None``: asyncio's default)."""

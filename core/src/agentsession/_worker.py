@@ -186,7 +186,7 @@ class WorkerJob:
         try:
             with asyncio.Runner(loop_factory=factory) as runner:
                 runner.run(self._main(mode, args))
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, asyncio.CancelledError):
             return 130
         return 1 if self._failed else 0
 
@@ -221,6 +221,7 @@ class WorkerJob:
                 await ctx.shutdown()
                 self._jobs.discard(ctx)
 
+        mode.options = args
         await mode.run(lambda transport: asyncio.get_running_loop().create_task(
             run_job(transport), name="agentsession:job"
         ))
