@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -126,3 +128,5 @@ def test_models_hook() -> None:
     models = agentsession_models()
     assert set(models) == {"openai-realtime", "openai-llm", "openai-stt", "openai-tts"}
     assert isinstance(models["openai-llm"](model="x"), OpenAILLM)
+    check = "import sys, agentsession_openai.plugin; assert 'openai' not in sys.modules"
+    subprocess.run([sys.executable, "-c", check], check=True, timeout=60)  # discovery doesn't import the SDK

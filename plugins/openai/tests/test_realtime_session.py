@@ -111,8 +111,6 @@ async def test_barge_in_cancels_and_truncates_at_what_was_heard(run: Run) -> Non
     assert greeting.interrupted
 
 
-@pytest.mark.xfail(reason="core: AgentSession._on_response_done re-truncates the item interrupt() already cut, "
-                   "with heard=0 (history text becomes empty)")
 @pytest.mark.parametrize("run", [{"greet": True}], indirect=True)
 async def test_barge_in_keeps_the_heard_text_in_history(run: Run) -> None:
     run.server.reply_audio, run.server.chunk_delay = 3.0, 0.05

@@ -1,4 +1,7 @@
-"""The ``agentsession`` entry point: OpenAI's models, by name, for pipelines built from configuration."""
+"""The ``agentsession`` entry point: OpenAI's models, by name, for pipelines built from configuration.
+
+The factories import the OpenAI SDK when a model is built, so discovering the plugin stays cheap.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,23 @@ from typing import Any
 
 from agentsession import hookimpl
 
-from ._cascade import OpenAILLM, OpenAISTT, OpenAITTS
-from ._realtime import OpenAIRealtime
+
+def _factory(name: str) -> Any:
+    def build(**options: Any) -> Any:
+        import agentsession_openai
+
+        return getattr(agentsession_openai, name)(**options)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"Build an ``{name}`` (see its arguments)."
+    return build
 
 
 @hookimpl
 def agentsession_models() -> dict[str, Any]:
     return {
-        "openai-realtime": OpenAIRealtime,
-        "openai-llm": OpenAILLM,
-        "openai-stt": OpenAISTT,
-        "openai-tts": OpenAITTS,
+        "openai-realtime": _factory("OpenAIRealtime"),
+        "openai-llm": _factory("OpenAILLM"),
+        "openai-stt": _factory("OpenAISTT"),
+        "openai-tts": _factory("OpenAITTS"),
     }
