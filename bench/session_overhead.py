@@ -4,7 +4,8 @@ Each session runs a streaming fake model (20 ms of agent audio every 20 ms, real
 transport that also delivers 20 ms of user audio every 20 ms. The same fakes are run once wired directly
 (model -> transport, no session: the floor) and once through AgentSession, in the same process, so the
 printed overhead is the session's own. Latency is from the model emitting a frame to the session handing
-it to ``Transport.play``.
+it to ``Transport.play``. Sessions start at phases spread over the 20 ms tick, as real users arrive;
+``--aligned`` starts them all on one tick, the worst case for tail latency.
 
     python bench/session_overhead.py            # N = 1, 50, 200, 5 s each
     python bench/session_overhead.py --quick    # N = 1, 50, 1.5 s each (CI)
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import statistics
 import time
 from collections import deque
@@ -34,6 +36,7 @@ from agentsession import (
     RealTimePipeline,
     ToolResult,
 )
+from agentsession._manager import discover
 
 RATE = 24000
 FRAME = RATE // 50
@@ -150,10 +153,14 @@ class SessionWire:
         await self.transport.close()
 
 
-async def measure(kind: type[DirectWire] | type[SessionWire], n: int, seconds: float) -> tuple[float, list[float]]:
+async def measure(
+    kind: type[DirectWire] | type[SessionWire], n: int, seconds: float, aligned: bool
+) -> tuple[float, list[float]]:
     latencies: list[float] = []
     wires = [kind(latencies) for _ in range(n)]
     for wire in wires:
+        if not aligned:  # real sessions start whenever their users arrive, not on one shared 20 ms tick
+            await asyncio.sleep(0.02 / n)
         await wire.start()
     await asyncio.sleep(0.3)  # warm-up
     latencies.clear()
@@ -170,21 +177,26 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else float("nan")
 
 
-async def main(ns: list[int], seconds: float) -> None:
+async def main(ns: list[int], seconds: float, aligned: bool) -> None:
     print(f"{'N':>5} {'cpu %/session: floor':>22} {'session':>8} {'added':>7} {'ratio':>6}"
           f" {'p50 ms: floor':>14} {'session':>8} {'p99 ms: floor':>14} {'session':>8}")
     for n in ns:
-        cpu_floor, lat_floor = await measure(DirectWire, n, seconds)
-        cpu_sess, lat_sess = await measure(SessionWire, n, seconds)
+        cpu_floor, lat_floor = await measure(DirectWire, n, seconds, aligned)
+        cpu_sess, lat_sess = await measure(SessionWire, n, seconds, aligned)
         print(f"{n:>5} {cpu_floor:>22.3f} {cpu_sess:>8.3f} {cpu_sess - cpu_floor:>7.3f} {cpu_sess / cpu_floor:>6.2f}"
               f" {pct(lat_floor, 50):>14.3f} {pct(lat_sess, 50):>8.3f} {pct(lat_floor, 99):>14.3f} {pct(lat_sess, 99):>8.3f}")
 
 
 if __name__ == "__main__":
+    # measure core alone: installed observer plugins (a recorder, say) would add their own work to every session
+    os.environ["AGENTSESSION_DISABLE_PLUGINS"] = ",".join(p.name for p in discover())
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N = 1, 50 for 1.5 s (what CI runs)")
     parser.add_argument("--seconds", type=float)
     parser.add_argument("-n", type=int, action="append", help="session counts (repeatable)")
+    parser.add_argument("--aligned", action="store_true",
+                        help="start every session on the same 20 ms tick (the worst case for tail latency)")
     args = parser.parse_args()
     ns = args.n or ([1, 50] if args.quick else [1, 50, 200])
-    asyncio.run(main(ns, args.seconds or (1.5 if args.quick else 5.0)))
+    print("start phases:", "aligned (worst case)" if args.aligned else "spread over the 20 ms tick")
+    asyncio.run(main(ns, args.seconds or (1.5 if args.quick else 5.0), args.aligned))

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+# installed observer plugins (the recorder) write per-session files: keep the tests' out of the tree
+export AGENTSESSION_RECORDER_DIR="${AGENTSESSION_RECORDER_DIR:-$(mktemp -d)}"
 echo "== ruff";  $PY -m ruff check .
 echo "== mypy --strict core"; $PY -m mypy --strict core/src/agentsession
 echo "== pytest"; $PY -m pytest "$@"

@@ -325,6 +325,8 @@ class Reframer:
                 f"Reframer expects {self._rate} Hz x {self._channels} ch, "
                 f"got {frame.sample_rate} Hz x {frame.channels} ch"
             )
+        if not len(self._pending) and frame.samples_per_channel == self._size:
+            return [self._emit(frame.data)]  # already a whole frame: no copy (the common case)
         buffer = np.concatenate((self._pending, frame.data))
         count = len(buffer) // self._size
         self._pending = buffer[count * self._size :].copy()

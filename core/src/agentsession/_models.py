@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,17 +27,36 @@ class ModelOptions:
     chat_ctx: ChatContext = field(default_factory=ChatContext)
 
 
+EventSink = Callable[["PipelineEvent | None"], None]
+
+
 class EventChannel:
-    """The queue of pipeline events from a model to the session."""
+    """Pipeline events from a model to their consumer.
+
+    The session ``attach``-es a sink and gets each event synchronously as it is emitted, with no queue
+    hop on the audio path; without a sink, events queue for async iteration (as the contract suites read
+    them).
+    """
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[PipelineEvent | None] = asyncio.Queue()
+        self._sink: EventSink | None = None
         self._ended = False
 
     def emit(self, event: PipelineEvent) -> None:
-        """Queue one event (never blocks)."""
-        if not self._ended:
+        """Deliver or queue one event (never blocks)."""
+        if self._ended:
+            return
+        if self._sink is not None:
+            self._sink(event)
+        else:
             self._queue.put_nowait(event)
+
+    def attach(self, sink: EventSink) -> None:
+        """From now on deliver every event to ``sink`` (what was queued first); ``None`` marks the end."""
+        while not self._queue.empty():
+            sink(self._queue.get_nowait())
+        self._sink = sink
 
     def purge_audio(self) -> int:
         """Drop queued ``AgentAudio`` not yet consumed (on interruption); return how many."""
@@ -54,10 +73,13 @@ class EventChannel:
         return dropped
 
     def end(self) -> None:
-        """No more events: the iterator stops after what is queued."""
+        """No more events: the iterator stops after what is queued; a sink gets ``None``."""
         if not self._ended:
             self._ended = True
-            self._queue.put_nowait(None)
+            if self._sink is not None:
+                self._sink(None)
+            else:
+                self._queue.put_nowait(None)
 
     async def __aiter__(self) -> AsyncIterator[PipelineEvent]:
         while True:

@@ -6,17 +6,16 @@ import asyncio
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ._audio import AudioConverter, AudioFrame
 from ._chat import ChatContext
-from ._models import LLM, STT, TTS, VAD, EventChannel, ModelOptions, RealtimeModel
+from ._models import LLM, STT, TTS, VAD, EventChannel, EventSink, ModelOptions, RealtimeModel
 from ._pipeline_events import (
     AgentAudio,
     AgentTranscript,
     Error,
-    PipelineEvent,
     ResponseDone,
     ToolCall,
     UserSpeechStarted,
@@ -68,7 +67,8 @@ class Pipeline(ABC):
     def push_audio(self, frame: AudioFrame) -> None: ...
 
     @abstractmethod
-    def events(self) -> AsyncIterator[PipelineEvent]: ...
+    def attach(self, sink: EventSink) -> None:
+        """Deliver every ``PipelineEvent`` to ``sink`` as it happens; ``None`` when the stream ends."""
 
     @abstractmethod
     async def send_text(self, text: str) -> None: ...
@@ -108,8 +108,8 @@ class RealTimePipeline(Pipeline):
     def push_audio(self, frame: AudioFrame) -> None:
         self.model.push_audio(frame)
 
-    def events(self) -> AsyncIterator[PipelineEvent]:
-        return self.model.channel.__aiter__()
+    def attach(self, sink: EventSink) -> None:
+        self.model.channel.attach(sink)
 
     async def send_text(self, text: str) -> None:
         decided = await _apply_flow(self.conversation_flow, text)
@@ -203,8 +203,8 @@ class CascadingPipeline(Pipeline):
                 self._channel.emit(UserSpeechStopped(audio_end=event.position))
                 self._spawn(self._transcribe(audio))
 
-    def events(self) -> AsyncIterator[PipelineEvent]:
-        return self._channel.__aiter__()
+    def attach(self, sink: EventSink) -> None:
+        self._channel.attach(sink)
 
     async def send_text(self, text: str) -> None:
         await self._user_turn(text)

@@ -229,7 +229,7 @@ class AgentSession:
         self._transport.bind(self)
         if self._job is not None:
             self._job._attach(self)
-        self._spawn(self._event_loop(), "pipeline-events")
+        self.pipeline.attach(self._on_event)
         self._spawn(self._input_loop(), "audio-input")
         text = self._transport.text_input()
         if text is not None:
@@ -407,15 +407,19 @@ class AgentSession:
             if text.strip():
                 await self.send_text(text)
 
-    async def _event_loop(self) -> None:
-        async for event in self.pipeline.events():
-            try:
-                self._handle(event)
-            except Exception:
-                logger.exception("handling %s failed", type(event).__name__)
-        if not self._closing:
-            self._emit("error", {"message": "the pipeline ended its event stream", "recoverable": False})
-            asyncio.get_running_loop().create_task(self.close("pipeline ended"))
+    def _on_event(self, event: PipelineEvent | None) -> None:
+        """The pipeline's events arrive here synchronously, on the loop, as the model emits them."""
+        if event is None:
+            if not self._closing:
+                self._emit("error", {"message": "the pipeline ended its event stream", "recoverable": False})
+                asyncio.get_running_loop().create_task(self.close("pipeline ended"))
+            return
+        if self._closing:
+            return
+        try:
+            self._handle(event)
+        except Exception:
+            logger.exception("handling %s failed", type(event).__name__)
 
     def _handle(self, event: PipelineEvent) -> None:
         if isinstance(event, AgentAudio):
