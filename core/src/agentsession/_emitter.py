@@ -53,6 +53,10 @@ class EventEmitter:
             callbacks.remove(callback)
             self._once.discard((event, id(callback)))
 
+    def has_listeners(self, event: str) -> bool:
+        """Whether anything listens to ``event`` (lets hot paths skip building event data)."""
+        return bool(self._callbacks.get(event))
+
     def emit(self, event: str, data: Any = None) -> None:
         """Deliver ``data`` to every callback of ``event``."""
         callbacks = list(self._callbacks.get(event, ()))

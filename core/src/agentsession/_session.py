@@ -401,6 +401,8 @@ class AgentSession:
             for out in converter.push(frame):
                 self._pushed += out.duration
                 self.pipeline.push_audio(out)
+                if self._emitter.has_listeners("user_audio"):
+                    self._emit("user_audio", {"frame": out, "at": self._loop_time() - self._clock_anchor[0]})
 
     async def _text_loop(self, texts: Any) -> None:
         async for text in texts:
@@ -463,6 +465,8 @@ class AgentSession:
                 continue
             assert isinstance(item, AudioFrame)
             await transport.play(item)
+            if self._emitter.has_listeners("agent_audio"):
+                self._emit("agent_audio", {"frame": item, "at": self._loop_time() - self._clock_anchor[0]})
             self._submitted += item.duration
 
     # ------------------------------------------------------------------ event handlers

@@ -8,6 +8,7 @@ session's events, which arrive on the loop with exact timestamps. ``agentsession
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import asdict
 from typing import Any
@@ -15,9 +16,14 @@ from typing import Any
 from agentsession import AgentSession, ChatMessage, TurnMetrics, hookimpl
 
 from ._recorder import FORMAT, SessionRecorder
+from ._wav import ConversationWav
+
+#: set to 1 to also record ``<session>.wav``: user left, agent right
+WAV_ENV = "AGENTSESSION_RECORDER_WAV"
 
 _lock = threading.Lock()
 _recorders: dict[AgentSession, SessionRecorder] = {}
+_wavs: dict[AgentSession, ConversationWav] = {}
 
 
 def recorder_for(session: AgentSession) -> SessionRecorder | None:
@@ -38,6 +44,13 @@ def agentsession_session_started(session: AgentSession) -> None:
         transport=type(session.transport).__name__, tools=sorted(t.name for t in session.agent.tools),
     )
     _subscribe(session, rec)
+    if os.environ.get(WAV_ENV, "").strip().lower() in ("1", "true", "yes"):
+        wav = ConversationWav(rec.path.with_suffix(".wav"))
+        with _lock:
+            _wavs[session] = wav
+        session.on("user_audio", lambda d: wav.add("user", d["frame"], d["at"]))
+        session.on("agent_audio", lambda d: wav.add("agent", d["frame"], d["at"]))
+        rec.record("recording_audio", rec.started, wav=rec.path.with_suffix(".wav").name)
 
 
 @hookimpl
@@ -53,6 +66,11 @@ def agentsession_session_closed(session: AgentSession, reason: str) -> None:
     # the observer thread runs this after every hook queued before it: nothing else comes from there
     with _lock:
         rec = _recorders.pop(session, None)
+        wav = _wavs.pop(session, None)
+    if wav is not None:
+        wav.close()
+        if wav.late_samples and rec is not None:
+            rec.record("audio_late", None, dropped_seconds=round(wav.late_samples / 24000, 3))
     if rec is not None:
         rec.close()
 
