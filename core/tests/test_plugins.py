@@ -35,11 +35,12 @@ WorkerJob(entrypoint, lambda: JobContext()).start()
 
 
 def _install(target: Path, *names: str) -> None:
-    subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
          *(str(FIXTURES / n) for n in names)],
-        check=True, capture_output=True, timeout=300,
+        capture_output=True, text=True, timeout=300,
     )
+    assert proc.returncode == 0, f"installing the fixture plugins failed:\n{proc.stderr}"
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from ._secrets import RedactingFilter, env_secret, mask
 from ._session import AgentSession, RunResult
 from ._states import AgentState, UserState
 from ._tools import FunctionTool, ToolError, ToolResult, function_tool
-from ._transport import NullTransport, PacedTransport, Transport, TransportMode
+from ._transport import BufferedTransport, NullTransport, PacedTransport, Transport, TransportMode
 from ._vad import EnergyVAD
 from ._worker import JobContext, RoomOptions, WorkerJob
 from .hookspecs import hookimpl, hookspec
@@ -44,7 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "LLM", "STT", "SUPPORTED_RATES", "TTS", "VAD",
     "Agent", "AgentAudio", "AgentSession", "AgentSessionError", "AgentState", "AgentTranscript", "Answer",
-    "AudioConverter", "AudioFrame", "CascadingPipeline", "ChatContext", "ChatItem", "ChatMessage",
+    "AudioConverter", "AudioFrame", "BufferedTransport", "CascadingPipeline", "ChatContext", "ChatItem", "ChatMessage",
     "ConversationFlow", "EnergyVAD", "Error", "EventChannel", "EventEmitter", "FileMode", "FileTransport",
     "FunctionCall", "FunctionCallOutput", "FunctionTool", "JobContext", "ModelError", "ModelOptions",
     "NullTransport", "PacedTransport", "ParrotModel", "Pipeline", "PipelineEvent", "PlayoutBuffer",

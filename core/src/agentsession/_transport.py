@@ -86,26 +86,21 @@ class Transport(ABC):
         return self._ended
 
 
-class PacedTransport(Transport):
-    """A transport whose output is pulled by a clock on the event loop (virtual in tests).
+class BufferedTransport(Transport):
+    """A transport whose output device (a sound card callback, a WebRTC track, a paced clock) pulls the
+    agent's audio from ``self.playout``; this class does the session's side of it. After ``close``,
+    ``play`` drops frames and ``wait_for_playout`` returns at once."""
 
-    Subclasses give ``audio_input`` and may override ``on_output`` to see each block as it is played.
-    """
-
-    def __init__(self, sample_rate: int = 24000, channels: int = 1, *, block_ms: int = 20) -> None:
+    def __init__(self, sample_rate: int = 24000, channels: int = 1, *, max_buffered: float = 0.1) -> None:
         super().__init__()
         self.sample_rate = sample_rate
         self.channels = channels
-        self.playout = PlayoutBuffer(sample_rate, channels)
-        self._block = sample_rate * block_ms // 1000
-        self._pacer: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if self._pacer is None:
-            self._pacer = asyncio.get_running_loop().create_task(self._pace(), name="playout-pacer")
+        self.playout = PlayoutBuffer(sample_rate, channels, max_buffered=max_buffered)
+        self._output_closed = False
 
     async def play(self, frame: AudioFrame) -> None:
-        await self.playout.put(frame)
+        if not self._output_closed:
+            await self.playout.put(frame)
 
     def clear(self) -> None:
         self.playout.clear()
@@ -115,7 +110,29 @@ class PacedTransport(Transport):
         return self.playout.played
 
     async def wait_for_playout(self) -> None:
-        await self.playout.wait_drained()
+        if not self._output_closed:
+            await self.playout.wait_drained()
+
+    async def close(self) -> None:
+        self._output_closed = True
+        self.playout.clear()
+        await super().close()
+
+
+class PacedTransport(BufferedTransport):
+    """A transport whose output is pulled by a clock on the event loop (virtual in tests).
+
+    Subclasses give ``audio_input`` and may override ``on_output`` to see each block as it is played.
+    """
+
+    def __init__(self, sample_rate: int = 24000, channels: int = 1, *, block_ms: int = 20) -> None:
+        super().__init__(sample_rate, channels)
+        self._block = sample_rate * block_ms // 1000
+        self._pacer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._pacer is None:
+            self._pacer = asyncio.get_running_loop().create_task(self._pace(), name="playout-pacer")
 
     def on_output(self, samples: np.ndarray, real: int, at: float) -> None:
         """One block went out at loop time ``at``; ``real`` of its samples were audio, the rest padding."""
@@ -125,7 +142,6 @@ class PacedTransport(Transport):
             self._pacer.cancel()
             await asyncio.gather(self._pacer, return_exceptions=True)
             self._pacer = None
-        self.playout.clear()
         await super().close()
 
     async def _pace(self) -> None:

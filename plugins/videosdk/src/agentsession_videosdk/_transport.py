@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from agentsession import AgentSessionError, AudioFrame, JobContext, PlayoutBuffer, RedactingFilter, Transport
+from agentsession import AgentSessionError, AudioFrame, BufferedTransport, JobContext, RedactingFilter
 
 from ._config import RoomConfig
 from ._convert import from_av
@@ -32,7 +32,7 @@ class RoomError(AgentSessionError):
     """The meeting could not be joined."""
 
 
-class VideoSDKTransport(Transport):
+class VideoSDKTransport(BufferedTransport):
     """Joins ``config.room_id`` as an agent participant named ``config.name``.
 
     Output: a microphone track the SDK's sender pulls every 20 ms from a ``PlayoutBuffer`` (``sample_rate``
@@ -45,11 +45,8 @@ class VideoSDKTransport(Transport):
     def __init__(self, config: RoomConfig, *, meeting_factory: MeetingFactory | None = None,
                  sample_rate: int = 48000, input_buffer: float = 1.0, join_timeout: float = 30.0,
                  signalling_check: float = 1.0) -> None:
-        super().__init__()
         self.config = config
-        self.sample_rate = sample_rate
-        self.channels = 1
-        self.playout = PlayoutBuffer(sample_rate, 1)
+        super().__init__(sample_rate, 1)
         self.join_timeout = join_timeout
         self.signalling_check = signalling_check
         self._factory = meeting_factory
@@ -142,19 +139,6 @@ class VideoSDKTransport(Transport):
                 self._input.put_nowait(None)  # for any other reader
                 return
             yield frame
-
-    async def play(self, frame: AudioFrame) -> None:
-        await self.playout.put(frame)
-
-    def clear(self) -> None:
-        self.playout.clear()
-
-    @property
-    def played(self) -> float:
-        return self.playout.played
-
-    async def wait_for_playout(self) -> None:
-        await self.playout.wait_drained()
 
     def bind(self, session: AgentSession) -> None:
         session.on("agent_state_changed", self._send_agent_state)

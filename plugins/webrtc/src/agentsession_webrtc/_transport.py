@@ -16,7 +16,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from agentsession import AudioFrame, PlayoutBuffer, Transport
+from agentsession import AudioFrame, BufferedTransport, PlayoutBuffer
 
 if TYPE_CHECKING:
     from agentsession import AgentSession
@@ -89,7 +89,7 @@ class AgentAudioTrack(MediaStreamTrack):
         return frame
 
 
-class WebRTCTransport(Transport):
+class WebRTCTransport(BufferedTransport):
     """One browser tab: its microphone in, the agent's voice out, and a data channel both ways.
 
     Built from an ``RTCPeerConnection`` whose offer is then answered with ``accept(offer)``. The page's
@@ -99,14 +99,10 @@ class WebRTCTransport(Transport):
     ``disconnect``, or the server calls ``end``.
     """
 
-    sample_rate = 48000
-    channels = 1
-
     def __init__(self, pc: RTCPeerConnection, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
-        super().__init__()
+        super().__init__(48000, 1)
         self.id = uuid.uuid4().hex
         self.pc = pc
-        self.playout = PlayoutBuffer(self.sample_rate, self.channels)
         self.track = AgentAudioTrack(self.playout)
         self.connect_timeout = connect_timeout
         self.connected = asyncio.Event()
@@ -166,22 +162,6 @@ class WebRTCTransport(Transport):
     def text_input(self) -> AsyncIterator[str] | None:
         return self._read_texts()
 
-    async def play(self, frame: AudioFrame) -> None:
-        if self._closed:
-            return
-        await self.playout.put(frame)
-
-    def clear(self) -> None:
-        self.playout.clear()
-
-    @property
-    def played(self) -> float:
-        return self.playout.played
-
-    async def wait_for_playout(self) -> None:
-        if not self._closed:
-            await self.playout.wait_drained()
-
     def bind(self, session: AgentSession) -> None:
         self._session = session
         for event in ("agent_state_changed", "user_state_changed", "user_transcript", "agent_transcript",
@@ -203,8 +183,7 @@ class WebRTCTransport(Transport):
 
     async def _close(self) -> None:
         self._closed = True
-        self.end("closed")
-        self.playout.clear()
+        await super().close()  # stops and clears the output, ends the transport
         self._finish_input()
         self.track.stop()
         tasks = list(self._tasks)
