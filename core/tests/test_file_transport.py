@@ -106,3 +106,43 @@ def test_input_is_required_in_file_mode() -> None:
         [sys.executable, str(REPO / "examples" / "parrot.py"), "file"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2 and "--input" in proc.stderr
+
+
+BATCH_AGENT = FAKE_AGENT.replace(
+    'print("ended:", await ctx.wait_for_shutdown(), flush=True)',
+    'import os; print("ended:", await ctx.wait_for_shutdown(), "pid", os.getpid(), flush=True)',
+)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_batch_of_inputs_runs_concurrently_and_over_worker_processes(tmp_path: Path, workers: int) -> None:
+    inputs = []
+    for k in range(4):  # the k-th user speaks after k * 0.2 s
+        audio = np.concatenate([np.zeros((8000 + 3200 * k, 1), np.int16), tone(1.0, 16000, 300).data])
+        inputs += ["--input", str(tmp_path / f"in{k}.wav")]
+        write_wav(tmp_path / f"in{k}.wav", AudioFrame(audio, 16000))
+    script = tmp_path / "agent.py"
+    script.write_text(BATCH_AGENT)
+    proc = subprocess.run(
+        [sys.executable, str(script), "file", *inputs, "--output-dir", str(tmp_path / "out"), "--speed", "max",
+         "--workers", str(workers)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ends = [line for line in proc.stdout.splitlines() if line.startswith("ended: input done")]
+    assert len(ends) == 4
+    assert len({line.split("pid ")[1] for line in ends}) == workers  # jobs spread over the processes
+    for k in range(4):
+        level = np.abs(read_wav(tmp_path / "out" / f"in{k}.wav").data[:, 0].astype(np.int32))
+        first = np.flatnonzero(level > 1000)[0] / 24000
+        assert first == pytest.approx(0.5 + 0.2 * k + 1.0 + 0.5 + 0.3, abs=0.03)  # each on its own timeline
+
+
+def test_outputs_must_match_inputs(tmp_path: Path) -> None:
+    write_wav(tmp_path / "a.wav", AudioFrame.silence(0.5, 16000))
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "parrot.py"), "file", "--input", str(tmp_path / "a.wav"),
+         "--input", str(tmp_path / "a.wav"), "--output", str(tmp_path / "o.wav")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1 and "2 --input but 1 --output" in proc.stderr

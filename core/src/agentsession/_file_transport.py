@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 import wave
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ._audio import SUPPORTED_RATES, AudioFrame
 from ._clock import VirtualClockEventLoop
+from ._errors import AgentSessionError
 from ._states import AgentState, UserState
-from ._transport import PacedTransport, TransportMode
+from ._transport import PacedTransport, Transport, TransportMode
 
 if TYPE_CHECKING:
     from ._session import AgentSession
@@ -149,22 +151,72 @@ class FileTransport(PacedTransport):
 
 
 class FileMode(TransportMode):
-    """``python main.py file --input in.wav --output out.wav [--speed max]``."""
+    """``python main.py file --input in.wav --output out.wav [--speed max]``.
+
+    Several ``--input``s are several jobs, run concurrently in this process; ``--workers N`` spreads them
+    over N processes (each re-runs this program with its share), so a batch uses every core.
+    """
 
     def __init__(self) -> None:
         super().__init__(self._create, help="talk to the agent with WAV files (offline, for tests and demos)")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--input", required=True, help="WAV file spoken as the user (16-bit PCM)")
-        parser.add_argument("--output", help="WAV file the agent's audio is written to")
+        parser.add_argument("--input", required=True, action="append",
+                            help="WAV file spoken as the user (16-bit PCM); repeat it for several jobs")
+        out = parser.add_mutually_exclusive_group()
+        out.add_argument("--output", action="append",
+                         help="WAV file the agent's audio is written to (one per --input)")
+        out.add_argument("--output-dir", help="write each job's output to DIR/<input name>")
         parser.add_argument("--speed", choices=["realtime", "max"], default="realtime",
                             help="max: run on a virtual clock, as fast as possible (offline models only)")
         parser.add_argument("--output-rate", type=int, default=24000, choices=sorted(SUPPORTED_RATES))
+        parser.add_argument("--workers", type=int, default=1, help="processes to spread the inputs over")
 
     def loop_factory(self, options: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
         return VirtualClockEventLoop if options.speed == "max" else None
 
+    async def run(self, run_job: Callable[[Transport | None], Awaitable[Any]]) -> None:
+        o = self.options
+        inputs: list[str] = o.input
+        if o.output_dir:
+            outputs: list[str | None] = [str(Path(o.output_dir) / Path(i).name) for i in inputs]
+        elif o.output:
+            if len(o.output) != len(inputs):
+                raise ValueError(f"{len(inputs)} --input but {len(o.output)} --output: give one each, or --output-dir")
+            outputs = list(o.output)
+        else:
+            outputs = [None] * len(inputs)
+        if o.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        workers = min(o.workers, len(inputs))
+        if workers > 1:
+            await self._spread(inputs, outputs, workers)
+            return
+        await asyncio.gather(*(
+            run_job(FileTransport(i, out, speed=o.speed, sample_rate=o.output_rate)) for i, out in zip(inputs, outputs, strict=True)
+        ))
+
+    async def _spread(self, inputs: list[str], outputs: list[str | None], workers: int) -> None:
+        o = self.options
+        procs = []
+        for k in range(workers):
+            args = [sys.executable, sys.argv[0], "--log-level", o.log_level, "file", "--speed", o.speed,
+                    "--output-rate", str(o.output_rate)]
+            for i, out in zip(inputs[k::workers], outputs[k::workers], strict=True):
+                args += ["--input", i] + (["--output", out] if out is not None else [])
+            procs.append(await asyncio.create_subprocess_exec(*args))
+        try:
+            codes = await asyncio.gather(*(p.wait() for p in procs))
+        finally:
+            for p in procs:
+                if p.returncode is None:
+                    p.terminate()
+                    await p.wait()
+        failed = [i for i, code in enumerate(codes) if code]
+        if failed:
+            raise AgentSessionError(f"{len(failed)} of {workers} worker processes failed (exit codes {codes})")
+
     @staticmethod
     def _create(ctx: JobContext) -> FileTransport:
         o = ctx.options
-        return FileTransport(o.input, o.output, speed=o.speed, sample_rate=o.output_rate)
+        return FileTransport(o.input[0], (o.output or [None])[0], speed=o.speed, sample_rate=o.output_rate)

@@ -222,9 +222,13 @@ class WorkerJob:
                 self._jobs.discard(ctx)
 
         mode.options = args
-        await mode.run(lambda transport: asyncio.get_running_loop().create_task(
-            run_job(transport), name="agentsession:job"
-        ))
+        try:
+            await mode.run(lambda transport: asyncio.get_running_loop().create_task(
+                run_job(transport), name="agentsession:job"
+            ))
+        except (AgentSessionError, ValueError, OSError) as exc:
+            logger.error("%s", exc)
+            self._failed = True
 
     def _make_ctx(self) -> JobContext:
         if self.jobctx is None:
