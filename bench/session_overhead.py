@@ -163,8 +163,9 @@ async def measure(
             await asyncio.sleep(0.02 / n)
         await wire.start()
     await asyncio.sleep(0.3)  # warm-up
-    latencies.clear()
     gc.collect()
+    await asyncio.sleep(0.1)  # frames in flight during the collection are not ours to count
+    latencies.clear()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.sleep(seconds)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
@@ -173,7 +174,7 @@ async def measure(
     return 100.0 * cpu / wall / n, latencies
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else float("nan")
 
 

@@ -13,4 +13,4 @@ for venv in plugins/*/.venv; do  # plugins with an SDK venv of their own (setup.
   plugin=$(dirname "$venv")
   echo "== pytest $plugin (its own venv)"; "$venv/bin/python" -m pytest "$plugin/tests" "$@"
 done
-echo "== bench (quick)"; $PY bench/session_overhead.py --quick
+echo "== bench (quick)"; $PY bench/session_overhead.py --quick; $PY bench/openai_realtime.py --quick

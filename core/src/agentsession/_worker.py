@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
+import gc
 import logging
 import os
 import signal
@@ -181,6 +182,8 @@ class WorkerJob:
             return 2
         args = _parser(modes).parse_args(args_list)
         _configure_logging(args.log_level)
+        gc.collect()
+        gc.freeze()  # what the imports built lives forever: keep it out of collections that pause every session
         mode = modes[name]
         factory = mode.loop_factory(args)
         try:
