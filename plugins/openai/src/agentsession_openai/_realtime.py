@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -423,7 +424,11 @@ class OpenAIRealtime(RealtimeModel):
                 if conn is None:
                     continue  # disconnected: this audio is lost
                 try:
-                    await conn.input_audio_buffer.append(audio=base64.b64encode(chunk.to_bytes()).decode("ascii"))
+                    # the event is built by hand: the SDK's typed transform of it costs 8x the JSON (135 us
+                    # per append, 10 appends a second per session); the shape is the SDK's own and the
+                    # tests' fake server validates it against the SDK's client-event types
+                    audio = base64.b64encode(chunk.to_bytes()).decode("ascii")
+                    await conn.send_raw(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
                 except _NETWORK_ERRORS:
                     continue
                 if conn is self._conn:
