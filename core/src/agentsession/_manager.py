@@ -113,21 +113,28 @@ def _plugin_name(plugin: object) -> str:
 
 
 
+def provided(pm: pluggy.PluginManager, hook: str) -> list[tuple[str, str, Any]]:
+    """``(plugin, name, value)`` for every entry of a collecting hook (``agentsession_transports``,
+    ``agentsession_models``), in registration order; a plugin that fails or answers badly is logged and skipped."""
+    found: list[tuple[str, str, Any]] = []
+    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
+        try:
+            answer = impl.function()
+        except Exception:
+            logger.exception("plugin %r failed in %s", impl.plugin_name, hook)
+            continue
+        if not isinstance(answer, dict):
+            logger.error("plugin %r: %s must return a dict", impl.plugin_name, hook)
+            continue
+        found += [(impl.plugin_name, name, value) for name, value in answer.items()]
+    return found
+
+
 def available_models() -> dict[str, Callable[..., Any]]:
     """Every model factory the installed plugins provide (``agentsession_models``), by name."""
-    pm = create_manager()
     models: dict[str, Callable[..., Any]] = {}
-    for impl in reversed(pm.hook.agentsession_models.get_hookimpls()):
-        try:
-            provided = impl.function()
-        except Exception:
-            logger.exception("plugin %r failed in agentsession_models", impl.plugin_name)
-            continue
-        if not isinstance(provided, dict):
-            logger.error("plugin %r: agentsession_models must return a dict", impl.plugin_name)
-            continue
-        for name, factory in provided.items():
-            models.setdefault(name, factory)
+    for _, name, factory in provided(create_manager(), "agentsession_models"):
+        models.setdefault(name, factory)
     return models
 
 

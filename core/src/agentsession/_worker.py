@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import AgentSessionError, PluginError
-from ._manager import create_manager
+from ._manager import create_manager, provided
 from ._secrets import RedactingFilter, mask
 from ._transport import Transport, TransportMode, as_mode
 
@@ -255,24 +255,14 @@ class WorkerJob:
 
 def transport_modes(extra: Sequence[object] = ()) -> dict[str, TransportMode]:
     """Every mode the installed plugins (and ``extra`` ones) provide; the first registration of a name wins."""
-    pm = create_manager(list(extra))
     modes: dict[str, TransportMode] = {}
-    for impl in reversed(pm.hook.agentsession_transports.get_hookimpls()):
-        try:
-            provided = impl.function() or {}
-        except Exception:
-            logger.exception("plugin %r failed in agentsession_transports", impl.plugin_name)
+    for plugin, name, value in provided(create_manager(list(extra)), "agentsession_transports"):
+        if name in modes:
+            logger.warning("mode %r from plugin %r ignored: already provided", name, plugin)
             continue
-        if not isinstance(provided, dict):
-            logger.error("plugin %r: agentsession_transports must return a dict", impl.plugin_name)
-            continue
-        for name, value in provided.items():
-            if name in modes:
-                logger.warning("mode %r from plugin %r ignored: already provided", name, impl.plugin_name)
-                continue
-            mode = as_mode(value)
-            mode.provider = impl.plugin_name
-            modes[name] = mode
+        mode = as_mode(value)
+        mode.provider = plugin
+        modes[name] = mode
     return modes
 
 
