@@ -195,3 +195,18 @@ def test_bad_arguments_are_rejected_early() -> None:
         AgentSession(QuietAgent(), FakeRealtimeModel())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="instructions"):
         Agent(instructions="")
+
+
+async def test_a_model_that_fails_to_start_leaves_nothing_running() -> None:
+    from agentsession import ModelError
+
+    class NoKey(FakeRealtimeModel):
+        async def start(self, options: object) -> None:  # type: ignore[override]
+            raise ModelError("set OPENAI_API_KEY", recoverable=False)
+
+    before = others()
+    session = AgentSession(QuietAgent(), RealTimePipeline(NoKey()))
+    with pytest.raises(ModelError, match="OPENAI_API_KEY"):
+        await session.start()
+    assert others() - before == set()
+    await session.close()  # still safe

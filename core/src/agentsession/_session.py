@@ -128,6 +128,7 @@ class AgentSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._close_task: asyncio.Task[None] | None = None
+        self._closed_early = False
         self._user_state = UserState.IDLE
         self._agent_state = AgentState.STARTING
         # facts the states are derived from
@@ -180,7 +181,7 @@ class AgentSession:
 
     @property
     def closed(self) -> bool:
-        return self._close_task is not None and self._close_task.done()
+        return self._closed_early or (self._close_task is not None and self._close_task.done())
 
     def on(self, event: str, callback: Callable[[Any], Any] | None = None) -> Any:
         """Subscribe to a session event (sync or async callback; usable as a decorator)."""
@@ -200,7 +201,7 @@ class AgentSession:
 
     async def start(self, *, transport: Transport | None = None) -> None:
         """Discover plugins, connect the pipeline, start the agent. ``transport`` defaults to the current job's."""
-        if self._started or self._close_task is not None:
+        if self._started or self._closed_early:
             raise AgentSessionError("an AgentSession can be started once")
         pm = create_manager(self.plugins)
         has_handler = self.on_wake_up is not None or bool(pm.hook.agentsession_wake_up.get_hookimpls())
@@ -222,9 +223,16 @@ class AgentSession:
         self._tools = {t.name: t for t in self.agent.tools}
         self.agent._session = self
         self.pipeline.conversation_flow = self.conversation_flow
-        await self.pipeline.start(
-            ModelOptions(self.agent.instructions, list(self._tools.values()), self.history)
-        )
+        try:
+            await self.pipeline.start(
+                ModelOptions(self.agent.instructions, list(self._tools.values()), self.history)
+            )
+        except BaseException:  # e.g. a missing API key: leave nothing running behind the error
+            if self._owns_transport:
+                await self._transport.close()
+            await self._observers.aclose()
+            self._closed_early = True
+            raise
         self._started = True
         self._transport.bind(self)
         if self._job is not None:
@@ -311,11 +319,11 @@ class AgentSession:
 
     async def close(self, reason: str = "closed") -> None:
         """Stop everything the session started; idempotent; safe from inside a tool or callback."""
+        if not self._started:
+            self._closed_early = True  # nothing runs yet; start() is refused from now on
+            return
         if self._close_task is None:
-            if not self._started:
-                self._close_task = asyncio.get_running_loop().create_task(_noop())
-            else:
-                self._close_task = asyncio.get_running_loop().create_task(self._close(reason))
+            self._close_task = asyncio.get_running_loop().create_task(self._close(reason))
         await asyncio.shield(self._close_task)
 
     # ------------------------------------------------------------------ tasks
@@ -779,7 +787,3 @@ class AgentSession:
             f"<AgentSession agent={type(self.agent).__name__} pipeline={type(self.pipeline).__name__} "
             f"agent_state={self._agent_state.value} user_state={self._user_state.value}>"
         )
-
-
-async def _noop() -> None:
-    return None
