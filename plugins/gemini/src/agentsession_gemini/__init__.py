@@ -1,4 +1,4 @@
-"""Gemini Live for agentsession: ``GeminiRealtime``, a speech-to-speech ``RealtimeModel``.
+"""Gemini for agentsession: ``GeminiRealtime`` (Live, speech to speech) and ``GeminiLLM`` (text chat).
 
 Names load on first use, so discovering the plugin does not import the Google SDK.
 """
@@ -9,12 +9,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._realtime import API_KEY_VARS, DEFAULT_MODEL, GeminiRealtime
+    from ._llm import DEFAULT_LLM_MODEL, GeminiLLM
+    from ._realtime import DEFAULT_MODEL, GeminiRealtime
     from ._schema import convert_schema, function_declaration, function_declarations
+    from ._shared import API_KEY_VARS
 
 _LAZY = {
-    "API_KEY_VARS": "._realtime",
+    "API_KEY_VARS": "._shared",
+    "DEFAULT_LLM_MODEL": "._llm",
     "DEFAULT_MODEL": "._realtime",
+    "GeminiLLM": "._llm",
     "GeminiRealtime": "._realtime",
     "convert_schema": "._schema",
     "function_declaration": "._schema",
@@ -23,7 +27,9 @@ _LAZY = {
 
 __all__ = [
     "API_KEY_VARS",
+    "DEFAULT_LLM_MODEL",
     "DEFAULT_MODEL",
+    "GeminiLLM",
     "GeminiRealtime",
     "convert_schema",
     "function_declaration",

@@ -32,16 +32,14 @@ from agentsession import (
     UserSpeechStarted,
     UserSpeechStopped,
     UserTranscript,
-    env_secret,
-    mask,
 )
 
 from ._schema import function_declarations
+from ._shared import describe, key_repr, resolve_api_key, response_payload
 
 logger = logging.getLogger("agentsession.gemini")
 
 DEFAULT_MODEL = "gemini-live-2.5-flash-preview"
-API_KEY_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 # loggers that may print the request headers (the key is in ``x-goog-api-key``) at DEBUG level
 _HEADER_LOGGERS = ("websockets.client", "google_genai", "google_genai.live", "google_genai._api_client")
 _FATAL_CLOSE_CODES = {1007, 1008}  # invalid argument (bad setup), policy violation (bad key, quota)
@@ -86,13 +84,7 @@ class GeminiRealtime(RealtimeModel):
         connect_timeout: float = 15.0,
     ) -> None:
         super().__init__()
-        key = api_key or env_secret(*API_KEY_VARS)
-        if not key and not vertexai:
-            raise ModelError(
-                "GeminiRealtime needs an API key: pass api_key=... or set GOOGLE_API_KEY or GEMINI_API_KEY "
-                "(or use vertexai=True with project and location)",
-                code="missing_api_key",
-            )
+        key = resolve_api_key(api_key, vertexai, "GeminiRealtime")
         self.model = model
         self.voice = voice
         self.vertexai = vertexai
@@ -138,8 +130,7 @@ class GeminiRealtime(RealtimeModel):
         self._call_groups: list[dict[str, types.FunctionResponse | None]] = []
 
     def __repr__(self) -> str:
-        key = mask(self._api_key) if self._api_key else "<vertex credentials>"
-        return f"<GeminiRealtime model={self.model!r} voice={self.voice!r} key={key}>"
+        return f"<GeminiRealtime model={self.model!r} voice={self.voice!r} key={key_repr(self._api_key)}>"
 
     @property
     def resumption_handle(self) -> str | None:
@@ -213,7 +204,7 @@ class GeminiRealtime(RealtimeModel):
             logger.warning("tool result for unknown or cancelled call %s ignored", result.call_id)
             return
         group[result.call_id] = types.FunctionResponse(
-            id=result.call_id, name=result.name, response=_response_payload(result)
+            id=result.call_id, name=result.name, response=response_payload(result.output, result.is_error)
         )
         if all(r is not None for r in group.values()):  # Gemini continues once every call has its result
             await self._send_results(group)
@@ -394,8 +385,7 @@ class GeminiRealtime(RealtimeModel):
         self.channel.emit(Error(message, recoverable=False, code="connection_failed"))
 
     def _describe(self, exc: BaseException) -> str:
-        text = f"{type(exc).__name__}: {exc}"
-        return text.replace(self._api_key, mask(self._api_key)) if self._api_key else text
+        return describe(exc, self._api_key)
 
     # ------------------------------------------------------------------ server messages
 
@@ -546,16 +536,6 @@ def _rate(mime: str, default: int) -> int:
         if name == "rate" and value.isdigit():
             return int(value)
     return default
-
-
-def _response_payload(result: ToolResult) -> dict[str, Any]:
-    try:
-        value = json.loads(result.output)
-    except ValueError:
-        value = result.output
-    if result.is_error:
-        return value if isinstance(value, dict) and "error" in value else {"error": value}
-    return value if isinstance(value, dict) else {"output": value}
 
 
 def _history_turns(ctx: ChatContext) -> list[types.Content | types.ContentDict]:

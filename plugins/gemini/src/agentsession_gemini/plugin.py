@@ -1,4 +1,4 @@
-"""agentsession entry point: provides the ``gemini-live`` model (the SDK is imported when one is built)."""
+"""agentsession entry point: the ``gemini-live`` and ``gemini-llm`` models (the SDK loads when one is built)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ def gemini_live(**options: Any) -> Any:
     return GeminiRealtime(**options)
 
 
+def gemini_llm(**options: Any) -> Any:
+    """Build a ``GeminiLLM`` (see its arguments)."""
+    from ._llm import GeminiLLM
+
+    return GeminiLLM(**options)
+
+
 @hookimpl
 def agentsession_models() -> dict[str, Any]:
-    return {"gemini-live": gemini_live}
+    return {"gemini-live": gemini_live, "gemini-llm": gemini_llm}

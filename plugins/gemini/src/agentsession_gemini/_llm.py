@@ -1,0 +1,237 @@
+"""``GeminiLLM``: a text chat ``LLM`` on ``google.genai``'s ``client.aio.models.generate_content_stream``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from google import genai
+from google.genai import errors, types
+
+from agentsession import (
+    LLM,
+    ChatContext,
+    ChatMessage,
+    FunctionCall,
+    FunctionCallOutput,
+    FunctionTool,
+    ModelError,
+    RedactingFilter,
+    ToolCall,
+)
+
+from ._schema import function_declarations
+from ._shared import describe, key_repr, resolve_api_key, response_payload
+
+DEFAULT_LLM_MODEL = "gemini-2.5-flash"
+# loggers that may print request headers (the key is in ``x-goog-api-key``)
+_HEADER_LOGGERS = ("google_genai", "google_genai._api_client", "google_genai.models")
+# finish reasons that mean the answer was refused or broken, when nothing came before them
+_FAILED_FINISH = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "MALFORMED_FUNCTION_CALL"}
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What the API said about a function call that ``ToolCall`` does not carry."""
+
+    name: str
+    api_id: str | None
+    signature: bytes | None
+
+
+class GeminiLLM(LLM):
+    """Gemini (``streamGenerateContent``) as a cascade ``LLM``: text deltas and tool calls.
+
+    System messages become ``system_instruction``; user/assistant messages become ``user``/``model``
+    turns; ``FunctionCall``/``FunctionCallOutput`` items become ``function_call``/``function_response``
+    parts (a model turn's calls together, their responses together in the next user turn). A call
+    without an output (or an output without its call) is left out: Gemini rejects unmatched pairs.
+    Function calls are streamed as ``ToolCall``s with the API's id, or a generated one; the API's id and
+    thought signature are kept and sent back with the call.
+    """
+
+    provider = "gemini"
+
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_LLM_MODEL,
+        api_key: str | None = None,
+        vertexai: bool = False,
+        project: str | None = None,
+        location: str | None = None,
+        temperature: float | None = None,
+        http_options: types.HttpOptions | None = None,
+    ) -> None:
+        key = resolve_api_key(api_key, vertexai, "GeminiLLM")
+        self.model = model
+        self.vertexai = vertexai
+        self.project = project
+        self.location = location
+        self.temperature = temperature
+        self._api_key = key
+        self._http_options = http_options
+        self._client: genai.Client | None = None
+        self._redactor = RedactingFilter(extra=(key,) if key else ())
+        self._calls: dict[str, _Call] = {}
+
+    def __repr__(self) -> str:
+        return f"<GeminiLLM model={self.model!r} key={key_repr(self._api_key)}>"
+
+    async def chat(self, ctx: ChatContext, *, tools: Sequence[FunctionTool] = ()) -> AsyncIterator[str | ToolCall]:
+        system, contents = self._convert(ctx)
+        config = types.GenerateContentConfig(
+            system_instruction=system or None,
+            temperature=self.temperature,
+            tools=[types.Tool(function_declarations=function_declarations(tools))] if tools else None,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
+        client = self._ensure_client()
+        produced = False
+        try:
+            stream = await client.aio.models.generate_content_stream(
+                model=self.model, contents=contents, config=config
+            )
+            try:
+                async for chunk in stream:
+                    for out in self._outputs(chunk, produced):
+                        produced = True
+                        yield out
+            finally:
+                if isinstance(stream, AsyncGenerator):
+                    await stream.aclose()
+        except errors.APIError as exc:
+            status = f" {exc.status}" if exc.status else ""
+            raise ModelError(
+                f"Gemini API error {exc.code}{status}: {self._redact(exc.message or str(exc))}",
+                recoverable=exc.code in (408, 429) or exc.code >= 500,
+                code=str(exc.code),
+            ) from None
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"Gemini request failed: {describe(exc, self._api_key)}", recoverable=True) from None
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            for name in _HEADER_LOGGERS:
+                logging.getLogger(name).removeFilter(self._redactor)
+            await client.aio.aclose()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _ensure_client(self) -> genai.Client:
+        if self._client is None:
+            try:
+                self._client = genai.Client(
+                    api_key=self._api_key,
+                    vertexai=self.vertexai,
+                    project=self.project,
+                    location=self.location,
+                    http_options=self._http_options,
+                )
+            except Exception as exc:
+                raise ModelError(f"cannot create the Gemini client: {describe(exc, self._api_key)}") from None
+            for name in _HEADER_LOGGERS:
+                logging.getLogger(name).addFilter(self._redactor)
+        return self._client
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, key_repr(self._api_key)) if self._api_key else text
+
+    def _outputs(self, chunk: types.GenerateContentResponse, produced: bool) -> list[str | ToolCall]:
+        feedback = chunk.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            why = feedback.block_reason_message or feedback.block_reason.value
+            raise ModelError(f"Gemini blocked the prompt: {why}", recoverable=True, code="blocked")
+        if not chunk.candidates:
+            return []
+        candidate = chunk.candidates[0]
+        out: list[str | ToolCall] = []
+        for part in (candidate.content.parts or []) if candidate.content else []:
+            if part.function_call is not None:
+                out.append(self._tool_call(part.function_call, part.thought_signature))
+            elif part.text and not part.thought:
+                out.append(part.text)
+        finish = candidate.finish_reason.value if candidate.finish_reason else ""
+        if not out and not produced and finish in _FAILED_FINISH:
+            detail = f": {candidate.finish_message}" if candidate.finish_message else ""
+            raise ModelError(f"Gemini stopped the answer ({finish}){detail}", recoverable=True, code=finish.lower())
+        return out
+
+    def _tool_call(self, call: types.FunctionCall, signature: bytes | None) -> ToolCall:
+        call_id = call.id or f"call_{uuid.uuid4().hex[:12]}"
+        name = call.name or ""
+        self._calls[call_id] = _Call(name, call.id, signature)
+        return ToolCall(call_id, name, json.dumps(call.args or {}))
+
+    def _convert(self, ctx: ChatContext) -> tuple[str, list[types.Content]]:
+        """The system instruction and the turns for ``ctx``."""
+        called = {i.call_id for i in ctx if isinstance(i, FunctionCall)}
+        answered = {i.call_id for i in ctx if isinstance(i, FunctionCallOutput)}
+        system: list[str] = []
+        contents: list[types.Content] = []
+        for item in ctx:
+            if isinstance(item, ChatMessage):
+                if item.role == "system":
+                    if item.text.strip():
+                        system.append(item.text)
+                    continue
+                if not item.text.strip():
+                    continue
+                role = "user" if item.role == "user" else "model"
+                _add(contents, role, types.Part(text=item.text), "text")
+            elif isinstance(item, FunctionCall):
+                if item.call_id in answered:
+                    _add(contents, "model", self._call_part(item), "call")
+            elif item.call_id in called:
+                _add(contents, "user", self._response_part(item), "response")
+        return "\n\n".join(system), contents
+
+    def _call_part(self, item: FunctionCall) -> types.Part:
+        known = self._calls.get(item.call_id)
+        try:
+            args = json.loads(item.arguments) if item.arguments.strip() else {}
+        except ValueError:
+            args = {"arguments": item.arguments}
+        return types.Part(
+            function_call=types.FunctionCall(
+                id=known.api_id if known else None,
+                name=item.name or (known.name if known else ""),
+                args=args if isinstance(args, dict) else {"arguments": args},
+            ),
+            thought_signature=known.signature if known else None,
+        )
+
+    def _response_part(self, item: FunctionCallOutput) -> types.Part:
+        known = self._calls.get(item.call_id)
+        return types.Part(
+            function_response=types.FunctionResponse(
+                id=known.api_id if known else None,
+                name=item.name or (known.name if known else ""),
+                response=response_payload(item.output, item.is_error),
+            )
+        )
+
+
+def _add(contents: list[types.Content], role: str, part: types.Part, kind: str) -> None:
+    """Append ``part`` to the last turn if it has the same role and compatible parts, else start a turn.
+
+    A model turn holds its text, then its calls; a user turn holds either text or function responses.
+    """
+    last = contents[-1] if contents else None
+    if last is not None and last.role == role and last.parts:
+        has_responses = any(p.function_response is not None for p in last.parts)
+        if role == "model" or has_responses == (kind == "response"):
+            if kind == "text" and role == "model":
+                # text the session recorded after the turn's calls still belongs before them
+                at = next((i for i, p in enumerate(last.parts) if p.function_call is not None), len(last.parts))
+                last.parts.insert(at, part)
+            else:
+                last.parts.append(part)
+            return
+    contents.append(types.Content(role=role, parts=[part]))
