@@ -260,6 +260,19 @@ async def test_http_errors_become_model_errors(server: FakeGemini) -> None:
     await llm.aclose()
 
 
+async def test_a_greeting_without_conversation_sends_the_last_instruction_as_the_turn(server: FakeGemini) -> None:
+    server.replies.append(text("Hello!"))
+    llm = GeminiLLM(api_key=KEY, http_options=server.http_options())
+    ctx = ChatContext()
+    ctx.add_message("system", "You are kind.")
+    ctx.add_message("system", "Greet the user.")
+    assert await collect(llm, ctx) == ["Hello!"]
+    req = server.requests[0]
+    assert req.system is not None and [p.text for p in req.system.parts or []] == ["You are kind."]
+    assert [(c.role, [p.text for p in c.parts or []]) for c in req.contents] == [("user", ["Greet the user."])]
+    await llm.aclose()
+
+
 def test_plugin_builds_the_llm() -> None:
     llm = plugin.agentsession_models()["gemini-llm"](api_key=KEY)
     assert isinstance(llm, GeminiLLM) and KEY not in repr(llm)

@@ -49,6 +49,7 @@ class GeminiLLM(LLM):
     turns; ``FunctionCall``/``FunctionCallOutput`` items become ``function_call``/``function_response``
     parts (a model turn's calls together, their responses together in the next user turn). A call
     without an output (or an output without its call) is left out: Gemini rejects unmatched pairs.
+    With no conversation yet (a greeting), the last system message is sent as the user turn.
     Function calls are streamed as ``ToolCall``s with the API's id, or a generated one; the API's id and
     thought signature are kept and sent back with the call.
     """
@@ -190,6 +191,9 @@ class GeminiLLM(LLM):
                     _add(contents, "model", self._call_part(item), "call")
             elif item.call_id in called:
                 _add(contents, "user", self._response_part(item), "response")
+        if not contents and system:
+            # Gemini needs a turn: with no conversation yet (a greeting), the latest instruction is the prompt
+            contents.append(types.Content(role="user", parts=[types.Part(text=system.pop())]))
         return "\n\n".join(system), contents
 
     def _call_part(self, item: FunctionCall) -> types.Part:
