@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import json
 import logging
 import uuid
@@ -74,6 +75,8 @@ _SAY_INSTRUCTIONS = (
     "anything and do not answer it:\n\n{text}"
 )
 _NETWORK_ERRORS = (ConnectionClosed, WebSocketException, OpenAIError, OSError)
+_AUDIO_DELTA = "response.output_audio.delta"
+_TEXT_DELTAS = frozenset({"response.output_audio_transcript.delta", "response.output_text.delta"})
 _UNSET: Any = object()
 
 
@@ -82,6 +85,8 @@ class OpenAIRealtime(RealtimeModel):
 
     - Input: the session's mono 24 kHz frames, batched into 100 ms ``input_audio_buffer.append`` events
       by a sender task (``push_audio`` never blocks; while disconnected, audio is dropped).
+    - Output: the hot events (audio and transcript deltas, ~50 a second) are read from the JSON directly;
+      every other event goes through the SDK's typed ``parse_event``.
     - Turns: server VAD (``turn_detection``, default :data:`DEFAULT_TURN_DETECTION`) with
       ``interrupt_response`` off: the session decides barge-in and calls :meth:`interrupt`, which sends
       ``response.cancel`` and ``conversation.item.truncate`` at what the user heard.
@@ -141,7 +146,8 @@ class OpenAIRealtime(RealtimeModel):
         self._instructions = ""
         self._tools: Sequence[FunctionTool] = ()
         self._chat_ctx = ChatContext()
-        self._audio_q: asyncio.Queue[AudioFrame] = asyncio.Queue(maxsize=250)  # 5 s of 20 ms frames
+        self._reframer = Reframer(SAMPLE_RATE, frame_ms=100)
+        self._audio_q: asyncio.Queue[AudioFrame] = asyncio.Queue(maxsize=50)  # 5 s of 100 ms chunks
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._reset_connection_state()
@@ -196,9 +202,11 @@ class OpenAIRealtime(RealtimeModel):
             raise ValueError(f"OpenAIRealtime takes {SAMPLE_RATE} Hz frames, got {frame.sample_rate} Hz")
         if self._closed:
             return
-        if self._audio_q.full():  # the sender is stuck (reconnecting): old audio goes first
-            self._audio_q.get_nowait()
-        self._audio_q.put_nowait(frame.to_mono())
+        # batched here, so the sender wakes once per 100 ms chunk rather than for every frame
+        for chunk in self._reframer.push(frame.to_mono()):
+            if self._audio_q.full():  # the sender is stuck (reconnecting): old audio goes first
+                self._audio_q.get_nowait()
+            self._audio_q.put_nowait(chunk)
 
     async def send_text(self, text: str) -> None:
         await self._send_item(_message("user", text))
@@ -360,14 +368,41 @@ class OpenAIRealtime(RealtimeModel):
 
     async def _read(self, conn: AsyncRealtimeConnection) -> str:
         try:
-            async for event in conn:
+            while True:
                 try:
-                    await self._dispatch(event)
-                except Exception:
-                    logger.exception("handling the server event %r failed", getattr(event, "type", "?"))
+                    raw = await conn.recv_bytes()
+                except ConnectionClosed:
+                    break
+                await self._on_message(conn, raw)
+            # closed: the SDK's own iterator takes the close as it always would (its reconnect policy, unset
+            # here, and its unsent messages), raising the error or ending on a normal close
+            async for event in conn:
+                await self._on_event(event)
         except _NETWORK_ERRORS as exc:
             return _describe(exc)
         return "the server closed the connection"
+
+    async def _on_message(self, conn: AsyncRealtimeConnection, raw: bytes) -> None:
+        """One server message: the deltas straight from the JSON (the SDK's typed parse of the whole
+        server-event union costs ~56 us, 50 times a second), anything else as the SDK's typed event."""
+        kind: object = "?"
+        try:
+            data = json.loads(raw)
+            kind = data.get("type") if isinstance(data, dict) else None
+            if kind == _AUDIO_DELTA:
+                self._on_audio(data["response_id"], data["item_id"], data["content_index"], data["delta"])
+            elif kind in _TEXT_DELTAS:
+                self._on_text_delta(data["response_id"], data["delta"])
+            else:
+                await self._dispatch(conn.parse_event(raw))
+        except Exception:
+            logger.exception("handling the server event %r failed", kind)
+
+    async def _on_event(self, event: RealtimeServerEvent) -> None:
+        try:
+            await self._dispatch(event)
+        except Exception:
+            logger.exception("handling the server event %r failed", getattr(event, "type", "?"))
 
     def _on_drop(self) -> None:
         self._conn = None
@@ -416,23 +451,21 @@ class OpenAIRealtime(RealtimeModel):
             self._missed.append(item)
 
     async def _send_audio(self) -> None:
-        reframer = Reframer(SAMPLE_RATE, frame_ms=100)
         while True:
-            frame = await self._audio_q.get()
-            for chunk in reframer.push(frame):
-                conn = self._conn
-                if conn is None:
-                    continue  # disconnected: this audio is lost
-                try:
-                    # the event is built by hand: the SDK's typed transform of it costs 8x the JSON (135 us
-                    # per append, 10 appends a second per session); the shape is the SDK's own and the
-                    # tests' fake server validates it against the SDK's client-event types
-                    audio = base64.b64encode(chunk.to_bytes()).decode("ascii")
-                    await conn.send_raw(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
-                except _NETWORK_ERRORS:
-                    continue
-                if conn is self._conn:
-                    self._sent_audio += chunk.duration
+            chunk = await self._audio_q.get()
+            conn = self._conn
+            if conn is None:
+                continue  # disconnected: this audio is lost
+            try:
+                # the event is built by hand: the SDK's typed transform of it costs 8x the JSON (135 us
+                # per append, 10 appends a second per session); the shape is the SDK's own and the
+                # tests' fake server validates it against the SDK's client-event types
+                audio = base64.b64encode(chunk.to_bytes()).decode("ascii")
+                await conn.send_raw(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+            except _NETWORK_ERRORS:
+                continue
+            if conn is self._conn:
+                self._sent_audio += chunk.duration
 
     # ------------------------------------------------------------------ responses
 
@@ -475,12 +508,12 @@ class OpenAIRealtime(RealtimeModel):
             self.channel.emit(UserTranscript(done.transcript, final=True))
         elif kind == "response.created":
             await self._on_response_created(cast(ResponseCreatedEvent, event))
-        elif kind == "response.output_audio.delta":
-            self._on_audio(cast(ResponseAudioDeltaEvent, event))
-        elif kind in ("response.output_audio_transcript.delta", "response.output_text.delta"):
+        elif kind == _AUDIO_DELTA:
+            audio = cast(ResponseAudioDeltaEvent, event)
+            self._on_audio(audio.response_id, audio.item_id, audio.content_index, audio.delta)
+        elif kind in _TEXT_DELTAS:
             text_delta = cast(ResponseAudioTranscriptDeltaEvent | ResponseTextDeltaEvent, event)
-            if text_delta.response_id not in self._cancelled:
-                self.channel.emit(AgentTranscript(text_delta.delta, final=False))
+            self._on_text_delta(text_delta.response_id, text_delta.delta)
         elif kind == "response.output_audio_transcript.done":
             self._on_text_done(cast(ResponseAudioTranscriptDoneEvent, event).response_id,
                                cast(ResponseAudioTranscriptDoneEvent, event).transcript)
@@ -512,15 +545,19 @@ class OpenAIRealtime(RealtimeModel):
             self._cancelled.add(rid)
             await self._send({"type": "response.cancel", "response_id": rid})
 
-    def _on_audio(self, event: ResponseAudioDeltaEvent) -> None:
-        if event.response_id in self._cancelled:
+    def _on_audio(self, rid: str, item_id: str, content_index: int, delta: str) -> None:
+        if rid in self._cancelled:
             return
-        frame = AudioFrame.from_bytes(base64.b64decode(event.delta), SAMPLE_RATE)
-        key = (event.item_id, event.content_index, event.response_id)
+        frame = AudioFrame.from_bytes(binascii.a2b_base64(delta), SAMPLE_RATE)
+        key = (item_id, content_index, rid)
         if self._audio_item != key:
             self._audio_item, self._audio_ms = key, 0.0
         self._audio_ms += frame.duration * 1000
         self.channel.emit(AgentAudio(frame))
+
+    def _on_text_delta(self, rid: str, delta: str) -> None:
+        if rid not in self._cancelled:
+            self.channel.emit(AgentTranscript(delta, final=False))
 
     def _on_text_done(self, rid: str, text: str) -> None:
         if rid in self._cancelled:
