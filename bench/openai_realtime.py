@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "plugins" / "openai" / "tests")]
 
 from openai.resources.realtime.realtime import AsyncRealtimeConnection  # noqa: E402
-from openai.types.realtime import ResponseAudioDeltaEvent  # noqa: E402
 from openai_fake_realtime import API_KEY, FakeRealtimeServer, Reply  # noqa: E402
 from openai_fake_realtime import Connection as FakeConnection  # noqa: E402
 from session_overhead import MeasuringTransport, SessionWire, measure, pct  # noqa: E402
@@ -203,17 +202,17 @@ class ProbedRealtime(OpenAIRealtime):
         assembler.put = probe  # type: ignore[method-assign]
         return conn
 
-    def _on_audio(self, event: ResponseAudioDeltaEvent) -> None:
+    def _on_audio(self, rid: str, item_id: str, content_index: int, delta: str) -> None:
         now = time.perf_counter()
         if self._arrived:
             at = self._arrived.popleft()
         else:
             at = now
             self.unprobed += 1
-        if event.response_id not in self._cancelled:
+        if rid not in self._cancelled:
             self.emitted.append(at)
             self.parse.append(now - at)
-        super()._on_audio(event)
+        super()._on_audio(rid, item_id, content_index, delta)
 
 
 class RealtimeWire:
