@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from google import genai
 from google.genai import errors, types
 
 from agentsession import (
@@ -19,12 +17,11 @@ from agentsession import (
     FunctionCallOutput,
     FunctionTool,
     ModelError,
-    RedactingFilter,
     ToolCall,
 )
 
 from ._schema import function_declarations
-from ._shared import describe, key_repr, resolve_api_key, response_payload
+from ._shared import Credentials, response_payload
 
 DEFAULT_LLM_MODEL = "gemini-2.5-flash"
 # loggers that may print request headers (the key is in ``x-goog-api-key``)
@@ -67,20 +64,19 @@ class GeminiLLM(LLM):
         temperature: float | None = None,
         http_options: types.HttpOptions | None = None,
     ) -> None:
-        key = resolve_api_key(api_key, vertexai, "GeminiLLM")
         self.model = model
         self.vertexai = vertexai
         self.project = project
         self.location = location
         self.temperature = temperature
-        self._api_key = key
-        self._http_options = http_options
-        self._client: genai.Client | None = None
-        self._redactor = RedactingFilter(extra=(key,) if key else ())
+        self._credentials = Credentials(
+            "GeminiLLM", api_key=api_key, vertexai=vertexai, project=project, location=location,
+            http_options=http_options, loggers=_HEADER_LOGGERS,
+        )
         self._calls: dict[str, _Call] = {}
 
     def __repr__(self) -> str:
-        return f"<GeminiLLM model={self.model!r} key={key_repr(self._api_key)}>"
+        return f"<GeminiLLM model={self.model!r} key={self._credentials!r}>"
 
     async def chat(self, ctx: ChatContext, *, tools: Sequence[FunctionTool] = ()) -> AsyncIterator[str | ToolCall]:
         system, contents = self._convert(ctx)
@@ -90,7 +86,7 @@ class GeminiLLM(LLM):
             tools=[types.Tool(function_declarations=function_declarations(tools))] if tools else None,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
-        client = self._ensure_client()
+        client = self._credentials.client()
         produced = False
         try:
             stream = await client.aio.models.generate_content_stream(
@@ -107,42 +103,19 @@ class GeminiLLM(LLM):
         except errors.APIError as exc:
             status = f" {exc.status}" if exc.status else ""
             raise ModelError(
-                f"Gemini API error {exc.code}{status}: {self._redact(exc.message or str(exc))}",
+                f"Gemini API error {exc.code}{status}: {self._credentials.redact(exc.message or str(exc))}",
                 recoverable=exc.code in (408, 429) or exc.code >= 500,
                 code=str(exc.code),
             ) from None
         except ModelError:
             raise
         except Exception as exc:
-            raise ModelError(f"Gemini request failed: {describe(exc, self._api_key)}", recoverable=True) from None
+            raise ModelError(f"Gemini request failed: {self._credentials.describe(exc)}", recoverable=True) from None
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            for name in _HEADER_LOGGERS:
-                logging.getLogger(name).removeFilter(self._redactor)
-            await client.aio.aclose()
+        await self._credentials.aclose()
 
     # ------------------------------------------------------------------ helpers
-
-    def _ensure_client(self) -> genai.Client:
-        if self._client is None:
-            try:
-                self._client = genai.Client(
-                    api_key=self._api_key,
-                    vertexai=self.vertexai,
-                    project=self.project,
-                    location=self.location,
-                    http_options=self._http_options,
-                )
-            except Exception as exc:
-                raise ModelError(f"cannot create the Gemini client: {describe(exc, self._api_key)}") from None
-            for name in _HEADER_LOGGERS:
-                logging.getLogger(name).addFilter(self._redactor)
-        return self._client
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, key_repr(self._api_key)) if self._api_key else text
 
     def _outputs(self, chunk: types.GenerateContentResponse, produced: bool) -> list[str | ToolCall]:
         feedback = chunk.prompt_feedback

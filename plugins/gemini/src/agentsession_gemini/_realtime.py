@@ -24,7 +24,6 @@ from agentsession import (
     ModelError,
     ModelOptions,
     RealtimeModel,
-    RedactingFilter,
     ResponseDone,
     ToolCall,
     ToolCallCancelled,
@@ -35,7 +34,7 @@ from agentsession import (
 )
 
 from ._schema import function_declarations
-from ._shared import describe, key_repr, resolve_api_key, response_payload
+from ._shared import Credentials, response_payload
 
 logger = logging.getLogger("agentsession.gemini")
 
@@ -84,7 +83,10 @@ class GeminiRealtime(RealtimeModel):
         connect_timeout: float = 15.0,
     ) -> None:
         super().__init__()
-        key = resolve_api_key(api_key, vertexai, "GeminiRealtime")
+        self._credentials = Credentials(
+            "GeminiRealtime", api_key=api_key, vertexai=vertexai, project=project, location=location,
+            http_options=http_options, loggers=_HEADER_LOGGERS,
+        )
         self.model = model
         self.voice = voice
         self.vertexai = vertexai
@@ -95,10 +97,6 @@ class GeminiRealtime(RealtimeModel):
         self.max_reconnects = max_reconnects
         self.reconnect_delay = reconnect_delay
         self.connect_timeout = connect_timeout
-        self._api_key = key
-        self._http_options = http_options
-        self._client: genai.Client | None = None
-        self._redactor = RedactingFilter(extra=(key,) if key else ())
         self._options = ModelOptions(instructions="")
         self._instructions = ""
         self._task: asyncio.Task[None] | None = None
@@ -130,7 +128,7 @@ class GeminiRealtime(RealtimeModel):
         self._call_groups: list[dict[str, types.FunctionResponse | None]] = []
 
     def __repr__(self) -> str:
-        return f"<GeminiRealtime model={self.model!r} voice={self.voice!r} key={key_repr(self._api_key)}>"
+        return f"<GeminiRealtime model={self.model!r} voice={self.voice!r} key={self._credentials!r}>"
 
     @property
     def resumption_handle(self) -> str | None:
@@ -144,18 +142,7 @@ class GeminiRealtime(RealtimeModel):
             raise ModelError("GeminiRealtime.start() called twice")
         self._options = options
         self._instructions = options.instructions
-        for name in _HEADER_LOGGERS:
-            logging.getLogger(name).addFilter(self._redactor)
-        try:
-            self._client = genai.Client(
-                api_key=self._api_key,
-                vertexai=self.vertexai,
-                project=self.project,
-                location=self.location,
-                http_options=self._http_options,
-            )
-        except Exception as exc:
-            raise ModelError(f"cannot create the Gemini client: {self._describe(exc)}") from None
+        self._credentials.client()  # settings the SDK refuses fail start(), not the first connection
         loop = asyncio.get_running_loop()
         self._first = loop.create_future()
         self._task = loop.create_task(self._run(), name="agentsession:gemini-connection")
@@ -225,8 +212,7 @@ class GeminiRealtime(RealtimeModel):
             return
         self._closed = True
         await self._stop_task()
-        for name in _HEADER_LOGGERS:
-            logging.getLogger(name).removeFilter(self._redactor)
+        await self._credentials.aclose()
         self.channel.end()
 
     # ------------------------------------------------------------------ connection
@@ -252,7 +238,7 @@ class GeminiRealtime(RealtimeModel):
         )
 
     async def _run(self) -> None:
-        assert self._client is not None and self._first is not None
+        assert self._first is not None
         failures = 0
         while True:
             resumed = self._handle is not None
@@ -261,7 +247,7 @@ class GeminiRealtime(RealtimeModel):
             self._heard_server = False
             connected = False
             try:
-                async with self._client.aio.live.connect(model=self.model, config=self._config()) as session:
+                async with self._credentials.client().aio.live.connect(model=self.model, config=self._config()) as session:
                     self._session, self._ended = session, asyncio.Event()
                     self._connected.set()
                     connected = True
@@ -275,7 +261,7 @@ class GeminiRealtime(RealtimeModel):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                problem = self._describe(exc)
+                problem = self._credentials.describe(exc)
                 if not self._first.done():
                     self._first.set_exception(ModelError(f"cannot connect to Gemini Live: {problem}"))
                     return
@@ -347,7 +333,7 @@ class GeminiRealtime(RealtimeModel):
                 await send(session)
                 return
             except Exception as exc:
-                problem = self._describe(exc)
+                problem = self._credentials.describe(exc)
             try:  # the socket is going down: wait for the receiver to notice, then for the next connection
                 await asyncio.wait_for(ended.wait(), self.connect_timeout)
             except TimeoutError:
@@ -383,9 +369,6 @@ class GeminiRealtime(RealtimeModel):
             self._finish_response(interrupted=True)
         logger.error("%s", message)
         self.channel.emit(Error(message, recoverable=False, code="connection_failed"))
-
-    def _describe(self, exc: BaseException) -> str:
-        return describe(exc, self._api_key)
 
     # ------------------------------------------------------------------ server messages
 

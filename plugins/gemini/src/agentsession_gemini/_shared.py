@@ -1,11 +1,17 @@
-"""What ``GeminiRealtime`` and ``GeminiLLM`` share: the API key, secret-free errors, tool result payloads."""
+"""What ``GeminiRealtime`` and ``GeminiLLM`` share: the API key and client, secret-free errors, tool result
+payloads."""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Sequence
 from typing import Any
 
-from agentsession import ModelError, env_secret, mask
+from google import genai
+from google.genai import types
+
+from agentsession import ModelError, RedactingFilter, env_secret, mask
 
 API_KEY_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 
@@ -22,15 +28,67 @@ def resolve_api_key(api_key: str | None, vertexai: bool, owner: str) -> str | No
     return key
 
 
-def key_repr(key: str | None) -> str:
-    """The key as reprs show it."""
-    return mask(key) if key else "<vertex credentials>"
+class Credentials:
+    """The API key (or Vertex project), the ``genai.Client`` made from it on first use, and a filter that masks
+    the key in the SDK's loggers while that client lives."""
 
+    def __init__(
+        self,
+        owner: str,
+        *,
+        api_key: str | None,
+        vertexai: bool,
+        project: str | None,
+        location: str | None,
+        http_options: types.HttpOptions | None,
+        loggers: Sequence[str],
+    ) -> None:
+        self.key = resolve_api_key(api_key, vertexai, owner)
+        self.vertexai = vertexai
+        self.project = project
+        self.location = location
+        self._http_options = http_options
+        self._loggers = loggers
+        self._redactor = RedactingFilter(extra=(self.key,) if self.key else ())
+        self._client: genai.Client | None = None
 
-def describe(exc: BaseException, key: str | None) -> str:
-    """``Type: message`` with the key masked."""
-    text = f"{type(exc).__name__}: {exc}"
-    return text.replace(key, mask(key)) if key else text
+    def __repr__(self) -> str:
+        return mask(self.key) if self.key else "<vertex credentials>"
+
+    def client(self) -> genai.Client:
+        """The client, made on the first call; a ``ModelError`` (key masked) if the SDK refuses the settings."""
+        if self._client is None:
+            try:
+                client = genai.Client(
+                    api_key=self.key,
+                    vertexai=self.vertexai,
+                    project=self.project,
+                    location=self.location,
+                    http_options=self._http_options,
+                )
+            except Exception as exc:
+                raise ModelError(f"cannot create the Gemini client: {self.describe(exc)}") from None
+            for name in self._loggers:
+                logging.getLogger(name).addFilter(self._redactor)
+            self._client = client
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client (if one was made) and take the log filter off."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        for name in self._loggers:
+            logging.getLogger(name).removeFilter(self._redactor)
+        await client.aio.aclose()
+
+    def redact(self, text: str) -> str:
+        """``text`` with the key masked."""
+        return text.replace(self.key, mask(self.key)) if self.key else text
+
+    def describe(self, exc: BaseException) -> str:
+        """``Type: message`` with the key masked."""
+        return self.redact(f"{type(exc).__name__}: {exc}")
 
 
 def response_payload(output: str, is_error: bool) -> dict[str, Any]:
