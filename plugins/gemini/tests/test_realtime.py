@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -20,7 +20,6 @@ from agentsession import (
     Error,
     ModelError,
     ModelOptions,
-    PipelineEvent,
     RealtimeModel,
     RealTimePipeline,
     ResponseDone,
@@ -32,7 +31,7 @@ from agentsession import (
     UserTranscript,
     function_tool,
 )
-from agentsession.testing import RealtimeModelContract
+from agentsession.testing import RealtimeModelContract, read_events
 from agentsession_gemini import GeminiRealtime
 
 KEY = "test-key-0123456789abcdef"
@@ -68,19 +67,6 @@ async def started(server: FakeLiveServer, **kwargs: object) -> GeminiRealtime:
     model = make_model(server, **kwargs)
     await model.start(ModelOptions("You are a test agent.", [get_time], ChatContext()))
     return model
-
-
-async def until(model: RealtimeModel, stop: Callable[[PipelineEvent], bool]) -> list[PipelineEvent]:
-    events: list[PipelineEvent] = []
-
-    async def read() -> None:
-        async for event in model.channel:
-            events.append(event)
-            if stop(event):
-                return
-
-    await asyncio.wait_for(read(), TIMEOUT)
-    return events
 
 
 def speech(seconds: float, loud: bool = True) -> list[AudioFrame]:
@@ -176,7 +162,7 @@ async def test_user_audio_in_model_audio_out(server: FakeLiveServer) -> None:
     try:
         for frame in speech(0.4) + speech(0.5, loud=False):
             model.push_audio(frame)
-        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone))
         kinds = [type(e) for e in events]
         assert kinds.index(UserSpeechStarted) < kinds.index(UserSpeechStopped) < kinds.index(AgentAudio)
         stopped = next(e for e in events if isinstance(e, UserSpeechStopped))
@@ -204,10 +190,10 @@ async def test_server_interrupted_is_barge_in(server: FakeLiveServer) -> None:
     model = await started(server)
     try:
         await model.send_text("tell me a long story")
-        await until(model, lambda e: isinstance(e, AgentAudio))
+        await read_events(model, lambda e: isinstance(e, AgentAudio))
         for frame in speech(0.1):
             model.push_audio(frame)
-        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone))
         started_at = next(i for i, e in enumerate(events) if isinstance(e, UserSpeechStarted))
         assert events[-1] == ResponseDone(interrupted=True)
         assert started_at < len(events) - 1
@@ -220,13 +206,13 @@ async def test_interrupt_drops_the_rest_of_the_response(server: FakeLiveServer) 
     model = await started(server)
     try:
         await model.send_text("talk")
-        await until(model, lambda e: isinstance(e, AgentAudio))
+        await read_events(model, lambda e: isinstance(e, AgentAudio))
         await RealTimePipeline(model).interrupt(0.02)
-        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone))
         assert events[-1] == ResponseDone(interrupted=True)
         assert not any(isinstance(e, AgentAudio) for e in events)
         await model.say("Next!")  # the next response comes through whole
-        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone))
         assert sum(isinstance(e, AgentAudio) for e in events) == 10
         turn = server.current.messages[-1].client_content
         assert turn is not None and turn.turns is not None and turn.turns[0].parts is not None
@@ -242,7 +228,7 @@ async def test_tool_call_round_trip(server: FakeLiveServer) -> None:
     model = await started(server)
     try:
         await model.send_text("use the tool please")
-        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone))
         call = next(e for e in events if isinstance(e, ToolCall))
         assert call.name == "get_time" and json.loads(call.arguments) == {}
         await model.send_tool_result(ToolResult(call.id, call.name, "12:00"))
@@ -251,7 +237,7 @@ async def test_tool_call_round_trip(server: FakeLiveServer) -> None:
         response = message.tool_response.function_responses[0]
         assert response.id == call.id and response.name == "get_time"
         assert response.response == {"output": "12:00"}
-        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone))
         assert any(isinstance(e, AgentAudio) for e in events)
     finally:
         await model.close()
@@ -261,14 +247,14 @@ async def test_tool_call_cancellation(server: FakeLiveServer) -> None:
     model = await started(server)
     try:
         await model.send_text("use the tool")
-        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone))
         call = next(e for e in events if isinstance(e, ToolCall))
         cancel = types.LiveServerToolCallCancellation(ids=[call.id])
         await server.send(types.LiveServerMessage(tool_call_cancellation=cancel))
-        assert await until(model, lambda e: True) == [ToolCallCancelled((call.id,))]
+        assert await read_events(model, lambda e: True) == [ToolCallCancelled((call.id,))]
         await model.send_tool_result(ToolResult(call.id, call.name, "late"))  # ignored: cancelled
         await model.send_text("hi")
-        await until(model, lambda e: isinstance(e, ResponseDone))
+        await read_events(model, lambda e: isinstance(e, ResponseDone))
         assert not any(m.tool_response for m in server.current.messages)
     finally:
         await model.close()
@@ -287,7 +273,7 @@ async def test_go_away_resumes_with_the_latest_handle(server: FakeLiveServer) ->
         assert second.setup.session_resumption.handle == "handle-1"
         await asyncio.wait_for(first.closed.wait(), TIMEOUT)
         await model.send_text("still there?")
-        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone))
         assert any(isinstance(e, AgentAudio) for e in events)
         assert not any(isinstance(e, Error) for e in events)
         assert model.resumption_handle == "handle-2"
@@ -302,11 +288,11 @@ async def test_dropped_socket_reconnects_and_audio_keeps_flowing(server: FakeLiv
         second = await server.wait_connections(2)
         assert second.setup.session_resumption is not None
         assert second.setup.session_resumption.handle == "handle-1"
-        error = (await until(model, lambda e: isinstance(e, Error)))[-1]
+        error = (await read_events(model, lambda e: isinstance(e, Error)))[-1]
         assert isinstance(error, Error) and error.recoverable and error.code == "reconnecting"
         for frame in speech(0.4) + speech(0.5, loud=False):
             model.push_audio(frame)
-        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone))
         assert any(isinstance(e, AgentAudio) for e in events)
         assert second.audio_bytes > 0
     finally:
@@ -318,14 +304,14 @@ async def test_drop_mid_response_ends_it_and_the_conversation_goes_on(server: Fa
     model = await started(server)
     try:
         await model.send_text("talk")
-        await until(model, lambda e: isinstance(e, AgentAudio))
+        await read_events(model, lambda e: isinstance(e, AgentAudio))
         server.drop()
-        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone))
         assert events[-1] == ResponseDone(interrupted=True)
         await server.wait_connections(2)
         server.reply_chunks, server.chunk_delay = 3, 0.0
         await model.send_text("again")
-        events = await until(model, lambda e: isinstance(e, ResponseDone) and not e.interrupted)
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone) and not e.interrupted)
         assert sum(isinstance(e, AgentAudio) for e in events) >= 3
     finally:
         await model.close()
@@ -336,7 +322,7 @@ async def test_gives_up_after_n_failures_with_a_fatal_error(server: FakeLiveServ
     try:
         server.refuse = 10
         server.drop()
-        events = await until(model, lambda e: isinstance(e, Error) and not e.recoverable)
+        events = await read_events(model, lambda e: isinstance(e, Error) and not e.recoverable)
         fatal = events[-1]
         assert isinstance(fatal, Error) and "gave up after 2 reconnects" in fatal.message
         assert len(server.connections) == 1  # refused attempts never got past the handshake
@@ -344,7 +330,7 @@ async def test_gives_up_after_n_failures_with_a_fatal_error(server: FakeLiveServ
         await model.send_text("anyone?")  # ignored, no hang
     finally:
         await model.close()
-    await asyncio.wait_for(until(model, lambda e: False), TIMEOUT)  # the stream ended
+    await asyncio.wait_for(read_events(model, lambda e: False), TIMEOUT)  # the stream ended
 
 
 async def test_reconnect_without_handle_replays_history(server: FakeLiveServer) -> None:
@@ -369,12 +355,12 @@ async def test_reply_and_update_instructions(server: FakeLiveServer) -> None:
     model = await started(server)
     try:
         await model.reply()
-        events = await until(model, lambda e: isinstance(e, ResponseDone))
+        events = await read_events(model, lambda e: isinstance(e, ResponseDone))
         assert any(isinstance(e, AgentAudio) for e in events)
         bare = server.current.messages[-1].client_content
         assert bare is not None and bare.turn_complete and not bare.turns
         await model.reply("Be brief.")
-        await until(model, lambda e: isinstance(e, ResponseDone))
+        await read_events(model, lambda e: isinstance(e, ResponseDone))
         await model.update_instructions("You are a pirate.")
         update = await server.wait_message(lambda m: m.context_update is not None)
         assert update.context_update is not None

@@ -11,7 +11,7 @@ import pytest
 from gemini_fake import FakeLiveServer
 
 from agentsession import Agent, AgentSession, AgentState, AudioFrame, ChatMessage, RealTimePipeline, function_tool
-from agentsession.testing import FakeTransport, tone
+from agentsession.testing import FakeTransport, tone, wait_for_state
 from agentsession_gemini import GeminiRealtime
 
 TIMEOUT = 5.0
@@ -40,19 +40,7 @@ class Run:
         session.on("agent_state_changed", lambda d: self.states.append(d["state"]))
 
     async def state(self, state: AgentState) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def check(data: dict[str, Any]) -> None:
-            if data["state"] is state and not fut.done():
-                fut.set_result(None)
-
-        if self.session.agent_state is state:
-            return
-        self.session.on("agent_state_changed", check)
-        try:
-            await asyncio.wait_for(fut, TIMEOUT)
-        finally:
-            self.session.off("agent_state_changed", check)
+        await wait_for_state(self.session, state)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,7 @@ from agentsession import (
     UserTranscript,
     function_tool,
 )
-from agentsession.testing import RealtimeModelContract, tone
+from agentsession.testing import RealtimeModelContract, read_events, tone
 from agentsession_openai import OpenAIRealtime
 
 TIMEOUT = 5.0
@@ -53,19 +51,6 @@ async def started(server: FakeRealtimeServer, ctx: ChatContext | None = None, **
     model = make_model(server, **kwargs)
     await model.start(ModelOptions("You are a test agent.", [get_weather], ctx or ChatContext()))
     return model
-
-
-async def until(model: RealtimeModel, stop: Callable[[PipelineEvent], bool]) -> list[PipelineEvent]:
-    events: list[PipelineEvent] = []
-
-    async def read() -> None:
-        async for event in model.channel:
-            events.append(event)
-            if stop(event):
-                return
-
-    await asyncio.wait_for(read(), TIMEOUT)
-    return events
 
 
 def done(event: PipelineEvent) -> bool:
@@ -101,7 +86,7 @@ async def test_session_config_and_greeting(realtime_server: FakeRealtimeServer) 
         assert session["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
 
         await model.say("Hello! How can I help you today?")
-        events = await until(model, done)
+        events = await read_events(model, done)
         create = conn.of_type("response.create")[-1]
         assert "Hello! How can I help you today?" in create.response.instructions
         assert create.response.tool_choice == "none"
@@ -122,7 +107,7 @@ async def test_user_turn_with_audio_both_ways(realtime_server: FakeRealtimeServe
         audio = np.concatenate([speech.data, silence.data])
         for i in range(0, len(audio), 480):  # 20 ms frames, as the session pushes them
             model.push_audio(AudioFrame(audio[i : i + 480], 24000))
-        events = await until(model, done)
+        events = await read_events(model, done)
         kinds = [type(e) for e in events]
         assert kinds.index(UserSpeechStarted) < kinds.index(UserSpeechStopped) < kinds.index(AgentAudio)
         stopped = next(e for e in events if isinstance(e, UserSpeechStopped))
@@ -142,12 +127,12 @@ async def test_tool_call_round_trip(realtime_server: FakeRealtimeServer) -> None
     model = await started(realtime_server)
     try:
         await model.send_text("How is the weather? Use get_weather.")
-        events = await until(model, done)
+        events = await read_events(model, done)
         call = next(e for e in events if isinstance(e, ToolCall))
         assert call.name == "get_weather" and call.arguments == '{"city": "Paris"}'
         result = await get_weather.invoke(call.id, call.arguments)
         await model.send_tool_result(ToolResult(call.id, call.name, result.output))
-        events = await until(model, done)
+        events = await read_events(model, done)
         assert audio_seconds(events) > 0
         conn = realtime_server.current
         output = [e.item for e in conn.of_type("conversation.item.create") if e.item.type == "function_call_output"]
@@ -182,10 +167,10 @@ async def test_server_errors(realtime_server: FakeRealtimeServer) -> None:
     model = await started(realtime_server)
     try:
         await realtime_server.send_error("rate_limit_exceeded", "slow down")
-        events = await until(model, lambda e: isinstance(e, Error))
+        events = await read_events(model, lambda e: isinstance(e, Error))
         assert events[-1] == Error("OpenAI Realtime: slow down", recoverable=True, code="rate_limit_exceeded")
         await realtime_server.send_error("invalid_api_key", "revoked", type="authentication_error")
-        events = await until(model, lambda e: isinstance(e, Error))
+        events = await read_events(model, lambda e: isinstance(e, Error))
         assert events[-1].recoverable is False  # type: ignore[union-attr]
     finally:
         await model.close()
@@ -197,8 +182,8 @@ async def test_requests_during_a_response_wait_their_turn(realtime_server: FakeR
     try:
         await model.say("First.")
         await model.reply("Be cheerful.")
-        events = await until(model, done)
-        events += await until(model, done)
+        events = await read_events(model, done)
+        events += await read_events(model, done)
         finals = [e.text for e in events if isinstance(e, AgentTranscript) and e.final]
         assert finals == ["First.", "How can I help?"]
         creates = realtime_server.current.of_type("response.create")

@@ -6,6 +6,7 @@ from .._clock import VirtualClockEventLoop, run_virtual, virtual_clock
 from ._contracts import RealtimeModelContract, TransportContract
 from ._fake_model import FakeRealtimeModel, FakeResponse, FakeToolCall, tone
 from ._fake_transport import FakeTransport
+from ._waiting import read_events, wait_for_state
 
 __all__ = [
     "FakeRealtimeModel",
@@ -16,6 +17,8 @@ __all__ = [
     "TransportContract",
     "VirtualClockEventLoop",
     "run_virtual",
+    "read_events",
     "tone",
     "virtual_clock",
+    "wait_for_state",
 ]

@@ -11,7 +11,7 @@ They run on the real clock: a transport or model under test keeps its real timin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -19,11 +19,12 @@ import pytest
 from .._audio import SUPPORTED_RATES, AudioFrame
 from .._chat import ChatContext
 from .._models import ModelOptions, RealtimeModel
-from .._pipeline_events import AgentAudio, PipelineEvent, ResponseDone, ToolCall
+from .._pipeline_events import AgentAudio, ResponseDone, ToolCall
 from .._pipelines import RealTimePipeline
 from .._tools import FunctionTool, ToolResult, function_tool
 from .._transport import Transport
 from ._fake_model import tone
+from ._waiting import read_events
 
 
 class TransportContract:
@@ -170,24 +171,12 @@ class RealtimeModelContract:
         )
         return model
 
-    async def _until(self, model: RealtimeModel, stop: Callable[[PipelineEvent], bool]) -> list[PipelineEvent]:
-        events: list[PipelineEvent] = []
-
-        async def read() -> None:
-            async for event in model.channel:
-                events.append(event)
-                if stop(event):
-                    return
-
-        await asyncio.wait_for(read(), self.timeout)
-        return events
-
     @pytest.mark.asyncio
     async def test_a_response_brings_audio_then_done(self) -> None:
         model = await self._started()
         try:
             await self.make_it_respond(model)
-            events = await self._until(model, lambda e: isinstance(e, ResponseDone))
+            events = await read_events(model, lambda e: isinstance(e, ResponseDone), timeout=self.timeout)
             audio = [e.frame for e in events if isinstance(e, AgentAudio)]
             assert audio, "no AgentAudio before ResponseDone"
             assert all(f.sample_rate in SUPPORTED_RATES for f in audio)
@@ -199,7 +188,7 @@ class RealtimeModelContract:
         model = await self._started()
         try:
             await model.say("Hello! How can I help you today?")
-            await self._until(model, lambda e: isinstance(e, ResponseDone))
+            await read_events(model, lambda e: isinstance(e, ResponseDone), timeout=self.timeout)
         finally:
             await model.close()
 
@@ -209,9 +198,9 @@ class RealtimeModelContract:
         pipeline = RealTimePipeline(model)
         try:
             await self.make_it_respond(model)
-            await self._until(model, lambda e: isinstance(e, AgentAudio))
+            await read_events(model, lambda e: isinstance(e, AgentAudio), timeout=self.timeout)
             await pipeline.interrupt(0.05)
-            events = await self._until(model, lambda e: isinstance(e, ResponseDone))
+            events = await read_events(model, lambda e: isinstance(e, ResponseDone), timeout=self.timeout)
             assert not any(isinstance(e, AgentAudio) for e in events), "audio after interrupt() returned"
         finally:
             await model.close()
@@ -221,13 +210,13 @@ class RealtimeModelContract:
         model = await self._started()
         try:
             await self.make_it_call_tool(model)
-            events = await self._until(model, lambda e: isinstance(e, ToolCall))
+            events = await read_events(model, lambda e: isinstance(e, ToolCall), timeout=self.timeout)
             call = events[-1]
             assert isinstance(call, ToolCall) and call.name == "get_time"
-            await self._until(model, lambda e: isinstance(e, ResponseDone))
+            await read_events(model, lambda e: isinstance(e, ResponseDone), timeout=self.timeout)
             result = await self.tools()[0].invoke(call.id, call.arguments)
             await model.send_tool_result(ToolResult(call.id, call.name, result.output))
-            await self._until(model, lambda e: isinstance(e, ResponseDone))
+            await read_events(model, lambda e: isinstance(e, ResponseDone), timeout=self.timeout)
         finally:
             await model.close()
 
