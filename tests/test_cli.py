@@ -100,6 +100,14 @@ def test_doctor_checks_what_the_chosen_mode_needs(site: Path) -> None:
     assert "is blocked by AGENTSESSION_DISABLE_PLUGINS" in ok.stdout
     stub = agentsession(site, "doctor", "--mode", "stub", AGENTSESSION_DISABLE_PLUGINS="broken")
     assert stub.returncode == 0, stub.stdout
+    unplugged = agentsession(site, "doctor", "--mode", "stub", AGENTSESSION_DISABLE_PLUGINS="broken",
+                             STUB_DEVICE_UNPLUGGED="1")
+    assert unplugged.returncode == 1, unplugged.stdout
+    assert "FAIL  mode stub: the stub device is unplugged" in unplugged.stdout
+    assert "fix: plug the stub device back in" in unplugged.stdout
+    other = agentsession(site, "doctor", "--mode", "file", AGENTSESSION_DISABLE_PLUGINS="broken",
+                         STUB_DEVICE_UNPLUGGED="1")
+    assert other.returncode == 0 and "warn  mode stub: the stub device is unplugged" in other.stdout
     missing = agentsession(site, "doctor", "--mode", "teleport", AGENTSESSION_DISABLE_PLUGINS="broken")
     assert missing.returncode == 1
     assert "no installed plugin provides mode 'teleport'" in missing.stdout

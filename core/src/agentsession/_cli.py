@@ -188,7 +188,7 @@ def run_checks(mode: str | None) -> list[Check]:
     rows = inspect_plugins()
     for row in rows[1:]:
         checks += _plugin_checks(row)
-    checks.append(_modes_check(mode))
+    checks += _modes_checks(mode)
     checks += _audio_checks()
     checks.append(_browser_check())
     for row in rows:
@@ -224,18 +224,26 @@ def _plugin_checks(row: PluginRow) -> list[Check]:
     return checks
 
 
-def _modes_check(mode: str | None) -> Check:
+def _modes_checks(mode: str | None) -> list[Check]:
     from ._worker import transport_modes
 
     try:
-        modes = sorted(transport_modes())
+        modes = transport_modes()
     except PluginError:
-        return Check("modes", False, "unknown: a plugin is broken (see above)", "", None)
-    if mode is None or mode in modes:
-        return Check("modes", True, ", ".join(modes))
-    dist = MODE_DISTRIBUTIONS.get(mode)
-    return Check("modes", False, f"no installed plugin provides mode {mode!r} (installed: {', '.join(modes)})",
-                 f"pip install {dist}" if dist else "install the plugin that provides it", frozenset({mode}))
+        return [Check("modes", False, "unknown: a plugin is broken (see above)", "", None)]
+    names = ", ".join(sorted(modes))
+    if mode is not None and mode not in modes:
+        dist = MODE_DISTRIBUTIONS.get(mode)
+        return [Check("modes", False, f"no installed plugin provides mode {mode!r} (installed: {names})",
+                      f"pip install {dist}" if dist else "install the plugin that provides it", frozenset({mode}))]
+    checks = [Check("modes", True, names)]
+    for name in sorted(modes):
+        try:
+            problems = modes[name].problems()
+        except Exception as exc:  # a plugin's check must not take the doctor down
+            problems = [(f"its check failed: {type(exc).__name__}: {exc}", f"report it to {modes[name].provider}")]
+        checks += [Check(f"mode {name}", False, problem, fix, frozenset({name})) for problem, fix in problems]
+    return checks
 
 
 def _audio_checks() -> list[Check]:

@@ -198,6 +198,11 @@ class TransportMode:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add this mode's command-line options."""
 
+    def problems(self) -> list[tuple[str, str]]:
+        """What this mode needs that this environment lacks, as ``(problem, fix)`` pairs (default: nothing).
+        ``agentsession doctor`` shows them and fails for this mode; keep it quick and free of side effects."""
+        return []
+
     def create(self, ctx: JobContext) -> Transport:
         """Build the transport for one job."""
         return self.factory(ctx)

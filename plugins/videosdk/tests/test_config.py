@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 
 import pytest
 
@@ -70,3 +71,11 @@ def test_room_mode_builds_the_transport_from_the_job(monkeypatch: pytest.MonkeyP
         "from-cli", "Assistant", True)
     ctx.options = parser.parse_args([])
     assert mode.create(ctx).config.room_id == "from-options"
+
+
+def test_room_mode_tells_the_doctor_when_the_sdk_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = importlib.util.find_spec("videosdk") is not None
+    assert (RoomMode().problems() == []) is installed
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    ((problem, fix),) = RoomMode().problems()
+    assert "not installed" in problem and "pip install 'agentsession-videosdk[sdk]'" in fix

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 
 from agentsession import JobContext, TransportMode, hookimpl
 
@@ -20,6 +21,13 @@ class RoomMode(TransportMode):
         parser.add_argument("--room-id", help="the meeting to join (default: RoomOptions.room_id or VIDEOSDK_ROOM_ID)")
         parser.add_argument("--playground", action="store_true",
                             help="print the hosted playground link for the room (it contains the token)")
+
+    def problems(self) -> list[tuple[str, str]]:
+        if importlib.util.find_spec("videosdk") is None:
+            return [("the VideoSDK SDK is not installed in this environment",
+                     "pip install 'agentsession-videosdk[sdk]' (in an environment of its own if other plugins need "
+                     "av>=17 or websockets>15: see the plugin's README)")]
+        return []
 
     @staticmethod
     def _create(ctx: JobContext) -> VideoSDKTransport:
