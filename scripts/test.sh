@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every check: lint, strict typing of core, every package's tests, the quick benchmark.
+# Runs every check: lint, strict typing of core and plugins, every package's tests, the quick benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -7,6 +7,7 @@ PY=.venv/bin/python
 export AGENTSESSION_RECORDER_DIR="${AGENTSESSION_RECORDER_DIR:-$(mktemp -d)}"
 echo "== ruff";  $PY -m ruff check .
 echo "== mypy --strict core"; $PY -m mypy --strict core/src/agentsession
+echo "== mypy --strict plugins"; $PY -m mypy --strict plugins/*/src
 echo "== pytest"; $PY -m pytest "$@"
 for venv in plugins/*/.venv; do  # plugins with an SDK venv of their own (setup.sh made them)
   [ -x "$venv/bin/python" ] || continue
