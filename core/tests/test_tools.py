@@ -13,13 +13,13 @@ from typing import Annotated, Any, Literal, Optional, Required, TypedDict
 
 import pytest
 
+from agentsession._tool_schema import parse_docstring
 from agentsession._tools import (
     FunctionTool,
     ToolError,
     ToolResult,
     collect_tools,
     function_tool,
-    parse_docstring,
 )
 
 # --------------------------------------------------------------------------- fixtures / types
