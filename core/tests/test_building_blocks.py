@@ -19,6 +19,7 @@ from agentsession import (
     RoomOptions,
     VirtualClockEventLoop,
     mask,
+    protect_secret,
     run_virtual,
 )
 from agentsession._vad import UtteranceCollector
@@ -215,6 +216,17 @@ def test_redacting_filter_masks_secrets_in_log_records(monkeypatch: pytest.Monke
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "connecting with %s", ("sk-test-0123456789abcdef",), None)
     RedactingFilter().filter(record)
     assert "sk-test-0123456789abcdef" not in record.getMessage()
+
+
+def test_a_protected_secret_is_masked_in_every_log_record(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "sk-protected-0123456789abcdef"
+    protect_secret(secret)  # as a plugin does with the key it was given in code
+    library = logging.getLogger("some.library.with.no.filters")
+    with caplog.at_level(logging.DEBUG):
+        library.debug("> Authorization: Bearer %s", secret)
+        library.warning("a malformed call %s %s", secret)  # one argument short
+    assert secret not in caplog.text
+    assert f"Authorization: Bearer {mask(secret)}" in caplog.text and "a malformed call" in caplog.text
 
 
 # ---------------------------------------------------------------- models by name

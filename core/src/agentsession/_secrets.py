@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 #: environment variables whose values are secrets wherever they appear
 SECRET_ENV_VARS = (
@@ -31,24 +32,69 @@ def env_secret(*names: str) -> str | None:
     return None
 
 
+_protected: set[str] = set()  # secrets handed to plugins in code (not only in the environment)
+_factory_installed = False
+
+
+def protect_secret(secret: str | None) -> None:
+    """Mask ``secret`` in every log record this process makes from now on, whichever library logs it (a
+    websocket client logging its ``Authorization`` header, say). Plugins call it with the key or token they
+    were given; secrets in :data:`SECRET_ENV_VARS` are masked without it."""
+    if secret and len(secret) >= 8:
+        _protected.add(secret)
+    install_log_redaction()
+
+
+def install_log_redaction() -> None:
+    """Redact known secrets in each log record as it is made (a log-record factory: it sees every logger and
+    every handler, including ones added later). Idempotent; ``AgentSession.start`` calls it."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _redact_record(record, ())
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _factory_installed = True
+
+
+def _secrets(extra: tuple[str, ...]) -> list[str]:
+    found = {v for v in (os.environ.get(n) for n in SECRET_ENV_VARS) if v and len(v) >= 8}
+    found.update(_protected)
+    found.update(s for s in extra if s)
+    return sorted(found, key=len, reverse=True)  # a secret containing another is masked whole
+
+
+def _redact_record(record: logging.LogRecord, extra: tuple[str, ...]) -> None:
+    secrets = _secrets(extra)
+    if not secrets:
+        return
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # a malformed log call: keep what it said, without raising later
+        message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = message, None
+    except Exception:
+        return
+    redacted = message
+    for secret in secrets:
+        redacted = redacted.replace(secret, mask(secret))
+    if redacted != message:
+        record.msg, record.args = redacted, None
+
+
 class RedactingFilter(logging.Filter):
-    """Replaces any known secret in a log record's final message with its masked form."""
+    """A logging filter that masks known secrets (and ``extra``) in a record's message, for handlers of
+    your own; :func:`install_log_redaction` already covers records made through ``logging``."""
 
     def __init__(self, extra: tuple[str, ...] = ()) -> None:
         super().__init__()
         self._extra = extra
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = [v for v in (os.environ.get(n) for n in SECRET_ENV_VARS) if v and len(v) >= 8]
-        secrets += [s for s in self._extra if s]
-        if secrets:
-            try:
-                message = record.getMessage()
-            except Exception:  # a malformed log call: let the handler report it, don't raise here
-                return True
-            redacted = message
-            for secret in secrets:
-                redacted = redacted.replace(secret, mask(secret))
-            if redacted != message:
-                record.msg, record.args = redacted, None
+        _redact_record(record, self._extra)
         return True

@@ -36,6 +36,7 @@ from ._pipeline_events import (
     UserTranscript,
 )
 from ._pipelines import ConversationFlow, Pipeline
+from ._secrets import install_log_redaction
 from ._states import AgentState, UserState
 from ._tools import FunctionTool, ToolResult
 from ._transport import NullTransport, Transport
@@ -203,6 +204,7 @@ class AgentSession:
         """Discover plugins, connect the pipeline, start the agent. ``transport`` defaults to the current job's."""
         if self._started or self._closed_early:
             raise AgentSessionError("an AgentSession can be started once")
+        install_log_redaction()
         pm = create_manager(self.plugins)
         has_handler = self.on_wake_up is not None or bool(pm.hook.agentsession_wake_up.get_hookimpls())
         if self.wake_up is not None and not has_handler:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import AgentSessionError, PluginError
 from ._manager import create_manager, provided
-from ._secrets import RedactingFilter, mask
+from ._secrets import install_log_redaction, mask
 from ._transport import Transport, TransportMode, as_mode
 
 if TYPE_CHECKING:
@@ -308,7 +308,5 @@ def _configure_logging(level: str) -> None:
         stream = logging.StreamHandler()
         stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(stream)
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+    install_log_redaction()
     root.setLevel(level)

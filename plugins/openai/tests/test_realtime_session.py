@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -170,3 +171,25 @@ async def test_reconnect_gives_up_with_a_fatal_error_and_the_session_closes(run:
     assert await asyncio.wait_for(closed, TIMEOUT) == "error"
     assert run.errors[-1]["code"] == "reconnect_failed" and not run.errors[-1]["recoverable"]
     assert run.server.refuse == 8  # exactly max_reconnect_attempts tries
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every logger at DEBUG, from before the session connects."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+async def test_the_key_never_reaches_a_log_even_at_debug(debug_logs: pytest.LogCaptureFixture, run: Run) -> None:
+    run.server.tool_arguments["get_weather"] = {"city": "Oslo"}
+    await run.session.run(user_input="Weather in Oslo? Use get_weather.", timeout=TIMEOUT)
+    await run.server.send_error("rate_limit_exceeded", "slow down")
+    await run.server.drop()
+    await run.server.wait_for("session.update", count=2)  # reconnected: the handshake was logged again
+    await run.session.run(user_input="Thanks!", timeout=TIMEOUT)
+    records = debug_logs.records
+    loggers = {r.name.split(".")[0] for r in records}
+    assert {"websockets", "openai", "agentsession"} <= loggers, loggers  # the handshake and the SDK were heard
+    assert any("Authorization: Bearer" in r.getMessage() for r in records)  # websockets logs the header...
+    text = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in records)
+    assert API_KEY not in text  # ...masked

@@ -24,8 +24,6 @@ from ._schema import function_declarations
 from ._shared import Credentials, response_payload
 
 DEFAULT_LLM_MODEL = "gemini-2.5-flash"
-# loggers that may print request headers (the key is in ``x-goog-api-key``)
-_HEADER_LOGGERS = ("google_genai", "google_genai._api_client", "google_genai.models")
 # finish reasons that mean the answer was refused or broken, when nothing came before them
 _FAILED_FINISH = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "MALFORMED_FUNCTION_CALL"}
 
@@ -71,7 +69,7 @@ class GeminiLLM(LLM):
         self.temperature = temperature
         self._credentials = Credentials(
             "GeminiLLM", api_key=api_key, vertexai=vertexai, project=project, location=location,
-            http_options=http_options, loggers=_HEADER_LOGGERS,
+            http_options=http_options,
         )
         self._calls: dict[str, _Call] = {}
 

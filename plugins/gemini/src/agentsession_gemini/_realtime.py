@@ -39,8 +39,6 @@ from ._shared import Credentials, response_payload
 logger = logging.getLogger("agentsession.gemini")
 
 DEFAULT_MODEL = "gemini-live-2.5-flash-preview"
-# loggers that may print the request headers (the key is in ``x-goog-api-key``) at DEBUG level
-_HEADER_LOGGERS = ("websockets.client", "google_genai", "google_genai.live", "google_genai._api_client")
 _FATAL_CLOSE_CODES = {1007, 1008}  # invalid argument (bad setup), policy violation (bad key, quota)
 _Send = Callable[[genai.live.AsyncSession], Awaitable[None]]
 
@@ -85,7 +83,7 @@ class GeminiRealtime(RealtimeModel):
         super().__init__()
         self._credentials = Credentials(
             "GeminiRealtime", api_key=api_key, vertexai=vertexai, project=project, location=location,
-            http_options=http_options, loggers=_HEADER_LOGGERS,
+            http_options=http_options,
         )
         self.model = model
         self.voice = voice

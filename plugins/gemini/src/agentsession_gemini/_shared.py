@@ -4,14 +4,12 @@ payloads."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Sequence
 from typing import Any
 
 from google import genai
 from google.genai import types
 
-from agentsession import ModelError, RedactingFilter, env_secret, mask
+from agentsession import ModelError, env_secret, mask, protect_secret
 
 API_KEY_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 
@@ -29,8 +27,8 @@ def resolve_api_key(api_key: str | None, vertexai: bool, owner: str) -> str | No
 
 
 class Credentials:
-    """The API key (or Vertex project), the ``genai.Client`` made from it on first use, and a filter that masks
-    the key in the SDK's loggers while that client lives."""
+    """The API key (or Vertex project) and the ``genai.Client`` made from it on first use. The key is masked
+    in every log line (the SDK and websockets log request headers at DEBUG)."""
 
     def __init__(
         self,
@@ -41,15 +39,13 @@ class Credentials:
         project: str | None,
         location: str | None,
         http_options: types.HttpOptions | None,
-        loggers: Sequence[str],
     ) -> None:
         self.key = resolve_api_key(api_key, vertexai, owner)
         self.vertexai = vertexai
         self.project = project
         self.location = location
         self._http_options = http_options
-        self._loggers = loggers
-        self._redactor = RedactingFilter(extra=(self.key,) if self.key else ())
+        protect_secret(self.key)
         self._client: genai.Client | None = None
 
     def __repr__(self) -> str:
@@ -68,19 +64,14 @@ class Credentials:
                 )
             except Exception as exc:
                 raise ModelError(f"cannot create the Gemini client: {self.describe(exc)}") from None
-            for name in self._loggers:
-                logging.getLogger(name).addFilter(self._redactor)
             self._client = client
         return self._client
 
     async def aclose(self) -> None:
-        """Close the client (if one was made) and take the log filter off."""
+        """Close the client, if one was made."""
         client, self._client = self._client, None
-        if client is None:
-            return
-        for name in self._loggers:
-            logging.getLogger(name).removeFilter(self._redactor)
-        await client.aio.aclose()
+        if client is not None:
+            await client.aio.aclose()
 
     def redact(self, text: str) -> str:
         """``text`` with the key masked."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from openai import AsyncOpenAI
 
-from agentsession import ModelError, env_secret
+from agentsession import ModelError, env_secret, protect_secret
 
 API_KEY_ENV = "OPENAI_API_KEY"
 
@@ -24,9 +24,12 @@ def resolve_api_key(api_key: str | None, what: str) -> str:
 
 def make_client(api_key: str | None, what: str, base_url: str | None, websocket_base_url: str | None = None,
                 max_retries: int = 2) -> AsyncOpenAI:
-    """An ``AsyncOpenAI`` for ``base_url`` (``None``: the SDK's default, ``$OPENAI_BASE_URL`` or OpenAI)."""
+    """An ``AsyncOpenAI`` for ``base_url`` (``None``: the SDK's default, ``$OPENAI_BASE_URL`` or OpenAI). The key
+    is masked in every log line from then on (the websocket client logs its ``Authorization`` header at DEBUG)."""
+    key = resolve_api_key(api_key, what)
+    protect_secret(key)
     return AsyncOpenAI(
-        api_key=resolve_api_key(api_key, what),
+        api_key=key,
         base_url=base_url,
         websocket_base_url=websocket_base_url,
         max_retries=max_retries,

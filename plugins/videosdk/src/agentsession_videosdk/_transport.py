@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from agentsession import AgentSessionError, AudioFrame, BufferedTransport, JobContext, RedactingFilter
+from agentsession import AgentSessionError, AudioFrame, BufferedTransport, JobContext, protect_secret
 
 from ._config import RoomConfig
 from ._convert import from_av
@@ -68,8 +68,6 @@ class VideoSDKTransport(BufferedTransport):
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._watchdog: asyncio.Task[None] | None = None
-        self._filter = _Redact((config.token,))
-        self._filtered: list[logging.Handler] = []
         self._closing = False
         self._closed = False
 
@@ -80,7 +78,7 @@ class VideoSDKTransport(BufferedTransport):
         if self.meeting is not None:
             return
         self._sdk = sdk = _import_sdk()
-        self._protect_logs()
+        protect_secret(self.config.token)  # the SDK and websockets log URLs and headers with the token
         factory = self._factory or sdk.create_meeting
         self._track = sdk.MicrophoneTrack(self.playout)
         config: dict[str, Any] = {
@@ -369,33 +367,9 @@ class VideoSDKTransport(BufferedTransport):
         if self._input.full():
             self._input.get_nowait()
         self._input.put_nowait(None)
-        self._unprotect_logs()
-
-    def _protect_logs(self) -> None:
-        """Redact the token from every log line while in the room (the SDK and websockets log URLs)."""
-        for handler in logging.getLogger().handlers:
-            if self._filter not in handler.filters:
-                handler.addFilter(self._filter)
-                self._filtered.append(handler)
-
-    def _unprotect_logs(self) -> None:
-        for handler in self._filtered:
-            handler.removeFilter(self._filter)
-        self._filtered = []
 
     def __repr__(self) -> str:
         return f"<VideoSDKTransport room={self.config.room_id!r} name={self.config.name!r}>"
-
-
-class _Redact(RedactingFilter):
-    """Core's redaction, also for malformed log calls (the SDK makes one when a join fails)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            record.getMessage()
-        except (TypeError, ValueError):
-            record.msg, record.args = f"{record.msg} {record.args!r}", None
-        return super().filter(record)
 
 
 def _import_sdk() -> Any:
