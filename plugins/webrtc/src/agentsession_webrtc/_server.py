@@ -15,6 +15,8 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
+from agentsession import protect_secret
+
 from ._transport import OfferError, WebRTCTransport
 
 logger = logging.getLogger("agentsession.webrtc")
@@ -78,6 +80,7 @@ class PlaygroundServer:
         self.host = host
         self.port = port
         self.token = token or None
+        protect_secret(self.token)  # it is in the page's URL: never in a log line
         self.max_connections = max_connections
         self.max_body = max_body
         self.ice_servers = list(ice_servers)
