@@ -225,7 +225,12 @@ def test_a_protected_secret_is_masked_in_every_log_record(caplog: pytest.LogCapt
     with caplog.at_level(logging.DEBUG):
         library.debug("> Authorization: Bearer %s", secret)
         library.warning("a malformed call %s %s", secret)  # one argument short
-    assert secret not in caplog.text
+        try:
+            raise ConnectionError(f"handshake refused for key {secret}")
+        except ConnectionError:
+            library.exception("connecting failed")
+    assert "handshake refused for key" in caplog.text  # the traceback was logged...
+    assert secret not in caplog.text  # ...masked like the rest
     assert f"Authorization: Bearer {mask(secret)}" in caplog.text and "a malformed call" in caplog.text
 
 

@@ -80,11 +80,23 @@ def _redact_record(record: logging.LogRecord, extra: tuple[str, ...]) -> None:
         record.msg, record.args = message, None
     except Exception:
         return
-    redacted = message
-    for secret in secrets:
-        redacted = redacted.replace(secret, mask(secret))
+    redacted = _mask_all(message, secrets)
     if redacted != message:
         record.msg, record.args = redacted, None
+    if record.exc_info and not record.exc_text:
+        # formatters print a record's exc_text when set: a traceback can quote a secret too
+        record.exc_text = _mask_all(_TRACEBACKS.formatException(record.exc_info), secrets)
+    if record.stack_info:
+        record.stack_info = _mask_all(record.stack_info, secrets)
+
+
+_TRACEBACKS = logging.Formatter()
+
+
+def _mask_all(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, mask(secret))
+    return text
 
 
 class RedactingFilter(logging.Filter):
