@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiortc import RTCSessionDescription
 
 from agentsession_webrtc import PlaygroundMode
+from agentsession_webrtc.testing import FakeBrowser
 
 PARROT = Path(__file__).resolve().parents[3] / "examples" / "parrot.py"
 
@@ -96,3 +99,117 @@ async def test_https_with_a_certificate(tmp_path: Path) -> None:
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def exited(pid: int, timeout: float) -> None:
+    """Wait for process ``pid`` (not our child) to end, through a pidfd: no polling."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    try:
+        await asyncio.wait_for(done, timeout)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+class Front:
+    """``parrot.py playground --workers 2`` in a subprocess, its output collected as it comes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._changed = asyncio.Condition()
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            async with self._changed:
+                self.lines.append(raw.decode().rstrip("\n"))
+                self._changed.notify_all()
+
+    async def line(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: any(re.search(pattern, x) for x in self.lines)),
+                                   timeout)
+        return next(m for x in self.lines if (m := re.search(pattern, x)))
+
+    def workers(self) -> list[int]:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return [int(c) for c in children]
+
+
+@pytest.mark.skipif(not PARROT.exists(), reason="needs the repository's examples/parrot.py")
+async def test_workers_take_the_browsers_in_their_own_processes() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(PARROT), "playground", "--port", "0", "--workers", "2", "--max-connections", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    front = Front(proc)
+    browsers = [FakeBrowser(), FakeBrowser(), FakeBrowser()]
+    try:
+        url = (await front.line(r"playground: open (http://127\.0\.0\.1:\d+/) .*2 worker processes")).group(1)
+        workers = front.workers()
+        assert len(workers) == 2
+        ids = []
+        for browser in browsers[:2]:
+            await browser.offer()
+            async with aiohttp.ClientSession() as http, http.post(url + "offer", json=browser.offer_json()) as r:
+                assert r.status == 200, await r.text()
+                answer = await r.json()
+            ids.append(answer["id"])
+            await browser.answer(RTCSessionDescription(answer["sdp"], "answer"))
+            await asyncio.wait_for(browser.opened.wait(), 20)
+            await browser.wait_message(lambda m: m["type"] == "agent_state_changed" and m["state"] == "speaking")
+        # one connection per worker at most: the two browsers are in two processes, a third finds none free
+        await front.line(r"^\[worker 0\] agent: ")
+        await front.line(r"^\[worker 1\] agent: ")
+        await browsers[2].offer()
+        async with aiohttp.ClientSession() as http, http.post(url + "offer", json=browsers[2].offer_json()) as r:
+            assert r.status == 503 and "every playground worker is full" in (await r.json())["error"]
+            async with http.post(url + f"sessions/{ids[0]}/close") as closed:
+                assert closed.status == 204  # the beacon reached the worker that holds the connection
+            async with http.post(url + "sessions/nope/close") as unknown:
+                assert unknown.status == 404
+        await front.line(r"^\[worker \d\] ended: the page was closed")
+
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        for pid in workers:  # stopped with the front, not left behind
+            await exited(pid, 5)
+        assert proc.stderr is not None
+        err = (await proc.stderr.read()).decode()
+        assert "Traceback" not in err and "Exception ignored" not in err, err
+    finally:
+        for browser in browsers:
+            await browser.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await front._reader
+
+
+@pytest.mark.skipif(not PARROT.exists(), reason="needs the repository's examples/parrot.py")
+async def test_workers_do_not_outlive_a_killed_front() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(PARROT), "playground", "--port", "0", "--workers", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    front = Front(proc)
+    try:
+        await front.line(r"2 worker processes")
+        workers = front.workers()
+        proc.kill()  # no chance to stop them: their stdin closes with it
+        await proc.wait()
+        for pid in workers:
+            await exited(pid, 15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await front._reader

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from agentsession import AgentSessionError, Transport, TransportMode, env_secret
 
 from ._server import DEFAULT_PORT, PlaygroundServer, is_loopback
+from ._workers import WORKER_ENV, PlaygroundWorkers, until_stdin_closes, worker_argv
 
 if TYPE_CHECKING:
     from agentsession import JobContext
@@ -24,17 +26,21 @@ SHUTDOWN_GRACE = 10.0
 
 
 class PlaygroundMode(TransportMode):
-    """``python main.py playground [--host H] [--port P] [--token T] [--cert C --key K]``: a job per browser tab.
+    """``python main.py playground [--host H] [--port P] [--token T] [--cert C --key K] [--workers N]``: a job
+    per browser tab.
 
     Binding anything but loopback needs a token: ``--token``, ``AGENTSESSION_PLAYGROUND_TOKEN``, or one
-    generated and printed with the URL. Usable without a command line too: ``await PlaygroundMode(port=0).run(run_job)``.
+    generated and printed with the URL. ``--workers N`` runs the jobs in N processes of this program (the
+    page's server hands each browser to one of them), so many conversations use every core. Usable without a
+    command line too: ``await PlaygroundMode(port=0).run(run_job)``.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
-                 max_connections: int = 8, cert: str | None = None, key: str | None = None, announce: Callable[[str], None] = print) -> None:
+                 max_connections: int = 8, cert: str | None = None, key: str | None = None, workers: int = 1,
+                 announce: Callable[[str], None] = print) -> None:
         super().__init__(self._no_factory, help="talk to the agent from a local web page (WebRTC)")
         self.options = argparse.Namespace(host=host, port=port, token=token, max_connections=max_connections,
-                                          cert=cert, key=key)
+                                          cert=cert, key=key, workers=workers, log_level="INFO")
         self.announce = announce
         self.server: PlaygroundServer | None = None
         self.ready = asyncio.Event()
@@ -46,7 +52,10 @@ class PlaygroundMode(TransportMode):
         parser.add_argument("--token", default=None,
                             help="access token required on every request (default: $AGENTSESSION_PLAYGROUND_TOKEN, "
                                  "generated when binding a non-loopback address)")
-        parser.add_argument("--max-connections", type=int, default=8, help="browser connections at once (default 8)")
+        parser.add_argument("--max-connections", type=int, default=8,
+                            help="browser connections at once (default 8; per worker with --workers)")
+        parser.add_argument("--workers", type=int, default=1,
+                            help="processes to run the conversations in (default 1: this one)")
         parser.add_argument("--cert", help="TLS certificate (PEM): serve HTTPS, which browsers on other machines "
                                            "need before they give the page a microphone")
         parser.add_argument("--key", help="the TLS certificate's private key (PEM; default: in --cert)")
@@ -79,20 +88,37 @@ class PlaygroundMode(TransportMode):
         if o.cert:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(o.cert, o.key)
+        if o.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        pool = None
+        if o.workers > 1:
+            pool = PlaygroundWorkers(o.workers, worker_argv(o.log_level), max_connections=o.max_connections,
+                                     output=self.announce)
         server = PlaygroundServer(on_connection, host=o.host, port=o.port, token=token,
-                                  max_connections=o.max_connections, ssl_context=context)
-        await server.start()
-        self.server = server
-        self.announce(f"playground: open {server.url_with_token()} in a browser (Ctrl-C to stop)")
-        self.ready.set()
+                                  max_connections=o.max_connections, ssl_context=context, forward=pool)
         try:
-            await asyncio.Future()
+            if pool is not None:
+                await pool.start()
+            await server.start()
+            self.server = server
+            self.announce(f"playground: open {server.url_with_token()} in a browser (Ctrl-C to stop)"
+                          + (f"; {o.workers} worker processes" if pool is not None else ""))
+            self.ready.set()
+            if pool is not None:
+                await pool.wait_all_exited()
+                raise AgentSessionError("every playground worker process exited")
+            if os.environ.get(WORKER_ENV):
+                await until_stdin_closes()
+            else:
+                await asyncio.Future()
         except asyncio.CancelledError:
             # Ctrl-C with no conversation open: the worker cancels its main task, and WorkerJob.run() only
             # catches KeyboardInterrupt, so a re-raised CancelledError would end in a traceback. Stop quietly.
             logger.info("playground stopping")
         finally:
             await server.close()
+            if pool is not None:
+                await pool.stop(SHUTDOWN_GRACE + 5)
             if jobs:
                 await asyncio.wait(list(jobs), timeout=SHUTDOWN_GRACE)
             for transport in list(jobs.values()):  # jobs that did not finish in time

@@ -10,6 +10,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -40,6 +41,18 @@ _SECURITY_HEADERS = {
 ConnectionHandler = Callable[[WebRTCTransport], None]
 
 
+class OfferForwarder(Protocol):
+    """Where a server that does not answer offers itself sends them (``playground --workers N``)."""
+
+    async def offer(self, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Answer a checked offer: the HTTP status and the JSON body for the page."""
+        ...
+
+    async def close_session(self, session_id: str) -> int:
+        """Pass on the page's close beacon; the HTTP status."""
+        ...
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` only accepts connections from this machine."""
     if host == "localhost":
@@ -58,6 +71,7 @@ class PlaygroundServer:
     (``Authorization: Bearer``, a ``?token=`` query, or the cookie the page gets when opened with it).
     Request bodies are limited to ``max_body`` bytes, live connections to ``max_connections``. Browsers
     only give a page the microphone on ``localhost`` or over HTTPS: for another machine pass ``ssl_context``.
+    With ``forward``, checked offers and close beacons go there instead (the worker processes answer them).
     """
 
     def __init__(
@@ -71,6 +85,7 @@ class PlaygroundServer:
         max_body: int = MAX_BODY,
         ice_servers: Sequence[RTCIceServer] = (),
         ssl_context: ssl.SSLContext | None = None,
+        forward: OfferForwarder | None = None,
     ) -> None:
         if not is_loopback(host) and not token:
             raise ValueError(f"binding {host} (not loopback) needs a token: pass --token or let the mode generate one")
@@ -85,6 +100,7 @@ class PlaygroundServer:
         self.max_body = max_body
         self.ice_servers = list(ice_servers)
         self.ssl_context = ssl_context
+        self.forward = forward
         self.transports: dict[str, WebRTCTransport] = {}
         self._runner: web.AppRunner | None = None
         self._watchers: set[asyncio.Future[str]] = set()
@@ -185,6 +201,9 @@ class PlaygroundServer:
             return _error(400, f"expected \"type\": \"offer\", got {str(payload.get('type'))[:40]!r}")
         if "m=audio" not in payload["sdp"]:
             return _error(400, "the offer has no audio section (m=audio): the page must offer a microphone track")
+        if self.forward is not None:
+            status, body = await self.forward.offer(payload)
+            return web.json_response(body, status=status)
         if len(self.transports) >= self.max_connections:
             return _error(503, f"too many open playground connections (max {self.max_connections})")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self.ice_servers)))
@@ -210,6 +229,9 @@ class PlaygroundServer:
 
     async def _close_session(self, request: web.Request) -> web.Response:
         transport = self.transports.get(request.match_info["id"])
+        if transport is None and self.forward is not None:
+            status = await self.forward.close_session(request.match_info["id"])
+            return web.Response(status=status) if status < 400 else _error(status, "no such playground connection")
         if transport is None:
             return _error(404, "no such playground connection")
         transport.end("the page was closed")
