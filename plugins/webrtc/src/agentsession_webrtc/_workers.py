@@ -28,6 +28,8 @@ from agentsession import AgentSessionError, protect_secret
 logger = logging.getLogger("agentsession.webrtc")
 
 _ANNOUNCE = re.compile(r"playground: open (http://[^?\s]+)")
+#: connections remembered for the close beacon, per possible live one (ended ones are not reported back)
+_REMEMBERED = 4
 #: set in a worker's environment: serve until stdin closes
 WORKER_ENV = "AGENTSESSION_PLAYGROUND_WORKER"
 
@@ -123,6 +125,8 @@ class PlaygroundWorkers:
                 continue
             if status == 200 and isinstance(body.get("id"), str):
                 self._sessions[body["id"]] = worker
+                while len(self._sessions) > _REMEMBERED * self.count * self.max_connections:
+                    del self._sessions[next(iter(self._sessions))]  # the oldest: long over, or never beaconed
             return status, body
         return 503, {"error": f"every playground worker is full (max {self.max_connections} connections each)"}
 
