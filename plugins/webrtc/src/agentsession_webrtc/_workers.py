@@ -161,6 +161,8 @@ class PlaygroundWorkers:
         for worker in self._workers:
             if not worker.url.done():
                 worker.url.cancel()
+            elif not worker.url.cancelled():
+                worker.url.exception()  # a worker that never served: already reported by start()
         if self._http is not None:
             await self._http.close()
             self._http = None
