@@ -30,7 +30,7 @@ from ._pipeline_events import (
 )
 from ._pipelines import Answer, CascadingPipeline, ConversationFlow, Pipeline, RealTimePipeline
 from ._playout import PlayoutBuffer
-from ._secrets import RedactingFilter, env_secret, mask, protect_secret
+from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._session import AgentSession, RunResult
 from ._states import AgentState, UserState
 from ._tools import FunctionTool, ToolError, ToolResult, function_tool
@@ -52,5 +52,5 @@ __all__ = [
     "ResponseDone", "RoomOptions", "RunResult", "ToolCall", "ToolCallCancelled", "ToolError", "ToolResult",
     "Transport", "TransportMode", "TurnMetrics", "UserSpeechStarted", "UserSpeechStopped", "UserState",
     "UserTranscript", "VADEvent", "VirtualClockEventLoop", "WorkerJob", "available_models", "create_model", "env_secret", "function_tool",
-    "hookimpl", "hookspec", "mask", "protect_secret", "run_virtual",
+    "hookimpl", "hookspec", "mask", "protect_secret", "redact", "run_virtual",
 ]

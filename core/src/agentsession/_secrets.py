@@ -45,6 +45,11 @@ def protect_secret(secret: str | None) -> None:
     install_log_redaction()
 
 
+def redact(text: str) -> str:
+    """``text`` with every known secret (the :data:`SECRET_ENV_VARS` values and every protected one) masked."""
+    return _mask_all(text, _secrets(()))
+
+
 def install_log_redaction() -> None:
     """Redact known secrets in each log record as it is made (a log-record factory: it sees every logger and
     every handler, including ones added later). Idempotent; ``AgentSession.start`` calls it."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentsession import Agent, AgentSession, RealTimePipeline, function_tool, mask
+from agentsession import Agent, AgentSession, RealTimePipeline, function_tool, mask, protect_secret
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, FakeTransport, run_virtual
 from agentsession_recorder import DIR_ENV, Redactor, SessionRecorder, is_secret_field
 from agentsession_recorder._redact import env_secrets
@@ -43,6 +43,13 @@ def test_redactor_masks_secret_fields_known_values_and_key_shapes() -> None:
     assert "sk-ABCDEFGHIJKLMNOPQRSTUVWXYZ" not in out["text"]
     assert out["usage"] == {"output_tokens": 10} and out["ok"] is True
     assert data["arguments"]["api_key"] == "abc123456789xyz", "the input is not modified"
+
+
+def test_a_secret_a_plugin_was_given_in_code_is_masked_too() -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.room-token-given-in-code"
+    protect_secret(token)  # what a plugin does with the key or token it was handed
+    out = Redactor()({"error": f"joining with {token} failed"})
+    assert token not in out["error"] and mask(token) in out["error"]
 
 
 def test_env_secrets_are_the_values_of_secret_named_variables() -> None:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from agentsession import mask
+from agentsession import mask, redact
 
 #: environment variable names whose values are secrets (OPENAI_API_KEY, VIDEOSDK_AUTH_TOKEN, ...)
 SECRET_ENV_NAME = re.compile(r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
@@ -58,7 +58,9 @@ class Redactor:
         return value
 
     def text(self, text: str) -> str:
-        """``text`` with every known secret and key-shaped string masked."""
+        """``text`` with every known secret (this redactor's and those core knows, e.g. a key a plugin was
+        given in code) and key-shaped string masked."""
+        text = redact(text)
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, mask(secret))
