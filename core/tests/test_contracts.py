@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from agentsession import AudioFrame, ParrotModel, RealtimeModel, Transport
+import re
+from collections.abc import AsyncIterator, Sequence
+
+from agentsession import (
+    LLM,
+    AudioFrame,
+    ChatContext,
+    ChatMessage,
+    FunctionCallOutput,
+    FunctionTool,
+    ParrotModel,
+    RealtimeModel,
+    ToolCall,
+    Transport,
+)
 from agentsession.testing import (
     FakeRealtimeModel,
     FakeResponse,
     FakeToolCall,
     FakeTransport,
+    LLMContract,
     RealtimeModelContract,
     TransportContract,
 )
@@ -55,3 +70,30 @@ class TestParrotModel(RealtimeModelContract):
 
         model.channel.emit(ToolCall("call_1", "get_time", "{}"))
         model.channel.emit(ResponseDone())
+
+
+class EchoLLM(LLM):
+    """Calls an offered tool the user names, answers a tool result with it, and echoes anything else."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def chat(self, ctx: ChatContext, *, tools: Sequence[FunctionTool] = ()) -> AsyncIterator[str | ToolCall]:
+        last = ctx.items[-1]
+        if isinstance(last, FunctionCallOutput):
+            words = f"The answer is {last.output}.".split(" ")
+        else:
+            assert isinstance(last, ChatMessage)
+            for tool in tools:
+                if re.search(rf"\b{re.escape(tool.name)}\b", last.text):
+                    self.calls += 1
+                    yield ToolCall(f"call_{self.calls}", tool.name, "{}")
+                    return
+            words = f"You said: {last.text}".split(" ")
+        for i, word in enumerate(words):
+            yield (" " if i else "") + word
+
+
+class TestEchoLLM(LLMContract):
+    async def create_llm(self) -> LLM:
+        return EchoLLM()

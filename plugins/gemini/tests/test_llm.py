@@ -24,7 +24,7 @@ from agentsession import (
     ToolCall,
     function_tool,
 )
-from agentsession.testing import FakeTransport, tone
+from agentsession.testing import FakeTransport, LLMContract, tone
 from agentsession_gemini import GeminiLLM, plugin
 
 KEY = "llm-test-key-abcdef123456"
@@ -153,6 +153,21 @@ class Lookup(Agent):
         """
         self.calls.append(city)
         return {"city": city, "temp": 21}
+
+
+class TestLLMContract(LLMContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, server: FakeGemini) -> None:
+        self.server = server
+
+    async def create_llm(self) -> GeminiLLM:
+        return GeminiLLM(api_key=KEY, http_options=self.server.http_options())
+
+    async def expect_text(self) -> None:
+        self.server.replies.append(text("Hello", " there."))
+
+    async def expect_tool_call(self) -> None:
+        self.server.replies.append(call("get_time", {}))
 
 
 async def test_streams_text_with_the_system_instruction_and_key(server: FakeGemini) -> None:

@@ -19,7 +19,7 @@ from agentsession import (
     ToolCall,
     function_tool,
 )
-from agentsession.testing import tone
+from agentsession.testing import LLMContract, tone
 from agentsession_openai import OpenAILLM, OpenAISTT, OpenAITTS
 from agentsession_openai.plugin import agentsession_models
 
@@ -44,6 +44,15 @@ def get_weather(city: str) -> dict[str, Any]:
 class WeatherAgent(Agent):
     def __init__(self) -> None:
         super().__init__(instructions="You are a weather assistant.", tools=[get_weather])
+
+
+class TestLLMContract(LLMContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, http_server: FakeOpenAIHTTP) -> None:
+        self.server = http_server
+
+    async def create_llm(self) -> OpenAILLM:
+        return OpenAILLM(api_key=API_KEY, base_url=self.server.base_url)
 
 
 async def collect(llm: OpenAILLM, ctx: ChatContext) -> list[str | ToolCall]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._clock import VirtualClockEventLoop, run_virtual, virtual_clock
-from ._contracts import RealtimeModelContract, TransportContract
+from ._contracts import LLMContract, RealtimeModelContract, TransportContract
 from ._fake_model import FakeRealtimeModel, FakeResponse, FakeToolCall, tone
 from ._fake_transport import FakeTransport
 from ._waiting import read_events, wait_for_state
@@ -13,6 +13,7 @@ __all__ = [
     "FakeResponse",
     "FakeToolCall",
     "FakeTransport",
+    "LLMContract",
     "RealtimeModelContract",
     "TransportContract",
     "VirtualClockEventLoop",

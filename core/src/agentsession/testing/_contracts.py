@@ -1,4 +1,4 @@
-"""Contract test suites: subclass them in a plugin's tests to check a transport or a realtime model.
+"""Contract test suites: subclass them in a plugin's tests to check a transport, a realtime model or an LLM.
 
 ```python
 class TestMyTransport(TransportContract):
@@ -11,6 +11,7 @@ They run on the real clock: a transport or model under test keeps its real timin
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 
 from .._audio import SUPPORTED_RATES, AudioFrame
 from .._chat import ChatContext
-from .._models import ModelOptions, RealtimeModel
+from .._models import LLM, ModelOptions, RealtimeModel
 from .._pipeline_events import AgentAudio, ResponseDone, ToolCall
 from .._pipelines import RealTimePipeline
 from .._tools import FunctionTool, ToolResult, function_tool
@@ -241,3 +242,92 @@ class RealtimeModelContract:
 async def _drain(iterator: AsyncIterator[object]) -> None:
     async for _ in iterator:
         pass
+
+
+class LLMContract:
+    """What every cascade ``LLM`` must do. Implement ``create_llm`` and, where your fake server needs a cue
+    before each request, ``expect_text`` and ``expect_tool_call`` (a real model follows the prompts)."""
+
+    timeout = 10.0
+    text_prompt = "Say hello in one short sentence."
+    tool_prompt = "What time is it? Use the get_time tool."
+
+    async def create_llm(self) -> LLM:
+        raise NotImplementedError
+
+    async def expect_text(self) -> None:
+        """The next ``chat`` should answer with text only."""
+
+    async def expect_tool_call(self) -> None:
+        """The next ``chat`` should call ``get_time`` (no arguments)."""
+
+    @staticmethod
+    def tools() -> list[FunctionTool]:
+        """The ``get_time`` tool the suite offers."""
+        return RealtimeModelContract.tools()
+
+    def _ctx(self, prompt: str) -> ChatContext:
+        ctx = ChatContext()
+        ctx.add_message("system", "You are a test agent.")
+        ctx.add_message("user", prompt)
+        return ctx
+
+    async def _chat(self, llm: LLM, ctx: ChatContext) -> list[str | ToolCall]:
+        async def collect() -> list[str | ToolCall]:
+            return [part async for part in llm.chat(ctx, tools=self.tools())]
+
+        return await asyncio.wait_for(collect(), self.timeout)
+
+    @pytest.mark.asyncio
+    async def test_text_streams_as_text_deltas(self) -> None:
+        llm = await self.create_llm()
+        try:
+            await self.expect_text()
+            parts = await self._chat(llm, self._ctx(self.text_prompt))
+            assert parts and all(isinstance(p, str) for p in parts), parts
+            assert "".join(str(p) for p in parts).strip(), "only empty text"
+        finally:
+            await llm.aclose()
+
+    @pytest.mark.asyncio
+    async def test_tool_call_round_trip(self) -> None:
+        llm = await self.create_llm()
+        try:
+            ctx = self._ctx(self.tool_prompt)
+            await self.expect_tool_call()
+            calls = [p for p in await self._chat(llm, ctx) if isinstance(p, ToolCall)]
+            assert [c.name for c in calls] == ["get_time"], calls
+            (call,) = calls
+            assert call.id, "a tool call needs an id to answer it by"
+            assert isinstance(json.loads(call.arguments or "{}"), dict), call.arguments
+            result = await self.tools()[0].invoke(call.id, call.arguments)
+            ctx.add_function_call(call.id, call.name, call.arguments)
+            ctx.add_function_output(call.id, call.name, result.output, is_error=result.is_error)
+            await self.expect_text()
+            parts = await self._chat(llm, ctx)
+            assert not any(isinstance(p, ToolCall) for p in parts), "the same call again after its result"
+            assert "".join(p for p in parts if isinstance(p, str)).strip(), "no answer after the tool result"
+        finally:
+            await llm.aclose()
+
+    @pytest.mark.asyncio
+    async def test_a_stream_left_early_can_be_closed_and_the_llm_goes_on(self) -> None:
+        llm = await self.create_llm()
+        try:
+            await self.expect_text()
+            stream = llm.chat(self._ctx(self.text_prompt), tools=self.tools())
+            first = await asyncio.wait_for(anext(stream), self.timeout)
+            assert isinstance(first, str)
+            close = getattr(stream, "aclose", None)
+            if close is not None:  # what an interrupted turn does with the stream
+                await asyncio.wait_for(close(), self.timeout)
+            await self.expect_text()
+            assert await self._chat(llm, self._ctx(self.text_prompt)), "nothing after an abandoned stream"
+        finally:
+            await llm.aclose()
+
+    @pytest.mark.asyncio
+    async def test_aclose_is_idempotent(self) -> None:
+        llm = await self.create_llm()
+        await llm.aclose()
+        await llm.aclose()
