@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from agentsession import (
     LLM,
+    STT,
+    TTS,
     AudioFrame,
     ChatContext,
     ChatMessage,
@@ -24,7 +26,10 @@ from agentsession.testing import (
     FakeTransport,
     LLMContract,
     RealtimeModelContract,
+    STTContract,
     TransportContract,
+    TTSContract,
+    tone,
 )
 
 
@@ -97,3 +102,28 @@ class EchoLLM(LLM):
 class TestEchoLLM(LLMContract):
     async def create_llm(self) -> LLM:
         return EchoLLM()
+
+
+class CountingSTT(STT):
+    """Says how long the utterance was."""
+
+    async def transcribe(self, audio: AudioFrame, *, language: str | None = None) -> str:
+        return f"{audio.duration:.2f} seconds of audio"
+
+
+class ToneTTS(TTS):
+    """A 100 ms tone per word."""
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+        for _ in text.split():
+            yield tone(0.1, self.sample_rate)
+
+
+class TestCountingSTT(STTContract):
+    async def create_stt(self) -> STT:
+        return CountingSTT()
+
+
+class TestToneTTS(TTSContract):
+    async def create_tts(self) -> TTS:
+        return ToneTTS()

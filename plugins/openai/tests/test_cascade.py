@@ -19,7 +19,7 @@ from agentsession import (
     ToolCall,
     function_tool,
 )
-from agentsession.testing import LLMContract, tone
+from agentsession.testing import LLMContract, STTContract, TTSContract, tone
 from agentsession_openai import OpenAILLM, OpenAISTT, OpenAITTS
 from agentsession_openai.plugin import agentsession_models
 
@@ -53,6 +53,24 @@ class TestLLMContract(LLMContract):
 
     async def create_llm(self) -> OpenAILLM:
         return OpenAILLM(api_key=API_KEY, base_url=self.server.base_url)
+
+
+class TestSTTContract(STTContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, http_server: FakeOpenAIHTTP) -> None:
+        self.server = http_server
+
+    async def create_stt(self) -> OpenAISTT:
+        return OpenAISTT(api_key=API_KEY, base_url=self.server.base_url)
+
+
+class TestTTSContract(TTSContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, http_server: FakeOpenAIHTTP) -> None:
+        self.server = http_server
+
+    async def create_tts(self) -> OpenAITTS:
+        return OpenAITTS(api_key=API_KEY, base_url=self.server.base_url)
 
 
 async def collect(llm: OpenAILLM, ctx: ChatContext) -> list[str | ToolCall]:

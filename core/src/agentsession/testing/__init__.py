@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._clock import VirtualClockEventLoop, run_virtual, virtual_clock
-from ._contracts import LLMContract, RealtimeModelContract, TransportContract
+from ._contracts import LLMContract, RealtimeModelContract, STTContract, TransportContract, TTSContract
 from ._fake_model import FakeRealtimeModel, FakeResponse, FakeToolCall, tone
 from ._fake_transport import FakeTransport
 from ._waiting import read_events, wait_for_state
@@ -15,6 +15,8 @@ __all__ = [
     "FakeTransport",
     "LLMContract",
     "RealtimeModelContract",
+    "STTContract",
+    "TTSContract",
     "TransportContract",
     "VirtualClockEventLoop",
     "run_virtual",

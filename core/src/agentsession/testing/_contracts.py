@@ -1,4 +1,4 @@
-"""Contract test suites: subclass them in a plugin's tests to check a transport, a realtime model or an LLM.
+"""Contract test suites: subclass them in a plugin's tests to check a transport or a model.
 
 ```python
 class TestMyTransport(TransportContract):
@@ -19,7 +19,7 @@ import pytest
 
 from .._audio import SUPPORTED_RATES, AudioFrame
 from .._chat import ChatContext
-from .._models import LLM, ModelOptions, RealtimeModel
+from .._models import LLM, STT, TTS, ModelOptions, RealtimeModel
 from .._pipeline_events import AgentAudio, ResponseDone, ToolCall
 from .._pipelines import RealTimePipeline
 from .._tools import FunctionTool, ToolResult, function_tool
@@ -331,3 +331,78 @@ class LLMContract:
         llm = await self.create_llm()
         await llm.aclose()
         await llm.aclose()
+
+
+class STTContract:
+    """What every cascade ``STT`` must do. Implement ``create_stt``; ``utterance`` is what it is given."""
+
+    timeout = 10.0
+
+    async def create_stt(self) -> STT:
+        raise NotImplementedError
+
+    def utterance(self, sample_rate: int) -> AudioFrame:
+        """The audio transcribed (a real provider needs real speech here)."""
+        return tone(0.75, sample_rate)
+
+    @pytest.mark.asyncio
+    async def test_an_utterance_becomes_text(self) -> None:
+        stt = await self.create_stt()
+        try:
+            text = await asyncio.wait_for(stt.transcribe(self.utterance(stt.sample_rate)), self.timeout)
+            assert isinstance(text, str) and text.strip(), repr(text)
+        finally:
+            await stt.aclose()
+
+    @pytest.mark.asyncio
+    async def test_aclose_is_idempotent(self) -> None:
+        stt = await self.create_stt()
+        await stt.aclose()
+        await stt.aclose()
+
+
+class TTSContract:
+    """What every cascade ``TTS`` must do. Implement ``create_tts``."""
+
+    timeout = 10.0
+    text = "Hello there, how can I help you today?"
+
+    async def create_tts(self) -> TTS:
+        raise NotImplementedError
+
+    @pytest.mark.asyncio
+    async def test_text_streams_as_mono_frames_at_its_rate(self) -> None:
+        tts = await self.create_tts()
+        try:
+            async def collect() -> list[AudioFrame]:
+                return [frame async for frame in tts.synthesize(self.text)]
+
+            frames = await asyncio.wait_for(collect(), self.timeout)
+            assert frames, "no audio"
+            assert all(f.sample_rate == tts.sample_rate and f.channels == 1 for f in frames)
+            assert sum(f.duration for f in frames) > 0.1
+        finally:
+            await tts.aclose()
+
+    @pytest.mark.asyncio
+    async def test_a_stream_left_early_can_be_closed_and_the_tts_goes_on(self) -> None:
+        tts = await self.create_tts()
+        try:
+            stream = tts.synthesize(self.text)
+            assert isinstance(await asyncio.wait_for(anext(stream), self.timeout), AudioFrame)
+            close = getattr(stream, "aclose", None)
+            if close is not None:  # what an interrupted answer does with the stream
+                await asyncio.wait_for(close(), self.timeout)
+            again = tts.synthesize(self.text)
+            assert isinstance(await asyncio.wait_for(anext(again), self.timeout), AudioFrame)
+            close = getattr(again, "aclose", None)
+            if close is not None:
+                await asyncio.wait_for(close(), self.timeout)
+        finally:
+            await tts.aclose()
+
+    @pytest.mark.asyncio
+    async def test_aclose_is_idempotent(self) -> None:
+        tts = await self.create_tts()
+        await tts.aclose()
+        await tts.aclose()
