@@ -32,7 +32,8 @@ def env_secret(*names: str) -> str | None:
     return None
 
 
-_protected: set[str] = set()  # secrets handed to plugins in code (not only in the environment)
+# secrets handed to plugins in code; replaced, never mutated, so threads that log can read it without a lock
+_protected: frozenset[str] = frozenset()
 _factory_installed = False
 
 
@@ -40,8 +41,9 @@ def protect_secret(secret: str | None) -> None:
     """Mask ``secret`` in every log record this process makes from now on, whichever library logs it (a
     websocket client logging its ``Authorization`` header, say). Plugins call it with the key or token they
     were given; secrets in :data:`SECRET_ENV_VARS` are masked without it."""
-    if secret and len(secret) >= 8:
-        _protected.add(secret)
+    global _protected
+    if secret and len(secret) >= 8 and secret not in _protected:
+        _protected = _protected | {secret}
     install_log_redaction()
 
 
