@@ -46,29 +46,27 @@ class WeatherAgent(Agent):
         super().__init__(instructions="You are a weather assistant.", tools=[get_weather])
 
 
-class TestLLMContract(LLMContract):
+class OnFakeServer:
+    """Gives a contract suite the fake HTTP server as ``self.server``."""
+
+    server: FakeOpenAIHTTP
+
     @pytest.fixture(autouse=True)
     def _server(self, http_server: FakeOpenAIHTTP) -> None:
         self.server = http_server
 
+
+class TestLLMContract(OnFakeServer, LLMContract):
     async def create_llm(self) -> OpenAILLM:
         return OpenAILLM(api_key=API_KEY, base_url=self.server.base_url)
 
 
-class TestSTTContract(STTContract):
-    @pytest.fixture(autouse=True)
-    def _server(self, http_server: FakeOpenAIHTTP) -> None:
-        self.server = http_server
-
+class TestSTTContract(OnFakeServer, STTContract):
     async def create_stt(self) -> OpenAISTT:
         return OpenAISTT(api_key=API_KEY, base_url=self.server.base_url)
 
 
-class TestTTSContract(TTSContract):
-    @pytest.fixture(autouse=True)
-    def _server(self, http_server: FakeOpenAIHTTP) -> None:
-        self.server = http_server
-
+class TestTTSContract(OnFakeServer, TTSContract):
     async def create_tts(self) -> OpenAITTS:
         return OpenAITTS(api_key=API_KEY, base_url=self.server.base_url)
 
