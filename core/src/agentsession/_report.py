@@ -21,6 +21,8 @@ import numpy as np
 
 #: the latency metrics of ``TurnMetrics``, in report order
 LATENCY_METRICS = ("eou_delay", "ttfa", "e2e")
+#: the triggers of turns the user started (typed or spoken): the latencies the report summarises
+USER_TRIGGERS = ("user", "text")
 #: how long after its turn's metrics an agent transcript still belongs to that turn, in seconds
 TRANSCRIPT_SLACK = 0.05
 
@@ -133,9 +135,10 @@ class Recording:
         return turns
 
     def latency_stats(self) -> dict[str, dict[str, float]]:
-        """``{metric: {"n", "p50", "p95", "max"}}`` in seconds, over the turns where it was measured."""
+        """``{metric: {"n", "p50", "p95", "max"}}`` in seconds, over the user's turns where it was measured
+        (what the user waited for: the agent's own turns, a greeting or an answer after a tool, are left out)."""
         stats: dict[str, dict[str, float]] = {}
-        turns = self.turns()
+        turns = [t for t in self.turns() if t.trigger in USER_TRIGGERS]
         tool_durations = [float(r["duration"]) for r in self.of("tool_call") if _number(r.get("duration")) is not None]
         series = {m: [v for t in turns if (v := t.latencies[m]) is not None] for m in LATENCY_METRICS}
         series["tool_duration"] = tool_durations
@@ -196,7 +199,7 @@ def render_text(rec: Recording, *, width: int = 36) -> str:
     if stats:
         lines.append("")
         lines += table(
-            ["latency", "n", "p50 ms", "p95 ms", "max ms"],
+            ["latency (user turns)", "n", "p50 ms", "p95 ms", "max ms"],
             [[name, str(int(s["n"])), _ms(s["p50"]), _ms(s["p95"]), _ms(s["max"])] for name, s in stats.items()],
         )
     events = [r for r in rec.records if r["event"] in ("error", "wake_up", "false_interruption")]
@@ -303,7 +306,7 @@ def plot_timeline(rec: Recording, output: str | Path) -> None:
             values = [(t.latencies[metric] or 0.0) * 1000 for t in turns]
             name = metric
             if metric in stats:
-                name += f"  p50 {stats[metric]['p50'] * 1000:.0f} ms, p95 {stats[metric]['p95'] * 1000:.0f} ms"
+                name += f"  user turns p50 {stats[metric]['p50'] * 1000:.0f} ms, p95 {stats[metric]['p95'] * 1000:.0f} ms"
             bars = lat.bar(x + (i - 1) * width, values, width, color=color, label=name)
             lat.bar_label(bars, labels=[_ms(t.latencies[metric]) for t in turns], fontsize=7, padding=1)
         lat.set_xticks(x, [f"turn {t.turn}\n{t.trigger}" for t in turns], fontsize=8)
