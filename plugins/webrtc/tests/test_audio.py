@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agentsession import AudioFrame, PlayoutBuffer
-from agentsession.testing import tone
+from agentsession.testing import tone, virtual_clock
 from agentsession_webrtc import AgentAudioTrack, frame_from_av
 
 
@@ -33,13 +33,14 @@ def test_frame_from_av_keeps_samples_and_channels(fmt: str, layout: str) -> None
     assert np.abs(out.data.astype(np.int32) - interleaved).max() <= 1
 
 
+@virtual_clock
 async def test_the_track_paces_20_ms_blocks_and_sends_silence_when_idle() -> None:
     playout = PlayoutBuffer(48000)
     track = AgentAudioTrack(playout)
     loop = asyncio.get_running_loop()
     start = loop.time()
     frames = [await track.recv() for _ in range(5)]
-    assert loop.time() - start == pytest.approx(0.08, abs=0.03)  # the first block goes at once
+    assert loop.time() - start == pytest.approx(0.08, abs=1e-6)  # the first block goes at once
     assert [f.pts for f in frames] == [0, 960, 1920, 2880, 3840]
     assert all(f.samples == 960 and f.sample_rate == 48000 and not f.to_ndarray().any() for f in frames)
     assert playout.played == 0.0
@@ -50,6 +51,7 @@ async def test_the_track_paces_20_ms_blocks_and_sends_silence_when_idle() -> Non
     assert playout.played == pytest.approx(0.03)
 
 
+@virtual_clock
 async def test_the_track_resyncs_after_a_stall_instead_of_bursting() -> None:
     track = AgentAudioTrack(PlayoutBuffer(48000))
     loop = asyncio.get_running_loop()
@@ -57,6 +59,7 @@ async def test_the_track_resyncs_after_a_stall_instead_of_bursting() -> None:
     await asyncio.sleep(0.3)  # a stalled event loop, from the track's point of view
     t = loop.time()
     await track.recv()  # late: goes at once, and the clock restarts from here
+    assert loop.time() == t
     await track.recv()
-    assert loop.time() - t >= 0.015
+    assert loop.time() - t == pytest.approx(0.02, abs=1e-6)  # not a burst to catch up
     track.stop()
