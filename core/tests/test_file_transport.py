@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import subprocess
 import sys
 import wave
@@ -146,3 +147,41 @@ def test_outputs_must_match_inputs(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1 and "2 --input but 1 --output" in proc.stderr
+
+
+def test_worker_processes_of_a_program_run_as_a_module(tmp_path: Path) -> None:
+    """``python -m pkg``: the workers start the same way, so the package's relative imports still work."""
+    package = tmp_path / "batchpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "agent.py").write_text(BATCH_AGENT.replace("WorkerJob(entrypoint).start()", ""))
+    (package / "__main__.py").write_text("from .agent import entrypoint\nfrom agentsession import WorkerJob\n\n"
+                                         "WorkerJob(entrypoint).start()\n")
+    inputs = []
+    for k in range(2):
+        write_wav(tmp_path / f"in{k}.wav", AudioFrame(tone(1.0, 16000, 300).data, 16000))
+        inputs += ["--input", str(tmp_path / f"in{k}.wav")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "batchpkg", "file", *inputs, "--output-dir", str(tmp_path / "out"), "--speed", "max",
+         "--workers", "2"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ends = [line for line in proc.stdout.splitlines() if line.startswith("ended: input done")]
+    assert len({line.split("pid ")[1] for line in ends}) == 2
+
+
+def test_program_command_reruns_a_script_or_a_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from agentsession import program_command
+
+    main = types.ModuleType("__main__")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(sys, "argv", ["/srv/agent/main.py", "console"])
+    main.__spec__ = None
+    assert program_command() == [sys.executable, "/srv/agent/main.py"]
+    main.__spec__ = importlib.machinery.ModuleSpec("myagent.__main__", None)
+    assert program_command() == [sys.executable, "-m", "myagent"]
+    main.__spec__ = importlib.machinery.ModuleSpec("myagent.cli", None)
+    assert program_command() == [sys.executable, "-m", "myagent.cli"]

@@ -30,6 +30,7 @@ from ._pipeline_events import (
 )
 from ._pipelines import Answer, CascadingPipeline, ConversationFlow, Pipeline, RealTimePipeline
 from ._playout import PlayoutBuffer
+from ._processes import program_command
 from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._session import AgentSession, RunResult
 from ._states import AgentState, UserState
@@ -52,5 +53,5 @@ __all__ = [
     "ResponseDone", "RoomOptions", "RunResult", "ToolCall", "ToolCallCancelled", "ToolError", "ToolResult",
     "Transport", "TransportMode", "TurnMetrics", "UserSpeechStarted", "UserSpeechStopped", "UserState",
     "UserTranscript", "VADEvent", "VirtualClockEventLoop", "WorkerJob", "available_models", "create_model", "env_secret", "function_tool",
-    "hookimpl", "hookspec", "mask", "protect_secret", "redact", "run_virtual",
+    "hookimpl", "hookspec", "mask", "program_command", "protect_secret", "redact", "run_virtual",
 ]

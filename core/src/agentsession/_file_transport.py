@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 from ._audio import SUPPORTED_RATES, AudioFrame
 from ._clock import VirtualClockEventLoop
 from ._errors import AgentSessionError
+from ._processes import program_command
 from ._states import AgentState, UserState
 from ._transport import PacedTransport, Transport, TransportMode
 
@@ -200,7 +200,7 @@ class FileMode(TransportMode):
         o = self.options
         procs = []
         for k in range(workers):
-            args = [sys.executable, sys.argv[0], "--log-level", o.log_level, "file", "--speed", o.speed,
+            args = [*program_command(), "--log-level", o.log_level, "file", "--speed", o.speed,
                     "--output-rate", str(o.output_rate)]
             for i, out in zip(inputs[k::workers], outputs[k::workers], strict=True):
                 args += ["--input", i] + (["--output", out] if out is not None else [])

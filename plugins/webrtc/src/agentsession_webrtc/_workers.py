@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from agentsession import AgentSessionError, protect_secret
+from agentsession import AgentSessionError, program_command, protect_secret
 
 logger = logging.getLogger("agentsession.webrtc")
 
@@ -170,7 +170,7 @@ class PlaygroundWorkers:
 
 def worker_argv(log_level: str) -> list[str]:
     """The command that runs this program again (its playground arguments are added by the pool)."""
-    return [sys.executable, sys.argv[0], "--log-level", log_level]
+    return [*program_command(), "--log-level", log_level]
 
 
 async def until_stdin_closes() -> None:
