@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.machinery
+import re
 import subprocess
 import sys
 import wave
@@ -130,8 +131,12 @@ def test_a_batch_of_inputs_runs_concurrently_and_over_worker_processes(tmp_path:
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    ends = [line for line in proc.stdout.splitlines() if line.startswith("ended: input done")]
-    assert len(ends) == 4
+    lines = proc.stdout.splitlines()
+    if workers > 1:  # each line whole, tagged with the worker it came from
+        assert all(re.match(r"\[worker [01]\] (agent \w+|ended: .*)$", line) for line in lines), proc.stdout
+        lines = [line.split("] ", 1)[1] for line in lines]
+    ends = [line for line in lines if line.startswith("ended: input done")]
+    assert len(ends) == 4, proc.stdout
     assert len({line.split("pid ")[1] for line in ends}) == workers  # jobs spread over the processes
     for k in range(4):
         level = np.abs(read_wav(tmp_path / "out" / f"in{k}.wav").data[:, 0].astype(np.int32))
@@ -167,7 +172,7 @@ def test_worker_processes_of_a_program_run_as_a_module(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    ends = [line for line in proc.stdout.splitlines() if line.startswith("ended: input done")]
+    ends = [line for line in proc.stdout.splitlines() if line.startswith("[worker") and "ended: input done" in line]
     assert len({line.split("pid ")[1] for line in ends}) == 2
 
 

@@ -204,14 +204,21 @@ class FileMode(TransportMode):
                     "--output-rate", str(o.output_rate)]
             for i, out in zip(inputs[k::workers], outputs[k::workers], strict=True):
                 args += ["--input", i] + (["--output", out] if out is not None else [])
-            procs.append(await asyncio.create_subprocess_exec(*args))
+            procs.append(await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE))
+        # their output comes through here a whole line at a time: processes sharing one stdout would
+        # interleave mid-line (print() makes several writes when Python runs unbuffered)
+        relays = [asyncio.ensure_future(_relay(p, f"[worker {k}] ")) for k, p in enumerate(procs)]
         try:
             codes = await asyncio.gather(*(p.wait() for p in procs))
+            await asyncio.gather(*relays)
         finally:
             for p in procs:
                 if p.returncode is None:
                     p.terminate()
                     await p.wait()
+            for relay in relays:
+                relay.cancel()
+            await asyncio.gather(*relays, return_exceptions=True)
         failed = [i for i, code in enumerate(codes) if code]
         if failed:
             raise AgentSessionError(f"{len(failed)} of {workers} worker processes failed (exit codes {codes})")
@@ -220,3 +227,9 @@ class FileMode(TransportMode):
     def _create(ctx: JobContext) -> FileTransport:
         o = ctx.options
         return FileTransport(o.input[0], (o.output or [None])[0], speed=o.speed, sample_rate=o.output_rate)
+
+
+async def _relay(proc: asyncio.subprocess.Process, prefix: str) -> None:
+    assert proc.stdout is not None
+    async for raw in proc.stdout:
+        print(prefix + raw.decode(errors="replace").rstrip("\n"), flush=True)
