@@ -18,6 +18,7 @@ from agentsession import (
     FunctionTool,
     ModelError,
     ToolCall,
+    redact,
 )
 
 from ._schema import function_declarations
@@ -101,7 +102,7 @@ class GeminiLLM(LLM):
         except errors.APIError as exc:
             status = f" {exc.status}" if exc.status else ""
             raise ModelError(
-                f"Gemini API error {exc.code}{status}: {self._credentials.redact(exc.message or str(exc))}",
+                f"Gemini API error {exc.code}{status}: {redact(exc.message or str(exc))}",
                 recoverable=exc.code in (408, 429) or exc.code >= 500,
                 code=str(exc.code),
             ) from None

@@ -9,7 +9,7 @@ from typing import Any
 from google import genai
 from google.genai import types
 
-from agentsession import ModelError, env_secret, mask, protect_secret
+from agentsession import ModelError, env_secret, mask, protect_secret, redact
 
 API_KEY_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 
@@ -73,13 +73,9 @@ class Credentials:
         if client is not None:
             await client.aio.aclose()
 
-    def redact(self, text: str) -> str:
-        """``text`` with the key masked."""
-        return text.replace(self.key, mask(self.key)) if self.key else text
-
     def describe(self, exc: BaseException) -> str:
-        """``Type: message`` with the key masked."""
-        return self.redact(f"{type(exc).__name__}: {exc}")
+        """``Type: message`` with the key (protected at construction) masked."""
+        return redact(f"{type(exc).__name__}: {exc}")
 
 
 def response_payload(output: str, is_error: bool) -> dict[str, Any]:
