@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -26,6 +27,8 @@ from .._tools import FunctionTool, ToolResult, function_tool
 from .._transport import Transport
 from ._fake_model import tone
 from ._waiting import read_events
+
+_T = TypeVar("_T")
 
 
 class TransportContract:
@@ -244,6 +247,22 @@ async def _drain(iterator: AsyncIterator[object]) -> None:
         pass
 
 
+async def _collect(stream: AsyncIterator[_T], timeout: float) -> list[_T]:
+    async def collect() -> list[_T]:
+        return [item async for item in stream]
+
+    return await asyncio.wait_for(collect(), timeout)
+
+
+async def _leave_early(stream: AsyncIterator[_T], timeout: float) -> _T:
+    """The stream's first item, then the stream closed, as an interrupted turn leaves it."""
+    first = await asyncio.wait_for(anext(stream), timeout)
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await asyncio.wait_for(close(), timeout)
+    return first
+
+
 class LLMContract:
     """What every cascade ``LLM`` must do. Implement ``create_llm`` and, where your fake server needs a cue
     before each request, ``expect_text`` and ``expect_tool_call`` (a real model follows the prompts)."""
@@ -273,10 +292,7 @@ class LLMContract:
         return ctx
 
     async def _chat(self, llm: LLM, ctx: ChatContext) -> list[str | ToolCall]:
-        async def collect() -> list[str | ToolCall]:
-            return [part async for part in llm.chat(ctx, tools=self.tools())]
-
-        return await asyncio.wait_for(collect(), self.timeout)
+        return await _collect(llm.chat(ctx, tools=self.tools()), self.timeout)
 
     @pytest.mark.asyncio
     async def test_text_streams_as_text_deltas(self) -> None:
@@ -315,12 +331,8 @@ class LLMContract:
         llm = await self.create_llm()
         try:
             await self.expect_text()
-            stream = llm.chat(self._ctx(self.text_prompt), tools=self.tools())
-            first = await asyncio.wait_for(anext(stream), self.timeout)
+            first = await _leave_early(llm.chat(self._ctx(self.text_prompt), tools=self.tools()), self.timeout)
             assert isinstance(first, str)
-            close = getattr(stream, "aclose", None)
-            if close is not None:  # what an interrupted turn does with the stream
-                await asyncio.wait_for(close(), self.timeout)
             await self.expect_text()
             assert await self._chat(llm, self._ctx(self.text_prompt)), "nothing after an abandoned stream"
         finally:
@@ -374,10 +386,7 @@ class TTSContract:
     async def test_text_streams_as_mono_frames_at_its_rate(self) -> None:
         tts = await self.create_tts()
         try:
-            async def collect() -> list[AudioFrame]:
-                return [frame async for frame in tts.synthesize(self.text)]
-
-            frames = await asyncio.wait_for(collect(), self.timeout)
+            frames = await _collect(tts.synthesize(self.text), self.timeout)
             assert frames, "no audio"
             assert all(f.sample_rate == tts.sample_rate and f.channels == 1 for f in frames)
             assert sum(f.duration for f in frames) > 0.1
@@ -388,16 +397,8 @@ class TTSContract:
     async def test_a_stream_left_early_can_be_closed_and_the_tts_goes_on(self) -> None:
         tts = await self.create_tts()
         try:
-            stream = tts.synthesize(self.text)
-            assert isinstance(await asyncio.wait_for(anext(stream), self.timeout), AudioFrame)
-            close = getattr(stream, "aclose", None)
-            if close is not None:  # what an interrupted answer does with the stream
-                await asyncio.wait_for(close(), self.timeout)
-            again = tts.synthesize(self.text)
-            assert isinstance(await asyncio.wait_for(anext(again), self.timeout), AudioFrame)
-            close = getattr(again, "aclose", None)
-            if close is not None:
-                await asyncio.wait_for(close(), self.timeout)
+            assert isinstance(await _leave_early(tts.synthesize(self.text), self.timeout), AudioFrame)
+            assert isinstance(await _leave_early(tts.synthesize(self.text), self.timeout), AudioFrame)
         finally:
             await tts.aclose()
 
