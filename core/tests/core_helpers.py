@@ -33,7 +33,9 @@ class Recorder:
                 (round(asyncio.get_running_loop().time(), 3), name, data)))
 
     def agent_states(self) -> list[str]:
-        return [d["state"].value for _, n, d in self.events if n == "agent_state_changed"]
+        """The agent's states after ``start()``'s ``starting`` (``test_states_start_with_starting`` checks it)."""
+        states = [d["state"].value for _, n, d in self.events if n == "agent_state_changed"]
+        return states[1:] if states[:1] == ["starting"] else states
 
     def user_states(self) -> list[str]:
         return [d["state"].value for _, n, d in self.events if n == "user_state_changed"]

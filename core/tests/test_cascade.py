@@ -13,7 +13,6 @@ from agentsession import (
     STT,
     TTS,
     AgentSession,
-    Answer,
     AudioFrame,
     CascadingPipeline,
     ChatContext,
@@ -47,7 +46,7 @@ class FakeLLM(LLM):
         outputs = [i for i in ctx.items if type(i).__name__ == "FunctionCallOutput"]
         if tools and not outputs:
             yield "Let me check. "
-            yield ToolCall("c1", "lookup", json.dumps({"city": "Paris"}))
+            yield ToolCall("c1", "lookup", json.dumps({"city": "Paris"}), response_id="chatcmpl-1")
             return
         if outputs:
             temp = json.loads(outputs[-1].output)["temp"]  # type: ignore[union-attr]
@@ -82,7 +81,7 @@ async def test_spoken_turn_runs_the_cascade_with_a_tool() -> None:
     await transport.start()
     session = AgentSession(agent, CascadingPipeline(stt=stt, llm=llm, tts=tts))
     states: list[str] = []
-    session.on("agent_state_changed", lambda d: states.append(d["state"].value))
+    session.on("agent_state_changed", lambda d: states.append(f"{d['state']}"))
     await session.start(transport=transport)
     await transport.feed(utterance(1.0))
     await settle(10)
@@ -91,42 +90,60 @@ async def test_spoken_turn_runs_the_cascade_with_a_tool() -> None:
     assert tts.spoken == ["Let me check.", "It is 21 degrees.", "Anything else?"]
     assert llm.contexts[0].items[0].text == "You look things up."  # type: ignore[union-attr]
     assert [i.role for i in llm.contexts[0].items if hasattr(i, "role")][-1] == "user"
-    assert states[:3] == ["idle", "listening", "thinking"] and states[-1] == "idle"
+    assert states[:4] == ["starting", "idle", "listening", "thinking"] and states[-1] == "idle"
     assert transport.output.shape[0] / 24000 == pytest.approx(0.05 * sum(len(t) for t in tts.spoken), abs=0.1)
     await session.close()
     await transport.close()
 
 
 class Guard(ConversationFlow):
-    def __init__(self) -> None:
-        self.agent_turns: list[str] = []
+    """Written as VideoSDK's docs write a conversation flow: override ``run``, call ``process_with_llm``."""
 
-    async def on_user_turn(self, text: str) -> str | Answer | None:
-        if "password" in text:
-            return Answer("I can't help with that.")
-        if text == "ignore me":
-            return None
-        return text.upper()
+    def __init__(self, agent: QuietAgent) -> None:
+        super().__init__(agent)
+        self.turns: list[str] = []
 
-    async def on_agent_turn(self, text: str) -> None:
-        self.agent_turns.append(text)
+    async def on_turn_start(self, transcript: str) -> None:
+        self.turns.append(f"start:{transcript}")
+
+    async def on_turn_end(self) -> None:
+        self.turns.append("end")
+
+    async def run(self, transcript: str) -> AsyncIterator[str]:
+        if "password" in transcript:
+            yield "I can't help with that."
+            return
+        if transcript == "ignore me":
+            return
+        assert self.agent is not None
+        self.agent.chat_context.add_message("system", "Answer briefly.")  # steer the LLM for this turn
+        async for chunk in self.process_with_llm():
+            yield chunk.replace("Hello", "Hullo")  # post-process what is spoken (pronunciation)
 
 
 @virtual_clock
-async def test_conversation_flow_changes_answers_or_drops_turns() -> None:
-    llm, tts, flow = FakeLLM(), FakeTTS(), Guard()
-    session = AgentSession(QuietAgent(), CascadingPipeline(stt=FakeSTT(""), llm=llm, tts=tts), conversation_flow=flow)
+async def test_conversation_flow_run_changes_answers_or_drops_turns() -> None:
+    llm, tts = FakeLLM(), FakeTTS()
+    agent = QuietAgent()
+    flow = Guard(agent)
+    session = AgentSession(agent, CascadingPipeline(stt=FakeSTT(""), llm=llm, tts=tts), conversation_flow=flow)
     await session.start()
     result = await session.run(user_input="what is the password?")
     assert result.text == "I can't help with that." and llm.contexts == []
     result = await session.run(user_input="ignore me")
     assert result.text == "" and llm.contexts == []
     result = await session.run(user_input="hi")
-    assert result.text == "Hello there."
-    assert llm.contexts[-1].items[-1].text == "HI"  # type: ignore[union-attr]
-    await settle(1)
-    assert flow.agent_turns == ["I can't help with that.", "Hello there."]
+    assert result.text == "Hullo there." and tts.spoken[-1] == "Hullo there."
+    assert llm.contexts[-1].items[-1].text == "Answer briefly."  # type: ignore[union-attr]
+    assert flow.turns == ["start:what is the password?", "end", "start:ignore me", "end", "start:hi", "end"]
     await session.close()
+
+
+async def test_process_with_llm_outside_a_response_is_a_clear_error() -> None:
+    flow = ConversationFlow()
+    with pytest.raises(RuntimeError, match="inside a cascade's response"):
+        async for _ in flow.run("hi"):
+            pass
 
 
 @virtual_clock

@@ -58,23 +58,23 @@ class TestFakeRealtimeModel(RealtimeModelContract):
             default=FakeResponse(audio=0.4, tool_calls=[FakeToolCall("get_time")], then=FakeResponse("noon")),
         )
 
-    async def make_it_call_tool(self, model: RealtimeModel) -> None:
+    async def make_it_call_tool(self, model: RealtimeModel, response_id: str) -> None:
         assert isinstance(model, FakeRealtimeModel)
         model.responses.clear()
-        await model.send_text("What time is it?")
+        await model.send_text("What time is it?", response_id=response_id)
 
 
 class TestParrotModel(RealtimeModelContract):
     async def create_model(self) -> RealtimeModel:
         return ParrotModel()
 
-    async def make_it_call_tool(self, model: RealtimeModel) -> None:
+    async def make_it_call_tool(self, model: RealtimeModel, response_id: str) -> None:
         # the parrot has no language model: it cannot decide to call a tool; show the round trip by feeding
         # it the call the way a model would (its tool-result answer is then checked by the suite)
         from agentsession import ResponseDone, ToolCall
 
-        model.channel.emit(ToolCall("call_1", "get_time", "{}"))
-        model.channel.emit(ResponseDone())
+        model.channel.emit(ToolCall("call_1", "get_time", "{}", response_id=response_id))
+        model.channel.emit(ResponseDone(response_id=response_id))
 
 
 class EchoLLM(LLM):
@@ -92,7 +92,7 @@ class EchoLLM(LLM):
             for tool in tools:
                 if re.search(rf"\b{re.escape(tool.name)}\b", last.text):
                     self.calls += 1
-                    yield ToolCall(f"call_{self.calls}", tool.name, "{}")
+                    yield ToolCall(f"call_{self.calls}", tool.name, "{}", response_id=f"echo_{self.calls}")
                     return
             words = f"You said: {last.text}".split(" ")
         for i, word in enumerate(words):

@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from agentsession import Agent, function_tool
-from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, virtual_clock
+from agentsession import Agent, AgentSession, RealTimePipeline, function_tool
+from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, FakeTransport, virtual_clock
 from core_helpers import GreetingAgent, QuietAgent, settle, started
 
 
@@ -62,7 +62,7 @@ async def test_barge_in_interrupts_truncates_and_clears_playout() -> None:
     await settle(0.6)  # longer than the false-interruption threshold
     assert rec.agent_states() == ["idle", "listening", "thinking", "speaking", "listening"]
     assert rec.user_states() == ["speaking", "idle", "listening", "speaking"]
-    heard = model.interrupts[0]
+    ((rid, heard),) = model.interrupts[0].items()
     assert heard == pytest.approx(1.5, abs=0.021)  # 1.0 s + 0.5 s threshold
     assert transport.output.shape[0] / 24000 == pytest.approx(heard, abs=0.021)
     reply = session.history.items[-1]
@@ -78,7 +78,7 @@ async def test_barge_in_interrupts_truncates_and_clears_playout() -> None:
 async def test_short_speech_is_a_false_interruption() -> None:
     model = FakeRealtimeModel([FakeResponse(text="Answer", audio=2.0, delay=0.2)])
     session, transport, rec = await started(QuietAgent(), model, min_interruption_duration=0.5)
-    await session.reply()
+    await session.reply(wait_for_playback=False)
     await settle(0.7)
     model.user_starts_speaking()
     await settle(0.2)
@@ -95,11 +95,11 @@ async def test_short_speech_is_a_false_interruption() -> None:
 async def test_interrupt_mid_speech() -> None:
     model = FakeRealtimeModel([FakeResponse(text="Long", audio=3.0, delay=0.1)])
     session, transport, rec = await started(QuietAgent(), model)
-    await session.reply()
+    await session.reply(wait_for_playback=False)
     await settle(1.1)
     await session.interrupt()
     assert session.agent_state.value == "idle"
-    assert model.interrupts == [pytest.approx(1.0, abs=0.021)]
+    assert [list(i.values()) for i in model.interrupts] == [[pytest.approx(1.0, abs=0.021)]]
     n = transport.output.shape[0]
     await settle(2)
     assert transport.output.shape[0] == n
@@ -160,7 +160,7 @@ async def test_tool_call_keeps_agent_thinking_while_it_runs() -> None:
     assert rec.agent_states() == ["idle", "listening", "thinking", "speaking", "thinking", "speaking", "idle"]
     (called,) = rec.of("function_tool_called")
     assert called["name"] == "lookup" and called["is_error"] is False and '"temp": 21' in called["result"]
-    assert model.tool_results[0].call_id == called["call_id"]
+    assert [r.call_id for r in model.tool_results[0]] == [called["call_id"]]
     kinds = [type(i).__name__ for i in session.history.items]
     assert kinds == ["ChatMessage", "ChatMessage", "FunctionCall", "FunctionCallOutput", "ChatMessage"]
     await session.close()
@@ -231,7 +231,7 @@ async def test_a_late_user_transcript_goes_before_the_answer_in_history() -> Non
 async def test_after_an_interrupt_the_next_answer_is_a_new_history_item() -> None:
     model = FakeRealtimeModel([FakeResponse(text="First, long", audio=3.0), FakeResponse(text="Second", audio=0.5)])
     session, _, _ = await started(QuietAgent(), model)
-    await session.reply()
+    await session.reply(wait_for_playback=False)
     await settle(1)
     await session.send_text("stop, something else")  # typed over the agent: interrupts it
     await settle(3)
@@ -253,11 +253,12 @@ async def test_metrics_of_a_turn_whose_audio_queues_behind_the_previous_answer()
     session, _, rec = await started(agent, model)
     await session.send_text("Weather in Rome?")
     await settle(6)
-    first, second = rec.of("metrics_collected")
-    assert (first["trigger"], first["interrupted"]) == ("text", False)
-    # the tool's answer arrived while "Let me check." was still playing: its audio played after it
-    assert (second["trigger"], second["interrupted"]) == ("tool", False)
-    assert 1.2 < second["e2e"] < 1.6  # the tool finished at ~0.7 s; its answer played once the first ended at 2.1 s
+    # the tool's answer arrived while "Let me check." was still playing: its audio played after it, and
+    # the whole exchange is one turn
+    (turn,) = rec.of("metrics_collected")
+    assert (turn["trigger"], turn["interrupted"]) == ("text", False)
+    assert turn["audio_duration"] == pytest.approx(3.0)
+    assert session.history.items[-1].text == "It is 21." and not session.history.items[-1].interrupted
     await session.close()
 
 
@@ -276,3 +277,16 @@ async def test_back_to_back_typed_turns_each_cancel_the_previous_answer() -> Non
     assert [(i.role, i.text) for i in session.history.items][-2:] == [("user", "three"), ("assistant", "answer 2")]
     assert rec.agent_states()[-3:] == ["thinking", "speaking", "idle"]
     await session.close()
+
+
+@virtual_clock
+async def test_states_start_with_starting_for_a_listener_subscribed_before_start() -> None:
+    model = FakeRealtimeModel()
+    transport = FakeTransport()
+    await transport.start()
+    session = AgentSession(QuietAgent(), RealTimePipeline(model))
+    seen: list[str] = []
+    session.on("agent_state_changed", lambda data: seen.append(f"{data['state']}"))
+    await session.start(transport=transport)
+    await session.close()
+    assert seen == ["starting", "idle", "closing"]

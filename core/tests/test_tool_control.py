@@ -71,6 +71,6 @@ async def test_interrupt_from_a_tool_does_not_stop_the_tool() -> None:
     session, _, rec = await started(agent, model)
     await session.run(user_input="Weather in Paris?")
     await settle(3)
-    assert agent.finished and model.tool_results[0].output == '{"city": "Paris", "temp": 21}'
+    assert agent.finished and model.tool_results[0][0].output == '{"city": "Paris", "temp": 21}'
     assert rec.agent_states()[-1] == "idle"
     await session.close()

@@ -15,11 +15,11 @@ from core_helpers import QuietAgent, started
 async def test_read_events_stops_at_the_first_accepted_event() -> None:
     model = FakeRealtimeModel()
     model.channel.emit(UserTranscript("hi", final=True))
-    model.channel.emit(ResponseDone())
-    model.channel.emit(ResponseDone(interrupted=True))
+    model.channel.emit(ResponseDone(response_id="a"))
+    model.channel.emit(ResponseDone(interrupted=True, response_id="b"))
     events = await read_events(model, lambda e: isinstance(e, ResponseDone))
-    assert events == [UserTranscript("hi", final=True), ResponseDone()]
-    assert await read_events(model, lambda e: True) == [ResponseDone(interrupted=True)]
+    assert events == [UserTranscript("hi", final=True), ResponseDone(response_id="a")]
+    assert await read_events(model, lambda e: True) == [ResponseDone(interrupted=True, response_id="b")]
 
 
 @virtual_clock

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ._chat import ChatContext
 from ._errors import AgentSessionError
 from ._tools import FunctionTool, collect_tools
 
@@ -15,10 +16,13 @@ if TYPE_CHECKING:
 class Agent:
     """Subclass it: give ``instructions``, add ``@function_tool`` methods, override ``on_enter``/``on_exit``."""
 
-    def __init__(self, instructions: str, tools: Sequence[FunctionTool] = ()) -> None:
+    def __init__(self, instructions: str, tools: Sequence[FunctionTool] = (), *, inherit_context: bool = True) -> None:
+        """``inherit_context``: when this agent takes over from another (a tool returned it), keep the
+        conversation so far (default) or start from a clean history."""
         if not isinstance(instructions, str) or not instructions.strip():
             raise ValueError("Agent instructions must be a non-empty string")
         self.instructions = instructions
+        self.inherit_context = inherit_context
         self._extra_tools = list(tools)
         self._session: AgentSession | None = None
 
@@ -39,8 +43,13 @@ class Agent:
             raise AgentSessionError(f"{type(self).__name__} is not attached to an AgentSession yet")
         return self._session
 
+    @property
+    def chat_context(self) -> ChatContext:
+        """The conversation so far (the session's history)."""
+        return self.session.history
+
     async def on_enter(self) -> None:
-        """Called once the session has started."""
+        """Called once the session has started (or this agent took over from another)."""
 
     async def on_exit(self) -> None:
-        """Called when the session closes."""
+        """Called when the session closes (or another agent takes over); it may still ``say()`` a goodbye."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -16,7 +18,7 @@ from ._pipeline_events import (
     UserSpeechStopped,
     UserTranscript,
 )
-from ._tools import ToolResult
+from ._tools import FunctionTool, ToolResult
 from ._vad import EnergyVAD, UtteranceCollector
 
 
@@ -43,7 +45,8 @@ class ParrotModel(RealtimeModel):
         super().__init__()
         self.input_sample_rate = sample_rate
         self._utterances = UtteranceCollector(vad if vad is not None else EnergyVAD(), max_duration=max_utterance)
-        self._responses: list[asyncio.Task[None]] = []
+        self._responses: dict[str, asyncio.Task[None]] = {}
+        self._turns = itertools.count(1)
         self._closed = False
 
     async def start(self, options: ModelOptions) -> None:
@@ -58,46 +61,47 @@ class ParrotModel(RealtimeModel):
                 continue
             self.channel.emit(UserSpeechStopped(audio_end=event.position))
             self.channel.emit(UserTranscript(f"({audio.duration:.1f} s of speech)"))
-            self._respond(audio, f"(repeating {audio.duration:.1f} s of your speech)")
+            self._respond(f"parrot_{next(self._turns)}", audio, f"(repeating {audio.duration:.1f} s of your speech)")
 
-    async def send_text(self, text: str) -> None:
-        self._respond(chime(self.input_sample_rate), f"You typed: {text}")
+    async def send_text(self, text: str, *, response_id: str) -> None:
+        self._respond(response_id, chime(self.input_sample_rate), f"You typed: {text}")
 
-    async def say(self, text: str) -> None:
-        self._respond(chime(self.input_sample_rate), text)
+    async def say(self, text: str, *, response_id: str) -> None:
+        self._respond(response_id, chime(self.input_sample_rate), text)
 
-    async def reply(self, instructions: str | None = None) -> None:
-        self._respond(chime(self.input_sample_rate), instructions or "(chirp)")
+    async def reply(self, instructions: str | None = None, *, response_id: str) -> None:
+        self._respond(response_id, chime(self.input_sample_rate), instructions or "(chirp)")
 
-    async def send_tool_result(self, result: ToolResult) -> None:
-        self._respond(chime(self.input_sample_rate), result.output)
+    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
+        self._respond(response_id, chime(self.input_sample_rate), " ".join(r.output for r in results))
 
-    async def interrupt(self, played: float | None = None) -> None:
-        active = [t for t in self._responses if not t.done()]
-        self._responses = []
-        for task in active:
+    async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
+        """The parrot has no instructions to change: it goes on repeating."""
+
+    async def interrupt(self, heard: Mapping[str, float | None]) -> None:
+        stopped = [task for rid, task in self._responses.items() if rid in heard]
+        for task in stopped:
             task.cancel()
-        await asyncio.gather(*active, return_exceptions=True)
-        if active:
-            self.channel.emit(ResponseDone(interrupted=True))
+        await asyncio.gather(*stopped, return_exceptions=True)
 
     async def close(self) -> None:
         self._closed = True
-        await self.interrupt()
+        await self.interrupt(dict.fromkeys(self._responses))
         self.channel.end()
 
-    def _respond(self, audio: AudioFrame, text: str) -> None:
-        previous = self._responses[-1] if self._responses else None
-        self._responses = [t for t in self._responses if not t.done()]
-        self._responses.append(asyncio.get_running_loop().create_task(self._speak(previous, audio, text)))
+    def _respond(self, rid: str, audio: AudioFrame, text: str) -> None:
+        previous = [t for t in self._responses.values() if not t.done()]
+        self._responses = {r: t for r, t in self._responses.items() if not t.done()}
+        self._responses[rid] = asyncio.get_running_loop().create_task(self._speak(previous, rid, audio, text))
 
-    async def _speak(self, previous: asyncio.Task[None] | None, audio: AudioFrame, text: str) -> None:
-        if previous is not None and not previous.done():
-            await asyncio.wait([previous])  # one response at a time, in order
+    async def _speak(self, previous: list[asyncio.Task[None]], rid: str, audio: AudioFrame, text: str) -> None:
+        if previous:
+            await asyncio.wait(previous)  # one response at a time, in order
         chunk = self.input_sample_rate // 10
-        self.channel.emit(AgentTranscript(text, final=False))
+        self.channel.emit(AgentTranscript(text, final=False, response_id=rid))
         for start in range(0, audio.samples_per_channel, chunk):
-            self.channel.emit(AgentAudio(AudioFrame(audio.data[start : start + chunk], audio.sample_rate)))
+            self.channel.emit(AgentAudio(AudioFrame(audio.data[start : start + chunk], audio.sample_rate),
+                                         response_id=rid))
             await asyncio.sleep(0)
-        self.channel.emit(AgentTranscript(text, final=True))
-        self.channel.emit(ResponseDone())
+        self.channel.emit(AgentTranscript(text, final=True, response_id=rid))
+        self.channel.emit(ResponseDone(response_id=rid))

@@ -1,14 +1,14 @@
-"""``AgentSession``: runs an agent on a pipeline and a transport, tracks states, turns and wake-ups."""
+"""``AgentSession``: the coordinator. It runs an agent on a pipeline and a transport, and delegates: playout
+to ``SpeechPlayout``, answers to ``SpeechHandle``s, tools to ``ToolRunner``, the wake-up to ``WakeUpTimer``,
+plugin hooks to ``HookCaller``. States are derived in one place (``_update_states``) from a few facts."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +19,9 @@ from ._audio import AudioConverter, AudioFrame
 from ._chat import ChatContext, ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
 from ._emitter import EventEmitter
 from ._errors import AgentSessionError
+from ._hooks import HookCaller
 from ._manager import create_manager
-from ._metrics import TurnMetrics
 from ._models import ModelOptions
-from ._observers import ObserverDispatcher, call_isolated
 from ._pipeline_events import (
     AgentAudio,
     AgentTranscript,
@@ -37,17 +36,23 @@ from ._pipeline_events import (
 )
 from ._pipelines import ConversationFlow, Pipeline
 from ._secrets import install_log_redaction
+from ._speech import Response, SpeechHandle
+from ._speech_playout import SpeechPlayout
 from ._states import AgentState, UserState
-from ._tools import FunctionTool, ToolResult
+from ._tool_runner import ToolRunner
+from ._tools import ToolResult
 from ._transport import NullTransport, Transport
+from ._wake_up import WakeUpTimer, call_handler
 
 if TYPE_CHECKING:
     from ._worker import JobContext
 
 logger = logging.getLogger("agentsession.session")
 
-_IN_WAKE_UP: contextvars.ContextVar[bool] = contextvars.ContextVar("agentsession_in_wake_up", default=False)
-_END = object()  # playout marker: a response ended
+_IN_EXIT: contextvars.ContextVar[bool] = contextvars.ContextVar("agentsession_in_exit", default=False)
+#: the speech whose tool is running (in that tool's task): interrupt() from a tool stops its audio, not the tool
+_TOOL_OF: contextvars.ContextVar[SpeechHandle | None] = contextvars.ContextVar("agentsession_tool_of", default=None)
+EXIT_PLAYOUT_TIMEOUT = 5.0  # on_exit plus its goodbye's playout, at most
 
 
 @dataclass
@@ -74,17 +79,6 @@ class RunResult:
         return " ".join(m.text for m in self.messages if m.role == "assistant" and m.text)
 
 
-@dataclass
-class _Turn:
-    metrics: TurnMetrics
-    origin: float  # loop time the latency is measured from
-    requested: float  # loop time the model was asked (or the user's turn was declared over)
-    done: bool = False
-    audio: bool = False
-    played: bool = False
-    finished: bool = False
-
-
 class AgentSession:
     """Runs ``agent`` on ``pipeline`` over the transport of the current job (DESIGN.md sections 4-6)."""
 
@@ -105,6 +99,8 @@ class AgentSession:
             raise TypeError(
                 f"pipeline must be a Pipeline (RealTimePipeline or CascadingPipeline), got {type(pipeline).__name__}"
             )
+        if conversation_flow is not None and not isinstance(conversation_flow, ConversationFlow):
+            raise TypeError(f"conversation_flow must be a ConversationFlow, got {type(conversation_flow).__name__}")
         if wake_up is not None and (isinstance(wake_up, bool) or not wake_up > 0):
             raise ValueError(f"wake_up must be a number of seconds > 0, got {wake_up!r}")
         if min_interruption_duration < 0:
@@ -120,43 +116,35 @@ class AgentSession:
         self.history = ChatContext()
         self._emitter = EventEmitter()
         self._pm: pluggy.PluginManager | None = None
-        self._observers: ObserverDispatcher | None = None
+        self._hooks: HookCaller | None = None
         self._transport: Transport | None = None
         self._owns_transport = False
         self._job: JobContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock_anchor = (0.0, 0.0)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._starting: asyncio.Task[None] | None = None
         self._started = False
         self._close_task: asyncio.Task[None] | None = None
         self._closed_early = False
         self._user_state = UserState.IDLE
         self._agent_state = AgentState.STARTING
-        # facts the states are derived from
+        # the facts the states are derived from
         self._user_speaking = False
-        self._playing = False
-        self._awaiting = False
-        self._tools_running = 0
+        self._user_turn_pending: SpeechHandle | None = None  # the user's turn ended; its answer is awaited
         self._closing = False
-        # playout
-        self._playout_q: asyncio.Queue[object] = asyncio.Queue()
-        self._playout_task: asyncio.Task[None] | None = None
-        self._out: AudioConverter | None = None
-        self._submitted = 0.0
-        self._segment_start = 0.0
-        self._pushed = 0.0
-        # responses, tools, turns
-        self._tools: dict[str, FunctionTool] = {}
-        self._tool_tasks: dict[str, asyncio.Task[None]] = {}
-        self._item: ChatMessage | None = None
-        self._spoken_item: ChatMessage | None = None
-        self._turn: _Turn | None = None
-        self._turn_count = 0
+        self._tearing_down = False
+        # answers
+        self._speeches: list[SpeechHandle] = []  # not done, in the order they were asked for
+        self._expected: dict[str, SpeechHandle] = {}  # response id asked for -> its speech
+        self._responses: dict[str, Response] = {}  # live responses by id
+        self._stopped: set[str] = set()  # ids of responses the session stopped: their events are dropped
+        self._playout: SpeechPlayout | None = None
+        self._tools = ToolRunner(self._spawn, self._on_tool_result)
+        self._pushed = 0.0  # seconds of user audio pushed to the pipeline
+        self._turns = 0
         self._barge_in: asyncio.TimerHandle | None = None
-        self._wake_timer: asyncio.TimerHandle | None = None
-        self._woke = False
-        self._quiet_waiters: list[asyncio.Future[None]] = []
-        self._cancels_owed = 0
+        self._wake: WakeUpTimer | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -167,6 +155,11 @@ class AgentSession:
     @property
     def agent_state(self) -> AgentState:
         return self._agent_state
+
+    @property
+    def current_speech(self) -> SpeechHandle | None:
+        """The speech being played (or, if none is, the next one), if any."""
+        return self._speeches[0] if self._speeches else None
 
     @property
     def transport(self) -> Transport:
@@ -200,42 +193,55 @@ class AgentSession:
         loop = self._loop
         return wall_t0 + (loop.time() - loop_t0) if loop is not None else time.time()
 
+    def get_context_history(self) -> list[dict[str, Any]]:
+        """The conversation so far as plain dicts (VideoSDK's name for ``history.to_dict()["items"]``)."""
+        items: list[dict[str, Any]] = self.history.to_dict()["items"]
+        return items
+
     async def start(self, *, transport: Transport | None = None) -> None:
-        """Discover plugins, connect the pipeline, start the agent. ``transport`` defaults to the current job's."""
-        if self._started or self._closed_early:
+        """Discover plugins, connect the pipeline, start the agent. ``transport`` defaults to the current job's.
+
+        ``close()`` while this runs stops it: the pipeline is closed and ``start()`` raises ``AgentSessionError``.
+        """
+        if self._starting is not None or self._closed_early:
             raise AgentSessionError("an AgentSession can be started once")
+        self._starting = asyncio.current_task()
+        self._loop = loop = asyncio.get_running_loop()
+        self._clock_anchor = (loop.time(), time.time())
+        self._set_agent_state(AgentState.STARTING)
         install_log_redaction()
         pm = create_manager(self.plugins)
-        has_handler = self.on_wake_up is not None or bool(pm.hook.agentsession_wake_up.get_hookimpls())
-        if self.wake_up is not None and not has_handler:
+        hooks = HookCaller(pm)
+        if self.wake_up is not None and self.on_wake_up is None and not hooks.implemented("agentsession_wake_up"):
             raise ValueError(
                 f"wake_up={self.wake_up} needs a handler: set session.on_wake_up = async_fn, "
                 "or install a plugin implementing agentsession_wake_up"
             )
-        self._pm = pm
-        self._observers = ObserverDispatcher(pm)
-        self._loop = loop = asyncio.get_running_loop()
-        self._clock_anchor = (loop.time(), time.time())
+        self._pm, self._hooks = pm, hooks
         self._transport = transport or self._job_transport()
         if self._transport is None:
             self._transport = NullTransport()
             self._owns_transport = True
             await self._transport.start()
-        self._out = AudioConverter(self._transport.sample_rate, self._transport.channels)
-        self._tools = {t.name: t for t in self.agent.tools}
+        self._tools.tools = {t.name: t for t in self.agent.tools}
         self.agent._session = self
         self.pipeline.conversation_flow = self.conversation_flow
         try:
-            await self.pipeline.start(
-                ModelOptions(self.agent.instructions, list(self._tools.values()), self.history)
-            )
-        except BaseException:  # e.g. a missing API key: leave nothing running behind the error
-            if self._owns_transport:
-                await self._transport.close()
-            await self._observers.aclose()
-            self._closed_early = True
+            await self.pipeline.start(ModelOptions(self.agent.instructions, list(self._tools.tools.values()),
+                                                   self.history))
+            if self._closed_early:
+                raise asyncio.CancelledError
+        except BaseException as exc:  # a missing API key, or close() meanwhile: leave nothing running
+            await self._abort_start()
+            if isinstance(exc, asyncio.CancelledError) and self._closed_early:
+                raise AgentSessionError("the session was closed while it was starting") from None
             raise
         self._started = True
+        if self.wake_up is not None:
+            self._wake = WakeUpTimer(self.wake_up, self._run_wake_up, self._spawn)
+        self._playout = SpeechPlayout(self._transport, self._on_playout_started, self._on_played_out,
+                                      self._on_frame_played)
+        self._tasks.add(self._playout.start())
         self._transport.bind(self)
         if self._job is not None:
             self._job._attach(self)
@@ -244,66 +250,61 @@ class AgentSession:
         text = self._transport.text_input()
         if text is not None:
             self._spawn(self._text_loop(text), "text-input")
-        self._playout_task = self._spawn(self._playout_loop(), "playout")
-        for impl in pm.hook.agentsession_session_started.get_hookimpls():
-            call_isolated("agentsession_session_started", impl, {"session": self})
+        hooks.call_now("agentsession_session_started", session=self)
         self._update_states()
         self._spawn(self._guarded(self.agent.on_enter(), "on_enter"), "on_enter")
 
-    async def say(self, text: str, *, wait_for_playback: bool = False) -> None:
-        """Speak ``text``."""
+    async def say(self, text: str, *, allow_interruptions: bool = True, wait_for_playback: bool = False
+                  ) -> SpeechHandle:
+        """Speak ``text``; returns its handle (``await handle`` waits until it was played out; so does
+        ``wait_for_playback``)."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError("say() needs non-empty text")
-        if not self._ready("say"):
-            return
-        self._request("say")
-        await self.pipeline.say(text)
-        if wait_for_playback:
-            await self._wait_quiet()
+        handle = self._new_speech("say", allow_interruptions=allow_interruptions)
+        if handle is not None:
+            await self.pipeline.say(text, response_id=handle.next_response_id())
+            if wait_for_playback:
+                await handle.wait_for_playout()
+        return self._handle_or_done(handle)
 
-    async def reply(self, instructions: str | None = None, wait_for_playback: bool = False) -> None:
-        """Generate a response now, with optional extra ``instructions``; optionally wait until it was heard."""
-        if not self._ready("reply"):
-            return
-        self._request("reply")
-        await self.pipeline.reply(instructions)
-        if wait_for_playback:
-            await self._wait_quiet()
+    async def reply(self, instructions: str | None = None, wait_for_playback: bool = True, *,
+                    allow_interruptions: bool = True) -> SpeechHandle:
+        """Generate a response now, with optional extra ``instructions``.
 
-    async def send_text(self, text: str) -> None:
-        """The user typed ``text``: it is a user turn like speech."""
+        As in VideoSDK, with ``wait_for_playback`` (the default) it returns once the answer has been played
+        out, and the user's speech does not barge in on it (``interrupt()`` still can, if it allows
+        interruptions).
+        """
+        handle = self._new_speech("reply", allow_interruptions=allow_interruptions, barge_in=not wait_for_playback)
+        if handle is not None:
+            await self.pipeline.reply(instructions, response_id=handle.next_response_id())
+            if wait_for_playback:
+                await handle.wait_for_playout()
+        return self._handle_or_done(handle)
+
+    async def send_text(self, text: str) -> SpeechHandle:
+        """The user typed ``text``: a user turn like speech (it interrupts what the agent is saying)."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError("send_text() needs non-empty text")
         if not self._ready("send_text"):
-            return
-        if self._playing or self._awaiting:
-            await self.interrupt()
-        self._user_activity()
+            return self._handle_or_done(None)
+        self._interrupt_speeches([s for s in self._speeches if s.barge_in])
         self._emit("user_transcript", {"text": text, "final": True, "typed": True})
         self._add_user_message(text)
-        self._request("text")
-        await self.pipeline.send_text(text)
+        handle = self._new_speech("text")
+        assert handle is not None
+        await self.pipeline.send_text(text, response_id=handle.next_response_id())
+        return handle
 
-    async def interrupt(self) -> None:
-        """Stop the agent now: cancel the response, drop unplayed audio, truncate history to what was heard."""
-        if not self._started or self._closing:
-            return
-        self._cancel_barge_in()
-        if not (self._playing or self._awaiting):
-            return
-        heard = self._heard()
-        item = self._spoken_item or self._item
-        self._stop_playout()
-        self._cancels_owed += self._awaiting  # the model owes the cancelled response's ResponseDone(interrupted)
-        self._awaiting = False
-        try:
-            await self.pipeline.interrupt(heard)
-        except Exception:
-            logger.exception("pipeline failed to interrupt")
-        self._truncate(item, heard)
-        self._item = None  # what the model sends next belongs to a new response
-        self._finish_turn(interrupted=True)
-        self._update_states()
+    async def interrupt(self, *, force: bool = False) -> None:
+        """Stop what the agent is saying and about to say; drop unplayed audio; cut the history (and the
+        model's context) at what the user heard. Speeches that do not allow interruptions keep going
+        unless ``force``."""
+        if self._started and not self._tearing_down:
+            self._cancel_barge_in()
+            told = self._interrupt_speeches([s for s in self._speeches if force or s.allow_interruptions])
+            if told is not None:
+                await asyncio.shield(told)
 
     def report_error(self, message: str, *, recoverable: bool = True, code: str | None = None) -> None:
         """Emit an ``error`` event from outside the pipeline (a transport's dropped connection, say);
@@ -315,20 +316,47 @@ class AgentSession:
     async def run(self, *, user_input: str, timeout: float = 60.0) -> RunResult:
         """Test API: send ``user_input`` as typed text and return what the turn added to the history."""
         start = len(self.history)
-        await self.send_text(user_input)
-        await asyncio.wait_for(self._wait_quiet(include_tools=True), timeout)
+        handle = await self.send_text(user_input)
+        await asyncio.wait_for(handle.wait_for_playout(), timeout)
         return RunResult(self.history.items[start + 1 :])
 
+    async def update_agent(self, agent: Agent) -> None:
+        """Hand the conversation over to ``agent``: the old agent's ``on_exit`` runs, the model's instructions
+        and tools change in place (the conversation is kept unless ``agent.inherit_context`` is False), then
+        the new agent's ``on_enter`` runs."""
+        if not isinstance(agent, Agent):
+            raise TypeError(f"update_agent() needs an Agent, got {type(agent).__name__}")
+        old, self.agent = self.agent, agent
+        await self._guarded(old.on_exit(), "on_exit")
+        if not agent.inherit_context:
+            kept = [i for i in self.history.items if isinstance(i, ChatMessage) and i.role == "system"]
+            self.history.items[:] = kept
+        self._tools.tools = {t.name: t for t in agent.tools}
+        agent._session = self
+        await self.pipeline.update_agent(agent.instructions, list(self._tools.tools.values()))
+        self._emit("agent_changed", {"agent": agent, "previous": old})
+        self._spawn(self._guarded(agent.on_enter(), "on_enter"), "on_enter")
+
     async def close(self, reason: str = "closed") -> None:
-        """Stop everything the session started; idempotent; safe from inside a tool or callback."""
+        """Stop everything the session started; idempotent; safe from inside a tool or callback and while
+        ``start()`` is still connecting. The agent's ``on_exit`` may still ``say()`` a goodbye: it is played
+        (within ``EXIT_PLAYOUT_TIMEOUT`` seconds) before the session stops."""
         if not self._started:
-            self._closed_early = True  # nothing runs yet; start() is refused from now on
+            self._closed_early = True  # start() is refused from now on, or stops where it is
+            starting = self._starting
+            if starting is not None and not starting.done() and starting is not asyncio.current_task():
+                await asyncio.gather(starting, return_exceptions=True)
             return
         if self._close_task is None:
-            self._close_task = asyncio.get_running_loop().create_task(self._close(reason))
+            # a context of its own: closing from inside a tool or on_exit is not "inside" them
+            self._close_task = asyncio.get_running_loop().create_task(self._close(reason), context=contextvars.Context())
         await asyncio.shield(self._close_task)
 
-    # ------------------------------------------------------------------ tasks
+    async def leave(self) -> None:
+        """VideoSDK's name for ``close()``: the agent leaves the room and the job ends."""
+        await self.close("left")
+
+    # ------------------------------------------------------------------ lifecycle
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=f"agentsession:{name}")
@@ -361,10 +389,21 @@ class AgentSession:
         self._job = job
         return job.transport
 
+    async def _abort_start(self) -> None:
+        self._closed_early = True
+        try:
+            await self.pipeline.close()
+        except Exception:
+            logger.exception("pipeline close failed")
+        if self._owns_transport and self._transport is not None:
+            await self._transport.close()
+        if self._hooks is not None:
+            await self._hooks.aclose()
+
     def _ready(self, what: str) -> bool:
         if not self._started:
             raise AgentSessionError(f"{what}() before session.start()")
-        if self._closing:
+        if self._tearing_down or (self._closing and not _IN_EXIT.get()):
             logger.debug("%s() ignored: the session is closing", what)
             return False
         return True
@@ -372,12 +411,23 @@ class AgentSession:
     async def _close(self, reason: str) -> None:
         self._closing = True
         self._cancel_barge_in()
-        self._cancel_wake_up()
+        if self._wake is not None:
+            self._wake.cancel()
+        self._interrupt_speeches(list(self._speeches))
         self._update_states()
+        token = _IN_EXIT.set(True)
         try:
-            await asyncio.wait_for(self.agent.on_exit(), 5.0)
+            async with asyncio.timeout(EXIT_PLAYOUT_TIMEOUT):
+                await self.agent.on_exit()
+                for speech in list(self._speeches):  # a goodbye said in on_exit is heard
+                    await speech.wait_for_playout()
+        except TimeoutError:
+            logger.warning("on_exit and its goodbye took over %.0f s; closing anyway", EXIT_PLAYOUT_TIMEOUT)
         except Exception:
-            logger.exception("on_exit raised or timed out")
+            logger.exception("on_exit raised")
+        finally:
+            _IN_EXIT.reset(token)
+        self._tearing_down = True
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
@@ -391,19 +441,19 @@ class AgentSession:
             self._transport.clear()
             if self._owns_transport:
                 await self._transport.close()
-        for fut in self._quiet_waiters:
-            if not fut.done():
-                fut.set_exception(AgentSessionError("the session closed"))
+        for speech in self._speeches:
+            speech._finish(interrupted=True)
+        self._speeches.clear()
         self._emit("closed", {"reason": reason})
         self._notify("agentsession_session_closed", reason=reason)
         await asyncio.sleep(0)  # let sync "closed" callbacks run before async ones are cancelled
         await self._emitter.aclose()
-        if self._observers is not None:
-            await self._observers.aclose()
+        if self._hooks is not None:
+            await self._hooks.aclose()
         if self._job is not None:
             self._job._session_closed(self, reason)
 
-    # ------------------------------------------------------------------ loops
+    # ------------------------------------------------------------------ input
 
     async def _input_loop(self) -> None:
         converter = AudioConverter(self.pipeline.input_sample_rate)
@@ -415,9 +465,11 @@ class AgentSession:
                     self._emit("user_audio", {"frame": out, "at": self._loop_time() - self._clock_anchor[0]})
 
     async def _text_loop(self, texts: Any) -> None:
+        """Typed lines are turns in a row: each waits for the answer to the one before."""
         async for text in texts:
             if text.strip():
-                await self.send_text(text)
+                handle = await self.send_text(text)
+                await handle.wait_for_playout()
 
     def _on_event(self, event: PipelineEvent | None) -> None:
         """The pipeline's events arrive here synchronously, on the loop, as the model emits them."""
@@ -426,7 +478,7 @@ class AgentSession:
                 self._emit("error", {"message": "the pipeline ended its event stream", "recoverable": False})
                 asyncio.get_running_loop().create_task(self.close("pipeline ended"))
             return
-        if self._closing:
+        if self._tearing_down:
             return
         try:
             self._handle(event)
@@ -435,7 +487,26 @@ class AgentSession:
 
     def _handle(self, event: PipelineEvent) -> None:
         if isinstance(event, AgentAudio):
-            self._on_agent_audio(event.frame)
+            response = self._response(event.response_id)
+            if response is not None:
+                self._on_agent_audio(response, event.frame)
+        elif isinstance(event, AgentTranscript):
+            response = self._response(event.response_id)
+            if response is not None:
+                item = self._item(response)
+                item.text = event.text if event.final else item.text + event.text
+                self._emit("agent_transcript", {"text": event.text, "final": event.final,
+                                                "speech_id": response.speech.id})
+        elif isinstance(event, ToolCall):
+            response = self._response(event.response_id)
+            if response is not None:
+                self._on_tool_call(response, event)
+        elif isinstance(event, ResponseDone):
+            response = self._response(event.response_id)
+            if response is not None:
+                self._on_response_done(response, event)
+            else:
+                self._stopped.discard(event.response_id)
         elif isinstance(event, UserSpeechStarted):
             self._on_user_speech_started()
         elif isinstance(event, UserSpeechStopped):
@@ -444,71 +515,238 @@ class AgentSession:
             self._emit("user_transcript", {"text": event.text, "final": event.final})
             if event.final and event.text.strip():
                 self._add_user_message(event.text)
-        elif isinstance(event, AgentTranscript):
-            self._on_agent_transcript(event)
-        elif isinstance(event, ToolCall):
-            self._on_tool_call(event)
         elif isinstance(event, ToolCallCancelled):
-            for call_id in event.ids:
-                task = self._tool_tasks.pop(call_id, None)
-                if task is not None:
-                    task.cancel()
-        elif isinstance(event, ResponseDone):
-            self._on_response_done(event)
+            self._tools.cancel(event.ids)
         elif isinstance(event, Error):
             self.report_error(event.message, recoverable=event.recoverable, code=event.code)
 
-    async def _playout_loop(self) -> None:
-        transport = self.transport
-        while True:
-            item = await self._playout_q.get()
-            if item is _END:
-                if self._playing and self._playout_q.empty() and not self._awaiting:
-                    await transport.wait_for_playout()
-                    if self._playout_q.empty() and not self._awaiting:
-                        self._playing = False
-                        self._spoken_item = None
-                        self._update_states()
-                continue
-            if isinstance(item, _Turn):  # the turn's first audio is next
-                self._on_first_play(item)
-                continue
-            assert isinstance(item, AudioFrame)
-            await transport.play(item)
-            if self._emitter.has_listeners("agent_audio"):
-                self._emit("agent_audio", {"frame": item, "at": self._loop_time() - self._clock_anchor[0]})
-            self._submitted += item.duration
+    # ------------------------------------------------------------------ speeches and responses
 
-    # ------------------------------------------------------------------ event handlers
+    def _new_speech(self, trigger: str, *, allow_interruptions: bool = True, barge_in: bool = True,
+                    origin: float | None = None, eou: float | None = None) -> SpeechHandle | None:
+        if not self._ready(trigger):
+            return None
+        handle = SpeechHandle(self, trigger=trigger, allow_interruptions=allow_interruptions, barge_in=barge_in)
+        now = self._loop_time()
+        handle.origin = now if origin is None else origin
+        handle.requested = now
+        self._turns += 1
+        handle.metrics.turn = self._turns
+        handle.metrics.eou_delay = eou
+        self._speeches.append(handle)
+        if self._wake is not None:
+            self._wake.activity()
+        self._update_states()
+        return handle
 
-    def _on_agent_audio(self, frame: AudioFrame) -> None:
-        assert self._out is not None
-        item = self._current_item()
+    def _handle_or_done(self, handle: SpeechHandle | None) -> SpeechHandle:
+        """A refused call (the session is closing) still returns a handle: one that is already done."""
+        if handle is None:
+            handle = SpeechHandle(self, trigger="refused")
+            handle._finish(interrupted=True)
+        return handle
+
+    def _response(self, rid: str) -> Response | None:
+        """The live response with this id; a new one (bound to its speech) on its first event; ``None`` for a
+        response the session stopped."""
+        response = self._responses.get(rid)
+        if response is not None:
+            return response
+        if rid in self._stopped:
+            return None
+        speech = next((s for s in self._speeches if rid in s.expecting), None)
+        if speech is None:  # a response the model started by itself: the answer to the user's turn
+            speech = self._user_turn_pending or self._new_speech("user" if self._user_turn_pending else "model")
+            self._user_turn_pending = None
+            if speech is None:
+                return None
+        speech.expecting.discard(rid)
+        response = Response(rid, speech)
+        speech.responses.append(response)
+        self._responses[rid] = response
+        return response
+
+    def _item(self, response: Response) -> ChatMessage:
+        if response.item is None:
+            response.item = self.history.add_message("assistant", "", created_at=self.now())
+        return response.item
+
+    def _on_agent_audio(self, response: Response, frame: AudioFrame) -> None:
+        assert self._playout is not None
+        item = self._item(response)
         item.audio_duration = (item.audio_duration or 0.0) + frame.duration
-        turn = self._turn
-        if turn is not None and not turn.audio:
-            turn.audio = True
-            turn.metrics.ttfa = self._loop_time() - turn.requested
-            self._playout_q.put_nowait(turn)
-        for out in self._out.push(frame):
-            self._playout_q.put_nowait(out)
-        if not self._playing:
-            self._playing = True
-            self._segment_start = self._submitted
-            self._spoken_item = item
+        metrics = response.speech.metrics
+        if metrics.ttfa is None:
+            metrics.ttfa = self._loop_time() - response.speech.requested
+        response.received += frame.duration
+        was_playing = self._playout.active
+        self._playout.push(response, frame)
+        if not was_playing:
             self._update_states()
 
-    def _on_agent_transcript(self, event: AgentTranscript) -> None:
-        item = self._current_item()
-        item.text = event.text if event.final else item.text + event.text
-        self._emit("agent_transcript", {"text": event.text, "final": event.final})
+    @property
+    def _playing_now(self) -> bool:
+        return self._playout is not None and self._playout.active
+
+    def _on_tool_call(self, response: Response, call: ToolCall) -> None:
+        response.calls.append(call)
+        self.history.add_function_call(call.id, call.name, call.arguments)
+        token = _TOOL_OF.set(response.speech)
+        try:
+            self._tools.start(call)  # the tool's task inherits _TOOL_OF
+        finally:
+            _TOOL_OF.reset(token)
+        self._update_states()
+
+    def _on_tool_result(self, call: ToolCall, result: ToolResult) -> None:
+        self._emit("function_tool_called", {
+            "call_id": call.id, "name": call.name, "arguments": call.arguments, "result": result.output,
+            "is_error": result.is_error, "duration": result.duration,
+        })
+        if result.is_error:
+            self._emit("error", {"message": f"tool {call.name!r} failed: {result.output}", "recoverable": True,
+                                 "code": "tool_error"})
+
+    def _on_response_done(self, response: Response, event: ResponseDone) -> None:
+        assert self._playout is not None
+        speech = response.speech
+        response.done = True
+        del self._responses[response.id]
+        for key, value in event.usage.items():
+            if isinstance(value, int | float) and isinstance(speech.metrics.usage.get(key, 0), int | float):
+                speech.metrics.usage[key] = speech.metrics.usage.get(key, 0) + value
+            else:
+                speech.metrics.usage[key] = value
+        if event.interrupted:  # the model cut it short itself (a dropped connection, say)
+            heard = response.heard(self._playout.played)
+            self._playout.stop([response])
+            self._cut(response, heard)
+        else:
+            self._playout.end(response)
+        if response.calls:
+            speech.tools_running += 1
+            self._spawn(self._finish_tools(speech, response.calls), "tools")
+        self._settle(speech, interrupted=event.interrupted)
+        self._update_states()
+
+    async def _finish_tools(self, speech: SpeechHandle, calls: list[ToolCall]) -> None:
+        """All calls of one response are in: add their results to the history and continue, once."""
+        try:
+            results = await self._tools.results(calls)
+        finally:
+            speech.tools_running -= 1
+        if speech.done() or self._tearing_down:
+            self._settle(speech, interrupted=True)
+            return
+        for result in results:
+            self.history.add_function_output(result.call_id, result.name, result.output, result.is_error)
+        handoff = next((r.handoff for r in results if r.handoff is not None), None)
+        if handoff is not None:
+            await self.update_agent(handoff)
+        rid = speech.next_response_id()
+        speech.requested = self._loop_time()
+        self._update_states()
+        await self.pipeline.send_tool_results(results, response_id=rid)
+
+    def _settle(self, speech: SpeechHandle, *, interrupted: bool = False) -> None:
+        """Finish ``speech`` if nothing of it is left to generate or to play."""
+        if speech.done() or not (speech.settled() or (interrupted and speech.finished_work)):
+            return
+        self._finish_speech(speech, interrupted=interrupted or speech.interrupted)
+
+    def _finish_speech(self, speech: SpeechHandle, *, interrupted: bool) -> None:
+        if not speech._finish(interrupted=interrupted):
+            return
+        if speech in self._speeches:
+            self._speeches.remove(speech)
+        if speech is self._user_turn_pending:
+            self._user_turn_pending = None
+        for rid in speech.expecting:
+            self._stopped.add(rid)
+        metrics = speech.metrics
+        metrics.interrupted = interrupted
+        metrics.timestamp = self.now()
+        assert self._playout is not None
+        metrics.audio_duration = sum(r.heard(self._playout.played) if interrupted else r.received
+                                     for r in speech.responses)
+        self._emit("metrics_collected", metrics.as_dict())
+        self._notify("agentsession_metrics_collected", metrics=metrics)
+        self._update_states()
+
+    def _interrupt_speeches(self, speeches: Iterable[SpeechHandle]) -> asyncio.Task[None] | None:
+        """Stop ``speeches``: drop their unplayed audio, cut their history and the model's context at what
+        was heard, and tell the pipeline (in the background: this is called from sync code too)."""
+        own = _TOOL_OF.get()  # a tool interrupting its own speech: its audio stops, the tool and the answer go on
+        speeches = [s for s in speeches if not s.done()]
+        if not speeches or self._playout is None:
+            return None
+        played = self._playout.played
+        heard: dict[str, float | None] = {}
+        responses: list[Response] = []
+        for speech in speeches:
+            for response in speech.responses:
+                if not response.played_out and (speech is not own or response.done):
+                    responses.append(response)
+                    heard[response.id] = response.heard(played) if response.received else None
+            if speech is own:
+                continue
+            for rid in speech.expecting:
+                heard[rid] = None
+            self._tools.cancel([c.id for r in speech.responses for c in r.calls])
+        speeches = [s for s in speeches if s is not own]
+        self._playout.stop(responses)
+        for response in responses:
+            self._responses.pop(response.id, None)
+            self._cut(response, heard[response.id] or 0.0)
+        self._stopped.update(r.id for r in responses if not r.done)
+        self._stopped.update(rid for speech in speeches for rid in speech.expecting)
+        for speech in speeches:
+            speech.expecting.clear()
+            self._finish_speech(speech, interrupted=True)
+        self._update_states()
+        return self._spawn(self._tell_pipeline_interrupted(heard), "interrupt") if heard else None
+
+    async def _tell_pipeline_interrupted(self, heard: dict[str, float | None]) -> None:
+        try:
+            await self.pipeline.interrupt(heard)
+        except Exception:
+            logger.exception("the pipeline failed to interrupt")
+
+    def _cut(self, response: Response, heard: float) -> None:
+        """The history keeps what the user heard of ``response``: nothing at all if it never started."""
+        item = response.item
+        if item is None or item not in self.history.items:
+            return
+        if response.start is None:
+            self.history.items.remove(item)
+        elif item.audio_duration is not None and heard < item.audio_duration:
+            self.history.truncate(item.id, heard)
+
+    # ------------------------------------------------------------------ playout callbacks
+
+    def _on_playout_started(self, response: Response) -> None:
+        speech = response.speech
+        if speech.metrics.e2e is None:
+            speech.metrics.e2e = self._loop_time() - speech.origin
+        self._update_states()
+
+    def _on_played_out(self, response: Response) -> None:
+        self._settle(response.speech)
+        self._update_states()
+
+    def _on_frame_played(self, frame: AudioFrame) -> None:
+        if self._emitter.has_listeners("agent_audio"):
+            self._emit("agent_audio", {"frame": frame, "at": self._loop_time() - self._clock_anchor[0]})
+
+    # ------------------------------------------------------------------ the user's speech
 
     def _on_user_speech_started(self) -> None:
         self._user_speaking = True
-        self._user_activity()
-        if self.allow_interruptions and (self._playing or self._awaiting) and self._barge_in is None:
+        if self._wake is not None:
+            self._wake.activity()
+        if self.allow_interruptions and self._barge_in is None and any(s.barge_in for s in self._speeches):
             if self.min_interruption_duration == 0:
-                self._spawn(self.interrupt(), "barge-in")
+                self._barge_in_now()
             else:
                 self._barge_in = asyncio.get_running_loop().call_later(
                     self.min_interruption_duration, self._confirm_barge_in
@@ -524,252 +762,78 @@ class AgentSession:
         else:
             eou = max(0.0, self._pushed - event.audio_end) if event.audio_end is not None else None
             now = self._loop_time()
-            self._awaiting = True
-            self._start_turn("user", origin=now - (eou or 0.0), requested=now, eou=eou)
+            pending = self._user_turn_pending
+            if pending is None or pending.responses:
+                self._user_turn_pending = self._new_speech("user", origin=now - (eou or 0.0), eou=eou)
         self._update_states()
 
     def _confirm_barge_in(self) -> None:
         self._barge_in = None
         if self._user_speaking:
-            self._spawn(self.interrupt(), "barge-in")
+            self._barge_in_now()
 
-    def _on_tool_call(self, call: ToolCall) -> None:
-        self._tools_running += 1
-        self.history.add_function_call(call.id, call.name, call.arguments)
-        self._tool_tasks[call.id] = self._spawn(self._run_tool(call), f"tool:{call.name}")
-        self._update_states()
-
-    async def _run_tool(self, call: ToolCall) -> None:
-        try:
-            tool = self._tools.get(call.name)
-            if tool is None:
-                output = json.dumps({"error": f"unknown tool {call.name!r}", "tools": sorted(self._tools)})
-                result = ToolResult(call.id, call.name, output, is_error=True)
-            else:
-                result = await tool.invoke(call.id, call.arguments)
-            self.history.add_function_output(call.id, call.name, result.output, result.is_error)
-            self._emit(
-                "function_tool_called",
-                {
-                    "call_id": call.id,
-                    "name": call.name,
-                    "arguments": call.arguments,
-                    "result": result.output,
-                    "is_error": result.is_error,
-                    "duration": result.duration,
-                },
-            )
-            self._awaiting = True
-            self._start_turn("tool")
-        finally:
-            self._tools_running -= 1
-            self._tool_tasks.pop(call.id, None)
-            self._update_states()
-        await self.pipeline.send_tool_result(result)
-
-    def _on_response_done(self, event: ResponseDone) -> None:
-        if event.interrupted and self._cancels_owed:
-            # the end of a response interrupt() cancelled, already handled: a request made since is
-            # still awaited and its audio may be playing
-            self._cancels_owed -= 1
-            return
-        if not event.interrupted:
-            self._cancels_owed = 0  # responses end in order: nothing cancelled before this one is still owed
-        item, self._item = self._item, None
-        self._awaiting = False
-        if event.interrupted:
-            heard = self._heard()
-            spoken = self._spoken_item
-            self._stop_playout()
-            self._truncate(spoken or item, heard)
-        else:
-            assert self._out is not None
-            for out in self._out.flush():
-                self._playout_q.put_nowait(out)
-            self._playout_q.put_nowait(_END)
-        turn = self._turn
-        if turn is not None:
-            turn.metrics.usage = dict(event.usage)
-            turn.done = True
-            if event.interrupted or not turn.audio or turn.played:
-                self._finish_turn(interrupted=event.interrupted, turn=turn)
-        if item is not None and item.text and self.conversation_flow is not None:
-            self._spawn(self._guarded(self.conversation_flow.on_agent_turn(item.text), "on_agent_turn"), "flow")
-        self._update_states()
-
-    # ------------------------------------------------------------------ playout, history, turns
-
-    def _add_user_message(self, text: str) -> None:
-        """Some models transcribe the user only after their answer started: keep the history in spoken order."""
-        message = ChatMessage("user", text, created_at=self.now())
-        items = self.history.items
-        answering = self._item if self._item is not None else self._spoken_item
-        if answering is not None and answering in items:
-            items.insert(items.index(answering), message)
-        else:
-            items.append(message)
-
-    def _current_item(self) -> ChatMessage:
-        if self._item is None:
-            self._item = self.history.add_message("assistant", "", created_at=self.now())
-        return self._item
-
-    def _heard(self) -> float:
-        if not self._playing:
-            return 0.0
-        return max(0.0, self.transport.played - self._segment_start)
-
-    def _stop_playout(self) -> None:
-        """Drop all queued and buffered agent audio within one frame, and restart the playout task."""
-        if self._playout_task is not None:
-            self._playout_task.cancel()
-        dropped, self._playout_q = self._playout_q, asyncio.Queue()
-        while not dropped.empty():
-            item = dropped.get_nowait()
-            if isinstance(item, _Turn):
-                self._finish_turn(interrupted=True, turn=item)
-        if self._out is not None:
-            self._out.clear()
-        self.transport.clear()
-        self._submitted = self.transport.played
-        self._playing = False
-        self._spoken_item = None
-        if not self._closing:
-            self._playout_task = self._spawn(self._playout_loop(), "playout")
-
-    def _truncate(self, item: ChatMessage | None, heard: float) -> None:
-        if item is None or item.audio_duration is None or item.id not in {i.id for i in self.history}:
-            return
-        self.history.truncate(item.id, heard)
-
-    def _request(self, trigger: str) -> None:
-        if not _IN_WAKE_UP.get():
-            self._woke = False
-        self._awaiting = True
-        self._start_turn(trigger)
-        self._update_states()
-
-    def _start_turn(self, trigger: str, *, origin: float | None = None, requested: float | None = None,
-                    eou: float | None = None) -> None:
-        if self._turn is not None and not self._turn.done and self._turn.metrics.trigger == "user" and trigger != "user":
-            return  # a tool call or reply inside a user's turn belongs to it
-        old = self._turn
-        if old is not None and not (old.audio and not old.played):  # (a turn still queued ends when played)
-            self._finish_turn(interrupted=not old.done, turn=old)
-        now = self._loop_time()
-        self._turn_count += 1
-        metrics = TurnMetrics(turn=self._turn_count, trigger=trigger, eou_delay=eou)
-        self._turn = _Turn(metrics, origin if origin is not None else now, requested if requested is not None else now)
-
-    def _on_first_play(self, turn: _Turn) -> None:
-        turn.played = True
-        turn.metrics.e2e = self._loop_time() - turn.origin
-        if turn.done:
-            self._finish_turn(interrupted=False, turn=turn)
-
-    def _finish_turn(self, *, interrupted: bool, turn: _Turn | None = None) -> None:
-        turn = turn if turn is not None else self._turn
-        if turn is None or turn.finished:
-            return
-        turn.finished = True
-        if turn is self._turn:
-            self._turn = None
-        turn.metrics.interrupted = interrupted
-        turn.metrics.timestamp = self.now()
-        if self._spoken_item is not None:
-            turn.metrics.audio_duration = self._spoken_item.audio_duration or 0.0
-        self._emit("metrics_collected", turn.metrics.as_dict())
-        self._notify("agentsession_metrics_collected", metrics=turn.metrics)
-
-    async def _wait_quiet(self, *, include_tools: bool = False) -> None:
-        while self._playing or self._awaiting or (include_tools and self._tools_running):
-            fut = asyncio.get_running_loop().create_future()
-            self._quiet_waiters.append(fut)
-            await fut
-
-    # ------------------------------------------------------------------ states and wake-up
-
-    def _user_activity(self) -> None:
-        self._woke = False
-
-    def _update_states(self) -> None:
-        if self._closing:
-            agent = AgentState.CLOSING
-        elif self._playing:
-            agent = AgentState.SPEAKING
-        elif self._user_speaking:
-            agent = AgentState.LISTENING
-        elif self._awaiting or self._tools_running:
-            agent = AgentState.THINKING
-        else:
-            agent = AgentState.IDLE
-        user = UserState.SPEAKING if self._user_speaking else UserState.LISTENING if self._playing else UserState.IDLE
-        if user != self._user_state:
-            old, self._user_state = self._user_state, user
-            self._emit("user_state_changed", {"state": user, "previous": old, "timestamp": self.now()})
-            self._notify("agentsession_user_state_changed", old=old, new=user)
-        if agent != self._agent_state:
-            old_agent, self._agent_state = self._agent_state, agent
-            self._emit("agent_state_changed", {"state": agent, "previous": old_agent, "timestamp": self.now()})
-            self._notify("agentsession_agent_state_changed", old=old_agent, new=agent)
-        if not (self._playing or self._awaiting):
-            waiters, self._quiet_waiters = self._quiet_waiters, []
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
-        self._update_wake_up()
-
-    def _update_wake_up(self) -> None:
-        if self.wake_up is None:
-            return
-        idle = (
-            self._agent_state is AgentState.IDLE
-            and not self._user_speaking
-            and not self._tools_running
-            and not self._woke
-        )
-        if idle and self._wake_timer is None:
-            self._wake_timer = asyncio.get_running_loop().call_later(self.wake_up, self._fire_wake_up)
-        elif not idle:
-            self._cancel_wake_up()
-
-    def _cancel_wake_up(self) -> None:
-        if self._wake_timer is not None:
-            self._wake_timer.cancel()
-            self._wake_timer = None
+    def _barge_in_now(self) -> None:
+        self._interrupt_speeches([s for s in self._speeches if s.barge_in])
 
     def _cancel_barge_in(self) -> None:
         if self._barge_in is not None:
             self._barge_in.cancel()
             self._barge_in = None
 
-    def _fire_wake_up(self) -> None:
-        self._wake_timer = None
-        self._woke = True
-        self._spawn(self._run_wake_up(), "wake-up")
+    def _add_user_message(self, text: str) -> None:
+        """Some models transcribe the user only after their answer started: keep the history in spoken order."""
+        message = ChatMessage("user", text, created_at=self.now())
+        items = self.history.items
+        answering = next((r.item for s in self._speeches if s.trigger == "user" for r in s.responses
+                          if r.item is not None), None)
+        if answering is not None and answering in items:
+            items.insert(items.index(answering), message)
+        else:
+            items.append(message)
+
+    # ------------------------------------------------------------------ states and wake-up
+
+    def _update_states(self) -> None:
+        playing = self._playing_now
+        if playing:
+            agent = AgentState.SPEAKING
+        elif self._user_speaking:
+            agent = AgentState.LISTENING
+        elif self._speeches:
+            agent = AgentState.THINKING
+        else:
+            agent = AgentState.IDLE
+        if self._closing and not playing:
+            agent = AgentState.CLOSING
+        user = UserState.SPEAKING if self._user_speaking else UserState.LISTENING if playing else UserState.IDLE
+        if user != self._user_state:
+            old, self._user_state = self._user_state, user
+            self._emit("user_state_changed", {"state": user, "previous": old, "timestamp": self.now()})
+            self._notify("agentsession_user_state_changed", old=old, new=user)
+        self._set_agent_state(agent)
+        if self._wake is not None:
+            self._wake.update(agent is AgentState.IDLE and not self._user_speaking and not self._closing)
+
+    def _set_agent_state(self, agent: AgentState) -> None:
+        if agent == self._agent_state and agent is not AgentState.STARTING:
+            return
+        old, self._agent_state = self._agent_state, agent
+        self._emit("agent_state_changed", {"state": agent, "previous": old, "timestamp": self.now()})
+        if agent is not AgentState.STARTING:
+            self._notify("agentsession_agent_state_changed", old=old, new=agent)
 
     async def _run_wake_up(self) -> None:
-        assert self.wake_up is not None and self._pm is not None
+        assert self.wake_up is not None and self._hooks is not None
         idle_s = float(self.wake_up)
         self._emit("wake_up", {"idle_s": idle_s, "timestamp": self.now()})
-        token = _IN_WAKE_UP.set(True)
         try:
             if self.on_wake_up is not None:
-                result: Any = self.on_wake_up()
-                if inspect.isawaitable(result):
-                    await result
-                return
-            for impl in self._pm.hook.agentsession_wake_up.get_hookimpls()[::-1]:
-                result = call_isolated("agentsession_wake_up", impl, {"session": self, "idle_s": idle_s})
-                if inspect.isawaitable(result):
-                    result = await result
-                if result:
-                    return
+                await call_handler(self.on_wake_up)
+            else:
+                await self._hooks.wake_up(session=self, idle_s=idle_s)
         except Exception as exc:
             logger.exception("wake-up handler raised")
             self._emit("error", {"message": f"wake-up handler raised {exc!r}", "recoverable": True})
-        finally:
-            _IN_WAKE_UP.reset(token)
 
     # ------------------------------------------------------------------ helpers
 
@@ -781,8 +845,8 @@ class AgentSession:
         self._emitter.emit(event, data)
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
-        if self._observers is not None:
-            self._observers.notify(hook, session=self, **kwargs)
+        if self._hooks is not None:
+            self._hooks.notify(hook, session=self, **kwargs)
 
     def __repr__(self) -> str:
         return (

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class UserState(str, Enum):
-    """What the user is doing, as the session sees it."""
+class UserState(StrEnum):
+    """What the user is doing, as the session sees it; ``str()`` and f-strings give the value (``"idle"``)."""
 
     IDLE = "idle"
     SPEAKING = "speaking"
     LISTENING = "listening"
 
 
-class AgentState(str, Enum):
-    """What the agent is doing."""
+class AgentState(StrEnum):
+    """What the agent is doing; ``str()`` and f-strings give the value (``"speaking"``)."""
 
     STARTING = "starting"
     IDLE = "idle"

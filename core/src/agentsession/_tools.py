@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
 from ._tool_schema import (
@@ -55,6 +55,7 @@ class ToolResult:
     output: str
     is_error: bool = False
     duration: float = 0.0
+    handoff: Any = field(default=None, repr=False, compare=False)  # the Agent a tool returned to hand over to
 
 
 # --------------------------------------------------------------------------- FunctionTool
@@ -253,6 +254,10 @@ class FunctionTool:
 
         if isinstance(value, str):
             return result(value)
+        from ._agent import Agent  # here: _agent imports this module
+
+        if isinstance(value, Agent):
+            return replace(result(json.dumps({"result": f"handed over to {type(value).__name__}"})), handoff=value)
         payload = {"result": None} if value is None else to_jsonable(value)
         try:
             return result(json.dumps(payload, ensure_ascii=False, default=str))

@@ -1,9 +1,11 @@
 """The hooks a plugin can implement (DESIGN.md section 3).
 
 A plugin is a plain module (or object) with functions marked ``@hookimpl`` and is found through an entry
-point in group ``agentsession``. Notify hooks other than ``agentsession_session_started`` run on the
-session's observer thread, in order, so a slow observer never delays audio; keep them thread-safe
-(read the session, don't drive it from there).
+point in group ``agentsession``. The session calls hooks the pluggy way (``pm.hook.<name>(...)``), so
+pluggy's order (last registered first, ``tryfirst``/``trylast``), wrappers (``wrapper=True``) and
+``firstresult`` hold; an implementation that raises is logged with its plugin's name and skipped. Notify
+hooks other than ``agentsession_session_started`` run on the session's observer thread, in order, so a
+slow observer never delays audio; keep them thread-safe (read the session, don't drive it from there).
 """
 
 from __future__ import annotations
@@ -23,21 +25,19 @@ hookimpl = pluggy.HookimplMarker("agentsession")
 
 
 @hookspec
-def agentsession_transports() -> dict[str, TransportMode | TransportFactory]:
+def agentsession_transports() -> dict[str, TransportMode | TransportFactory]:  # type: ignore[empty-body]
     """Return the command-line modes this plugin provides, ``{name: mode or factory}``.
 
     A factory takes a ``JobContext`` and returns a ``Transport``; a ``TransportMode`` adds options.
     """
-    raise NotImplementedError
 
 
 @hookspec
-def agentsession_models() -> dict[str, Any]:
+def agentsession_models() -> dict[str, Any]:  # type: ignore[empty-body]
     """Return ``{name: factory}`` of models (``"openai-realtime"``, ...) so pipelines can be built by name.
 
     A factory is called with keyword options and returns a ``RealtimeModel`` (or an STT/LLM/TTS).
     """
-    raise NotImplementedError
 
 
 @hookspec
@@ -70,6 +70,8 @@ def agentsession_metrics_collected(session: AgentSession, metrics: TurnMetrics) 
 def agentsession_wake_up(session: AgentSession, idle_s: float) -> Any:
     """The conversation has been idle for ``idle_s`` seconds and ``session.on_wake_up`` did not handle it.
 
-    Runs on the event loop. Return ``True`` (or an awaitable, which the session awaits) when handled;
-    ``None`` lets the next plugin try.
+    Runs on the event loop; the first implementation that handles it wins. Return ``True`` when handled,
+    ``None`` (or ``False``) to let the next plugin try. An ``async`` implementation (or one returning an
+    awaitable) is awaited, and counts as having handled it unless it resolves to ``False``: a coroutine
+    that speaks and returns nothing has handled the wake-up.
     """

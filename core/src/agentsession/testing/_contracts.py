@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import numpy as np
@@ -21,9 +21,8 @@ import pytest
 from .._audio import SUPPORTED_RATES, AudioFrame
 from .._chat import ChatContext
 from .._models import LLM, STT, TTS, ModelOptions, RealtimeModel
-from .._pipeline_events import AgentAudio, ResponseDone, ToolCall
-from .._pipelines import RealTimePipeline
-from .._tools import FunctionTool, ToolResult, function_tool
+from .._pipeline_events import AgentAudio, PipelineEvent, ResponseDone, ToolCall
+from .._tools import FunctionTool, function_tool
 from .._transport import Transport
 from ._fake_model import tone
 from ._waiting import read_events
@@ -144,20 +143,21 @@ class TransportContract:
 
 class RealtimeModelContract:
     """What every ``RealtimeModel`` must do. Implement ``create_model`` (not started) and, where the
-    defaults don't fit, ``make_it_respond`` and ``make_it_call_tool``."""
+    defaults don't fit, ``make_it_respond`` and ``make_it_call_tool``. Every check includes the response
+    ids: the events of a response the session asked for carry the id it gave."""
 
     timeout = 10.0
 
     async def create_model(self) -> RealtimeModel:
         raise NotImplementedError
 
-    async def make_it_respond(self, model: RealtimeModel) -> None:
-        """Cause one response with audio."""
-        await model.send_text("Hello there")
+    async def make_it_respond(self, model: RealtimeModel, response_id: str) -> None:
+        """Cause one response with audio, as ``response_id``."""
+        await model.send_text("Hello there", response_id=response_id)
 
-    async def make_it_call_tool(self, model: RealtimeModel) -> None:
-        """Cause a response that calls the ``get_time`` tool."""
-        await model.send_text("What time is it? Use the get_time tool.")
+    async def make_it_call_tool(self, model: RealtimeModel, response_id: str) -> None:
+        """Cause a response (``response_id``) that calls the ``get_time`` tool."""
+        await model.send_text("What time is it? Use the get_time tool.", response_id=response_id)
 
     @staticmethod
     def tools() -> list[FunctionTool]:
@@ -175,37 +175,73 @@ class RealtimeModelContract:
         )
         return model
 
+    async def _until_done(self, model: RealtimeModel, rid: str) -> list[PipelineEvent]:
+        return await read_events(
+            model, lambda e: isinstance(e, ResponseDone) and e.response_id == rid, timeout=self.timeout
+        )
+
     @pytest.mark.asyncio
-    async def test_a_response_brings_audio_then_done(self) -> None:
+    async def test_a_response_brings_audio_then_done_all_with_its_id(self) -> None:
         model = await self._started()
         try:
-            await self.make_it_respond(model)
-            events = await read_events(model, lambda e: isinstance(e, ResponseDone), timeout=self.timeout)
-            audio = [e.frame for e in events if isinstance(e, AgentAudio)]
+            await self.make_it_respond(model, "r-1")
+            events = await self._until_done(model, "r-1")
+            audio = [e for e in events if isinstance(e, AgentAudio)]
             assert audio, "no AgentAudio before ResponseDone"
-            assert all(f.sample_rate in SUPPORTED_RATES for f in audio)
+            assert all(e.frame.sample_rate in SUPPORTED_RATES for e in audio)
+            assert {_rid(e) for e in events} - {None} == {"r-1"}, "events of the response carry another id"
         finally:
             await model.close()
 
     @pytest.mark.asyncio
-    async def test_say_ends_with_response_done(self) -> None:
+    async def test_say_is_answered_with_its_id(self) -> None:
         model = await self._started()
         try:
-            await model.say("Hello! How can I help you today?")
-            await read_events(model, lambda e: isinstance(e, ResponseDone), timeout=self.timeout)
+            await model.say("Hello! How can I help you today?", response_id="greeting")
+            events = await self._until_done(model, "greeting")
+            assert any(isinstance(e, AgentAudio) and e.response_id == "greeting" for e in events)
         finally:
             await model.close()
 
     @pytest.mark.asyncio
-    async def test_no_audio_after_interrupt(self) -> None:
+    async def test_responses_come_one_at_a_time_in_the_order_asked(self) -> None:
         model = await self._started()
-        pipeline = RealTimePipeline(model)
         try:
-            await self.make_it_respond(model)
-            await read_events(model, lambda e: isinstance(e, AgentAudio), timeout=self.timeout)
-            await pipeline.interrupt(0.05)
-            events = await read_events(model, lambda e: isinstance(e, ResponseDone), timeout=self.timeout)
-            assert not any(isinstance(e, AgentAudio) for e in events), "audio after interrupt() returned"
+            await model.say("First sentence.", response_id="a")
+            await model.say("Second sentence.", response_id="b")
+            events = await self._until_done(model, "b")
+            order = [_rid(e) for e in events if _rid(e) is not None]
+            assert order and set(order) == {"a", "b"}
+            assert order.index("b") > max(i for i, r in enumerate(order) if r == "a"), f"interleaved: {order}"
+        finally:
+            await model.close()
+
+    @pytest.mark.asyncio
+    async def test_no_event_of_a_response_after_interrupt(self) -> None:
+        model = await self._started()
+        events: list[PipelineEvent | None] = []
+        arrived = asyncio.Event()
+
+        def sink(event: PipelineEvent | None) -> None:
+            events.append(event)
+            arrived.set()
+
+        async def until(accept: Callable[[PipelineEvent], bool]) -> None:
+            while not any(e is not None and accept(e) for e in events):
+                arrived.clear()
+                await asyncio.wait_for(arrived.wait(), self.timeout)
+
+        model.channel.attach(sink)
+        try:
+            await self.make_it_respond(model, "cut")
+            await until(lambda e: isinstance(e, AgentAudio))
+            await model.interrupt({"cut": 0.05})
+            mark = len(events)
+            await model.say("Next one.", response_id="next")
+            await until(lambda e: isinstance(e, ResponseDone) and e.response_id == "next")
+            assert not any(e is not None and _rid(e) == "cut" for e in events[mark:]), (
+                "an event of the interrupted response came after interrupt() returned"
+            )
         finally:
             await model.close()
 
@@ -213,14 +249,14 @@ class RealtimeModelContract:
     async def test_tool_call_round_trip(self) -> None:
         model = await self._started()
         try:
-            await self.make_it_call_tool(model)
-            events = await read_events(model, lambda e: isinstance(e, ToolCall), timeout=self.timeout)
-            call = events[-1]
-            assert isinstance(call, ToolCall) and call.name == "get_time"
-            await read_events(model, lambda e: isinstance(e, ResponseDone), timeout=self.timeout)
-            result = await self.tools()[0].invoke(call.id, call.arguments)
-            await model.send_tool_result(ToolResult(call.id, call.name, result.output))
-            await read_events(model, lambda e: isinstance(e, ResponseDone), timeout=self.timeout)
+            await self.make_it_call_tool(model, "asks")
+            events = await self._until_done(model, "asks")
+            calls = [e for e in events if isinstance(e, ToolCall)]
+            assert calls and calls[0].name == "get_time" and calls[0].response_id == "asks"
+            results = [await self.tools()[0].invoke(c.id, c.arguments) for c in calls]
+            await model.send_tool_results(results, response_id="continues")
+            events = await self._until_done(model, "continues")
+            assert {_rid(e) for e in events} - {None} == {"continues"}
         finally:
             await model.close()
 
@@ -240,6 +276,10 @@ class RealtimeModelContract:
         await model.close()
         await model.close()
         await asyncio.wait_for(_drain(model.channel.__aiter__()), self.timeout)
+
+
+def _rid(event: PipelineEvent) -> str | None:
+    return getattr(event, "response_id", None)
 
 
 async def _drain(iterator: AsyncIterator[object]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from collections import deque
@@ -24,7 +25,7 @@ from .._pipeline_events import (
     UserSpeechStopped,
     UserTranscript,
 )
-from .._tools import ToolResult
+from .._tools import FunctionTool, ToolResult
 
 
 @dataclass
@@ -60,8 +61,9 @@ class FakeRealtimeModel(RealtimeModel):
 
     Cue user behaviour with ``user_starts_speaking()``/``user_stops_speaking()``, or give it a ``vad``
     to detect speech in the pushed audio. Each user turn, typed text and ``reply`` takes the next of
-    ``responses`` (then ``default``); ``say`` speaks its text. It honours ``interrupt``. What it was
-    sent is recorded for assertions.
+    ``responses`` (then ``default``); ``say`` speaks its text. Responses are generated one at a time, in
+    order; it honours ``interrupt``. What it was sent is recorded for assertions (``interrupts`` holds
+    each ``heard`` mapping, ``tool_results`` each group of results).
     """
 
     provider = "fake"
@@ -90,23 +92,26 @@ class FakeRealtimeModel(RealtimeModel):
         self.texts: list[str] = []
         self.said: list[str] = []
         self.replies: list[str | None] = []
-        self.interrupts: list[float | None] = []
-        self.tool_results: list[ToolResult] = []
+        self.interrupts: list[dict[str, float | None]] = []
+        self.tool_results: list[list[ToolResult]] = []
+        self.agents: list[tuple[str, list[str]]] = []  # update_agent calls: (instructions, tool names)
         self.closed = False
-        self._pending_calls: dict[str, FakeResponse] = {}
-        self._response: asyncio.Task[None] | None = None
+        self._then: dict[str, FakeResponse] = {}  # call id -> the response that follows its results
+        self._queue: deque[tuple[str, FakeResponse]] = deque()
+        self._current: tuple[str, asyncio.Task[None]] | None = None
+        self._ids = itertools.count(1)
 
     # ---- cues
     def user_starts_speaking(self) -> None:
         self.channel.emit(UserSpeechStarted())
 
     def user_stops_speaking(self, transcript: str = "", *, respond: bool = True) -> None:
-        """End the user's turn: transcript, then the next scripted response."""
+        """End the user's turn: transcript, then the next scripted response (with an id of the model's own)."""
         self.channel.emit(UserSpeechStopped(audio_end=self.received_audio))
         if transcript:
             self.channel.emit(UserTranscript(transcript, final=True))
         if respond:
-            self._start(self._next())
+            self._enqueue(f"fake_{next(self._ids)}", self._next())
 
     def fail(self, message: str, *, recoverable: bool = False) -> None:
         self.channel.emit(Error(message, recoverable=recoverable, code="fake_error"))
@@ -125,65 +130,80 @@ class FakeRealtimeModel(RealtimeModel):
                     self.user_starts_speaking()
                 else:
                     self.channel.emit(UserSpeechStopped(audio_end=event.position))
-                    self._start(self._next())
+                    self._enqueue(f"fake_{next(self._ids)}", self._next())
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: str, *, response_id: str) -> None:
         self.texts.append(text)
-        self._start(self._next())
+        self._enqueue(response_id, self._next())
 
-    async def say(self, text: str) -> None:
+    async def say(self, text: str, *, response_id: str) -> None:
         self.said.append(text)
-        self._start(FakeResponse(text=text, audio=max(0.3, 0.06 * len(text))))
+        self._enqueue(response_id, FakeResponse(text=text, audio=max(0.3, 0.06 * len(text))))
 
-    async def reply(self, instructions: str | None = None) -> None:
+    async def reply(self, instructions: str | None = None, *, response_id: str) -> None:
         self.replies.append(instructions)
-        self._start(self._next())
+        self._enqueue(response_id, self._next())
 
-    async def interrupt(self, played: float | None = None) -> None:
-        self.interrupts.append(played)
-        if self._response is not None and not self._response.done():
-            self._response.cancel()
-            await asyncio.gather(self._response, return_exceptions=True)
-            self.channel.emit(ResponseDone(interrupted=True))
+    async def interrupt(self, heard: Mapping[str, float | None]) -> None:
+        self.interrupts.append(dict(heard))
+        self._queue = deque((rid, r) for rid, r in self._queue if rid not in heard)
+        current = self._current
+        if current is not None and current[0] in heard and not current[1].done():
+            current[1].cancel()
+            await asyncio.gather(current[1], return_exceptions=True)
 
-    async def send_tool_result(self, result: ToolResult) -> None:
-        self.tool_results.append(result)
-        then = self._pending_calls.pop(result.call_id, None)
-        if then is not None and not any(r is then for r in self._pending_calls.values()):
-            self._start(then)
+    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
+        self.tool_results.append(list(results))
+        thens = {id(t): t for r in results if (t := self._then.pop(r.call_id, None)) is not None}
+        self._enqueue(response_id, next(iter(thens.values())) if thens else self._next())
+
+    async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
+        self.agents.append((instructions, [t.name for t in tools]))
 
     async def close(self) -> None:
         if not self.closed:
             self.closed = True
-            if self._response is not None:
-                self._response.cancel()
-                await asyncio.gather(self._response, return_exceptions=True)
+            self._queue.clear()
+            if self._current is not None:
+                self._current[1].cancel()
+                await asyncio.gather(self._current[1], return_exceptions=True)
             self.channel.end()
 
     # ---- internals
     def _next(self) -> FakeResponse:
         return self.responses.popleft() if self.responses else self.default
 
-    def _start(self, response: FakeResponse) -> None:
-        previous = self._response
-        self._response = asyncio.get_running_loop().create_task(self._run(previous, response))
+    def _enqueue(self, rid: str, response: FakeResponse) -> None:
+        self._queue.append((rid, response))
+        if self._current is None:
+            self._start_next()
 
-    async def _run(self, previous: asyncio.Task[None] | None, response: FakeResponse) -> None:
-        if previous is not None and not previous.done():
-            await asyncio.wait([previous])
+    def _start_next(self) -> None:
+        self._current = None
+        if self._queue and not self.closed:
+            rid, response = self._queue.popleft()
+            task = asyncio.get_running_loop().create_task(self._run(rid, response))
+            task.add_done_callback(self._finished)
+            self._current = (rid, task)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        if self._current is not None and self._current[1] is task:
+            self._start_next()
+
+    async def _run(self, rid: str, response: FakeResponse) -> None:
         await asyncio.sleep(response.delay)
         audio = tone(response.audio, 24000)
         step = int(self.chunk * 24000)
         if response.text:
-            self.channel.emit(AgentTranscript(response.text, final=False))
+            self.channel.emit(AgentTranscript(response.text, final=False, response_id=rid))
         for start in range(0, audio.samples_per_channel, step):
-            self.channel.emit(AgentAudio(AudioFrame(audio.data[start : start + step], 24000)))
+            self.channel.emit(AgentAudio(AudioFrame(audio.data[start : start + step], 24000), response_id=rid))
             await asyncio.sleep(self.chunk / self.speed)
         if response.text:
-            self.channel.emit(AgentTranscript(response.text, final=True))
+            self.channel.emit(AgentTranscript(response.text, final=True, response_id=rid))
         for call in response.tool_calls:
             args = call.arguments if isinstance(call.arguments, str) else json.dumps(dict(call.arguments))
             if response.then is not None:
-                self._pending_calls[call.id] = response.then
-            self.channel.emit(ToolCall(call.id, call.name, args))
-        self.channel.emit(ResponseDone(usage=dict(response.usage)))
+                self._then[call.id] = response.then
+            self.channel.emit(ToolCall(call.id, call.name, args, response_id=rid))
+        self.channel.emit(ResponseDone(usage=dict(response.usage), response_id=rid))

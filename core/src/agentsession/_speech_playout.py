@@ -1,0 +1,146 @@
+"""``SpeechPlayout``: the agent's audio on its way to the transport, frame by frame, knowing whose it is."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Collection
+
+from ._audio import AudioConverter, AudioFrame
+from ._speech import Response
+from ._transport import Transport
+
+
+class SpeechPlayout:
+    """Feeds the transport the frames of each response in order and tells, per response, how much of it
+    was heard (``Response.heard``), to the frame.
+
+    The transport buffers at most a few frames (it applies back-pressure); what it cleared on an
+    interruption is put back in front of the queue unless it belonged to a stopped response, so stopping
+    one response never costs another its audio. ``on_started(response)`` is called when a response's first
+    frame goes out, ``on_played(response)`` once all of it has been played.
+    """
+
+    def __init__(self, transport: Transport, on_started: Callable[[Response], None],
+                 on_played: Callable[[Response], None], on_frame: Callable[[AudioFrame], None] | None = None) -> None:
+        self._transport = transport
+        self._convert = AudioConverter(transport.sample_rate, transport.channels)
+        self._on_started = on_started
+        self._on_played = on_played
+        self.on_frame = on_frame
+        self._queue: deque[tuple[Response, AudioFrame]] = deque()
+        self._in_flight: deque[tuple[Response, AudioFrame, float]] = deque()  # sent, maybe not played: (.., end)
+        self._pending: list[Response] = []  # started, not yet played out
+        self._submitted = transport.played
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether audio is being played or is waiting to be."""
+        return bool(self._queue) or bool(self._pending)
+
+    @property
+    def played(self) -> float:
+        return self._transport.played
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="agentsession:playout")
+        return self._task
+
+    def push(self, response: Response, frame: AudioFrame) -> None:
+        """Queue a chunk of ``response``'s audio (any size and rate: converted for the transport)."""
+        for out in self._convert.push(frame):
+            self._queue.append((response, out))
+            response.queued += 1
+        self._wake.set()
+
+    def end(self, response: Response) -> None:
+        """``response`` has no more audio: queue its tail; if it had none, it is played out now."""
+        for out in self._convert.flush():
+            self._queue.append((response, out))
+            response.queued += 1
+        if response.start is None and not response.queued:
+            response.played_out = True
+            self._on_played(response)
+        self._wake.set()
+
+    def stop(self, responses: Collection[Response]) -> None:
+        """Drop every frame of ``responses`` now; the transport keeps playing the others' without a gap."""
+        stopped = set(map(id, responses))
+        if any(id(r) in stopped for r, _, end in self._in_flight if end > self._transport.played):
+            self._transport.clear()
+            played = self._transport.played
+            resend = [(r, f) for r, f, end in self._in_flight if end > played and id(r) not in stopped]
+            for r, _ in resend:
+                if r.start is not None and r.start >= played:  # nothing of it was heard: it starts again
+                    r.submitted, r.start = 0.0, None
+                r.queued += 1
+            self._queue.extendleft(reversed(resend))
+            self._in_flight.clear()
+            self._submitted = played
+        self._convert.clear()
+        kept: deque[tuple[Response, AudioFrame]] = deque()
+        for r, f in self._queue:
+            if id(r) in stopped:
+                r.queued -= 1
+            else:
+                kept.append((r, f))
+        self._queue = kept
+        for r in responses:
+            r.played_out = True
+        self._pending = [r for r in self._pending if id(r) not in stopped]
+        self._wake.set()
+
+    async def _run(self) -> None:
+        transport = self._transport
+        while True:
+            if not self._queue:
+                if self._pending and self._pending[0].done:
+                    await self._drain_or_more()
+                    continue
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            response, frame = self._queue.popleft()
+            response.queued -= 1
+            if response.start is None:
+                response.start = self._submitted
+                self._pending.append(response)
+                self._on_started(response)
+            await transport.play(frame)
+            duration = frame.duration
+            self._submitted += duration
+            response.submitted += duration
+            self._in_flight.append((response, frame, self._submitted))
+            played = transport.played
+            while self._in_flight and self._in_flight[0][2] <= played:
+                self._in_flight.popleft()
+            if self._pending and self._pending[0] is not response:
+                self._confirm(played)
+            if self.on_frame is not None:
+                self.on_frame(frame)
+
+    async def _drain_or_more(self) -> None:
+        """The queue is empty and audio is still in the transport: wait until it is played, or more comes."""
+        self._wake.clear()
+        drained = asyncio.ensure_future(self._transport.wait_for_playout())
+        more = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((drained, more), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            more.cancel()
+            drained.cancel()
+        self._confirm(self._transport.played, drained=drained.done() and not drained.cancelled())
+
+    def _confirm(self, played: float, *, drained: bool = False) -> None:
+        """Report the responses whose every frame has been played."""
+        while self._pending:
+            head = self._pending[0]
+            if not head.done or head.queued or head.start is None:
+                return
+            if not drained and played + 1e-6 < head.start + head.submitted:
+                return
+            self._pending.pop(0)
+            head.played_out = True
+            self._on_played(head)
