@@ -20,7 +20,7 @@ import os
 import statistics
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import numpy as np
 
@@ -53,7 +53,8 @@ class StreamingModel(RealtimeModel):
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, options: ModelOptions) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._stream(lambda f: self.channel.emit(AgentAudio(f))))
+        self._task = asyncio.get_running_loop().create_task(self._stream(
+            lambda f: self.channel.emit(AgentAudio(f, response_id="stream"))))
 
     async def _stream(self, sink: object) -> None:
         data = (np.sin(np.arange(FRAME) / 10) * 8000).astype(np.int16).reshape(-1, 1)
@@ -68,11 +69,11 @@ class StreamingModel(RealtimeModel):
     def push_audio(self, frame: AudioFrame) -> None:
         self.received += 1
 
-    async def send_text(self, text: str) -> None: ...
-    async def say(self, text: str) -> None: ...
-    async def reply(self, instructions: str | None = None) -> None: ...
-    async def interrupt(self, played: float | None = None) -> None: ...
-    async def send_tool_result(self, result: ToolResult) -> None: ...
+    async def send_text(self, text: str, *, response_id: str) -> None: ...
+    async def say(self, text: str, *, response_id: str) -> None: ...
+    async def reply(self, instructions: str | None = None, *, response_id: str) -> None: ...
+    async def interrupt(self, heard: Mapping[str, float | None]) -> None: ...
+    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None: ...
 
     async def close(self) -> None:
         if self._task is not None:

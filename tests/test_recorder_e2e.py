@@ -86,8 +86,7 @@ async def conversation(forever: bool) -> None:
     await session.say("Hello! Ask me about the weather.", wait_for_playback=True)
     await turn()
     await user_says("What's the weather in Paris?", 1.2)
-    await turn()  # "Let me check." and the tool call
-    await turn()  # the answer, after the tool's result
+    await turn()  # "Let me check.", the tool call and the answer after its result: one turn
     await asyncio.sleep(0.6)
     await user_says("Tell me a story.", 0.8)
     await asyncio.sleep(1.5)
@@ -148,7 +147,8 @@ def test_the_recorder_is_found_through_its_entry_point_and_records_everything(sc
     for kind in ("user_state", "agent_state", "user_transcript", "agent_transcript", "tool_call", "metrics",
                  "wake_up"):
         assert kind in kinds, kind
-    assert [r["turn"] for r in records if r["event"] == "metrics"] == [1, 2, 3, 4, 5, 6, 7]
+    # the weather question, its tool call and the answer after it are one turn
+    assert [r["turn"] for r in records if r["event"] == "metrics"] == [1, 2, 3, 4, 5, 6]
     tool = next(r for r in records if r["event"] == "tool_call")
     assert tool["name"] == "get_weather" and tool["arguments"]["city"] == "Paris"
     assert tool["result"] == {"city": "Paris", "temp": 21} and tool["duration"] == pytest.approx(0.4, abs=0.01)
@@ -172,13 +172,13 @@ def test_the_recording_round_trips_through_report(scripted: Path) -> None:
     summary = json.loads(done.stdout)
     assert summary["complete"] and summary["skipped_lines"] == 0
     turns = summary["turns"]
-    assert [t["trigger"] for t in turns] == ["say", "user", "tool", "user", "user", "user", "say"]
-    assert turns[1]["user"] == "What's the weather in Paris?" and turns[1]["agent"] == "Let me check."
-    assert turns[2]["tools"] == ["get_weather"] and turns[2]["agent"] == "It is 21 degrees in Paris."
-    assert turns[3]["interrupted"] and turns[3]["user"] == "Tell me a story."
-    assert turns[6]["agent"] == "Are you still there?"
+    assert [t["trigger"] for t in turns] == ["say", "user", "user", "user", "user", "say"]
+    assert turns[1]["user"] == "What's the weather in Paris?" and turns[1]["tools"] == ["get_weather"]
+    assert turns[1]["agent"] == "Let me check. It is 21 degrees in Paris."
+    assert turns[2]["interrupted"] and turns[2]["user"] == "Tell me a story."
+    assert turns[5]["agent"] == "Are you still there?"
     metrics = [r for r in _lines(scripted) if r["event"] == "metrics"]
-    assert len(metrics) == 7
+    assert len(metrics) == 6
     e2e = sorted(m["e2e"] for m in metrics if m["trigger"] == "user")  # the user's turns, not the agent's own
     assert summary["latency"]["e2e"]["n"] == len(e2e) == 4
     assert summary["latency"]["e2e"]["p50"] == pytest.approx((e2e[1] + e2e[2]) / 2)
