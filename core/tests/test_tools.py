@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import enum
 import functools
@@ -27,6 +28,7 @@ from agentsession._tools import (
     collect_tools,
     function_tool,
 )
+from agentsession.testing import virtual_clock
 
 # --------------------------------------------------------------------------- fixtures / types
 
@@ -1071,3 +1073,52 @@ def test_tool_threads_are_bounded_reused_and_end_when_idle() -> None:
     pool.shutdown()
     with pytest.raises(RuntimeError):
         pool.submit(lambda: None)
+
+
+@virtual_clock
+async def test_an_async_tool_that_ignores_its_cancellation_is_abandoned_at_the_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = asyncio.Event()
+    finished: list[str] = []
+
+    @function_tool(timeout=5)
+    async def stubborn() -> str:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+        finished.append("done")
+        return "late"
+
+    loop = asyncio.get_running_loop()
+    with caplog.at_level(logging.WARNING, logger="agentsession.tools"):
+        result = await stubborn.invoke("c", {})
+    assert strict_json(result.output) == {"error": "timed out after 5 s"}
+    assert 5 <= loop.time() <= 7  # the timeout, and the grace the tool had to stop
+    assert "ignored its cancellation" in caplog.text and finished == []
+    release.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert finished == ["done"]  # it was kept alive, not garbage-collected mid-run
+
+
+@pytest.mark.asyncio
+async def test_cancelling_the_call_cancels_the_tool_before_returning() -> None:
+    entered = asyncio.Event()
+    state: list[str] = []
+
+    @function_tool
+    async def slow() -> None:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            state.append("cancelled")
+            raise
+
+    call = asyncio.ensure_future(slow.invoke("c", {}))
+    await entered.wait()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert state == ["cancelled"]

@@ -182,6 +182,18 @@ class ToolResult:
 # --------------------------------------------------------------------------- FunctionTool
 
 
+_CANCEL_GRACE = 1.0  # seconds a cancelled tool gets to finish before it is abandoned
+_abandoned: set[asyncio.Task[Any]] = set()  # tools that ignored their cancellation: kept referenced
+
+
+class _ToolExited(Exception):
+    """A tool called ``sys.exit()``: its error, not the process's."""
+
+    def __init__(self, exit: SystemExit) -> None:
+        super().__init__(safe_str(exit))
+        self.exit = exit
+
+
 class _InvalidArguments(Exception):
     def __init__(self, details: list[str]) -> None:
         super().__init__("; ".join(details))
@@ -373,20 +385,24 @@ class FunctionTool:
         except _InvalidArguments as e:
             return error("invalid arguments", details=e.details)
 
-        deadline = asyncio.timeout(self.timeout)
+        # the tool runs in a task of its own, so that a tool that swallows its cancellation can't hold the
+        # call past its timeout (it is abandoned instead, and logged)
+        task = loop.create_task(self._run(kwargs, executor, loop), name=f"tool:{self.name}:{call_id}")
         try:
-            async with deadline:
-                value = await self._run(kwargs, executor, loop)
+            await asyncio.wait([task], timeout=self.timeout)
+        except asyncio.CancelledError:  # the session cancelled the call: the tool goes too
+            await self._stop(task, call_id, "was cancelled")
+            raise
+        if not task.done():
+            await self._stop(task, call_id, f"timed out after {self.timeout:g} s")
+            return error(f"timed out after {self.timeout:g} s")
+        try:
+            value = task.result()
         except ToolError as e:
             return error(safe_str(e, typed=False))
-        except TimeoutError as e:
-            if deadline.expired():
-                if not self.is_async:
-                    logger.warning("sync tool %r (call %s) timed out after %g s: its thread is abandoned, "
-                                   "still running", self.name, call_id, self.timeout)
-                return error(f"timed out after {self.timeout:g} s")
-            return error(self._log_failure(call_id, e))
-        except (Exception, SystemExit) as e:  # noqa: BLE001 - a failing tool must not break the session
+        except _ToolExited as e:
+            return error(self._log_failure(call_id, e.exit))
+        except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001 - a failing tool must not break the session
             return error(self._log_failure(call_id, e))
 
         try:
@@ -422,14 +438,34 @@ class FunctionTool:
         loop: asyncio.AbstractEventLoop,
     ) -> Any:
         args = (self._instance,) if self._has_self else ()
-        if self.is_async:
-            return await self._fn(*args, **kwargs)
-        ctx = contextvars.copy_context()
-        call = functools.partial(ctx.run, self._fn, *args, **kwargs)
-        value = await loop.run_in_executor(executor or tool_threads(), call)
-        if inspect.isawaitable(value):
-            value = await value
-        return value
+        try:
+            if self.is_async:
+                return await self._fn(*args, **kwargs)
+            ctx = contextvars.copy_context()
+            call = functools.partial(ctx.run, self._fn, *args, **kwargs)
+            value = await loop.run_in_executor(executor or tool_threads(), call)
+            if inspect.isawaitable(value):
+                value = await value
+            return value
+        except SystemExit as e:  # out of a task, asyncio would re-raise it through the event loop
+            raise _ToolExited(e) from None
+
+    async def _stop(self, task: asyncio.Task[Any], call_id: str, why: str) -> None:
+        """Cancel the tool's task; give it ``_CANCEL_GRACE`` s to finish, then abandon it (still referenced)."""
+        task.cancel()
+        await asyncio.shield(asyncio.wait([task], timeout=_CANCEL_GRACE))
+        if task.done():
+            exc = None if task.cancelled() else task.exception()
+            if exc is not None:
+                self._log_failure(call_id, exc)
+            if why.startswith("timed out") and not self.is_async:
+                logger.warning("sync tool %r (call %s) %s: its thread is abandoned, still running until the "
+                               "tool returns", self.name, call_id, why)
+            return
+        logger.warning("tool %r (call %s) %s and ignored its cancellation for %g s: abandoned, still running",
+                       self.name, call_id, why, _CANCEL_GRACE)
+        _abandoned.add(task)
+        task.add_done_callback(_abandoned.discard)
 
     def _log_failure(self, call_id: str, exc: BaseException) -> str:
         logger.exception(
