@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import enum
+import functools
 import json
 import logging
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Optional, Required, TypedDict
@@ -15,12 +20,15 @@ import pytest
 
 from agentsession._tool_schema import parse_docstring
 from agentsession._tools import (
+    MAX_OUTPUT,
     FunctionTool,
     ToolError,
     ToolResult,
+    ToolThreads,
     collect_tools,
     function_tool,
 )
+from agentsession.testing import virtual_clock
 
 # --------------------------------------------------------------------------- fixtures / types
 
@@ -782,3 +790,335 @@ def test_collect_tools_duplicate_names() -> None:
 
     with pytest.raises(ValueError, match="duplicate tool name 'search'"):
         collect_tools(Dup())
+
+
+# --------------------------------------------------------------------------- invoke: every failure is an answer
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr either")
+
+
+class ReprOnly:
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+    def __repr__(self) -> str:
+        return "<ReprOnly>"
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("the message itself is broken")
+
+
+def strict_json(text: str) -> Any:
+    """Parse as strict JSON (no NaN/Infinity), and check it can go on the wire as UTF-8."""
+    text.encode("utf-8")
+
+    def reject(constant: str) -> Any:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+def self_referencing() -> dict[str, Any]:
+    d: dict[str, Any] = {"a": 1, "inner": {"list": []}}
+    d["inner"]["list"].append(d)
+    return d
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        (self_referencing(), "circular reference at $.inner.list[0]"),
+        (Unprintable(), "Unprintable"),
+        ({"x": [Unprintable()]}, "$.x[0]"),
+        ({Unprintable(): 1}, "key"),
+        (10 ** 5000, "integer"),
+        (functools.reduce(lambda acc, _: [acc], range(100_000), []), "nested"),
+    ],
+    ids=["self-referencing", "str-and-repr-raise", "nested-unprintable", "unprintable-key", "5000-digit-int",
+         "nested-100k"],
+)
+async def test_an_unencodable_result_is_a_structured_error(
+    value: Any, needle: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    @function_tool
+    def f() -> Any:
+        return value
+
+    with caplog.at_level(logging.ERROR, logger="agentsession.tools"):
+        result = await f.invoke("call-1", {})
+    assert result.is_error and result.call_id == "call-1" and result.name == "f"
+    error = strict_json(result.output)["error"]
+    assert "could not be converted to JSON" in error and needle in error, error
+    assert any("call-1" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_an_object_whose_str_raises_falls_back_to_its_repr() -> None:
+    @function_tool
+    def f() -> Any:
+        return {"thing": ReprOnly()}
+
+    result = await f.invoke("c", {})
+    assert not result.is_error and strict_json(result.output) == {"thing": "<ReprOnly>"}
+
+
+@pytest.mark.asyncio
+async def test_an_exception_whose_str_raises_is_still_reported() -> None:
+    @function_tool
+    def f() -> None:
+        raise UnprintableError
+
+    result = await f.invoke("c", {})
+    assert strict_json(result.output)["error"].startswith("UnprintableError")
+    assert result.is_error
+
+
+@pytest.mark.asyncio
+async def test_a_tool_calling_sys_exit_is_an_error_result() -> None:
+    @function_tool
+    def quit_now() -> None:
+        sys.exit(3)
+
+    @function_tool
+    async def quit_async() -> None:
+        sys.exit(4)
+
+    assert strict_json((await quit_now.invoke("c", {})).output) == {"error": "SystemExit: 3"}
+    assert strict_json((await quit_async.invoke("c", {})).output) == {"error": "SystemExit: 4"}
+
+
+@pytest.mark.asyncio
+async def test_nan_and_infinity_in_a_result_are_strict_json_strings() -> None:
+    @function_tool
+    def f() -> Any:
+        return {"nan": float("nan"), "values": [float("inf"), -float("inf"), 1.5]}
+
+    result = await f.invoke("c", {})
+    assert not result.is_error
+    assert strict_json(result.output) == {"nan": "NaN", "values": ["Infinity", "-Infinity", 1.5]}
+
+    @function_tool
+    def g() -> float:
+        return float("nan")
+
+    assert strict_json((await g.invoke("c", {})).output) == "NaN"
+
+
+@pytest.mark.asyncio
+async def test_strings_that_are_not_valid_unicode_are_repaired() -> None:
+    broken = b"caf\xe9 ok".decode("utf-8", "surrogateescape")  # a lone surrogate: not encodable as UTF-8
+
+    @function_tool
+    def text() -> str:
+        return broken
+
+    @function_tool
+    def data() -> Any:
+        return {broken: [broken], "raw": b"caf\xe9"}
+
+    out = (await text.invoke("c", {})).output
+    assert out == "caf\ufffd ok"
+    assert strict_json((await data.invoke("c", {})).output) == {"caf\ufffd ok": ["caf\ufffd ok"], "raw": "caf\ufffd"}
+
+
+@pytest.mark.asyncio
+async def test_huge_outputs_are_bounded() -> None:
+    @function_tool(max_output=1000)
+    def text() -> str:
+        return "x" * 1_000_000
+
+    @function_tool
+    def data() -> Any:
+        return list(range(1_000_000))
+
+    @function_tool(max_output=1000)
+    def escaped() -> str:
+        return '"\n' * 1000  # each character takes two in JSON
+
+    for tool, limit, start in ((text, 1000, "x" * 800), (data, MAX_OUTPUT, "[0, 1, 2"), (escaped, 1000, '"\n' * 200)):
+        result = await tool.invoke("c", {})
+        assert result.is_error and len(result.output) <= limit
+        payload = strict_json(result.output)
+        assert "too long" in payload["error"] and str(limit) in payload["error"]
+        assert payload["output_start"].startswith(start)
+    assert text.max_output == 1000 and data.max_output == MAX_OUTPUT
+    with pytest.raises(ValueError, match="max_output"):
+        function_tool(max_output=0)(text)
+
+
+@dataclass
+class Positive:
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.n <= 0:
+            raise ValueError("n must be positive")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("arguments", "detail"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ('{"x": ' + "9" * 5000 + "}", "digits"),
+        ('{"x": NaN}', "NaN"),
+        ('{"x": -Infinity}', "Infinity"),
+    ],
+    ids=["nested-100k", "nested-100k-in-object", "5000-digit-int", "nan", "infinity"],
+)
+async def test_unparsable_arguments_are_a_structured_error(arguments: str, detail: str) -> None:
+    ran: list[Any] = []
+
+    @function_tool
+    def f(x: int = 0) -> None:
+        ran.append(x)
+
+    result = await f.invoke("c", arguments)
+    payload = strict_json(result.output)
+    assert payload["error"] == "invalid arguments" and detail in payload["details"][0], payload
+    assert ran == []
+
+
+@pytest.mark.asyncio
+async def test_a_constructor_that_rejects_an_argument_is_a_validation_error() -> None:
+    @function_tool
+    def f(p: Positive) -> int:
+        return p.n
+
+    assert (await f.invoke("c", {"p": {"n": 2}})).output == "2"
+    payload = strict_json((await f.invoke("c", {"p": {"n": -1}})).output)
+    assert payload == {"error": "invalid arguments", "details": ["p: ValueError: n must be positive"]}
+
+
+@pytest.mark.asyncio
+async def test_many_validation_errors_are_bounded() -> None:
+    @function_tool
+    def f(x: int) -> None:
+        pass
+
+    payload = strict_json((await f.invoke("c", {f"k{i}": i for i in range(10_000)})).output)
+    assert len(payload["details"]) <= 21 and "more" in payload["details"][-1]
+
+
+@pytest.mark.asyncio
+async def test_sync_tools_run_on_daemon_threads_of_their_own_executor() -> None:
+    seen: list[threading.Thread] = []
+
+    @function_tool
+    def work() -> None:
+        seen.append(threading.current_thread())
+
+    await work.invoke("c", {})
+    assert seen[0].daemon and seen[0].name.startswith("agentsession-tool")
+
+
+HUNG_SYNC_TOOL = """
+import asyncio, sys, threading, time
+from agentsession import Agent, AgentSession, RealTimePipeline, function_tool
+from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, FakeTransport
+
+class Hung(Agent):
+    def __init__(self):
+        super().__init__(instructions="test")
+
+    @function_tool(timeout=0.2)
+    def hang(self) -> str:
+        threading.Event().wait()  # never returns
+        return "unreachable"
+
+async def main():
+    model = FakeRealtimeModel([FakeResponse(tool_calls=[FakeToolCall("hang", {})], then=FakeResponse(text="Sorry."))])
+    transport = FakeTransport()
+    await transport.start()
+    session = AgentSession(Hung(), RealTimePipeline(model))
+    await session.start(transport=transport)
+    await session.run(user_input="go")
+    assert model.tool_results and "timed out" in model.tool_results[0].output, model.tool_results
+    await session.close()
+    print("closed", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_hung_sync_tool_does_not_keep_the_process_alive() -> None:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", HUNG_SYNC_TOOL], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "closed"
+    assert time.monotonic() - started < 20  # the abandoned thread did not hold the interpreter at exit
+
+
+def test_tool_threads_are_bounded_reused_and_end_when_idle() -> None:
+    pool = ToolThreads(max_workers=2, idle_timeout=0.05, name="bounded-test")
+    gate = threading.Event()
+    futures = [pool.submit(gate.wait) for _ in range(3)]  # the third waits for a free thread
+    assert pool.threads == 2
+    gate.set()
+    assert [f.result(timeout=10) for f in futures] == [True, True, True]
+    assert pool.submit(lambda: 7).result(timeout=10) == 7 and pool.threads <= 2
+    for thread in [t for t in threading.enumerate() if t.name.startswith("bounded-test")]:
+        thread.join(timeout=10)  # idle threads end by themselves
+    assert pool.threads == 0
+    pool.shutdown()
+    with pytest.raises(RuntimeError):
+        pool.submit(lambda: None)
+
+
+@virtual_clock
+async def test_an_async_tool_that_ignores_its_cancellation_is_abandoned_at_the_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = asyncio.Event()
+    finished: list[str] = []
+
+    @function_tool(timeout=5)
+    async def stubborn() -> str:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+        finished.append("done")
+        return "late"
+
+    loop = asyncio.get_running_loop()
+    with caplog.at_level(logging.WARNING, logger="agentsession.tools"):
+        result = await stubborn.invoke("c", {})
+    assert strict_json(result.output) == {"error": "timed out after 5 s"}
+    assert 5 <= loop.time() <= 7  # the timeout, and the grace the tool had to stop
+    assert "ignored its cancellation" in caplog.text and finished == []
+    release.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert finished == ["done"]  # it was kept alive, not garbage-collected mid-run
+
+
+@pytest.mark.asyncio
+async def test_cancelling_the_call_cancels_the_tool_before_returning() -> None:
+    entered = asyncio.Event()
+    state: list[str] = []
+
+    @function_tool
+    async def slow() -> None:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            state.append("cancelled")
+            raise
+
+    call = asyncio.ensure_future(slow.invoke("c", {}))
+    await entered.wait()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert state == ["cancelled"]

@@ -8,6 +8,7 @@ import dataclasses
 import enum
 import inspect
 import json
+import math
 import re
 import types
 import typing
@@ -111,21 +112,126 @@ def json_type(value: object) -> str:
     return type(value).__name__
 
 
+class Unencodable(ValueError):
+    """A value that cannot be converted to JSON; the message says what and where (``$.a[0]``)."""
+
+
+#: containers nested deeper than this are not converted (a tool's result, an argument's default)
+MAX_DEPTH = 100
+
+
 def dump_json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    """Strict JSON text (no NaN, valid Unicode) for ``value``; never raises."""
+    try:
+        return json.dumps(to_jsonable(value), ensure_ascii=False, allow_nan=False)
+    except Exception:  # noqa: BLE001 - only used for messages: a placeholder is better than a crash
+        return json.dumps(f"<{type(value).__name__} that cannot be shown as JSON>")
 
 
-def to_jsonable(value: Any) -> Any:
-    """Convert Enums, dataclasses, tuples and sets into plain JSON-compatible values."""
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in value]
-    return value
+def to_jsonable(value: Any, *, fallback: bool = True) -> Any:
+    """Plain, strict-JSON data for ``value``; raises ``Unencodable`` saying what and where.
+
+    Enums become their values, dataclasses objects, tuples and sets arrays, bytes text (UTF-8, bad bytes
+    replaced). ``NaN``, ``Infinity`` and ``-Infinity`` become those strings (strict JSON has no such
+    numbers). Strings that are not valid Unicode (lone surrogates) get U+FFFD in their place. Any other
+    object becomes its ``str()`` (its ``repr()`` if ``str()`` raises); with ``fallback=False`` it is
+    ``Unencodable`` instead. Circular references, containers nested deeper than ``MAX_DEPTH``, and
+    integers longer than Python converts to text are ``Unencodable``.
+    """
+    return _Encoder(fallback).convert(value, "$", 0)
+
+
+def valid_text(text: str) -> str:
+    """``text`` as an exact ``str`` that encodes as UTF-8: lone surrogates become U+FFFD."""
+    text = str.__str__(text)  # an exact str, whatever a subclass's __str__ does
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+_FLOATS = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+class _Encoder:
+    def __init__(self, fallback: bool) -> None:
+        self.fallback = fallback
+        self.active: set[int] = set()  # containers on the path being converted: a repeat is a cycle
+
+    def convert(self, value: Any, path: str, depth: int) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return valid_text(value)
+        if isinstance(value, int):
+            if value.bit_length() > 1000:  # str() has a digit limit (sys.get_int_max_str_digits)
+                try:
+                    int.__repr__(value)
+                except ValueError:
+                    raise Unencodable(f"the integer at {path} has too many digits to be written") from None
+            return int(value)
+        if isinstance(value, float):
+            if math.isnan(value):
+                return "NaN"
+            return _FLOATS.get(value, float(value))
+        if isinstance(value, enum.Enum):
+            return self.convert(value.value, path, depth)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return valid_text(bytes(value).decode("utf-8", "replace"))
+        is_dataclass = dataclasses.is_dataclass(value) and not isinstance(value, type)
+        if not (is_dataclass or isinstance(value, Mapping | list | tuple | set | frozenset)):
+            return self._other(value, path)
+        if depth >= MAX_DEPTH:
+            raise Unencodable(f"nested deeper than {MAX_DEPTH} levels at {path}")
+        if id(value) in self.active:
+            raise Unencodable(f"circular reference at {path}")
+        self.active.add(id(value))
+        try:
+            if is_dataclass:
+                return {f.name: self.convert(getattr(value, f.name), f"{path}.{f.name}", depth + 1)
+                        for f in dataclasses.fields(value)}
+            if isinstance(value, Mapping):
+                out: dict[str, Any] = {}
+                for k, v in value.items():
+                    key = self._key(k, path)
+                    out[key] = self.convert(v, f"{path}.{key[:40]}", depth + 1)
+                return out
+            return [self.convert(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+        finally:
+            self.active.discard(id(value))
+
+    def _key(self, key: Any, path: str) -> str:
+        if isinstance(key, str):
+            return valid_text(key)
+        try:
+            return valid_text(str(key))
+        except Exception as e:  # noqa: BLE001 - any failure of user code is reported, not raised
+            raise Unencodable(f"a {type(key).__name__} key at {path} cannot be written: {safe_str(e)}") from None
+
+    def _other(self, value: Any, path: str) -> str:
+        if not self.fallback:
+            raise Unencodable(f"a {type(value).__name__} at {path} is not JSON data")
+        for show in (str, repr):
+            try:
+                text = show(value)
+            except Exception:  # noqa: BLE001, S112 - try the next way of showing it
+                continue
+            if isinstance(text, str):
+                return valid_text(text)
+        raise Unencodable(f"a {type(value).__name__} at {path} has no text form (its str() and repr() raise)")
+
+
+def safe_str(exc: BaseException, *, typed: bool = True) -> str:
+    """``"Type: message"`` for an exception (``typed=False``: the message alone), even when its ``str()``
+    raises (then the type's name); at most 2000 characters of valid Unicode."""
+    name = type(exc).__name__
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the error itself
+        return name
+    text = valid_text((f"{name}: {message}" if typed else message) if message else name)
+    return text if len(text) <= 2000 else text[:1999] + "…"
 
 
 def _match_choice(value: object, choices: tuple[Any, ...]) -> Any:
@@ -342,13 +448,10 @@ class ObjectConv(_Conv):
         for f in self.fields.values():
             s = f.conv.full_schema()
             if f.default is not MISSING:
-                default = to_jsonable(f.default)
                 try:
-                    json.dumps(default)
-                except (TypeError, ValueError):
+                    s["default"] = to_jsonable(f.default, fallback=False)
+                except Unencodable:
                     pass
-                else:
-                    s["default"] = default
             props[f.name] = s
         return {
             "type": "object",
@@ -373,7 +476,13 @@ class ObjectConv(_Conv):
                 errors.append(f"{prefix}{f.name}: missing required {self.what}")
         if len(errors) > n:
             return MISSING
-        return self.factory(**out) if self.factory is not None else out
+        if self.factory is None:
+            return out
+        try:
+            return self.factory(**out)
+        except Exception as e:  # noqa: BLE001 - e.g. a dataclass's __post_init__ rejecting a value
+            errors.append(f"{path or self.what}: {safe_str(e)}")
+            return MISSING
 
 
 def resolve_hints(obj: Any, localns: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -66,3 +66,40 @@ def test_parrot_session_recorded_as_stereo(tmp_path: Path) -> None:
     user = np.flatnonzero(np.abs(stereo[:, 0].astype(int)) > 1000) / rate
     assert 0.4 < user[0] < 0.7  # hello.wav starts speaking after 0.5 s of silence
     assert (tmp_path / recording.with_suffix(".jsonl").name).exists()
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from agentsession import AudioFrame
+from agentsession.testing import tone
+from agentsession_recorder._wav import ConversationWav
+
+wav = ConversationWav(sys.argv[1], margin=0.2)
+for i in range(int(sys.argv[2])):
+    wav.add("user", AudioFrame(tone(0.02, 24000, 300).data, 24000), i * 0.02)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_process_killed_at_any_point_leaves_a_wav_that_opens(tmp_path: Path) -> None:
+    """SIGKILL right after the file is created, and after 1 s of audio: the file opens with what was written."""
+    for frames, expected in ((0, 0), (50, int(0.8 * 24000))):  # 50 frames = 1 s; all but the 0.2 s margin is final
+        path = tmp_path / f"killed-{frames}.wav"
+        done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path), str(frames)], timeout=60)
+        assert done.returncode == -9
+        rate, data = read(path)
+        assert rate == 24000 and data.shape == (expected, 2)
+        if expected:
+            assert np.abs(data[:, 0].astype(int)).max() > 1000 and not data[:, 1].any()
+
+
+def test_the_header_counts_exactly_the_samples_on_disk(tmp_path: Path) -> None:
+    wav = ConversationWav(tmp_path / "c.wav", margin=0.0)
+    for i in range(10):
+        wav.add("user", tone(0.02, 24000), i * 0.02)
+        with wave.open(str(tmp_path / "c.wav"), "rb") as w:  # read while still being written
+            assert w.getnframes() == (i + 1) * 480
+            assert (tmp_path / "c.wav").stat().st_size == 44 + (i + 1) * 480 * 4
+    wav.close()
+    rate, data = read(tmp_path / "c.wav")
+    assert data.shape == (4800, 2)

@@ -129,7 +129,7 @@ async def test_connections_are_bounded(served: Any) -> None:
 def test_a_non_loopback_address_needs_a_token() -> None:
     with pytest.raises(ValueError, match="needs a token"):
         PlaygroundServer(lambda t: None, host="0.0.0.0")
-    PlaygroundServer(lambda t: None, host="0.0.0.0", token="s3cret-t0ken")
+    PlaygroundServer(lambda t: None, host="0.0.0.0", token="s3cret-t0ken-0123")
     PlaygroundServer(lambda t: None, host="::1")
 
 

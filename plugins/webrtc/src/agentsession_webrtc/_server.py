@@ -24,6 +24,10 @@ logger = logging.getLogger("agentsession.webrtc")
 
 DEFAULT_PORT = 8760
 MAX_BODY = 64 * 1024  # bytes: an SDP offer is a few KiB
+MIN_TOKEN = 16  # characters: shorter tokens are refused (guessable, and too short to mask in logs)
+READ_TIMEOUT = 10.0  # seconds a client has to send a request's headers and body (and to idle between requests)
+REQUEST_TIMEOUT = 30.0  # seconds to answer a request, the offer's ICE gathering included
+MAX_HTTP_CONNECTIONS = 256  # open HTTP connections at once; more are closed as they arrive
 COOKIE = "agentsession_playground"
 _STATIC = {
     "/": ("index.html", "text/html"),
@@ -69,9 +73,15 @@ class PlaygroundServer:
     ``on_connection(transport)`` is called for every answered offer (the playground mode runs a job
     there). Binding anything but loopback needs ``token``; when set, every request must carry it
     (``Authorization: Bearer``, a ``?token=`` query, or the cookie the page gets when opened with it).
-    Request bodies are limited to ``max_body`` bytes, live connections to ``max_connections``. Browsers
-    only give a page the microphone on ``localhost`` or over HTTPS: for another machine pass ``ssl_context``.
-    With ``forward``, checked offers and close beacons go there instead (the worker processes answer them).
+    Request bodies are limited to ``max_body`` bytes, live connections to ``max_connections`` (an offer
+    takes its place before anything is awaited: concurrent offers can't overshoot; the rest get a 503).
+    A client has ``read_timeout`` seconds to send a request's headers and its body, and to idle between
+    requests; a request is answered within ``request_timeout`` or gets a 504; at most
+    ``max_http_connections`` are open at once. Without a token, offers from ``Origin: null`` (a sandboxed
+    frame on any site) are refused; offers must be ``application/json`` (a cross-site form or beacon can't
+    send that without a CORS preflight, which is never granted). Browsers only give a page the microphone
+    on ``localhost`` or over HTTPS: for another machine pass ``ssl_context``. With ``forward``, checked
+    offers and close beacons go there instead (the worker processes answer them).
     """
 
     def __init__(
@@ -86,11 +96,19 @@ class PlaygroundServer:
         ice_servers: Sequence[RTCIceServer] = (),
         ssl_context: ssl.SSLContext | None = None,
         forward: OfferForwarder | None = None,
+        read_timeout: float = READ_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
+        max_http_connections: int = MAX_HTTP_CONNECTIONS,
     ) -> None:
         if not is_loopback(host) and not token:
             raise ValueError(f"binding {host} (not loopback) needs a token: pass --token or let the mode generate one")
+        if token and len(token) < MIN_TOKEN:
+            raise ValueError(f"the playground token is too short ({len(token)} characters): use at least {MIN_TOKEN}, "
+                             "e.g. python -c 'import secrets; print(secrets.token_urlsafe(18))'")
         if max_connections < 1:
             raise ValueError("max_connections must be >= 1")
+        if read_timeout <= 0 or request_timeout <= 0 or max_http_connections < 1:
+            raise ValueError("read_timeout and request_timeout must be > 0, max_http_connections >= 1")
         self.on_connection = on_connection
         self.host = host
         self.port = port
@@ -101,8 +119,14 @@ class PlaygroundServer:
         self.ice_servers = list(ice_servers)
         self.ssl_context = ssl_context
         self.forward = forward
+        self.read_timeout = read_timeout
+        self.request_timeout = request_timeout
+        self.max_http_connections = max_http_connections
         self.transports: dict[str, WebRTCTransport] = {}
+        self._admitting = 0  # offers admitted whose transport is not in ``transports`` yet
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: dict[asyncio.BaseTransport, _Connection] = {}
         self._watchers: set[asyncio.Future[str]] = set()
 
     def __repr__(self) -> str:
@@ -130,21 +154,30 @@ class PlaygroundServer:
         app.router.add_post("/sessions/{id}/close", self._close_session)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
+        assert runner.server is not None
+        handlers = runner.server
         try:
-            await site.start()
+            # aiohttp has no timeout for reading a request: each connection is watched (_Connection)
+            self._server = await asyncio.get_running_loop().create_server(
+                lambda: _Connection(handlers(), self), self.host, self.port, ssl=self.ssl_context,
+                reuse_address=True)
         except OSError as exc:
             await runner.cleanup()
             raise OSError(exc.errno, f"cannot serve the playground on {self.host}:{self.port}: {exc.strerror}") from None
         self._runner = runner
-        if self.port == 0 and runner.addresses:
-            self.port = int(runner.addresses[0][1])
+        if self.port == 0 and self._server.sockets:
+            self.port = int(self._server.sockets[0].getsockname()[1])
         return self.url
 
     async def close(self, reason: str = "the playground server stopped") -> None:
         """Stop serving; end every connection (their jobs then shut down and close them)."""
         for transport in list(self.transports.values()):
             transport.end(reason)
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for connection in list(self._connections.values()):
+            connection.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -165,7 +198,23 @@ class PlaygroundServer:
         origin = request.headers.get("Origin")
         if request.method != "GET" and origin and origin != "null" and urlsplit(origin).netloc != request.host:
             return _error(403, "cross-origin requests are not allowed")
-        response = await handler(request)
+        if request.method != "GET" and origin == "null" and self.token is None:
+            # a sandboxed frame or a file:// page, on any site: without a token, nothing else tells it apart
+            return _error(403, "requests from an opaque origin (Origin: null) need the playground token")
+        connection = self._connections.get(request.transport) if request.transport is not None else None
+        if connection is not None:
+            connection.busy()
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                response = await handler(request)
+        except TimeoutError:
+            logger.warning("playground request %s %s not answered within %g s", request.method, request.path,
+                           self.request_timeout)
+            response = _error(504, f"the request took longer than {self.request_timeout:g} s")
+            response.force_close()
+        finally:
+            if connection is not None:
+                connection.idle()
         response.headers.update(_SECURITY_HEADERS)
         if self.token is not None and request.query.get("token"):
             response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict", path="/",
@@ -189,11 +238,18 @@ class PlaygroundServer:
         return web.Response(body=body, content_type=content_type, charset="utf-8")
 
     async def _offer(self, request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            return _error(415, "the offer must be sent as application/json")
         try:
-            payload = await request.json()
-        except web.HTTPRequestEntityTooLarge:
-            raise
-        except (ValueError, UnicodeDecodeError):
+            async with asyncio.timeout(self.read_timeout):
+                body = await request.read()
+        except TimeoutError:
+            response = _error(408, f"the request body was not received within {self.read_timeout:g} s")
+            response.force_close()
+            return response
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, nested too deep, an int too long, ...
             return _error(400, "the body must be JSON: {\"type\": \"offer\", \"sdp\": \"...\"}")
         if not isinstance(payload, dict) or not isinstance(payload.get("sdp"), str):
             return _error(400, "the body must be a JSON object with a string \"sdp\" and \"type\": \"offer\"")
@@ -202,18 +258,35 @@ class PlaygroundServer:
         if "m=audio" not in payload["sdp"]:
             return _error(400, "the offer has no audio section (m=audio): the page must offer a microphone track")
         if self.forward is not None:
-            status, body = await self.forward.offer(payload)
-            return web.json_response(body, status=status)
-        if len(self.transports) >= self.max_connections:
-            return _error(503, f"too many open playground connections (max {self.max_connections})")
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self.ice_servers)))
-        transport = WebRTCTransport(pc)
+            status, reply = await self.forward.offer(payload)
+            return web.json_response(reply, status=status)
+        # admission: checked and taken with no await in between, so concurrent offers can't overshoot
+        if len(self.transports) + self._admitting >= self.max_connections:
+            response = _error(503, f"too many open playground connections (max {self.max_connections}): "
+                                   "close a tab or try again later")
+            response.headers["Retry-After"] = "5"
+            return response
+        self._admitting += 1
+        transport: WebRTCTransport | None = None
+        owned = False
         try:
-            answer = await transport.accept(RTCSessionDescription(sdp=payload["sdp"], type="offer"))
-        except OfferError as exc:
-            await transport.close()
-            logger.info("playground offer rejected: %s", exc)
-            return _error(400, str(exc))
+            transport = WebRTCTransport(RTCPeerConnection(RTCConfiguration(iceServers=list(self.ice_servers))))
+            try:
+                answer = await transport.accept(RTCSessionDescription(sdp=payload["sdp"], type="offer"))
+            except OfferError as exc:
+                logger.info("playground offer rejected: %s", exc)
+                return _error(400, str(exc))
+            self._register(transport)
+            owned = True
+        finally:
+            self._admitting -= 1
+            if transport is not None and not owned:  # rejected, or cancelled / timed out mid-answer
+                await asyncio.shield(transport.close())
+        logger.info("playground connection %s from %s", transport.id[:8], request.remote)
+        self.on_connection(transport)
+        return web.json_response({"type": answer.type, "sdp": answer.sdp, "id": transport.id})
+
+    def _register(self, transport: WebRTCTransport) -> None:
         self.transports[transport.id] = transport
         watcher = asyncio.ensure_future(transport.wait_ended())
         self._watchers.add(watcher)
@@ -223,9 +296,6 @@ class PlaygroundServer:
             self.transports.pop(transport.id, None)
 
         watcher.add_done_callback(forget)
-        logger.info("playground connection %s from %s", transport.id[:8], request.remote)
-        self.on_connection(transport)
-        return web.json_response({"type": answer.type, "sdp": answer.sdp, "id": transport.id})
 
     async def _close_session(self, request: web.Request) -> web.Response:
         transport = self.transports.get(request.match_info["id"])
@@ -236,6 +306,66 @@ class PlaygroundServer:
             return _error(404, "no such playground connection")
         transport.end("the page was closed")
         return web.Response(status=204)
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP connection, in front of aiohttp's handler: closed when the client does not send a complete
+    request within ``read_timeout`` (slow-loris headers, or idling between requests), or when too many are
+    open. The server marks it busy while it handles a request (which ``request_timeout`` bounds)."""
+
+    def __init__(self, handler: asyncio.Protocol, server: PlaygroundServer) -> None:
+        self.handler = handler
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if len(self.server._connections) >= self.server.max_http_connections:
+            logger.warning("playground: %d HTTP connections open, refusing another", len(self.server._connections))
+            transport.abort()
+            return
+        self.server._connections[transport] = self
+        self.handler.connection_made(transport)
+        self.idle()
+
+    def busy(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def idle(self) -> None:
+        self.busy()
+        if self.transport is not None and self.transport in self.server._connections:
+            self._timer = asyncio.get_running_loop().call_later(self.server.read_timeout, self._expired)
+
+    def close(self) -> None:
+        self.busy()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport is not None:
+            self.transport.abort()  # nothing useful was sent: no response, no lingering
+
+    def data_received(self, data: bytes) -> None:
+        self.handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.handler.eof_received()
+
+    def pause_writing(self) -> None:
+        self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.handler.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.busy()
+        if self.transport is not None and self.server._connections.pop(self.transport, None) is not None:
+            self.handler.connection_lost(exc)
 
 
 def _hostname(host: str) -> str:
