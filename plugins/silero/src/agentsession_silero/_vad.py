@@ -73,7 +73,7 @@ class SileroVAD(VAD):
         padding = _number("prefix_padding", prefix_padding)
         if padding < 0:
             raise ValueError(f"prefix_padding must be >= 0 seconds, got {prefix_padding!r}")
-        if isinstance(sample_rate, bool) or sample_rate not in MODEL_RATES:
+        if type(sample_rate) is not int or sample_rate not in MODEL_RATES:
             raise ValueError(
                 f"sample_rate is the model's rate and must be 16000 or 8000 (input frames of any rate are "
                 f"resampled to it), got {sample_rate!r}"
