@@ -11,6 +11,7 @@ from typing import Literal
 from ._audio import AudioFrame
 from ._chat import ChatContext
 from ._pipeline_events import PipelineEvent, ToolCall
+from ._stt_stream import BufferedSpeechStream, SpeechStream
 from ._tools import FunctionTool, ToolResult
 
 
@@ -161,10 +162,18 @@ class STT(ABC):
     """Speech to text for one utterance."""
 
     sample_rate: int = 16000
+    streaming: bool = False
+    """True when ``stream()`` transcribes while the user speaks (interim text); False: it buffers each utterance
+    and calls ``transcribe`` once the utterance is flushed."""
 
     @abstractmethod
     async def transcribe(self, audio: AudioFrame, *, language: str | None = None) -> str:
         """Return the text of ``audio`` (mono, ``sample_rate``)."""
+
+    def stream(self, *, language: str | None = None) -> SpeechStream:
+        """A live transcription (see ``SpeechStream``). This default buffers each utterance until ``flush()``
+        and transcribes it in one request; a streaming provider overrides it and sets ``streaming``."""
+        return BufferedSpeechStream(self.transcribe, self.sample_rate, language=language)
 
     async def aclose(self) -> None:
         """Release resources (optional)."""

@@ -12,24 +12,29 @@ if TYPE_CHECKING:
     from ._cascade import OpenAILLM, OpenAISTT, OpenAITTS
     from ._client import API_KEY_ENV
     from ._realtime import DEFAULT_TRANSCRIPTION, DEFAULT_TURN_DETECTION, OpenAIRealtime
+    from ._stt_stream import DEFAULT_STT_TURN_DETECTION, OpenAISpeechStream
 
 _LAZY = {
     "API_KEY_ENV": "._client",
+    "DEFAULT_STT_TURN_DETECTION": "._stt_stream",
     "DEFAULT_TRANSCRIPTION": "._realtime",
     "DEFAULT_TURN_DETECTION": "._realtime",
     "OpenAILLM": "._cascade",
     "OpenAIRealtime": "._realtime",
     "OpenAISTT": "._cascade",
+    "OpenAISpeechStream": "._stt_stream",
     "OpenAITTS": "._cascade",
 }
 
 __all__ = [
     "API_KEY_ENV",
+    "DEFAULT_STT_TURN_DETECTION",
     "DEFAULT_TRANSCRIPTION",
     "DEFAULT_TURN_DETECTION",
     "OpenAILLM",
     "OpenAIRealtime",
     "OpenAISTT",
+    "OpenAISpeechStream",
     "OpenAITTS",
 ]
 

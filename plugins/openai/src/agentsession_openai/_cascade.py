@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import wave
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Literal
 
 from openai import AsyncOpenAI
 
@@ -24,6 +24,7 @@ from agentsession import (
 )
 
 from ._client import make_client
+from ._stt_stream import DEFAULT_STT_TURN_DETECTION, OpenAISpeechStream
 
 
 class _OpenAIHTTP:
@@ -111,16 +112,39 @@ def chat_messages(ctx: ChatContext) -> list[dict[str, Any]]:
 
 
 class OpenAISTT(_OpenAIHTTP, STT):
-    """``audio.transcriptions`` on one utterance, sent as a 16 kHz mono WAV."""
+    """Speech to text. ``transcribe`` sends one utterance to ``audio.transcriptions`` as a 16 kHz mono WAV;
+    ``stream`` transcribes while the user speaks, over a Realtime transcription session (interim text,
+    finals, and the service's own voice detection unless ``turn_detection=None``)."""
 
     _what = "OpenAISTT"
     sample_rate = 16000
+    streaming = True
 
     def __init__(self, model: str = "gpt-4o-mini-transcribe", *, api_key: str | None = None,
-                 base_url: str | None = None, language: str | None = None, prompt: str | None = None) -> None:
+                 base_url: str | None = None, language: str | None = None, prompt: str | None = None,
+                 turn_detection: Mapping[str, Any] | None = DEFAULT_STT_TURN_DETECTION,
+                 noise_reduction: Literal["near_field", "far_field"] | None = None) -> None:
         super().__init__(model, api_key, base_url)
         self.language = language
         self.prompt = prompt
+        self.turn_detection = turn_detection
+        self.noise_reduction = noise_reduction
+        self._streams: set[OpenAISpeechStream] = set()
+
+    def stream(self, *, language: str | None = None) -> OpenAISpeechStream:
+        """A live transcription over its own websocket; ``turn_detection=None`` leaves utterance ends to
+        ``flush()`` (your VAD), otherwise the service's VAD commits them (and ``flush()`` still may)."""
+        stream = OpenAISpeechStream(
+            lambda: self.client, model=self.model, language=language or self.language, prompt=self.prompt,
+            turn_detection=self.turn_detection, noise_reduction=self.noise_reduction,
+            on_close=self._streams.discard)
+        self._streams.add(stream)
+        return stream
+
+    async def aclose(self) -> None:
+        for stream in list(self._streams):
+            await stream.aclose()
+        await super().aclose()
 
     async def transcribe(self, audio: AudioFrame, *, language: str | None = None) -> str:
         kwargs: dict[str, Any] = {"model": self.model, "file": ("speech.wav", wav_bytes(audio), "audio/wav")}
