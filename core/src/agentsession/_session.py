@@ -123,7 +123,8 @@ class AgentSession:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock_anchor = (0.0, 0.0)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._starting: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[Any] | None = None
+        self._start_stopped = asyncio.Event()  # set when a start() that close() interrupted has cleaned up
         self._started = False
         self._close_task: asyncio.Task[None] | None = None
         self._closed_early = False
@@ -206,6 +207,7 @@ class AgentSession:
         if self._starting is not None or self._closed_early:
             raise AgentSessionError("an AgentSession can be started once")
         self._starting = asyncio.current_task()
+        self._start_stopped = asyncio.Event()
         self._loop = loop = asyncio.get_running_loop()
         self._clock_anchor = (loop.time(), time.time())
         self._set_agent_state(AgentState.STARTING)
@@ -232,8 +234,12 @@ class AgentSession:
             if self._closed_early:
                 raise asyncio.CancelledError
         except BaseException as exc:  # a missing API key, or close() meanwhile: leave nothing running
+            closed_meanwhile = isinstance(exc, asyncio.CancelledError) and self._closed_early
+            if closed_meanwhile and self._starting is not None:
+                self._starting.uncancel()  # close() cancelled the connecting, not the caller
             await self._abort_start()
-            if isinstance(exc, asyncio.CancelledError) and self._closed_early:
+            self._start_stopped.set()
+            if closed_meanwhile:
                 raise AgentSessionError("the session was closed while it was starting") from None
             raise
         self._started = True
@@ -345,7 +351,8 @@ class AgentSession:
             self._closed_early = True  # start() is refused from now on, or stops where it is
             starting = self._starting
             if starting is not None and not starting.done() and starting is not asyncio.current_task():
-                await asyncio.gather(starting, return_exceptions=True)
+                starting.cancel()  # start() turns this into "closed while it was starting"
+                await self._start_stopped.wait()
             return
         if self._close_task is None:
             # a context of its own: closing from inside a tool or on_exit is not "inside" them
