@@ -1043,7 +1043,7 @@ async def main():
     session = AgentSession(Hung(), RealTimePipeline(model))
     await session.start(transport=transport)
     await session.run(user_input="go")
-    assert model.tool_results and "timed out" in model.tool_results[0].output, model.tool_results
+    assert model.tool_results and "timed out" in model.tool_results[0][0].output, model.tool_results
     await session.close()
     print("closed", flush=True)
 
