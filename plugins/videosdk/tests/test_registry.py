@@ -81,17 +81,6 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         await registry.stop()
 
 
-def _process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:  # a zombie (exited, not reaped by its dead parent yet) counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
 async def test_sixty_jobs_run_exactly_once_and_no_worker_goes_over_its_threshold(env: Env) -> None:
     ids = await env.workers(3, JOBS_PER_PROCESS="10")
     assert len(set(ids)) == 3
@@ -106,11 +95,11 @@ async def test_sixty_jobs_run_exactly_once_and_no_worker_goes_over_its_threshold
         batch = await env.dispatch_until_full(placed, 60)
         assert batch > 0
         placed += batch
-        await env.control.wait_for(lambda: len(env.control.starts) == placed)
+        await env.control.wait_for(lambda n=placed: len(env.control.starts) == n)
         if placed < 60:
             assert batch == 9, batch  # all three full: each refused the next one
         env.control.release()
-        await env.registry.wait_for(lambda: all(env.registry.final(f"job-{k}") for k in range(placed)))
+        await env.registry.wait_for(lambda n=placed: all(env.registry.final(f"job-{k}") for k in range(n)))
     starts = sorted(s.room for s in env.control.starts)
     assert starts == sorted(f"room-{k}" for k in range(60))  # every job ran, exactly once
     assert all(s.token_ok for s in env.control.starts)  # each job got the assignment's token, not the worker's
@@ -161,8 +150,19 @@ async def test_a_killed_job_process_is_reported_failed_and_a_killed_worker_takes
 
 
 async def _wait_gone(pid: int) -> None:
-    while not _process_gone(pid):
-        await asyncio.sleep(0.05)
+    """Until ``pid`` (not our child: its parent was killed) exits: a pidfd becomes readable then."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    exited = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(fd, exited.set)
+    try:
+        await exited.wait()
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 async def test_sigterm_drains_a_worker(env: Env) -> None:
