@@ -15,6 +15,7 @@ import numpy as np
 from ._audio import SUPPORTED_RATES, AudioFrame
 from ._clock import VirtualClockEventLoop
 from ._errors import AgentSessionError
+from ._pool import JobSpec, ProcessPool
 from ._processes import program_command
 from ._states import AgentState, UserState
 from ._transport import PacedTransport, Transport, TransportMode
@@ -197,30 +198,23 @@ class FileMode(TransportMode):
         ))
 
     async def _spread(self, inputs: list[str], outputs: list[str | None], workers: int) -> None:
+        """Run ``inputs[k::workers]`` as one job in the k-th process of a pool (each line they print comes through
+        whole, tagged ``[worker k]``)."""
         o = self.options
-        procs = []
-        for k in range(workers):
-            args = [*program_command(), "--log-level", o.log_level, "file", "--speed", o.speed,
-                    "--output-rate", str(o.output_rate)]
-            for i, out in zip(inputs[k::workers], outputs[k::workers], strict=True):
-                args += ["--input", i] + (["--output", out] if out is not None else [])
-            procs.append(await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE))
-        # their output comes through here a whole line at a time: processes sharing one stdout would
-        # interleave mid-line (print() makes several writes when Python runs unbuffered)
-        relays = [asyncio.ensure_future(_relay(p, f"[worker {k}] ")) for k, p in enumerate(procs)]
+        pool = ProcessPool(program_command(), max_processes=workers)
+        jobs = []
         try:
-            codes = await asyncio.gather(*(p.wait() for p in procs))
-            await asyncio.gather(*relays)
+            for k in range(workers):
+                args = ["--log-level", o.log_level, "file", "--speed", o.speed, "--output-rate", str(o.output_rate)]
+                for i, out in zip(inputs[k::workers], outputs[k::workers], strict=True):
+                    args += ["--input", i] + (["--output", out] if out is not None else [])
+                jobs.append(pool.submit(JobSpec(f"share-{k}", args)))
+            results = await asyncio.gather(*(job.done for job in jobs))
         finally:
-            for p in procs:
-                if p.returncode is None:
-                    p.terminate()
-                    await p.wait()
-            for relay in relays:
-                relay.cancel()
-            await asyncio.gather(*relays, return_exceptions=True)
-        failed = [i for i, code in enumerate(codes) if code]
+            await pool.aclose()
+        failed = [r for r in results if r.status != "completed"]
         if failed:
+            codes = [r.code for r in results]
             raise AgentSessionError(f"{len(failed)} of {workers} worker processes failed (exit codes {codes})")
 
     @staticmethod
@@ -228,8 +222,3 @@ class FileMode(TransportMode):
         o = ctx.options
         return FileTransport(o.input[0], (o.output or [None])[0], speed=o.speed, sample_rate=o.output_rate)
 
-
-async def _relay(proc: asyncio.subprocess.Process, prefix: str) -> None:
-    assert proc.stdout is not None
-    async for raw in proc.stdout:
-        print(prefix + raw.decode(errors="replace").rstrip("\n"), flush=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import AgentSessionError, PluginError
 from ._manager import create_manager, provided
+from ._options import Options
 from ._secrets import install_log_redaction, mask
 from ._transport import Transport, TransportMode, as_mode
 
@@ -141,13 +142,16 @@ class WorkerJob:
         jobctx: Callable[[], JobContext] | JobContext | None = None,
         *,
         plugins: Sequence[object] = (),
+        options: Options | None = None,
     ) -> None:
-        """``plugins`` adds plugin objects (e.g. a transport mode) to those found through entry points."""
+        """``plugins`` adds plugin objects (e.g. a transport mode) to those found through entry points;
+        ``options`` (``Options(register=True, ...)``) makes this program a worker of VideoSDK's agent registry."""
         if not callable(entrypoint):
             raise TypeError("entrypoint must be an async function taking a JobContext")
         self.entrypoint = entrypoint
         self.jobctx = jobctx
         self.plugins = list(plugins)
+        self.options = options or Options()
         self._jobs: set[JobContext] = set()
         self._failed = False
         self._interrupts = 0
@@ -160,6 +164,11 @@ class WorkerJob:
 
     def run(self, argv: Sequence[str] | None = None) -> int:
         """Like ``start`` but returns the exit code."""
+        from ._pool_child import route  # a pool process waits for its jobs; register=True runs the registry worker
+
+        routed = route(self, argv)
+        if routed is not None:
+            return routed
         args_list = list(sys.argv[1:] if argv is None else argv)
         try:
             modes = transport_modes(self.plugins)

@@ -8,6 +8,7 @@ import importlib.util
 from agentsession import JobContext, TransportMode, hookimpl
 
 from ._config import RoomConfig
+from ._registry_mode import RegistryMode
 from ._transport import VideoSDKTransport
 
 
@@ -39,4 +40,4 @@ class RoomMode(TransportMode):
 
 @hookimpl
 def agentsession_transports() -> dict[str, TransportMode]:
-    return {"room": RoomMode()}
+    return {"room": RoomMode(), "registry": RegistryMode()}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import re
 import secrets
 import signal
@@ -24,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from agentsession import AgentSessionError, program_command, protect_secret
+from agentsession._pool import PooledProcess, PoolJob, ProcessPool
 
 logger = logging.getLogger("agentsession.webrtc")
 
@@ -35,11 +35,13 @@ WORKER_ENV = "AGENTSESSION_PLAYGROUND_WORKER"
 
 
 class _Worker:
-    def __init__(self, index: int, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, index: int, job: PoolJob) -> None:
+        assert job.process is not None
         self.index = index
-        self.proc = proc
+        self.job = job
+        self.proc: PooledProcess = job.process
         self.url: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.relay: asyncio.Task[None] | None = None
+        self.watch: asyncio.Task[None] | None = None
 
     @property
     def alive(self) -> bool:
@@ -49,6 +51,7 @@ class _Worker:
 class PlaygroundWorkers:
     """N worker processes running ``argv`` in playground mode; ``offer`` and ``close_session`` reach them.
 
+    The processes are jobs of core's ``ProcessPool`` (which relays their output, whole lines, and stops them):
     ``output`` gets each line a worker prints (prefixed with ``[worker k]``); its announce line is read here.
     """
 
@@ -63,21 +66,22 @@ class PlaygroundWorkers:
         self._token = secrets.token_urlsafe(24)
         protect_secret(self._token)
         self._workers: list[_Worker] = []
+        self._by_process: dict[int, _Worker] = {}
         self._next = itertools.count()
         self._sessions: dict[str, _Worker] = {}
         self._http: aiohttp.ClientSession | None = None
+        self._pool = ProcessPool(self.argv, max_processes=count, output=self._line,
+                                 env={"AGENTSESSION_PLAYGROUND_TOKEN": self._token, WORKER_ENV: "1"})
 
     async def start(self, timeout: float = 60.0) -> None:
         """Start the workers and wait until each serves (an ``AgentSessionError`` if one does not)."""
-        env = {**os.environ, "AGENTSESSION_PLAYGROUND_TOKEN": self._token, WORKER_ENV: "1", "PYTHONUNBUFFERED": "1"}
         for k in range(self.count):
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv, "playground", "--host", "127.0.0.1", "--port", "0",
-                "--max-connections", str(self.max_connections), env=env,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            )
-            worker = _Worker(k, proc)
-            worker.relay = asyncio.get_running_loop().create_task(self._relay(worker), name=f"playground-worker-{k}")
+            job = await self._pool.run_command(["playground", "--host", "127.0.0.1", "--port", "0",
+                                                "--max-connections", str(self.max_connections)],
+                                               job_id=f"playground-{k}")
+            worker = _Worker(k, job)
+            self._by_process[worker.proc.index] = worker
+            worker.watch = asyncio.get_running_loop().create_task(self._watch(worker), name=f"playground-worker-{k}")
             self._workers.append(worker)
         self._http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {self._token}"},
                                            timeout=aiohttp.ClientTimeout(total=30))
@@ -86,16 +90,17 @@ class PlaygroundWorkers:
         except TimeoutError:
             raise AgentSessionError(f"playground workers did not start within {timeout:g} s") from None
 
-    async def _relay(self, worker: _Worker) -> None:
-        assert worker.proc.stdout is not None
-        async for raw in worker.proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            found = _ANNOUNCE.search(line)
-            if found and not worker.url.done():
-                worker.url.set_result(found.group(1))
-            elif line:
-                self.output(f"[worker {worker.index}] {line}")
+    def _line(self, process: PooledProcess, line: str) -> None:
+        worker = self._by_process.get(process.index)
+        found = _ANNOUNCE.search(line)
+        if worker is not None and found and not worker.url.done():
+            worker.url.set_result(found.group(1))
+        elif line:
+            self.output(f"[worker {worker.index if worker is not None else process.index}] {line}")
+
+    async def _watch(self, worker: _Worker) -> None:
         code = await worker.proc.wait()
+        await asyncio.gather(*worker.proc.tasks, return_exceptions=True)  # its last lines relayed
         if not worker.url.done():
             worker.url.set_exception(AgentSessionError(f"playground worker {worker.index} exited (code {code}) "
                                                        "before serving"))
@@ -144,20 +149,9 @@ class PlaygroundWorkers:
     async def stop(self, grace: float) -> None:
         """Close every worker's stdin (it stops serving, its sessions end and close), and kill what is left
         after ``grace``."""
-        for worker in self._workers:
-            if worker.proc.stdin is not None:
-                worker.proc.stdin.close()
-        waits = [w.proc.wait() for w in self._workers]
-        try:
-            await asyncio.wait_for(asyncio.gather(*waits), grace)
-        except TimeoutError:
-            for worker in self._workers:
-                if worker.proc.returncode is None:
-                    logger.warning("playground worker %d did not stop in %g s: killed", worker.index, grace)
-                    worker.proc.kill()
-            await asyncio.gather(*(w.proc.wait() for w in self._workers))
-        relays = [w.relay for w in self._workers if w.relay is not None]
-        await asyncio.gather(*relays, return_exceptions=True)
+        await self._pool.aclose(grace)
+        watches = [w.watch for w in self._workers if w.watch is not None]
+        await asyncio.gather(*watches, return_exceptions=True)
         for worker in self._workers:
             if not worker.url.done():
                 worker.url.cancel()
