@@ -624,15 +624,15 @@ class AgentSession:
                 speech.metrics.usage[key] = speech.metrics.usage.get(key, 0) + value
             else:
                 speech.metrics.usage[key] = value
+        if response.calls:  # before its playout ends: a response of calls only is played out at once
+            speech.tools_running += 1
+            self._spawn(self._finish_tools(speech, response.calls), "tools")
         if event.interrupted:  # the model cut it short itself (a dropped connection, say)
             heard = response.heard(self._playout.played)
             self._playout.stop([response])
             self._cut(response, heard)
         else:
             self._playout.end(response)
-        if response.calls:
-            speech.tools_running += 1
-            self._spawn(self._finish_tools(speech, response.calls), "tools")
         self._settle(speech, interrupted=event.interrupted)
         self._update_states()
 

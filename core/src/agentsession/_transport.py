@@ -63,6 +63,10 @@ class Transport(ABC):
     async def wait_for_playout(self) -> None:
         """Return when everything queued has been output or cleared."""
 
+    async def wait_for_participant(self, participant_id: str | None = None) -> str:
+        """Wait until a user is there and return their id (default: the user of a one-user transport is)."""
+        return participant_id or "user"
+
     def bind(self, session: AgentSession) -> None:
         """Called by ``session.start()``; a transport may subscribe to the session's events here."""
 

@@ -6,10 +6,13 @@ import argparse
 import asyncio
 import contextvars
 import gc
+import inspect
 import logging
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +31,7 @@ logger = logging.getLogger("agentsession.worker")
 _current_job: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("agentsession_job", default=None)
 
 DEFAULT_MODE = "room"
+EXIT_GRACE = 10.0  # seconds the process may take to exit once its jobs ended
 
 
 @dataclass
@@ -61,6 +65,7 @@ class JobContext:
         self.mode: TransportMode | None = None
         self._shutdown: asyncio.Future[str] | None = None
         self._sessions: list[AgentSession] = []
+        self._shutdown_callbacks: list[Callable[[], Awaitable[None] | None]] = []
         self._connected = False
 
     @property
@@ -108,13 +113,42 @@ class JobContext:
         self.request_shutdown(reason)
         return reason
 
+    @property
+    def room(self) -> Transport | None:
+        """The job's room: its transport once ``connect()`` ran (VideoSDK's ``ctx.room``)."""
+        return self.transport
+
+    def add_shutdown_callback(self, callback: Callable[[], Awaitable[None] | None]) -> None:
+        """Run ``callback`` (sync or async) when the job shuts down, after its sessions closed."""
+        self._shutdown_callbacks.append(callback)
+
+    async def wait_for_participant(self, participant_id: str | None = None, *, timeout: float | None = None) -> str:
+        """Wait until a user is there (a participant joined the room, the console or the page is open); return
+        their id. Transports without participants answer at once."""
+        if self.transport is None:
+            raise AgentSessionError("call `await ctx.connect()` before `ctx.wait_for_participant()`")
+        return await asyncio.wait_for(self.transport.wait_for_participant(participant_id), timeout)
+
     async def shutdown(self) -> None:
-        """Close the sessions still open and the transport; idempotent."""
+        """Close the sessions still open (their ``on_exit`` runs), run the shutdown callbacks, close the
+        transport; idempotent."""
         self.request_shutdown("shutdown")
         for session in list(self._sessions):
             await session.close("job shutdown")
+        callbacks, self._shutdown_callbacks = self._shutdown_callbacks, []
+        for callback in callbacks:
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("a shutdown callback raised")
         if self.transport is not None:
             await self.transport.close()
+
+    def _keeps_running(self) -> bool:
+        """Whether something of this job runs on after its entrypoint returned (a session, or a transport)."""
+        return bool(self._sessions) or self._connected
 
     def _future(self) -> asyncio.Future[str]:
         if self._shutdown is None:
@@ -155,9 +189,11 @@ class WorkerJob:
         self._jobs: set[JobContext] = set()
         self._failed = False
         self._interrupts = 0
+        self._bounded_exit = False  # start() (the CLI) ends the process within EXIT_GRACE of the jobs' end
 
     def start(self, argv: Sequence[str] | None = None) -> None:
         """Run until the job ends; exits the process with a non-zero code on failure."""
+        self._bounded_exit = True
         code = self.run(argv)
         if code:
             raise SystemExit(code)
@@ -197,7 +233,11 @@ class WorkerJob:
         factory = mode.loop_factory(args)
         try:
             with asyncio.Runner(loop_factory=factory) as runner:
-                runner.run(self._main(mode, args))
+                try:
+                    runner.run(self._main(mode, args))
+                finally:
+                    if self._bounded_exit:  # what user code left behind (a hung thread) must not hang the exit
+                        _exit_watchdog(EXIT_GRACE, lambda: 1 if self._failed else 0)
         except (KeyboardInterrupt, asyncio.CancelledError):
             return 130
         return 1 if self._failed else 0
@@ -219,18 +259,8 @@ class WorkerJob:
             self._jobs.add(ctx)
             _current_job.set(ctx)
             try:
-                await self.entrypoint(ctx)
-            except asyncio.CancelledError:
-                raise
-            except (AgentSessionError, ValueError) as exc:  # a configuration problem: say it plainly
-                logger.error("the job failed: %s", exc)
-                logger.debug("details", exc_info=True)
-                self._failed = True
-            except Exception:
-                logger.exception("the job's entrypoint failed")
-                self._failed = True
+                await self._run_job(ctx)
             finally:
-                await ctx.shutdown()
                 self._jobs.discard(ctx)
 
         mode.options = args
@@ -241,6 +271,31 @@ class WorkerJob:
         except (AgentSessionError, ValueError, OSError) as exc:
             logger.error("%s", exc)
             self._failed = True
+
+    async def _run_job(self, ctx: JobContext) -> None:
+        """Run the entrypoint as VideoSDK runs it: the job outlives an entrypoint that returns and ends when
+        its transport ends, its session closes, or on Ctrl-C/SIGTERM; then an entrypoint still waiting is
+        cancelled (its ``finally`` runs), the sessions close (``on_exit`` runs) and ``ctx.shutdown()`` runs."""
+        entry = asyncio.ensure_future(self.entrypoint(ctx))
+        ended = asyncio.ensure_future(ctx.wait_for_shutdown())
+        try:
+            await asyncio.wait((entry, ended), return_when=asyncio.FIRST_COMPLETED)
+            if entry.done() and not ended.done() and _failure(entry) is None and ctx._keeps_running():
+                await ended  # "the session runs until manually stopped or the meeting ends"
+            if not entry.done():
+                entry.cancel()
+            await asyncio.gather(entry, return_exceptions=True)
+            failure = _failure(entry)
+            if failure is not None:
+                self._failed = True
+                if isinstance(failure, AgentSessionError | ValueError):  # a configuration problem: say it plainly
+                    logger.error("the job failed: %s", failure)
+                    logger.debug("details", exc_info=failure)
+                else:
+                    logger.error("the job's entrypoint failed", exc_info=failure)
+        finally:
+            ended.cancel()
+            await ctx.shutdown()
 
     def _make_ctx(self) -> JobContext:
         if self.jobctx is None:
@@ -260,6 +315,23 @@ class WorkerJob:
                 ctx.request_shutdown("interrupted")
         elif main is not None:
             main.cancel()
+
+
+def _exit_watchdog(grace: float, code: Callable[[], int]) -> None:
+    """End the process ``grace`` seconds from now if it has not exited by then (a daemon thread)."""
+
+    def force() -> None:
+        time.sleep(grace)
+        logger.warning("the process did not exit within %.0f s of its jobs' end (a thread left running?): "
+                       "forcing the exit", grace)
+        logging.shutdown()
+        os._exit(code())
+
+    threading.Thread(target=force, name="agentsession-exit-watchdog", daemon=True).start()
+
+
+def _failure(entry: asyncio.Future[None]) -> BaseException | None:
+    return None if entry.cancelled() else entry.exception()
 
 
 def transport_modes(extra: Sequence[object] = ()) -> dict[str, TransportMode]:

@@ -58,6 +58,7 @@ class VideoSDKTransport(BufferedTransport):
         self._joined: asyncio.Event = asyncio.Event()
         self._left: asyncio.Event = asyncio.Event()
         self._first_participant: asyncio.Event = asyncio.Event()
+        self._participants_changed = asyncio.Event()
         self._join_error: str | None = None
         #: remote human participants present: id -> display name, in join order
         self.participants: dict[str, str] = {}
@@ -189,9 +190,20 @@ class VideoSDKTransport(BufferedTransport):
         else:
             logger.warning("VideoSDK error: %s", message)
 
+    async def wait_for_participant(self, participant_id: str | None = None) -> str:
+        """Wait until ``participant_id`` (or anyone, if ``None``) is in the meeting; return their id."""
+        while True:
+            if participant_id is None and self.participants:
+                return next(iter(self.participants))
+            if participant_id is not None and participant_id in self.participants:
+                return participant_id
+            self._participants_changed.clear()
+            await self._participants_changed.wait()
+
     def _on_participant_joined(self, participant: Any) -> None:
         pid, name = participant.id, participant.display_name
         self.participants[pid] = name
+        self._participants_changed.set()
         logger.info("participant joined: %s (%s)", name, pid)
         participant.add_event_listener(self._sdk.ParticipantEvents(participant, self._on_stream, self._on_stream_gone))
         for stream in list(participant.streams.values()):
