@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ._audio import AudioFrame
 from ._chat import ChatContext
-from ._pipeline_events import AgentAudio, PipelineEvent, ToolCall
+from ._pipeline_events import PipelineEvent, ToolCall
 from ._tools import FunctionTool, ToolResult
 
 
@@ -34,8 +34,8 @@ class EventChannel:
     """Pipeline events from a model to their consumer.
 
     The session ``attach``-es a sink and gets each event synchronously as it is emitted, with no queue
-    hop on the audio path; without a sink, events queue for async iteration (as the contract suites read
-    them).
+    hop on the audio path; without a sink, events queue for async iteration (``agentsession.testing``'s
+    ``read_events`` and the contract suites read them so).
     """
 
     def __init__(self) -> None:
@@ -58,20 +58,6 @@ class EventChannel:
             sink(self._queue.get_nowait())
         self._sink = sink
 
-    def purge_audio(self) -> int:
-        """Drop queued ``AgentAudio`` not yet consumed (on interruption); return how many."""
-        kept: list[PipelineEvent | None] = []
-        dropped = 0
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if isinstance(item, AgentAudio):
-                dropped += 1
-            else:
-                kept.append(item)
-        for item in kept:
-            self._queue.put_nowait(item)
-        return dropped
-
     def end(self) -> None:
         """No more events: the iterator stops after what is queued; a sink gets ``None``."""
         if not self._ended:
@@ -93,10 +79,15 @@ class RealtimeModel(ABC):
     """A speech-to-speech model (OpenAI Realtime, Gemini Live, ...).
 
     It receives mono 20 ms frames at ``input_sample_rate`` and emits pipeline events through
-    ``self.channel.emit``. Contract (checked by ``agentsession.testing.RealtimeModelContract``): every
-    user turn and every ``say``/``reply``/``send_text``/tool result is answered by a response that ends
-    with ``ResponseDone``; after ``interrupt()`` returns, no more audio of the interrupted response is
-    emitted; ``close()`` is idempotent and ends the event stream.
+    ``self.channel.emit``. Contract (checked by ``agentsession.testing.RealtimeModelContract``):
+
+    - every ``say``/``reply``/``send_text``/``send_tool_results`` is answered by one response whose events
+      carry the ``response_id`` the call gave, and which ends with ``ResponseDone``; a response the model
+      starts by itself (an answer to the user's speech) carries an id of the model's own, new each time;
+    - responses are generated one at a time, in the order they were asked for; a response's ``ToolCall``s
+      come before its ``ResponseDone``;
+    - after ``interrupt(heard)`` returns, no event of the responses named in ``heard`` is emitted;
+    - ``close()`` is idempotent and ends the event stream.
     """
 
     input_sample_rate: int = 24000
@@ -114,28 +105,32 @@ class RealtimeModel(ABC):
         """Take one input frame; must not block (queue it for a sender task)."""
 
     @abstractmethod
-    async def send_text(self, text: str) -> None:
-        """The user typed ``text``: add it as a user turn and respond."""
+    async def send_text(self, text: str, *, response_id: str) -> None:
+        """The user typed ``text``: add it as a user turn and answer it as response ``response_id``."""
 
     @abstractmethod
-    async def say(self, text: str) -> None:
-        """Speak ``text`` (as close to verbatim as the provider allows)."""
+    async def say(self, text: str, *, response_id: str) -> None:
+        """Speak ``text`` (as close to verbatim as the provider allows) as response ``response_id``."""
 
     @abstractmethod
-    async def reply(self, instructions: str | None = None) -> None:
-        """Generate a response now, with optional extra instructions for this response."""
+    async def reply(self, instructions: str | None = None, *, response_id: str) -> None:
+        """Generate response ``response_id`` now, with optional extra instructions for it."""
 
     @abstractmethod
-    async def interrupt(self, played: float | None = None) -> None:
-        """Cancel the current response; ``played`` is how many seconds of it the user heard."""
+    async def interrupt(self, heard: Mapping[str, float | None]) -> None:
+        """Stop the responses named in ``heard``: cancel the one being generated, drop those asked for and
+        not begun. Each value is how many seconds of that response's audio the user heard (``None``: none
+        of it reached the user); the model cuts its own record of the response there, so its context
+        matches what the user heard."""
 
     @abstractmethod
-    async def send_tool_result(self, result: ToolResult) -> None:
-        """Hand a tool's result to the model, which continues the response."""
+    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
+        """Hand the results of all the tool calls of one response to the model together, and continue
+        with response ``response_id``."""
 
-    async def update_instructions(self, instructions: str) -> None:
-        """Change the system instructions mid-session (optional)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot change instructions mid-session")
+    async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
+        """Change the instructions and tools mid-session, keeping the conversation (an agent handoff)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot change its agent mid-session")
 
     @abstractmethod
     async def close(self) -> None:

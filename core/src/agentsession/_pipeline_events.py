@@ -2,6 +2,11 @@
 
 A pipeline turns input audio into a stream of these events; the session reacts to them and to nothing
 else, so it never knows which provider is behind them.
+
+Every event that belongs to a response (``AgentAudio``, ``AgentTranscript``, ``ToolCall``,
+``ResponseDone``) carries that response's id: the id the session gave when it asked for the response
+(``say``/``reply``/``send_text``/``send_tool_results``), or the provider's own for a response the model
+started by itself (an answer to the user's speech). The session drops the events of responses it cancelled.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class AgentAudio:
     """A chunk of the agent's speech (any length; the session re-frames it)."""
 
     frame: AudioFrame
+    response_id: str = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,7 @@ class AgentTranscript:
 
     text: str
     final: bool = True
+    response_id: str = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,7 @@ class ToolCall:
     id: str
     name: str
     arguments: str
+    response_id: str = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +77,12 @@ class ToolCallCancelled:
 
 @dataclass(frozen=True, slots=True)
 class ResponseDone:
-    """The model finished a response (or stopped it: ``interrupted``); ``usage`` is provider token usage."""
+    """The model finished a response (or cut it short itself: ``interrupted``); ``usage`` is provider token
+    usage. A response's tool calls come before its ``ResponseDone``."""
 
     interrupted: bool = False
     usage: dict[str, Any] = field(default_factory=dict)
+    response_id: str = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)

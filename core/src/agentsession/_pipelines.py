@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import itertools
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ._audio import AudioConverter, AudioFrame
 from ._chat import ChatContext
@@ -22,36 +25,70 @@ from ._pipeline_events import (
     UserSpeechStopped,
     UserTranscript,
 )
-from ._tools import ToolResult
+from ._tools import FunctionTool, ToolResult
 from ._vad import EnergyVAD, UtteranceCollector
+
+if TYPE_CHECKING:
+    from ._agent import Agent
 
 logger = logging.getLogger("agentsession.pipeline")
 
-
-@dataclass(frozen=True)
-class Answer:
-    """Returned by ``ConversationFlow.on_user_turn``: speak this instead of asking the model."""
-
-    text: str
+#: the LLM stream of the cascade response being generated (what ``ConversationFlow.process_with_llm`` reads)
+_LLM_STREAM: contextvars.ContextVar[Callable[[], AsyncIterator[str]] | None] = contextvars.ContextVar(
+    "agentsession_llm_stream", default=None
+)
 
 
 class ConversationFlow:
-    """Sees each final user turn before the model and each agent turn after it.
+    """The turn-taking logic of a cascade, shaped as VideoSDK's: subclass it and override ``run``.
 
-    ``on_user_turn`` returns the text to send on (changed or not), an ``Answer`` to speak directly, or
-    ``None`` to drop the turn. It applies to cascades and to typed text; a realtime model hears the
-    user's audio itself, so there it only sees ``on_agent_turn``.
+    ``run(transcript)`` is an async generator between the user's final text and speech: what it yields is
+    spoken (sentence by sentence through the TTS). The default yields the LLM's answer as it streams
+    (``process_with_llm``); an override may change what the LLM sees first (the user's text is already in
+    the history, ``self.agent.chat_context``) and post-process what is spoken. ``on_turn_start(transcript)``
+    and ``on_turn_end()`` run around each user turn. Tool calls the LLM makes are run by the session while
+    ``run`` goes on; the answer after their results streams from the LLM directly.
     """
 
-    async def on_user_turn(self, text: str) -> str | Answer | None:
-        return text
+    def __init__(
+        self,
+        agent: Agent | None = None,
+        stt: STT | None = None,
+        llm: LLM | None = None,
+        tts: TTS | None = None,
+        vad: VAD | None = None,
+        turn_detector: TurnDetector | None = None,
+    ) -> None:
+        self.agent = agent
+        self.stt, self.llm, self.tts, self.vad = stt, llm, tts, vad
+        self.turn_detector = turn_detector
 
-    async def on_agent_turn(self, text: str) -> None:
-        return None
+    async def run(self, transcript: str) -> AsyncIterator[str]:
+        """Yield the text to speak for the user's turn ``transcript`` (default: the LLM's answer)."""
+        async for chunk in self.process_with_llm():
+            yield chunk
+
+    async def process_with_llm(self) -> AsyncIterator[str]:
+        """The LLM's answer to the conversation so far, as text chunks (tool calls go to the session)."""
+        stream = _LLM_STREAM.get()
+        if stream is None:
+            raise RuntimeError("process_with_llm() runs only inside a cascade's response (from run())")
+        async for chunk in stream():
+            yield chunk
+
+    async def on_turn_start(self, transcript: str) -> None:
+        """A user turn begins (its final text is ``transcript``)."""
+
+    async def on_turn_end(self) -> None:
+        """The user turn has been answered (or cut short)."""
 
 
 class Pipeline(ABC):
-    """What an ``AgentSession`` drives: audio in, ``PipelineEvent``s out, plus control calls."""
+    """What an ``AgentSession`` drives: audio in, ``PipelineEvent``s out, plus control calls.
+
+    The control calls mirror ``RealtimeModel``'s (its docstring states the contract): each response the
+    session asks for carries the ``response_id`` the session gave it.
+    """
 
     conversation_flow: ConversationFlow | None = None
 
@@ -71,20 +108,24 @@ class Pipeline(ABC):
         """Deliver every ``PipelineEvent`` to ``sink`` as it happens; ``None`` when the stream ends."""
 
     @abstractmethod
-    async def send_text(self, text: str) -> None: ...
+    async def send_text(self, text: str, *, response_id: str) -> None: ...
 
     @abstractmethod
-    async def say(self, text: str) -> None: ...
+    async def say(self, text: str, *, response_id: str) -> None: ...
 
     @abstractmethod
-    async def reply(self, instructions: str | None = None) -> None: ...
+    async def reply(self, instructions: str | None = None, *, response_id: str) -> None: ...
 
     @abstractmethod
-    async def interrupt(self, played: float | None = None) -> None:
-        """Stop the current response now; no queued audio of it is delivered afterwards."""
+    async def interrupt(self, heard: Mapping[str, float | None]) -> None:
+        """Stop the responses named in ``heard`` and cut each at the seconds the user heard."""
 
     @abstractmethod
-    async def send_tool_result(self, result: ToolResult) -> None: ...
+    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None: ...
+
+    @abstractmethod
+    async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
+        """Switch to another agent's instructions and tools, keeping the conversation."""
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -111,38 +152,26 @@ class RealTimePipeline(Pipeline):
     def attach(self, sink: EventSink) -> None:
         self.model.channel.attach(sink)
 
-    async def send_text(self, text: str) -> None:
-        decided = await _apply_flow(self.conversation_flow, text)
-        if isinstance(decided, Answer):
-            await self.model.say(decided.text)
-        elif decided is not None:
-            await self.model.send_text(decided)
+    async def send_text(self, text: str, *, response_id: str) -> None:
+        await self.model.send_text(text, response_id=response_id)
 
-    async def say(self, text: str) -> None:
-        await self.model.say(text)
+    async def say(self, text: str, *, response_id: str) -> None:
+        await self.model.say(text, response_id=response_id)
 
-    async def reply(self, instructions: str | None = None) -> None:
-        await self.model.reply(instructions)
+    async def reply(self, instructions: str | None = None, *, response_id: str) -> None:
+        await self.model.reply(instructions, response_id=response_id)
 
-    async def interrupt(self, played: float | None = None) -> None:
-        self.model.channel.purge_audio()
-        await self.model.interrupt(played)
+    async def interrupt(self, heard: Mapping[str, float | None]) -> None:
+        await self.model.interrupt(heard)
 
-    async def send_tool_result(self, result: ToolResult) -> None:
-        await self.model.send_tool_result(result)
+    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
+        await self.model.send_tool_results(results, response_id=response_id)
+
+    async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
+        await self.model.update_agent(instructions, tools)
 
     async def close(self) -> None:
         await self.model.close()
-
-
-async def _apply_flow(flow: ConversationFlow | None, text: str) -> str | Answer | None:
-    if flow is None:
-        return text
-    try:
-        return await flow.on_user_turn(text)
-    except Exception:
-        logger.exception("conversation flow raised on a user turn; passing the turn on unchanged")
-        return text
 
 
 TurnDetector = Callable[[ChatContext, str], Awaitable[bool]]
@@ -151,10 +180,11 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 class CascadingPipeline(Pipeline):
-    """VAD -> STT -> (ConversationFlow) -> LLM with tools -> TTS, sentence by sentence.
+    """VAD -> STT -> ``ConversationFlow.run`` (the LLM with tools) -> TTS, sentence by sentence.
 
-    ``turn_detector(ctx, text)`` may say a pause is not the end of the turn; the pipeline then waits
-    ``turn_hold`` seconds for more speech before answering anyway.
+    Responses are generated one at a time, in the order asked. A user turn's response gets an id of the
+    cascade's own (``cascade-N``). ``turn_detector(ctx, text)`` may say a pause is not the end of the turn;
+    the pipeline then waits ``turn_hold`` seconds for more speech before answering anyway.
     """
 
     def __init__(
@@ -177,10 +207,9 @@ class CascadingPipeline(Pipeline):
         self._speaking = False
         self._held_text = ""
         self._hold_timer: asyncio.TimerHandle | None = None
-        self._response: asyncio.Task[None] | None = None
-        self._turn_tasks: set[asyncio.Task[None]] = set()
-        self._pending_calls: dict[str, ToolCall] = {}
-        self._results: list[ToolResult] = []
+        self._responses: dict[str, asyncio.Task[None]] = {}  # in the order asked; the first one runs
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ids = itertools.count(1)
         self._tts_out = AudioConverter(tts.sample_rate)
 
     @property
@@ -206,34 +235,31 @@ class CascadingPipeline(Pipeline):
     def attach(self, sink: EventSink) -> None:
         self._channel.attach(sink)
 
-    async def send_text(self, text: str) -> None:
-        await self._user_turn(text)
+    async def send_text(self, text: str, *, response_id: str) -> None:
+        self._start_response(response_id, self._respond(response_id, user_text=text))
 
-    async def say(self, text: str) -> None:
-        self._start_response(self._speak_only(text))
+    async def say(self, text: str, *, response_id: str) -> None:
+        self._start_response(response_id, self._speak_only(response_id, text))
 
-    async def reply(self, instructions: str | None = None) -> None:
-        self._start_response(self._respond(instructions))
+    async def reply(self, instructions: str | None = None, *, response_id: str) -> None:
+        self._start_response(response_id, self._respond(response_id, instructions=instructions))
 
-    async def interrupt(self, played: float | None = None) -> None:
-        self._channel.purge_audio()
-        if self._response is not None and not self._response.done():
-            self._response.cancel()
-            await asyncio.gather(self._response, return_exceptions=True)
+    async def interrupt(self, heard: Mapping[str, float | None]) -> None:
+        stopped = [task for rid, task in self._responses.items() if rid in heard]
+        for task in stopped:
+            task.cancel()
+        await asyncio.gather(*stopped, return_exceptions=True)
+        if stopped:
             self._tts_out.clear()
-            self._channel.emit(ResponseDone(interrupted=True))
 
-    async def send_tool_result(self, result: ToolResult) -> None:
-        if self._pending_calls.pop(result.call_id, None) is None:
-            logger.warning("tool result for unknown call %s ignored", result.call_id)
-            return
-        self._results.append(result)
-        if not self._pending_calls:
-            self._results.clear()
-            self._start_response(self._respond(None))
+    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
+        self._start_response(response_id, self._respond(response_id))
+
+    async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
+        self._options = ModelOptions(instructions, list(tools), self._options.chat_ctx)
 
     async def close(self) -> None:
-        tasks = list(self._turn_tasks) + ([self._response] if self._response else [])
+        tasks = list(self._tasks) + list(self._responses.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -248,8 +274,8 @@ class CascadingPipeline(Pipeline):
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._turn_tasks.add(task)
-        task.add_done_callback(self._turn_tasks.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _transcribe(self, audio: AudioFrame) -> None:
         try:
@@ -257,49 +283,53 @@ class CascadingPipeline(Pipeline):
         except Exception as exc:
             logger.exception("speech-to-text failed")
             self._channel.emit(Error(f"speech-to-text failed: {exc}", recoverable=True))
-            self._channel.emit(ResponseDone())
-            return
+            text = ""
         if not text:
-            self._channel.emit(ResponseDone())
+            self._nothing_to_answer()
             return
         text = f"{self._held_text} {text}".strip()
         self._held_text = ""
         if self.turn_detector is not None and not await self.turn_detector(self._options.chat_ctx, text):
             self._held_text = text
-            loop = asyncio.get_running_loop()
-            self._hold_timer = loop.call_later(self.turn_hold, self._release_hold)
-            self._channel.emit(ResponseDone())
+            self._hold_timer = asyncio.get_running_loop().call_later(self.turn_hold, self._release_hold)
+            self._nothing_to_answer()
             return
-        self._channel.emit(UserTranscript(text, final=True))
-        await self._user_turn(text, transcribed=True)
+        self._user_turn(text)
+
+    def _nothing_to_answer(self) -> None:
+        """The user's turn ended without text to answer (yet): an empty response ends it."""
+        self._channel.emit(ResponseDone(response_id=f"cascade-{next(self._ids)}"))
 
     def _release_hold(self) -> None:
         self._hold_timer = None
         if self._held_text and not self._speaking:
             text, self._held_text = self._held_text, ""
-            self._channel.emit(UserTranscript(text, final=True))
-            self._spawn(self._user_turn(text, transcribed=True))
+            self._user_turn(text)
 
-    async def _user_turn(self, text: str, *, transcribed: bool = False) -> None:
-        decided = await _apply_flow(self.conversation_flow, text)
-        if decided is None:
-            self._channel.emit(ResponseDone())
-        elif isinstance(decided, Answer):
-            self._start_response(self._speak_only(decided.text))
-        else:
-            self._start_response(self._respond(None, user_text=decided))
+    def _user_turn(self, text: str) -> None:
+        self._channel.emit(UserTranscript(text, final=True))
+        rid = f"cascade-{next(self._ids)}"
+        self._start_response(rid, self._respond(rid, user_text=text, flow=True))
 
-    def _start_response(self, coro: Awaitable[None]) -> None:
-        if self._response is not None and not self._response.done():
-            self._response.cancel()
-        self._response = asyncio.ensure_future(coro)
+    def _start_response(self, response_id: str, coro: Awaitable[None]) -> None:
+        previous = list(self._responses.values())
+        self._responses[response_id] = asyncio.ensure_future(self._in_turn(response_id, previous, coro))
 
-    async def _speak_only(self, text: str) -> None:
-        await self._speak(text)
-        self._channel.emit(AgentTranscript(text, final=True))
-        self._channel.emit(ResponseDone())
+    async def _in_turn(self, rid: str, previous: list[asyncio.Task[None]], coro: Awaitable[None]) -> None:
+        try:
+            if previous:
+                await asyncio.wait(previous)  # one response at a time, in the order asked
+            await coro
+        finally:
+            if self._responses.get(rid) is asyncio.current_task():
+                del self._responses[rid]
 
-    async def _respond(self, instructions: str | None, user_text: str | None = None) -> None:
+    async def _speak_only(self, rid: str, text: str) -> None:
+        await self._speak(rid, text)
+        self._channel.emit(AgentTranscript(text, final=True, response_id=rid))
+        self._channel.emit(ResponseDone(response_id=rid))
+
+    def _context(self, user_text: str | None, instructions: str | None) -> ChatContext:
         ctx = ChatContext([])
         ctx.add_message("system", self._options.instructions)
         for item in self._options.chat_ctx.copy():
@@ -310,35 +340,63 @@ class CascadingPipeline(Pipeline):
                 ctx.add_message("user", user_text)
         if instructions:
             ctx.add_message("system", instructions)
-        text, pending = "", ""
-        try:
+        return ctx
+
+    async def _respond(
+        self, rid: str, *, user_text: str | None = None, instructions: str | None = None, flow: bool = False
+    ) -> None:
+        ctx = self._context(user_text, instructions)
+
+        async def llm_text() -> AsyncIterator[str]:
             async for chunk in self.llm.chat(ctx, tools=self._options.tools):
                 if isinstance(chunk, ToolCall):
-                    self._pending_calls[chunk.id] = chunk
-                    self._channel.emit(chunk)
-                    continue
+                    self._channel.emit(replace(chunk, response_id=rid))
+                else:
+                    yield chunk
+
+        conversation = self.conversation_flow if flow and user_text is not None else None
+        token = _LLM_STREAM.set(llm_text)
+        text, pending = "", ""
+        try:
+            if conversation is not None:
+                await conversation.on_turn_start(user_text or "")
+            chunks = conversation.run(user_text or "") if conversation is not None else llm_text()
+            async for chunk in chunks:
                 text += chunk
                 pending += chunk
-                self._channel.emit(AgentTranscript(chunk, final=False))
+                self._channel.emit(AgentTranscript(chunk, final=False, response_id=rid))
                 *sentences, pending = _SENTENCE_END.split(pending)
                 for sentence in sentences:
-                    await self._speak(sentence)
+                    await self._speak(rid, sentence)
             if pending.strip():
-                await self._speak(pending)
+                await self._speak(rid, pending)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             logger.exception("LLM/TTS turn failed")
             self._channel.emit(Error(f"response failed: {exc}", recoverable=True))
+        finally:
+            _LLM_STREAM.reset(token)
+            if conversation is not None:
+                await _guarded(conversation.on_turn_end(), "ConversationFlow.on_turn_end")
         if text:
-            self._channel.emit(AgentTranscript(text, final=True))
-        self._channel.emit(ResponseDone())
+            self._channel.emit(AgentTranscript(text, final=True, response_id=rid))
+        self._channel.emit(ResponseDone(response_id=rid))
 
-    async def _speak(self, text: str) -> None:
+    async def _speak(self, rid: str, text: str) -> None:
         if not text.strip():
             return
         async for frame in self.tts.synthesize(text):
             for out in self._tts_out.push(frame):
-                self._channel.emit(AgentAudio(out))
+                self._channel.emit(AgentAudio(out, response_id=rid))
         for out in self._tts_out.flush():
-            self._channel.emit(AgentAudio(out))
+            self._channel.emit(AgentAudio(out, response_id=rid))
+
+
+async def _guarded(awaitable: Awaitable[None], what: str) -> None:
+    try:
+        await awaitable
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("%s raised", what)
