@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._cascade import OpenAILLM, OpenAISTT, OpenAITTS
     from ._client import API_KEY_ENV
-    from ._realtime import DEFAULT_TRANSCRIPTION, DEFAULT_TURN_DETECTION, OpenAIRealtime
+    from ._realtime import DEFAULT_TRANSCRIPTION, DEFAULT_TURN_DETECTION, OpenAIRealtime, OpenAIRealtimeConfig
 
 _LAZY = {
     "API_KEY_ENV": "._client",
@@ -19,6 +19,7 @@ _LAZY = {
     "DEFAULT_TURN_DETECTION": "._realtime",
     "OpenAILLM": "._cascade",
     "OpenAIRealtime": "._realtime",
+    "OpenAIRealtimeConfig": "._realtime",
     "OpenAISTT": "._cascade",
     "OpenAITTS": "._cascade",
 }
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_TURN_DETECTION",
     "OpenAILLM",
     "OpenAIRealtime",
+    "OpenAIRealtimeConfig",
     "OpenAISTT",
     "OpenAITTS",
 ]
