@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -72,12 +72,12 @@ async def run(realtime_server: FakeRealtimeServer, request: pytest.FixtureReques
 async def test_barge_in_cancels_and_truncates_at_what_was_heard(run: Run) -> None:
     server = run.server
     server.reply_audio, server.chunk_delay = 3.0, 0.05  # 3 s of speech, streamed at twice real time
-    played_args: list[float | None] = []
+    heard_args: list[dict[str, float | None]] = []
     interrupt = run.model.interrupt
 
-    async def spy(played: float | None = None) -> None:
-        played_args.append(played)
-        await interrupt(played)
+    async def spy(heard: Mapping[str, float | None]) -> None:
+        heard_args.append(dict(heard))
+        await interrupt(heard)
 
     run.model.interrupt = spy  # type: ignore[method-assign]
     await run.state(AgentState.SPEAKING)
@@ -88,7 +88,9 @@ async def test_barge_in_cancels_and_truncates_at_what_was_heard(run: Run) -> Non
     await feeding
 
     conn = server.current
-    (played,) = played_args
+    (heard,) = heard_args
+    ((greeting_id, played),) = heard.items()  # the greeting, named by its response id
+    assert greeting_id == conn.of_type("response.create")[0].response.metadata["agentsession_response_id"]
     assert played is not None and 0.6 < played < 2.5
     ((item_id, audio_end_ms),) = conn.truncations
     assert audio_end_ms == int(played * 1000 + 1e-6)  # the millisecond the user heard up to
