@@ -113,6 +113,7 @@ class Connection:
     answer: asyncio.Task[None] | None = None
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     history: list[tuple[str, str]] = field(default_factory=list)  # the conversation the server holds
+    pending_calls: set[str] = field(default_factory=set)  # function calls made and not answered yet
 
     @property
     def text_modality(self) -> bool:
@@ -130,6 +131,7 @@ class FakeLiveServer:
         self.connections: list[Connection] = []
         self.handles_issued = 0
         self.issue_handles = True
+        self.protocol_errors: list[str] = []  # what the real server would refuse (tests assert none)
         self.conversations: dict[str, list[tuple[str, str]]] = {}  # the conversation each handle stands for
         self.refuse = 0  # refuse this many upcoming connections (closed during the handshake)
         self._new_connection = asyncio.Condition()
@@ -264,6 +266,12 @@ class FakeLiveServer:
                 self._answer(conn)
         elif message.tool_response is not None:
             responses = message.tool_response.function_responses or []
+            unknown = [r.id for r in responses if r.id not in conn.pending_calls]
+            if unknown:
+                self.protocol_errors.append(f"tool_response for calls this session did not make: {unknown}")
+                await conn.ws.close(1007, "unknown function call id")
+                return
+            conn.pending_calls.difference_update(r.id for r in responses)
             conn.history.append(("user", " ".join(f"{r.name}={json.dumps(r.response)}" for r in responses)))
             self._answer(conn)
         elif message.realtime_input is not None and message.realtime_input.audio is not None:
@@ -311,6 +319,7 @@ class FakeLiveServer:
             calls = [types.FunctionCall(id=f"fc-{len(conn.messages)}-{i}", name=name, args={})
                      for i, name in enumerate(tools)]
             conn.history.append(("model", " ".join(f"call {name}" for name in tools)))
+            conn.pending_calls.update(call.id or "" for call in calls)
             await self.send(types.LiveServerMessage(tool_call=types.LiveServerToolCall(function_calls=calls)), conn)
             return
         pcm = tone_pcm(self.chunk_seconds)

@@ -49,6 +49,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 async def server() -> AsyncIterator[FakeLiveServer]:
     async with FakeLiveServer() as fake:
         yield fake
+        assert fake.protocol_errors == []
 
 
 @function_tool
@@ -446,6 +447,38 @@ async def test_update_agent_reconnects_with_the_new_setup_resuming_the_conversat
         assert not any(m.client_content and not m.client_content.turn_complete for m in second.messages)  # no replay
         assert not any(isinstance(e, Error) for e in recorder.events)
         assert len(server.connections) == 2
+    finally:
+        await model.close()
+
+
+async def test_handoff_from_a_tool_call_replays_the_history_and_sends_the_results_as_a_turn(
+    server: FakeLiveServer,
+) -> None:
+    """A server session has no resumable state while a call is pending (its last handle predates the user's
+    request), so a handoff from a tool goes to a new session with the history, and the results follow as a
+    client turn: a tool_response would name a call that session never made."""
+    history = ChatContext()
+    model = make_model(server)
+    await model.start(ModelOptions("You are the front desk.", [get_time], history))
+    try:
+        await model.send_text("Transfer me, use the tool.", response_id="asks")
+        events = await read_events(model, done("asks"))
+        (call,) = [e for e in events if isinstance(e, ToolCall)]
+        history.add_message("user", "Transfer me, use the tool.")  # as the session records the turn
+        history.add_function_call(call.id, call.name, call.arguments)
+        history.add_function_output(call.id, call.name, "12:00")
+        await model.update_agent("You are a pirate.", [])
+        await model.send_tool_results([ToolResult(call.id, call.name, "12:00")], response_id="continues")
+        events = await read_events(model, done("continues"))
+        assert response_ids(events) == {"continues"} and any(isinstance(e, AgentAudio) for e in events)
+        first, second = server.connections
+        assert second.setup.session_resumption is not None and second.setup.session_resumption.handle is None
+        assert second.setup.system_instruction is not None and second.setup.system_instruction.parts is not None
+        assert second.setup.system_instruction.parts[0].text == "You are a pirate."
+        assert second.history[0] == ("user", "Transfer me, use the tool.")  # replayed
+        assert second.history[1] == ("user", '(Function results, not said by the user: get_time returned '
+                                             '{"output": "12:00"})')
+        assert not any(m.tool_response for m in first.messages + second.messages)
     finally:
         await model.close()
 

@@ -195,3 +195,45 @@ async def test_the_key_never_reaches_a_log_even_at_debug(debug_logs: pytest.LogC
     assert any("Authorization: Bearer" in r.getMessage() for r in records)  # websockets logs the header...
     text = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in records)
     assert API_KEY not in text  # ...masked
+
+
+class Pirate(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You are a pirate.")
+
+    @function_tool
+    async def plunder(self) -> str:
+        """Take the treasure."""
+        return "gold"
+
+
+class FrontDesk(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You are the front desk.")
+
+    @function_tool
+    async def transfer(self) -> Agent:
+        """Hand the caller over to the pirate."""
+        return Pirate()
+
+
+async def test_handoff_changes_instructions_and_tools_in_place(realtime_server: FakeRealtimeServer) -> None:
+    model = OpenAIRealtime(api_key=API_KEY, base_url=realtime_server.base_url)
+    transport = FakeTransport()
+    await transport.start()
+    session = AgentSession(FrontDesk(), RealTimePipeline(model))
+    await session.start(transport=transport)
+    try:
+        result = await session.run(user_input="Please transfer me.", timeout=TIMEOUT)
+        assert [c.name for c in result.function_calls] == ["transfer"]
+        assert isinstance(session.agent, Pirate)
+        conn = realtime_server.current
+        update = conn.of_type("session.update")[-1]
+        assert update.session.instructions == "You are a pirate."
+        assert [t.name for t in update.session.tools] == ["plunder"]
+        assert len(realtime_server.connections) == 1  # same conversation, changed in place
+        result = await session.run(user_input="Now plunder.", timeout=TIMEOUT)
+        assert [c.name for c in result.function_calls] == ["plunder"]
+    finally:
+        await session.close()
+        await transport.close()

@@ -214,6 +214,7 @@ class GeminiRealtime(RealtimeModel):
         self._usage: dict[str, Any] = {}
         self._audio_len: OrderedDict[str, float] = OrderedDict()  # recent responses' audio seconds
         self._cancelled_calls: deque[str] = deque(maxlen=_RECENT)
+        self._pending_calls: set[str] = set()  # calls made on this connection and not answered yet
         # what the server's context holds
         self.heard: OrderedDict[str, float | None] = OrderedDict()  # responses cut short: seconds heard
         self._context_stale = False  # it holds model output the user did not hear: replay, don't resume
@@ -295,7 +296,20 @@ class GeminiRealtime(RealtimeModel):
         if not responses:  # every call was withdrawn (the server moved on): nothing to continue
             self.channel.emit(ResponseDone(response_id=response_id))
             return
-        self._ask(response_id, lambda s: s.send_tool_response(function_responses=responses))
+        self._ask(response_id, lambda s: self._send_results(s, responses))
+
+    async def _send_results(self, session: genai.live.AsyncSession, responses: list[types.FunctionResponse]) -> None:
+        """Tool results for calls this connection made go as a ``tool_response``; the calls of an earlier
+        connection (a handoff or a reconnect came between) are unknown to this server session, so their
+        results go as a client turn (the history replayed on connecting has the conversation up to them)."""
+        if any(r.id in self._pending_calls for r in responses):
+            self._pending_calls.difference_update(r.id for r in responses)
+            await session.send_tool_response(function_responses=responses)
+            return
+        said = "; ".join(f"{r.name} returned {json.dumps(r.response)}" for r in responses)
+        text = f"(Function results, not said by the user: {said})"
+        await session.send_client_content(turns=types.Content(role="user", parts=[types.Part(text=text)]),
+                                          turn_complete=True)
 
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         self._options = ModelOptions(instructions, list(tools), self._options.chat_ctx)
@@ -490,6 +504,11 @@ class GeminiRealtime(RealtimeModel):
             self._queue.appendleft(sent)  # its turn never began: asked again on the next connection
         self._stopped.clear()
         self._after_tool_call = False
+        if self._pending_calls:
+            # a server session holds no resumable state while calls are pending: the last handle is from
+            # before the user's request, so the history (which has it) is replayed instead
+            self._context_stale = True
+            self._pending_calls.clear()
 
     def _fail(self, message: str) -> None:
         self._failed = True
@@ -562,6 +581,7 @@ class GeminiRealtime(RealtimeModel):
         if message.tool_call_cancellation is not None and message.tool_call_cancellation.ids:
             ids = tuple(message.tool_call_cancellation.ids)
             self._cancelled_calls.extend(ids)
+            self._pending_calls.difference_update(ids)
             self.channel.emit(ToolCallCancelled(ids))
 
     def _on_content(self, content: types.LiveServerContent) -> None:
@@ -640,6 +660,7 @@ class GeminiRealtime(RealtimeModel):
         if not gen.discard:  # calls of a dropped turn are never answered
             for fc in call.function_calls or ():
                 call_id = fc.id or f"call_{uuid.uuid4().hex[:12]}"
+                self._pending_calls.add(call_id)
                 self.channel.emit(ToolCall(call_id, fc.name or "", json.dumps(fc.args or {}), response_id=gen.rid))
             self._end_generation(gen, interrupted=False)
         self._after_generation()
