@@ -141,6 +141,8 @@ class FakeRealtimeServer:
         self.tool_arguments: dict[str, dict[str, Any]] = {}
         self.stragglers = 2  # deltas still sent after response.cancel, as if already in flight
         self.audio_items = 1  # assistant audio items per spoken response
+        self.preamble = ""  # said before a response's tool calls ("Let me check."), with preamble_audio seconds
+        self.preamble_audio = 1.0
         self.connected = asyncio.Event()
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
@@ -361,7 +363,7 @@ class FakeRealtimeServer:
             tools = [t["name"] for t in conn.session.get("tools", [])]
             named = [name for name in tools if re.search(rf"\b{re.escape(name)}\b", said)]
             if named and params.get("tool_choice") != "none":
-                return Reply(tools=named)
+                return Reply(tools=named, text=self.preamble, audio=self.preamble_audio if self.preamble else 0.0)
             return Reply(text=f"You said: {said}", audio=self.reply_audio)
         return Reply(text="How can I help?", audio=self.reply_audio)
 
@@ -386,34 +388,13 @@ class FakeRealtimeServer:
         e = lambda: self._id("event")  # noqa: E731
         await self._send(conn, ResponseCreatedEvent(type="response.created", event_id=e(), response=RealtimeResponse(
             id=rid, object="realtime.response", status="in_progress", output=[], metadata=metadata)))
-        item_id = self._id("item")
-        if reply.tools:
-            output: list[Any] = []
-            for index, name in enumerate(reply.tools):
-                item_id = item_id if index == 0 else self._id("item")
-                call = RealtimeConversationItemFunctionCall(
-                    id=item_id, type="function_call", call_id=self._id("call"), name=name,
-                    arguments=json.dumps(self.tool_arguments.get(name, {})), status="completed")
-                assert call.call_id is not None
-                await self._send(conn, ResponseOutputItemAddedEvent(
-                    type="response.output_item.added", event_id=e(), response_id=rid, output_index=index, item=call))
-                await self._send(conn, ResponseFunctionCallArgumentsDeltaEvent(
-                    type="response.function_call_arguments.delta", event_id=e(), response_id=rid, item_id=item_id,
-                    output_index=index, call_id=call.call_id, delta=call.arguments))
-                await self._send(conn, ResponseFunctionCallArgumentsDoneEvent(
-                    type="response.function_call_arguments.done", event_id=e(), response_id=rid, item_id=item_id,
-                    output_index=index, call_id=call.call_id, name=name, arguments=call.arguments))
-                await self._send(conn, ResponseOutputItemDoneEvent(
-                    type="response.output_item.done", event_id=e(), response_id=rid, output_index=index, item=call))
-                conn.items.append(call.model_dump(exclude_unset=True))
-                output.append(call)
-            status = "completed"
-        else:
-            output, status = [], "completed"
+        output: list[Any] = []
+        status = "completed"
+        if reply.text or not reply.tools:  # speech first (a tool-calling answer may say something first)
             words = reply.text.split(" ")
             per = -(-len(words) // reply.items)
             for index in range(reply.items):  # one assistant audio item after the other, as the server does
-                item_id = item_id if index == 0 else self._id("item")
+                item_id = self._id("item")
                 part = Reply(text=" ".join(words[index * per : (index + 1) * per]), audio=reply.audio / reply.items)
                 status = await self._speak(conn, rid, item_id, part, index)
                 item = RealtimeConversationItemAssistantMessage.model_validate(
@@ -428,6 +409,24 @@ class FakeRealtimeServer:
                 output.append(item)
                 if status != "completed":
                     break
+        for name in reply.tools if status == "completed" else []:
+            index, item_id = len(output), self._id("item")
+            call = RealtimeConversationItemFunctionCall(
+                id=item_id, type="function_call", call_id=self._id("call"), name=name,
+                arguments=json.dumps(self.tool_arguments.get(name, {})), status="completed")
+            assert call.call_id is not None
+            await self._send(conn, ResponseOutputItemAddedEvent(
+                type="response.output_item.added", event_id=e(), response_id=rid, output_index=index, item=call))
+            await self._send(conn, ResponseFunctionCallArgumentsDeltaEvent(
+                type="response.function_call_arguments.delta", event_id=e(), response_id=rid, item_id=item_id,
+                output_index=index, call_id=call.call_id, delta=call.arguments))
+            await self._send(conn, ResponseFunctionCallArgumentsDoneEvent(
+                type="response.function_call_arguments.done", event_id=e(), response_id=rid, item_id=item_id,
+                output_index=index, call_id=call.call_id, name=name, arguments=call.arguments))
+            await self._send(conn, ResponseOutputItemDoneEvent(
+                type="response.output_item.done", event_id=e(), response_id=rid, output_index=index, item=call))
+            conn.items.append(call.model_dump(exclude_unset=True))
+            output.append(call)
         details = (RealtimeResponseStatus(type="cancelled", reason="client_cancelled") if status == "cancelled"
                    else None)
         usage = RealtimeResponseUsage(input_tokens=12, output_tokens=34, total_tokens=46)

@@ -102,6 +102,50 @@ async def test_barge_in_cancels_and_truncates_at_what_was_heard(run: Run) -> Non
     assert greeting.interrupted
 
 
+async def test_interrupting_an_answer_queued_behind_another_cuts_only_it_at_its_own_position(run: Run) -> None:
+    """Issue 11's case over the wire: "Let me check." (1.0 s) with a tool call, then the tool's follow-up
+    (3.0 s), generated at once and queued behind it; the user talks 0.7 s into the follow-up. Only the
+    follow-up's item is truncated, at what was heard of it (not counted from the start of the first)."""
+    server = run.server
+    server.preamble, server.preamble_audio = "Let me check.", 1.0
+    server.reply_audio = 3.0  # chunk_delay is tiny: both answers arrive long before they are played
+    server.tool_arguments["get_weather"] = {"city": "Paris"}
+    heard_args: list[dict[str, float | None]] = []
+    interrupt = run.model.interrupt
+
+    async def spy(heard: Mapping[str, float | None]) -> None:
+        heard_args.append(dict(heard))
+        await interrupt(heard)
+
+    run.model.interrupt = spy  # type: ignore[method-assign]
+    into_follow_up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    played = 0.0
+
+    def on_audio(data: dict[str, Any]) -> None:
+        nonlocal played
+        played += data["frame"].duration
+        if played >= 1.0 + 0.7 - 1e-6 and not into_follow_up.done():
+            into_follow_up.set_result(None)
+
+    run.session.on("agent_audio", on_audio)
+    await run.session.send_text("Weather in Paris? Use get_weather.")
+    await asyncio.wait_for(into_follow_up, TIMEOUT)
+    await run.transport.feed(tone(0.8, 24000))  # the user talks over the follow-up
+    await server.wait_for("conversation.item.truncate")
+
+    conn = server.current
+    first_rid, follow_rid = [c.response.metadata["agentsession_response_id"] for c in conn.of_type("response.create")]
+    first_item, follow_item = list(conn.audio_sent_ms)
+    (heard,) = heard_args
+    follow_heard = heard[follow_rid]
+    assert follow_heard is not None and 0.7 <= follow_heard < 1.7  # 0.7 s + the barge-in confirmation
+    assert heard.get(first_rid, 1.0) == pytest.approx(1.0, abs=0.021)  # heard whole (if named at all)
+    assert conn.truncations == [(follow_item, int(follow_heard * 1000 + 1e-6))]  # the first is untouched
+    assert first_item not in dict(conn.truncations)
+    said = [i for i in run.session.history.items if isinstance(i, ChatMessage) and i.role == "assistant"]
+    assert [m.interrupted for m in said] == [False, True]
+
+
 @pytest.mark.parametrize("run", [{"greet": True}], indirect=True)
 async def test_barge_in_keeps_the_heard_text_in_history(run: Run) -> None:
     run.server.reply_audio, run.server.chunk_delay = 3.0, 0.05
