@@ -8,10 +8,16 @@ keys, as the real server accepts) and server messages are built from ``LiveServe
 cannot drift from the SDK's protocol.
 
 The scripted "model": it answers each client turn and each tool response with ``reply_chunks`` chunks of
-24 kHz audio plus an output transcription and usage, then ``turnComplete``; a turn whose text mentions
-"tool" gets a ``toolCall`` of the first declared function instead. Realtime audio runs through a tiny
-energy VAD: speech then ``silence_ms`` of quiet ends the user's turn (input transcription, then an
-answer); speech during an answer stops it with ``interrupted``.
+24 kHz audio plus an output transcription and usage (text parts instead, if the setup asked for the TEXT
+modality), then ``turnComplete``; a turn whose text mentions "tool" gets a ``toolCall`` of the first
+declared function instead ("all tools": one call of each). Realtime audio runs through a tiny energy VAD:
+speech then ``silence_ms`` of quiet ends the user's turn (input transcription, then an answer); speech
+during an answer stops it with ``interrupted``, and so does a new client turn.
+
+Session resumption as the real server does it: a new handle at the start of a connection and after each
+completed turn (unless ``issue_handles`` is off); each handle stands for the conversation at that point
+(``Connection.history``: the turns the server holds, as ``(role, text)``), and a connection that resumes
+with it starts from that conversation. An unknown handle closes the connection with 1008.
 """
 
 from __future__ import annotations
@@ -106,6 +112,13 @@ class Connection:
     quiet: float = 0.0
     answer: asyncio.Task[None] | None = None
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    history: list[tuple[str, str]] = field(default_factory=list)  # the conversation the server holds
+    pending_calls: set[str] = field(default_factory=set)  # function calls made and not answered yet
+
+    @property
+    def text_modality(self) -> bool:
+        gen = self.setup.generation_config
+        return gen is not None and gen.response_modalities == [types.Modality.TEXT]
 
 
 class FakeLiveServer:
@@ -117,6 +130,9 @@ class FakeLiveServer:
         self.silence_ms = silence_ms
         self.connections: list[Connection] = []
         self.handles_issued = 0
+        self.issue_handles = True
+        self.protocol_errors: list[str] = []  # what the real server would refuse (tests assert none)
+        self.conversations: dict[str, list[tuple[str, str]]] = {}  # the conversation each handle stands for
         self.refuse = 0  # refuse this many upcoming connections (closed during the handshake)
         self._new_connection = asyncio.Condition()
         self._message = asyncio.Condition()
@@ -200,6 +216,12 @@ class FakeLiveServer:
         setup, extra = parse_setup(await ws.recv())
         headers = {k.lower(): v for k, v in ws.request.headers.raw_items()} if ws.request else {}
         conn = Connection(ws, path, headers, setup, extra)
+        handle = setup.session_resumption.handle if setup.session_resumption is not None else None
+        if handle is not None:
+            if handle not in self.conversations:
+                await ws.close(1008, "unknown session resumption handle")
+                return
+            conn.history = list(self.conversations[handle])
         async with self._new_connection:
             self.connections.append(conn)
             self._new_connection.notify_all()
@@ -220,19 +242,37 @@ class FakeLiveServer:
             conn.closed.set()
 
     async def _issue_handle(self, conn: Connection) -> None:
+        if not self.issue_handles:
+            return
         self.handles_issued += 1
-        update = types.LiveServerSessionResumptionUpdate(new_handle=f"handle-{self.handles_issued}", resumable=True)
+        handle = f"handle-{self.handles_issued}"
+        self.conversations[handle] = list(conn.history)
+        update = types.LiveServerSessionResumptionUpdate(new_handle=handle, resumable=True)
         await self.send(types.LiveServerMessage(session_resumption_update=update), conn)
 
     async def _on_client(self, conn: Connection, message: types.LiveClientMessage) -> None:
-        if message.client_content is not None and message.client_content.turn_complete:
-            text = " ".join(p.text or "" for c in message.client_content.turns or () for p in c.parts or ())
-            tools = [d for t in conn.setup.tools or () for d in t.function_declarations or ()]
-            if "tool" in text.lower() and tools:
-                self._answer(conn, tool=tools[0].name)
+        content = message.client_content
+        if content is not None:
+            for turn in content.turns or ():
+                conn.history.append((turn.role or "user", " ".join(p.text or "" for p in turn.parts or ())))
+        if content is not None and content.turn_complete:
+            text = " ".join(p.text or "" for c in content.turns or () for p in c.parts or ())
+            tools = [d.name or "" for t in conn.setup.tools or () for d in t.function_declarations or ()]
+            if "all tools" in text.lower() and tools:
+                self._answer(conn, tools=tools)
+            elif "tool" in text.lower() and tools:
+                self._answer(conn, tools=tools[:1])
             else:
                 self._answer(conn)
         elif message.tool_response is not None:
+            responses = message.tool_response.function_responses or []
+            unknown = [r.id for r in responses if r.id not in conn.pending_calls]
+            if unknown:
+                self.protocol_errors.append(f"tool_response for calls this session did not make: {unknown}")
+                await conn.ws.close(1007, "unknown function call id")
+                return
+            conn.pending_calls.difference_update(r.id for r in responses)
+            conn.history.append(("user", " ".join(f"{r.name}={json.dumps(r.response)}" for r in responses)))
             self._answer(conn)
         elif message.realtime_input is not None and message.realtime_input.audio is not None:
             await self._on_audio(conn, message.realtime_input.audio.data or b"")
@@ -256,37 +296,51 @@ class FakeLiveServer:
             if conn.quiet * 1000 >= self.silence_ms:
                 conn.speech = conn.quiet = 0.0
                 transcript = types.Transcription(text="hello gemini")
+                conn.history.append(("user", "hello gemini"))
                 await self.send(
                     types.LiveServerMessage(server_content=types.LiveServerContent(input_transcription=transcript)),
                     conn,
                 )
                 self._answer(conn)
 
-    def _answer(self, conn: Connection, tool: str | None = None) -> None:
+    def _answer(self, conn: Connection, tools: list[str] | None = None) -> None:
         if conn.answer is not None and not conn.answer.done():
             conn.answer.cancel()  # a new turn replaces the current answer
-            conn.answer = asyncio.ensure_future(self._replace(conn, tool))
+            conn.answer = asyncio.ensure_future(self._replace(conn, tools))
         else:
-            conn.answer = asyncio.ensure_future(self._speak(conn, tool))
+            conn.answer = asyncio.ensure_future(self._speak(conn, tools))
 
-    async def _replace(self, conn: Connection, tool: str | None) -> None:
+    async def _replace(self, conn: Connection, tools: list[str] | None) -> None:
         await self.send(types.LiveServerMessage(server_content=types.LiveServerContent(interrupted=True)), conn)
-        await self._speak(conn, tool)
+        await self._speak(conn, tools)
 
-    async def _speak(self, conn: Connection, tool: str | None) -> None:
-        if tool is not None:
-            call = types.FunctionCall(id=f"fc-{len(conn.messages)}", name=tool, args={})
-            await self.send(types.LiveServerMessage(tool_call=types.LiveServerToolCall(function_calls=[call])), conn)
+    async def _speak(self, conn: Connection, tools: list[str] | None) -> None:
+        if tools:
+            calls = [types.FunctionCall(id=f"fc-{len(conn.messages)}-{i}", name=name, args={})
+                     for i, name in enumerate(tools)]
+            conn.history.append(("model", " ".join(f"call {name}" for name in tools)))
+            conn.pending_calls.update(call.id or "" for call in calls)
+            await self.send(types.LiveServerMessage(tool_call=types.LiveServerToolCall(function_calls=calls)), conn)
             return
         pcm = tone_pcm(self.chunk_seconds)
-        for i in range(self.reply_chunks):
-            blob = types.Blob(data=pcm, mime_type="audio/pcm;rate=24000")
-            content = types.LiveServerContent(
-                model_turn=types.Content(role="model", parts=[types.Part(inline_data=blob)]),
-                output_transcription=types.Transcription(text=f"word{i} "),
-            )
-            await self.send(types.LiveServerMessage(server_content=content), conn)
-            await asyncio.sleep(self.chunk_delay)
+        said = ""
+        try:
+            for i in range(self.reply_chunks):
+                if conn.text_modality:
+                    part = types.Part(text=f"word{i} ")
+                    content = types.LiveServerContent(model_turn=types.Content(role="model", parts=[part]))
+                else:
+                    blob = types.Blob(data=pcm, mime_type="audio/pcm;rate=24000")
+                    content = types.LiveServerContent(
+                        model_turn=types.Content(role="model", parts=[types.Part(inline_data=blob)]),
+                        output_transcription=types.Transcription(text=f"word{i} "),
+                    )
+                await self.send(types.LiveServerMessage(server_content=content), conn)
+                said += f"word{i} "
+                await asyncio.sleep(self.chunk_delay)
+        finally:
+            conn.history.append(("model", said))  # what was generated, interrupted or not
         usage = types.UsageMetadata(prompt_token_count=12, response_token_count=34, total_token_count=46)
         await self.send(types.LiveServerMessage(usage_metadata=usage), conn)
         await self.send(types.LiveServerMessage(server_content=types.LiveServerContent(turn_complete=True)), conn)
+        await self._issue_handle(conn)

@@ -122,15 +122,17 @@ def text(*chunks: str) -> list[types.GenerateContentResponse]:
     ]
 
 
-def call(name: str, args: dict[str, Any], *, call_id: str | None = None, before: str = "") -> list[
-        types.GenerateContentResponse]:
+def call(name: str, args: dict[str, Any], *, call_id: str | None = None, before: str = "",
+         response_id: str | None = None) -> list[types.GenerateContentResponse]:
     part = types.Part(function_call=types.FunctionCall(id=call_id, name=name, args=args), thought_signature=SIGNATURE)
     head = [types.Part(text="thinking...", thought=True)] + ([types.Part(text=before)] if before else [])
     return [
-        types.GenerateContentResponse(candidates=[types.Candidate(content=types.Content(role="model", parts=head))]),
+        types.GenerateContentResponse(candidates=[types.Candidate(content=types.Content(role="model", parts=head))],
+                                      response_id=response_id),
         types.GenerateContentResponse(
             candidates=[types.Candidate(content=types.Content(role="model", parts=[part]),
-                                        finish_reason=types.FinishReason.STOP)]
+                                        finish_reason=types.FinishReason.STOP)],
+            response_id=response_id,
         ),
     ]
 
@@ -203,6 +205,7 @@ async def test_tool_call_then_function_response_then_text(server: FakeGemini) ->
     assert first[0] == "Let me check. " and len(first) == 2  # the thought part is not spoken
     tool_call = first[1]
     assert isinstance(tool_call, ToolCall) and tool_call.name == "lookup" and tool_call.id
+    assert tool_call.response_id.startswith("gemini-")  # the API gave no response id: one of ours
     assert json.loads(tool_call.arguments) == {"city": "Paris"}
     (tool,) = server.requests[0].tools
     assert [d.name for d in tool.function_declarations or []] == ["lookup"]
@@ -225,12 +228,12 @@ async def test_tool_call_then_function_response_then_text(server: FakeGemini) ->
 
 
 async def test_api_call_ids_are_kept_and_unmatched_calls_dropped(server: FakeGemini) -> None:
-    server.replies += [call("lookup", {"city": "Oslo"}, call_id="api-7"), text("Cold.")]
+    server.replies += [call("lookup", {"city": "Oslo"}, call_id="api-7", response_id="resp-42"), text("Cold.")]
     llm = GeminiLLM(api_key=KEY, http_options=server.http_options())
     ctx = ChatContext()
     ctx.add_message("user", "Oslo?")
     (tool_call,) = await collect(llm, ctx, Lookup().tools)
-    assert isinstance(tool_call, ToolCall) and tool_call.id == "api-7"
+    assert isinstance(tool_call, ToolCall) and tool_call.id == "api-7" and tool_call.response_id == "resp-42"
     ctx.add_function_call("lost", "lookup", "{}")  # cancelled, never answered
     ctx.add_function_call("api-7", "lookup", tool_call.arguments)
     ctx.add_function_output("api-7", "lookup", "not json", is_error=True)

@@ -68,7 +68,8 @@ async def test_user_speech_gives_a_turn_with_transcript_and_answer(run: Run) -> 
     await run.state(AgentState.SPEAKING)
     await run.state(AgentState.IDLE)
     assert transcripts == [{"text": "hello gemini", "final": True}]
-    assert run.states[:4] == [AgentState.IDLE, AgentState.LISTENING, AgentState.THINKING, AgentState.SPEAKING]
+    states = [s for s in run.states if s is not AgentState.STARTING]  # STARTING: emitted by start() or not
+    assert states[:4] == [AgentState.IDLE, AgentState.LISTENING, AgentState.THINKING, AgentState.SPEAKING]
     said = [i.text for i in run.session.history.items if isinstance(i, ChatMessage) and i.role == "assistant"]
     assert said == ["word0 word1 word2 word3 word4 "]
     assert len(run.transport.output) / 24000 == pytest.approx(5 * 0.04, abs=0.021)
@@ -123,3 +124,61 @@ async def test_reconnect_gives_up_with_a_fatal_error_and_the_session_closes(run:
     assert [e.get("code") for e in run.errors] == ["reconnecting", "connection_failed"]
     assert not run.errors[-1]["recoverable"]
     assert run.server.refuse == 8  # exactly max_reconnects attempts
+
+
+class Pirate(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You are a pirate.")
+
+    @function_tool
+    async def plunder(self) -> str:
+        """Take the treasure."""
+        return "gold"
+
+
+class FrontDesk(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You are the front desk.")
+
+    @function_tool
+    async def transfer(self) -> Agent:
+        """Hand the caller over to the pirate."""
+        return Pirate()
+
+
+async def test_handoff_reconnects_with_the_new_agent_and_keeps_the_conversation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "SSL_CERT_FILE", "GOOGLE_GEMINI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    async with FakeLiveServer() as server:
+        model = GeminiRealtime(api_key="session-test-key-123456", http_options=server.http_options(),
+                               reconnect_delay=0.01)
+        transport = FakeTransport()
+        await transport.start()
+        session = AgentSession(FrontDesk(), RealTimePipeline(model))
+        changed: asyncio.Future[Agent] = asyncio.get_running_loop().create_future()
+        session.on("agent_changed", lambda d: changed.done() or changed.set_result(d["agent"]))
+        await session.start(transport=transport)
+        try:
+            result = await session.run(user_input="Transfer me, use the tool.", timeout=TIMEOUT)
+            assert [c.name for c in result.function_calls] == ["transfer"]
+            assert isinstance(await asyncio.wait_for(changed, TIMEOUT), Pirate) and isinstance(session.agent, Pirate)
+            await server.wait_message(lambda m: m.client_content is not None and any(
+                (p.text or "").startswith("(Function results") for t in m.client_content.turns or ()
+                for p in t.parts or ()))
+            first, second = server.connections
+            setup = second.setup
+            assert setup.system_instruction is not None and setup.system_instruction.parts is not None
+            assert setup.system_instruction.parts[0].text == "You are a pirate."
+            assert setup.tools is not None and setup.tools[0].function_declarations is not None
+            assert [d.name for d in setup.tools[0].function_declarations] == ["plunder"]
+            # a call was pending, so no handle covered the user's request: the history was replayed
+            assert setup.session_resumption is not None and setup.session_resumption.handle is None
+            assert ("user", "Transfer me, use the tool.") in second.history  # the conversation was kept
+            assert any(text.startswith("(Function results") for _, text in second.history)  # then the results
+            assert not any(m.tool_response for m in first.messages + second.messages)
+            assert server.protocol_errors == []
+        finally:
+            await session.close()
+            await transport.close()

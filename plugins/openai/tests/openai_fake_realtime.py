@@ -10,8 +10,10 @@ Behaviour, close to the real service: ``session.created`` on connect, ``session.
 transcription, a response when ``create_response``); ``response.create`` streams a tone as
 ``response.output_audio.delta`` chunks with a transcript, or calls a tool when the user's last message
 names one, or answers a tool's output; ``response.cancel`` stops the stream (a few deltas already in
-flight still go out, as on a real network) and ends with ``status: cancelled``; ``conversation.item.truncate``
-checks ``audio_end_ms`` against the audio sent.
+flight still go out, as on a real network) and ends with ``status: cancelled``; a response's ``metadata`` is
+echoed in its ``response.created`` and ``response.done``, as the real server does. ``conversation.item.truncate``
+is validated as the real server validates it (an assistant audio item of this conversation, its audio content
+part, ``audio_end_ms`` within the audio sent) and recorded in ``Connection.truncations``.
 """
 
 from __future__ import annotations
@@ -93,12 +95,12 @@ def tone_pcm(seconds: float, freq: float = 330.0) -> bytes:
 
 @dataclass
 class Reply:
-    """What the fake says in one response: ``text`` with ``audio`` seconds of tone, or a tool call."""
+    """What the fake says in one response: ``text`` with ``audio`` seconds of tone, or calls to ``tools``."""
 
     text: str = ""
     audio: float = 0.6
-    tool: str | None = None
-    arguments: dict[str, Any] = field(default_factory=dict)
+    tools: list[str] = field(default_factory=list)
+    items: int = 1  # assistant audio items the speech is split over (the text goes with the last)
 
 
 @dataclass
@@ -138,6 +140,9 @@ class FakeRealtimeServer:
         self.transcript = "hello there"  # what the fake "hears" in a user's speech
         self.tool_arguments: dict[str, dict[str, Any]] = {}
         self.stragglers = 2  # deltas still sent after response.cancel, as if already in flight
+        self.audio_items = 1  # assistant audio items per spoken response
+        self.preamble = ""  # said before a response's tool calls ("Let me check."), with preamble_audio seconds
+        self.preamble_audio = 1.0
         self.connected = asyncio.Event()
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
@@ -273,10 +278,16 @@ class FakeRealtimeServer:
             await conn.response
         elif kind == "conversation.item.truncate":
             sent = conn.audio_sent_ms.get(event.item_id)
-            if sent is None or event.audio_end_ms > sent + 1e-6:
-                self.protocol_errors.append(f"truncate beyond the audio sent: {event.audio_end_ms} > {sent}")
-                await self._error(conn, "invalid_request_error", "invalid_value", "audio_end_ms too large",
-                                  event.event_id)
+            problem = None
+            if sent is None:
+                problem = f"truncate of {event.item_id}, not an assistant audio item of this conversation"
+            elif event.content_index != 0:
+                problem = f"truncate of content part {event.content_index} of {event.item_id}: it has one audio part"
+            elif event.audio_end_ms < 0 or event.audio_end_ms > sent + 1e-6:
+                problem = f"truncate beyond the audio sent: {event.audio_end_ms} > {sent}"
+            if problem is not None:
+                self.protocol_errors.append(problem)
+                await self._error(conn, "invalid_request_error", "invalid_value", problem, event.event_id)
                 return
             conn.truncations.append((event.item_id, event.audio_end_ms))
             await self._send(conn, ConversationItemTruncatedEvent(
@@ -339,22 +350,31 @@ class FakeRealtimeServer:
             return Reply(text=instructions.rsplit("\n\n", 1)[-1], audio=self.reply_audio)
         last = conn.items[-1] if conn.items else None
         if last is not None and last.get("type") == "function_call_output":
-            return Reply(text=f"The answer is {last['output']}.", audio=self.reply_audio)
+            outputs: list[str] = []
+            for item in reversed(conn.items):
+                if item.get("type") != "function_call_output":
+                    break
+                outputs.insert(0, item["output"])
+            if len(outputs) == 1:
+                return Reply(text=f"The answer is {outputs[0]}.", audio=self.reply_audio)
+            return Reply(text=f"The answers are {'; '.join(outputs)}.", audio=self.reply_audio)
         if last is not None and last.get("role") == "user":
             said = last.get("heard") or " ".join(c.get("text", "") for c in last.get("content", []))
             tools = [t["name"] for t in conn.session.get("tools", [])]
-            if params.get("tool_choice") != "none":
-                for name in tools:
-                    if re.search(rf"\b{re.escape(name)}\b", said):
-                        return Reply(tool=name, arguments=self.tool_arguments.get(name, {}))
+            named = [name for name in tools if re.search(rf"\b{re.escape(name)}\b", said)]
+            if named and params.get("tool_choice") != "none":
+                return Reply(tools=named, text=self.preamble, audio=self.preamble_audio if self.preamble else 0.0)
             return Reply(text=f"You said: {said}", audio=self.reply_audio)
         return Reply(text="How can I help?", audio=self.reply_audio)
 
     def _start_response(self, conn: Connection, params: dict[str, Any]) -> None:
         conn.cancelled = asyncio.Event()
         conn.response_id = self._id("resp")
+        reply = self.decide(conn, params)
+        if not reply.tools and self.audio_items > 1:
+            reply.items = self.audio_items
         conn.response = asyncio.get_running_loop().create_task(
-            self._guarded(self._respond(conn, conn.response_id, self.decide(conn, params))))
+            self._guarded(self._respond(conn, conn.response_id, reply, params.get("metadata"))))
 
     async def _guarded(self, coro: Any) -> None:
         try:
@@ -364,50 +384,65 @@ class FakeRealtimeServer:
         except Exception as exc:
             self.protocol_errors.append(f"fake server response crashed: {exc!r}")
 
-    async def _respond(self, conn: Connection, rid: str, reply: Reply) -> None:
+    async def _respond(self, conn: Connection, rid: str, reply: Reply, metadata: dict[str, str] | None) -> None:
         e = lambda: self._id("event")  # noqa: E731
         await self._send(conn, ResponseCreatedEvent(type="response.created", event_id=e(), response=RealtimeResponse(
-            id=rid, object="realtime.response", status="in_progress", output=[])))
-        item_id = self._id("item")
-        if reply.tool is not None:
-            item: BaseModel = RealtimeConversationItemFunctionCall(
-                id=item_id, type="function_call", call_id=self._id("call"), name=reply.tool,
-                arguments=json.dumps(reply.arguments), status="completed")
-            call = item
-            assert isinstance(call, RealtimeConversationItemFunctionCall) and call.call_id is not None
+            id=rid, object="realtime.response", status="in_progress", output=[], metadata=metadata)))
+        output: list[Any] = []
+        status = "completed"
+        if reply.text or not reply.tools:  # speech first (a tool-calling answer may say something first)
+            words = reply.text.split(" ")
+            per = -(-len(words) // reply.items)
+            for index in range(reply.items):  # one assistant audio item after the other, as the server does
+                item_id = self._id("item")
+                part = Reply(text=" ".join(words[index * per : (index + 1) * per]), audio=reply.audio / reply.items)
+                status = await self._speak(conn, rid, item_id, part, index)
+                item = RealtimeConversationItemAssistantMessage.model_validate(
+                    {"id": item_id, "type": "message", "role": "assistant",
+                     "status": "completed" if status == "completed" else "incomplete",
+                     "content": [{"type": "output_audio", "transcript": part.text}]})
+                if status == "completed":
+                    await self._send(conn, ResponseOutputItemDoneEvent(
+                        type="response.output_item.done", event_id=e(), response_id=rid, output_index=index,
+                        item=item))
+                conn.items.append(item.model_dump(exclude_unset=True))
+                output.append(item)
+                if status != "completed":
+                    break
+        for name in reply.tools if status == "completed" else []:
+            index, item_id = len(output), self._id("item")
+            call = RealtimeConversationItemFunctionCall(
+                id=item_id, type="function_call", call_id=self._id("call"), name=name,
+                arguments=json.dumps(self.tool_arguments.get(name, {})), status="completed")
+            assert call.call_id is not None
             await self._send(conn, ResponseOutputItemAddedEvent(
-                type="response.output_item.added", event_id=e(), response_id=rid, output_index=0, item=call))
+                type="response.output_item.added", event_id=e(), response_id=rid, output_index=index, item=call))
             await self._send(conn, ResponseFunctionCallArgumentsDeltaEvent(
                 type="response.function_call_arguments.delta", event_id=e(), response_id=rid, item_id=item_id,
-                output_index=0, call_id=call.call_id, delta=call.arguments))
+                output_index=index, call_id=call.call_id, delta=call.arguments))
             await self._send(conn, ResponseFunctionCallArgumentsDoneEvent(
                 type="response.function_call_arguments.done", event_id=e(), response_id=rid, item_id=item_id,
-                output_index=0, call_id=call.call_id, name=reply.tool, arguments=call.arguments))
-            status = "completed"
-        else:
-            status = await self._speak(conn, rid, item_id, reply)
-            item = RealtimeConversationItemAssistantMessage.model_validate(
-                {"id": item_id, "type": "message", "role": "assistant", "status": "completed",
-                 "content": [{"type": "output_audio", "transcript": reply.text}]})
-        if reply.tool is not None or status == "completed":
+                output_index=index, call_id=call.call_id, name=name, arguments=call.arguments))
             await self._send(conn, ResponseOutputItemDoneEvent(
-                type="response.output_item.done", event_id=e(), response_id=rid, output_index=0, item=item))
-        conn.items.append(item.model_dump(exclude_unset=True))
+                type="response.output_item.done", event_id=e(), response_id=rid, output_index=index, item=call))
+            conn.items.append(call.model_dump(exclude_unset=True))
+            output.append(call)
         details = (RealtimeResponseStatus(type="cancelled", reason="client_cancelled") if status == "cancelled"
                    else None)
         usage = RealtimeResponseUsage(input_tokens=12, output_tokens=34, total_tokens=46)
         await self._send(conn, ResponseDoneEvent(type="response.done", event_id=e(), response=RealtimeResponse(
-            id=rid, object="realtime.response", status=status, status_details=details, output=[item], usage=usage)))
+            id=rid, object="realtime.response", status=status, status_details=details, output=output, usage=usage,
+            metadata=metadata)))
 
-    async def _speak(self, conn: Connection, rid: str, item_id: str, reply: Reply) -> str:
+    async def _speak(self, conn: Connection, rid: str, item_id: str, reply: Reply, output_index: int = 0) -> str:
         e = lambda: self._id("event")  # noqa: E731
         shell = RealtimeConversationItemAssistantMessage.model_validate(
             {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress", "content": []})
         await self._send(conn, ResponseOutputItemAddedEvent(
-            type="response.output_item.added", event_id=e(), response_id=rid, output_index=0, item=shell))
+            type="response.output_item.added", event_id=e(), response_id=rid, output_index=output_index, item=shell))
         await self._send(conn, ResponseContentPartAddedEvent.model_validate(
             {"type": "response.content_part.added", "event_id": e(), "response_id": rid, "item_id": item_id,
-             "output_index": 0, "content_index": 0, "part": {"type": "audio", "transcript": ""}}))
+             "output_index": output_index, "content_index": 0, "part": {"type": "audio", "transcript": ""}}))
         pcm = tone_pcm(reply.audio)
         step = int(self.chunk * RATE) * 2
         chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
@@ -420,12 +455,12 @@ class FakeRealtimeServer:
                     break
             conn.audio_sent_ms[item_id] = conn.audio_sent_ms.get(item_id, 0.0) + 1000 * len(chunk) / 2 / RATE
             await self._send(conn, ResponseAudioDeltaEvent(
-                type="response.output_audio.delta", event_id=e(), response_id=rid, item_id=item_id, output_index=0,
+                type="response.output_audio.delta", event_id=e(), response_id=rid, item_id=item_id, output_index=output_index,
                 content_index=0, delta=base64.b64encode(chunk).decode()))
             if i < len(words):
                 await self._send(conn, ResponseAudioTranscriptDeltaEvent(
                     type="response.output_audio_transcript.delta", event_id=e(), response_id=rid, item_id=item_id,
-                    output_index=0, content_index=0, delta=(" " if i else "") + words[i]))
+                    output_index=output_index, content_index=0, delta=(" " if i else "") + words[i]))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(conn.cancelled.wait(), self.chunk_delay)
         if conn.cancelled.is_set():
@@ -434,14 +469,14 @@ class FakeRealtimeServer:
         if rest:
             await self._send(conn, ResponseAudioTranscriptDeltaEvent(
                 type="response.output_audio_transcript.delta", event_id=e(), response_id=rid, item_id=item_id,
-                output_index=0, content_index=0, delta=" " + rest))
+                output_index=output_index, content_index=0, delta=" " + rest))
         await self._send(conn, ResponseAudioDoneEvent(
-            type="response.output_audio.done", event_id=e(), response_id=rid, item_id=item_id, output_index=0,
+            type="response.output_audio.done", event_id=e(), response_id=rid, item_id=item_id, output_index=output_index,
             content_index=0))
         await self._send(conn, ResponseAudioTranscriptDoneEvent(
             type="response.output_audio_transcript.done", event_id=e(), response_id=rid, item_id=item_id,
-            output_index=0, content_index=0, transcript=reply.text))
+            output_index=output_index, content_index=0, transcript=reply.text))
         await self._send(conn, ResponseContentPartDoneEvent.model_validate(
             {"type": "response.content_part.done", "event_id": e(), "response_id": rid, "item_id": item_id,
-             "output_index": 0, "content_index": 0, "part": {"type": "audio", "transcript": reply.text}}))
+             "output_index": output_index, "content_index": 0, "part": {"type": "audio", "transcript": reply.text}}))
         return "completed"

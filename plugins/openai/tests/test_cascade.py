@@ -83,7 +83,7 @@ async def test_llm_streams_text_and_tool_calls(http_server: FakeOpenAIHTTP) -> N
         ctx.add_message("system", "Be brief.")
         ctx.add_message("user", "Weather in Paris? Use get_weather.")
         parts = await collect(llm, ctx)
-        assert parts == [ToolCall("call_fake1", "get_weather", '{"city": "Paris"}')]
+        assert parts == [ToolCall("call_fake1", "get_weather", '{"city": "Paris"}', response_id="chatcmpl-fake")]
         request = http_server.chat_requests[0]
         assert request["stream"] is True and request["model"] == "gpt-4o-mini"
         assert request["tools"][0] == {"type": "function", "function": get_weather.schema()}

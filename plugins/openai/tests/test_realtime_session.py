@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -72,12 +72,12 @@ async def run(realtime_server: FakeRealtimeServer, request: pytest.FixtureReques
 async def test_barge_in_cancels_and_truncates_at_what_was_heard(run: Run) -> None:
     server = run.server
     server.reply_audio, server.chunk_delay = 3.0, 0.05  # 3 s of speech, streamed at twice real time
-    played_args: list[float | None] = []
+    heard_args: list[dict[str, float | None]] = []
     interrupt = run.model.interrupt
 
-    async def spy(played: float | None = None) -> None:
-        played_args.append(played)
-        await interrupt(played)
+    async def spy(heard: Mapping[str, float | None]) -> None:
+        heard_args.append(dict(heard))
+        await interrupt(heard)
 
     run.model.interrupt = spy  # type: ignore[method-assign]
     await run.state(AgentState.SPEAKING)
@@ -88,7 +88,9 @@ async def test_barge_in_cancels_and_truncates_at_what_was_heard(run: Run) -> Non
     await feeding
 
     conn = server.current
-    (played,) = played_args
+    (heard,) = heard_args
+    ((greeting_id, played),) = heard.items()  # the greeting, named by its response id
+    assert greeting_id == conn.of_type("response.create")[0].response.metadata["agentsession_response_id"]
     assert played is not None and 0.6 < played < 2.5
     ((item_id, audio_end_ms),) = conn.truncations
     assert audio_end_ms == int(played * 1000 + 1e-6)  # the millisecond the user heard up to
@@ -98,6 +100,50 @@ async def test_barge_in_cancels_and_truncates_at_what_was_heard(run: Run) -> Non
     assert heard == pytest.approx(played, abs=0.045), "audio of the cancelled response was played"
     greeting = next(i for i in run.session.history.items if isinstance(i, ChatMessage) and i.role == "assistant")
     assert greeting.interrupted
+
+
+async def test_interrupting_an_answer_queued_behind_another_cuts_only_it_at_its_own_position(run: Run) -> None:
+    """Issue 11's case over the wire: "Let me check." (1.0 s) with a tool call, then the tool's follow-up
+    (3.0 s), generated at once and queued behind it; the user talks 0.7 s into the follow-up. Only the
+    follow-up's item is truncated, at what was heard of it (not counted from the start of the first)."""
+    server = run.server
+    server.preamble, server.preamble_audio = "Let me check.", 1.0
+    server.reply_audio = 3.0  # chunk_delay is tiny: both answers arrive long before they are played
+    server.tool_arguments["get_weather"] = {"city": "Paris"}
+    heard_args: list[dict[str, float | None]] = []
+    interrupt = run.model.interrupt
+
+    async def spy(heard: Mapping[str, float | None]) -> None:
+        heard_args.append(dict(heard))
+        await interrupt(heard)
+
+    run.model.interrupt = spy  # type: ignore[method-assign]
+    into_follow_up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    played = 0.0
+
+    def on_audio(data: dict[str, Any]) -> None:
+        nonlocal played
+        played += data["frame"].duration
+        if played >= 1.0 + 0.7 - 1e-6 and not into_follow_up.done():
+            into_follow_up.set_result(None)
+
+    run.session.on("agent_audio", on_audio)
+    await run.session.send_text("Weather in Paris? Use get_weather.")
+    await asyncio.wait_for(into_follow_up, TIMEOUT)
+    await run.transport.feed(tone(0.8, 24000))  # the user talks over the follow-up
+    await server.wait_for("conversation.item.truncate")
+
+    conn = server.current
+    first_rid, follow_rid = [c.response.metadata["agentsession_response_id"] for c in conn.of_type("response.create")]
+    first_item, follow_item = list(conn.audio_sent_ms)
+    (heard,) = heard_args
+    follow_heard = heard[follow_rid]
+    assert follow_heard is not None and 0.7 <= follow_heard < 1.7  # 0.7 s + the barge-in confirmation
+    assert heard.get(first_rid, 1.0) == pytest.approx(1.0, abs=0.021)  # heard whole (if named at all)
+    assert conn.truncations == [(follow_item, int(follow_heard * 1000 + 1e-6))]  # the first is untouched
+    assert first_item not in dict(conn.truncations)
+    said = [i for i in run.session.history.items if isinstance(i, ChatMessage) and i.role == "assistant"]
+    assert [m.interrupted for m in said] == [False, True]
 
 
 @pytest.mark.parametrize("run", [{"greet": True}], indirect=True)
@@ -129,7 +175,8 @@ async def test_user_speech_gives_a_turn_with_transcript_and_answer(run: Run) -> 
     await run.state(AgentState.SPEAKING)
     await run.state(AgentState.IDLE)
     assert transcripts == [{"text": "hello there", "final": True}]
-    assert run.states[:4] == [AgentState.IDLE, AgentState.LISTENING, AgentState.THINKING, AgentState.SPEAKING]
+    states = [s for s in run.states if s is not AgentState.STARTING]  # STARTING: emitted by start() or not
+    assert states[:4] == [AgentState.IDLE, AgentState.LISTENING, AgentState.THINKING, AgentState.SPEAKING]
     said = [i.text for i in run.session.history.items if isinstance(i, ChatMessage) and i.role == "assistant"]
     assert said == ["You said: hello there"]
     assert len(run.transport.output) / 24000 == pytest.approx(run.server.reply_audio, abs=0.021)
@@ -193,3 +240,47 @@ async def test_the_key_never_reaches_a_log_even_at_debug(debug_logs: pytest.LogC
     assert any("Authorization: Bearer" in r.getMessage() for r in records)  # websockets logs the header...
     text = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in records)
     assert API_KEY not in text  # ...masked
+
+
+class Pirate(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You are a pirate.")
+
+    @function_tool
+    async def plunder(self) -> str:
+        """Take the treasure."""
+        return "gold"
+
+
+class FrontDesk(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You are the front desk.")
+
+    @function_tool
+    async def transfer(self) -> Agent:
+        """Hand the caller over to the pirate."""
+        return Pirate()
+
+
+async def test_handoff_changes_instructions_and_tools_in_place(realtime_server: FakeRealtimeServer) -> None:
+    model = OpenAIRealtime(api_key=API_KEY, base_url=realtime_server.base_url)
+    transport = FakeTransport()
+    await transport.start()
+    session = AgentSession(FrontDesk(), RealTimePipeline(model))
+    changed: asyncio.Future[Agent] = asyncio.get_running_loop().create_future()
+    session.on("agent_changed", lambda d: changed.done() or changed.set_result(d["agent"]))
+    await session.start(transport=transport)
+    try:
+        result = await session.run(user_input="Please transfer me.", timeout=TIMEOUT)
+        assert [c.name for c in result.function_calls] == ["transfer"]
+        assert isinstance(await asyncio.wait_for(changed, TIMEOUT), Pirate) and isinstance(session.agent, Pirate)
+        conn = realtime_server.current
+        update = conn.of_type("session.update")[-1]
+        assert update.session.instructions == "You are a pirate."
+        assert [t.name for t in update.session.tools] == ["plunder"]
+        assert len(realtime_server.connections) == 1  # same conversation, changed in place
+        result = await session.run(user_input="Now plunder.", timeout=TIMEOUT)
+        assert [c.name for c in result.function_calls] == ["plunder"]
+    finally:
+        await session.close()
+        await transport.close()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._llm import DEFAULT_LLM_MODEL, GeminiLLM
-    from ._realtime import DEFAULT_MODEL, GeminiRealtime
+    from ._realtime import DEFAULT_MODEL, GeminiLiveConfig, GeminiRealtime
     from ._schema import convert_schema, function_declaration, function_declarations
     from ._shared import API_KEY_VARS
 
@@ -19,6 +19,7 @@ _LAZY = {
     "DEFAULT_LLM_MODEL": "._llm",
     "DEFAULT_MODEL": "._realtime",
     "GeminiLLM": "._llm",
+    "GeminiLiveConfig": "._realtime",
     "GeminiRealtime": "._realtime",
     "convert_schema": "._schema",
     "function_declaration": "._schema",
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_LLM_MODEL",
     "DEFAULT_MODEL",
     "GeminiLLM",
+    "GeminiLiveConfig",
     "GeminiRealtime",
     "convert_schema",
     "function_declaration",

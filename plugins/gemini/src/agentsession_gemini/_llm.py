@@ -92,8 +92,10 @@ class GeminiLLM(LLM):
                 model=self.model, contents=contents, config=config
             )
             try:
+                response_id = ""
                 async for chunk in stream:
-                    for out in self._outputs(chunk, produced):
+                    response_id = response_id or chunk.response_id or f"gemini-{uuid.uuid4().hex[:12]}"
+                    for out in self._outputs(chunk, produced, response_id):
                         produced = True
                         yield out
             finally:
@@ -116,7 +118,7 @@ class GeminiLLM(LLM):
 
     # ------------------------------------------------------------------ helpers
 
-    def _outputs(self, chunk: types.GenerateContentResponse, produced: bool) -> list[str | ToolCall]:
+    def _outputs(self, chunk: types.GenerateContentResponse, produced: bool, response_id: str) -> list[str | ToolCall]:
         feedback = chunk.prompt_feedback
         if feedback is not None and feedback.block_reason is not None:
             why = feedback.block_reason_message or feedback.block_reason.value
@@ -127,7 +129,7 @@ class GeminiLLM(LLM):
         out: list[str | ToolCall] = []
         for part in (candidate.content.parts or []) if candidate.content else []:
             if part.function_call is not None:
-                out.append(self._tool_call(part.function_call, part.thought_signature))
+                out.append(self._tool_call(part.function_call, part.thought_signature, response_id))
             elif part.text and not part.thought:
                 out.append(part.text)
         finish = candidate.finish_reason.value if candidate.finish_reason else ""
@@ -136,11 +138,12 @@ class GeminiLLM(LLM):
             raise ModelError(f"Gemini stopped the answer ({finish}){detail}", recoverable=True, code=finish.lower())
         return out
 
-    def _tool_call(self, call: types.FunctionCall, signature: bytes | None) -> ToolCall:
+    def _tool_call(self, call: types.FunctionCall, signature: bytes | None, response_id: str) -> ToolCall:
         call_id = call.id or f"call_{uuid.uuid4().hex[:12]}"
         name = call.name or ""
         self._calls[call_id] = _Call(name, call.id, signature)
-        return ToolCall(call_id, name, json.dumps(call.args or {}))
+        # the API's response id; the cascade re-stamps it with the id of the response it is generating
+        return ToolCall(call_id, name, json.dumps(call.args or {}), response_id=response_id)
 
     def _convert(self, ctx: ChatContext) -> tuple[str, list[types.Content]]:
         """The system instruction and the turns for ``ctx``."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from google import genai
@@ -21,6 +23,7 @@ from agentsession import (
     ChatMessage,
     EnergyVAD,
     Error,
+    FunctionTool,
     ModelError,
     ModelOptions,
     RealtimeModel,
@@ -41,6 +44,73 @@ logger = logging.getLogger("agentsession.gemini")
 DEFAULT_MODEL = "gemini-live-2.5-flash-preview"
 _FATAL_CLOSE_CODES = {1007, 1008}  # invalid argument (bad setup), policy violation (bad key, quota)
 _Send = Callable[[genai.live.AsyncSession], Awaitable[None]]
+#: how many recent responses' audio lengths (and cancelled tool call ids) are remembered
+_RECENT = 32
+
+
+@dataclass
+class GeminiLiveConfig:
+    """The Live session's settings, shaped as VideoSDK's ``GeminiLiveConfig`` (so its users' code runs as is).
+
+    The sampling fields are sent when set. ``response_modalities``: the
+    Live API answers in one modality, so any list with ``"AUDIO"`` gives audio (with its transcription),
+    else text. ``input_audio_transcription``/``output_audio_transcription``: ``None`` turns the user's or
+    the model's transcripts off. ``language_code`` defaults to ``None`` (the model's choice) where
+    VideoSDK's says ``"en-US"``.
+    """
+
+    voice: str | None = "Puck"
+    language_code: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: float | None = None
+    candidate_count: int | None = None
+    max_output_tokens: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    response_modalities: list[str] | None = field(default_factory=lambda: ["AUDIO"])
+    input_audio_transcription: types.AudioTranscriptionConfig | None = field(
+        default_factory=types.AudioTranscriptionConfig
+    )
+    output_audio_transcription: types.AudioTranscriptionConfig | None = field(
+        default_factory=types.AudioTranscriptionConfig
+    )
+
+    def sampling(self, temperature: float | None) -> dict[str, Any]:
+        """The sampling settings given (``temperature`` overriding), as ``LiveConnectConfig`` fields: those
+        it has directly, the others (``candidate_count``, the penalties) in a ``generation_config``."""
+        direct = {"temperature": temperature if temperature is not None else self.temperature,
+                  "top_p": self.top_p, "top_k": self.top_k, "max_output_tokens": self.max_output_tokens}
+        extra = {"candidate_count": self.candidate_count, "presence_penalty": self.presence_penalty,
+                 "frequency_penalty": self.frequency_penalty}
+        fields: dict[str, Any] = {name: value for name, value in direct.items() if value is not None}
+        given = {name: value for name, value in extra.items() if value is not None}
+        if given:
+            fields["generation_config"] = types.GenerationConfig.model_validate(given)
+        return fields
+
+    @property
+    def audio(self) -> bool:
+        return any(str(m).upper().endswith("AUDIO") for m in self.response_modalities or ["AUDIO"])
+
+
+@dataclass
+class _Request:
+    """A response the session asked for: what to send for it (a client turn or tool responses)."""
+
+    rid: str
+    send: _Send
+    delivered: bool = False
+
+
+@dataclass
+class _Generation:
+    """One model turn (a generation) and the response it answers."""
+
+    rid: str
+    discard: bool = False  # interrupt() named it: nothing more of it is forwarded
+    text: str = ""
+    audio: float = 0.0  # seconds of its audio received
 
 
 class GeminiRealtime(RealtimeModel):
@@ -54,10 +124,25 @@ class GeminiRealtime(RealtimeModel):
     comes when the model starts answering (or from ``voice_activity``), with ``audio_end`` from the
     local VAD.
 
-    ``say``/``reply``/``send_text`` send a user turn (``send_client_content``); ``interrupt`` stops
-    the response locally (Gemini has no cancel and no truncation: the server keeps the whole response
-    in its context). The session is resumed with the latest resumption handle after ``go_away`` or a
-    dropped socket; ``max_reconnects`` failures in a row end it with a non-recoverable ``Error``.
+    Responses are the model's turns, in order. ``say``/``reply``/``send_text``/``send_tool_results`` are
+    queued and sent one at a time, each once the model's previous turn is over (a client turn sent during
+    a turn would cut it); the next turn the model takes answers the request sent, and carries its id. A
+    turn the model takes by itself (an answer to the user's speech) gets ``gemini-turn-<n>``.
+
+    ``interrupt(heard)``: Gemini has no cancel and no truncation. The named turn is no longer forwarded
+    (the rest of it is dropped until the server ends it) and queued requests named are dropped. The
+    server's context then holds words the user did not hear, so the next connection (a reconnect, a
+    ``go_away``, an agent handoff) replays the session's history, which has what was heard, instead of
+    resuming the server session.
+
+    ``update_agent``: the Live API cannot change the system instruction or tools mid-session, so the model
+    reconnects with the new setup once the current turn is over: resuming with the session resumption
+    handle (the server keeps the conversation), or replaying the history when there is none (or the
+    context holds unheard words). The session is resumed likewise after ``go_away`` or a dropped socket;
+    ``max_reconnects`` failures in a row end it with a non-recoverable ``Error``.
+
+    Configure it with keywords, with ``config=GeminiLiveConfig(...)`` (VideoSDK's shape), or both: a
+    keyword given wins over the config.
     """
 
     provider = "gemini"
@@ -68,7 +153,8 @@ class GeminiRealtime(RealtimeModel):
         self,
         *,
         model: str = DEFAULT_MODEL,
-        voice: str = "Puck",
+        config: GeminiLiveConfig | None = None,
+        voice: str | None = None,
         api_key: str | None = None,
         vertexai: bool = False,
         project: str | None = None,
@@ -85,18 +171,18 @@ class GeminiRealtime(RealtimeModel):
             "GeminiRealtime", api_key=api_key, vertexai=vertexai, project=project, location=location,
             http_options=http_options,
         )
+        self.config = config if config is not None else GeminiLiveConfig()
         self.model = model
-        self.voice = voice
+        self.voice = voice or self.config.voice or "Puck"
         self.vertexai = vertexai
         self.project = project
         self.location = location
-        self.language = language
+        self.language = language or self.config.language_code
         self.temperature = temperature
         self.max_reconnects = max_reconnects
         self.reconnect_delay = reconnect_delay
         self.connect_timeout = connect_timeout
         self._options = ModelOptions(instructions="")
-        self._instructions = ""
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._first: asyncio.Future[None] | None = None
@@ -114,16 +200,27 @@ class GeminiRealtime(RealtimeModel):
         self._pushed = 0.0
         self._last_voice: float | None = None  # position where the local VAD last heard voice
         self._voice_end: float | None = None  # where the local VAD's latest speech segment ended
-        # conversation state
+        # the user's turn
         self._user_speaking = False
-        self._responding = False  # a ResponseDone is owed to the session
-        self._generating = False  # the server is producing output for the current generation
-        self._requested = False  # we asked for a response that has not started yet
-        self._discarding = False  # interrupt(): drop the rest of the generation
+        self._answer_owed = False  # the user's turn ended: a response (maybe empty) ends it
         self._in_text = ""
-        self._out_text = ""
+        # responses
+        self._queue: deque[_Request] = deque()  # asked for, not sent yet
+        self._sent: _Request | None = None  # sent; the model's next turn answers it
+        self._gen: _Generation | None = None  # the model's turn being received
+        self._stopped: set[str] = set()  # sent and named by interrupt() before their turn began
+        self._turns = itertools.count(1)
+        self._after_tool_call = False  # the last turn ended in tool calls (a turn_complete of it is stale)
         self._usage: dict[str, Any] = {}
-        self._call_groups: list[dict[str, types.FunctionResponse | None]] = []
+        self._audio_len: OrderedDict[str, float] = OrderedDict()  # recent responses' audio seconds
+        self._cancelled_calls: deque[str] = deque(maxlen=_RECENT)
+        self._pending_calls: set[str] = set()  # calls made on this connection and not answered yet
+        # what the server's context holds
+        self.heard: OrderedDict[str, float | None] = OrderedDict()  # responses cut short: seconds heard
+        self._context_stale = False  # it holds model output the user did not hear: replay, don't resume
+        self._restart_pending = False  # update_agent(): reconnect with the new setup when the turn is over
+        self._setup_version = 0  # bumped by update_agent(); a connection made with an older one is redone
+        self._restart = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<GeminiRealtime model={self.model!r} voice={self.voice!r} key={self._credentials!r}>"
@@ -139,7 +236,6 @@ class GeminiRealtime(RealtimeModel):
         if self._task is not None:
             raise ModelError("GeminiRealtime.start() called twice")
         self._options = options
-        self._instructions = options.instructions
         self._credentials.client()  # settings the SDK refuses fail start(), not the first connection
         loop = asyncio.get_running_loop()
         self._first = loop.create_future()
@@ -161,49 +257,67 @@ class GeminiRealtime(RealtimeModel):
         self._audio.append(frame.to_bytes())
         self._audio_ready.set()
 
-    async def send_text(self, text: str) -> None:
-        await self._client_turn(text)
+    async def send_text(self, text: str, *, response_id: str) -> None:
+        self._client_turn(response_id, text)
 
-    async def say(self, text: str) -> None:
-        await self._client_turn(
-            "Say the following text out loud, word for word, adding nothing before or after it:\n" + text
+    async def say(self, text: str, *, response_id: str) -> None:
+        self._client_turn(
+            response_id, "Say the following text out loud, word for word, adding nothing before or after it:\n" + text
         )
 
-    async def reply(self, instructions: str | None = None) -> None:
+    async def reply(self, instructions: str | None = None, *, response_id: str) -> None:
         if instructions:
-            await self._client_turn(f"(Instructions for your next reply, not said by the user: {instructions})")
+            self._client_turn(response_id, f"(Instructions for your next reply, not said by the user: {instructions})")
         else:
-            self._request()
-            await self._call(lambda s: s.send_client_content(turn_complete=True))
+            self._ask(response_id, lambda s: s.send_client_content(turn_complete=True))
 
-    async def interrupt(self, played: float | None = None) -> None:
-        if not self._responding:
+    async def interrupt(self, heard: Mapping[str, float | None]) -> None:
+        if not heard:
             return
-        if self._generating or self._requested:
-            self._discarding = True
-        self._finish_response(interrupted=True)
+        self._queue = deque(r for r in self._queue if r.rid not in heard)
+        gen, sent = self._gen, self._sent
+        if gen is not None and gen.rid in heard:
+            gen.discard = True  # no cancel in Gemini: the rest of the turn is dropped as it comes
+        if sent is not None and sent.rid in heard:
+            self._stopped.add(sent.rid)  # its turn is dropped when it begins
+        for rid, position in heard.items():
+            length = self._audio_len.pop(rid, None)
+            live = gen is not None and gen.rid == rid  # the server may have generated more than arrived
+            if length is not None and (live or position is None or position < length - 1e-3):
+                self._cut(rid, position)
+        self._pump()
 
-    async def send_tool_result(self, result: ToolResult) -> None:
-        group = next((g for g in self._call_groups if result.call_id in g), None)
-        if group is None:
-            logger.warning("tool result for unknown or cancelled call %s ignored", result.call_id)
+    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
+        responses = [
+            types.FunctionResponse(id=r.call_id, name=r.name, response=response_payload(r.output, r.is_error))
+            for r in results
+            if r.call_id not in self._cancelled_calls
+        ]
+        if not responses:  # every call was withdrawn (the server moved on): nothing to continue
+            self.channel.emit(ResponseDone(response_id=response_id))
             return
-        group[result.call_id] = types.FunctionResponse(
-            id=result.call_id, name=result.name, response=response_payload(result.output, result.is_error)
-        )
-        if all(r is not None for r in group.values()):  # Gemini continues once every call has its result
-            await self._send_results(group)
+        self._ask(response_id, lambda s: self._send_results(s, responses))
 
-    async def _send_results(self, group: dict[str, types.FunctionResponse | None]) -> None:
-        self._call_groups.remove(group)
-        responses = [r for r in group.values() if r is not None]
-        self._request()
-        await self._call(lambda s: s.send_tool_response(function_responses=responses))
+    async def _send_results(self, session: genai.live.AsyncSession, responses: list[types.FunctionResponse]) -> None:
+        """Tool results for calls this connection made go as a ``tool_response``; the calls of an earlier
+        connection (a handoff or a reconnect came between) are unknown to this server session, so their
+        results go as a client turn (the history replayed on connecting has the conversation up to them)."""
+        if any(r.id in self._pending_calls for r in responses):
+            self._pending_calls.difference_update(r.id for r in responses)
+            await session.send_tool_response(function_responses=responses)
+            return
+        said = "; ".join(f"{r.name} returned {json.dumps(r.response)}" for r in responses)
+        text = f"(Function results, not said by the user: {said})"
+        await session.send_client_content(turns=types.Content(role="user", parts=[types.Part(text=text)]),
+                                          turn_complete=True)
 
-    async def update_instructions(self, instructions: str) -> None:
-        self._instructions = instructions
-        content = types.Content(parts=[types.Part(text=instructions)])
-        await self._call(lambda s: s.send_context_update(system_instruction=content), respond=False)
+    async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
+        self._options = ModelOptions(instructions, list(tools), self._options.chat_ctx)
+        self._setup_version += 1
+        if self._task is None or self._closed or self._failed:
+            return  # not connected yet: the first connection has the new setup
+        self._restart_pending = True
+        self._maybe_restart()
 
     async def close(self) -> None:
         if self._closed:
@@ -215,46 +329,53 @@ class GeminiRealtime(RealtimeModel):
 
     # ------------------------------------------------------------------ connection
 
-    def _config(self) -> types.LiveConnectConfig:
+    def _config(self, handle: str | None) -> types.LiveConnectConfig:
         declarations = function_declarations(self._options.tools)
         voice = types.VoiceConfig(prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=self.voice))
+        instructions = self._options.instructions
         return types.LiveConnectConfig(
-            response_modalities=[types.Modality.AUDIO],
+            response_modalities=[types.Modality.AUDIO if self.config.audio else types.Modality.TEXT],
             speech_config=types.SpeechConfig(voice_config=voice, language_code=self.language),
-            system_instruction=types.Content(parts=[types.Part(text=self._instructions)])
-            if self._instructions
-            else None,
+            system_instruction=types.Content(parts=[types.Part(text=instructions)]) if instructions else None,
             tools=[types.Tool(function_declarations=declarations)] if declarations else None,
-            temperature=self.temperature,
-            input_audio_transcription=types.AudioTranscriptionConfig(),
-            output_audio_transcription=types.AudioTranscriptionConfig(),
+            input_audio_transcription=self.config.input_audio_transcription,
+            output_audio_transcription=self.config.output_audio_transcription,
             realtime_input_config=types.RealtimeInputConfig(
                 automatic_activity_detection=types.AutomaticActivityDetection(disabled=False)
             ),
-            session_resumption=types.SessionResumptionConfig(handle=self._handle),
+            session_resumption=types.SessionResumptionConfig(handle=handle),
             context_window_compression=types.ContextWindowCompressionConfig(sliding_window=types.SlidingWindow()),
+            **self.config.sampling(self.temperature),
         )
 
     async def _run(self) -> None:
         assert self._first is not None
         failures = 0
         while True:
-            resumed = self._handle is not None
+            # a context holding words the user did not hear is not resumed: the history replaces it
+            handle = None if self._context_stale else self._handle
+            version = self._setup_version
             outcome = "dropped"
             problem = "the connection closed"
             self._heard_server = False
             connected = False
             try:
-                async with self._credentials.client().aio.live.connect(model=self.model, config=self._config()) as session:
+                client = self._credentials.client()
+                async with client.aio.live.connect(model=self.model, config=self._config(handle)) as session:
+                    first = not self._first.done()
+                    if handle is None and (not first or len(self._options.chat_ctx)):
+                        await self._replay(session)
+                    self._context_stale = False
+                    self._restart_pending = version != self._setup_version  # changed meanwhile: again
+                    self._restart.clear()
                     self._session, self._ended = session, asyncio.Event()
                     self._connected.set()
                     connected = True
-                    first = not self._first.done()
                     if first:
                         self._first.set_result(None)
-                    logger.info("connected to Gemini Live %s (%s)", self.model, "resumed" if resumed else "new")
-                    if not resumed and (not first or len(self._options.chat_ctx)):
-                        await self._replay(session)
+                    logger.info("connected to Gemini Live %s (%s)", self.model, "resumed" if handle else "new")
+                    self._maybe_restart()
+                    self._pump()
                     outcome = await self._serve(session)
             except asyncio.CancelledError:
                 raise
@@ -272,6 +393,11 @@ class GeminiRealtime(RealtimeModel):
                 self._ended.set()
             if self._heard_server:
                 failures = 0
+            if outcome == "restart":
+                self._restart.clear()
+                logger.info("Gemini Live: reconnecting with the new agent's setup")
+                self._connection_lost(False, "")
+                continue
             if outcome == "dropped":
                 failures += 1
                 logger.warning("Gemini Live connection lost (%s); reconnect %d/%d", problem, failures,
@@ -284,19 +410,28 @@ class GeminiRealtime(RealtimeModel):
                 await asyncio.sleep(min(5.0, self.reconnect_delay * 2 ** (failures - 1)))
 
     async def _serve(self, session: genai.live.AsyncSession) -> str:
-        """Receive until ``go_away`` (returns ``"go_away"``) or the socket closes (raises)."""
-        sender = asyncio.get_running_loop().create_task(self._send_audio(session))
+        """Receive until ``go_away`` (``"go_away"``), a reconnect for a new setup (``"restart"``) or the
+        socket closes (raises)."""
+        loop = asyncio.get_running_loop()
+        sender = loop.create_task(self._send_audio(session))
+        receiver = loop.create_task(self._receive(session))
+        restart = loop.create_task(self._restart.wait())
         try:
-            while True:
-                async for message in session.receive():
-                    self._heard_server = True
-                    self._on_message(message)
-                    if message.go_away is not None:
-                        logger.info("Gemini Live go_away (time left %s): resuming", message.go_away.time_left)
-                        return "go_away"
+            done, _ = await asyncio.wait({receiver, restart}, return_when=asyncio.FIRST_COMPLETED)
+            return receiver.result() if receiver in done else "restart"
         finally:
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+            for task in (sender, receiver, restart):
+                task.cancel()
+            await asyncio.gather(sender, receiver, restart, return_exceptions=True)
+
+    async def _receive(self, session: genai.live.AsyncSession) -> str:
+        while True:
+            async for message in session.receive():
+                self._heard_server = True
+                self._on_message(message)
+                if message.go_away is not None:
+                    logger.info("Gemini Live go_away (time left %s): resuming", message.go_away.time_left)
+                    return "go_away"
 
     async def _send_audio(self, session: genai.live.AsyncSession) -> None:
         mime = f"audio/pcm;rate={self.input_sample_rate}"
@@ -308,17 +443,18 @@ class GeminiRealtime(RealtimeModel):
                 await session.send_realtime_input(audio=types.Blob(data=b"".join(chunks), mime_type=mime))
 
     async def _replay(self, session: genai.live.AsyncSession) -> None:
-        """A new server session without a handle: give it the conversation so far as context."""
+        """A new server session without a handle: give it the conversation so far (as the session recorded
+        it: what the user heard of each answer) as context."""
         turns = _history_turns(self._options.chat_ctx)
         if turns:
             await session.send_client_content(turns=turns, turn_complete=False)
 
-    async def _call(self, send: _Send, *, respond: bool = True) -> None:
-        """Send on the live session, once more on the next connection if it fails; else tell the session."""
+    async def _call(self, send: _Send) -> bool:
+        """Send on the live session, once more on the next connection if it fails; else report it."""
         problem = "not connected"
         for _ in range(2):
             if self._closed or self._failed:
-                return
+                return False
             try:
                 await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
             except TimeoutError:
@@ -329,18 +465,16 @@ class GeminiRealtime(RealtimeModel):
                 continue
             try:
                 await send(session)
-                return
+                return True
             except Exception as exc:
                 problem = self._credentials.describe(exc)
             try:  # the socket is going down: wait for the receiver to notice, then for the next connection
                 await asyncio.wait_for(ended.wait(), self.connect_timeout)
             except TimeoutError:
                 break
-        if self._closed or self._failed:
-            return
-        if respond and self._responding:
-            self._finish_response(interrupted=True)
-        self.channel.emit(Error(f"Gemini Live: could not send ({problem})", recoverable=True, code="send_failed"))
+        if not (self._closed or self._failed):
+            self.channel.emit(Error(f"Gemini Live: could not send ({problem})", recoverable=True, code="send_failed"))
+        return False
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -355,18 +489,76 @@ class GeminiRealtime(RealtimeModel):
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _connection_lost(self, dropped: bool, problem: str) -> None:
-        if self._responding:
-            self._finish_response(interrupted=True)
-        self._generating = self._requested = self._discarding = False
-        if dropped:
+        """The connection ended (dropped, ``go_away``, or our own restart): settle what was in flight."""
+        gen, self._gen = self._gen, None
+        if gen is not None and not gen.discard:  # the model's turn was cut: say so
+            self._context_stale = True  # a resumed context would hold more of it than was played
+            self.channel.emit(Error(f"Gemini Live connection lost during a response ({problem or 'reconnect'})",
+                                    recoverable=True, code="connection_lost"))
+            self._end_generation(gen, interrupted=True)
+        elif dropped:
             self.channel.emit(Error(f"Gemini Live connection lost ({problem}); reconnecting", code="reconnecting"))
+        sent, self._sent = self._sent, None
+        if sent is not None and sent.delivered and sent.rid not in self._stopped:
+            sent.delivered = False
+            self._queue.appendleft(sent)  # its turn never began: asked again on the next connection
+        self._stopped.clear()
+        self._after_tool_call = False
+        if self._pending_calls:
+            # a server session holds no resumable state while calls are pending: the last handle is from
+            # before the user's request, so the history (which has it) is replayed instead
+            self._context_stale = True
+            self._pending_calls.clear()
 
     def _fail(self, message: str) -> None:
         self._failed = True
-        if self._responding:
-            self._finish_response(interrupted=True)
+        gen, self._gen = self._gen, None
+        if gen is not None and not gen.discard:
+            self._end_generation(gen, interrupted=True)
         logger.error("%s", message)
         self.channel.emit(Error(message, recoverable=False, code="connection_failed"))
+
+    # ------------------------------------------------------------------ requests
+
+    def _client_turn(self, rid: str, text: str) -> None:
+        content = types.Content(role="user", parts=[types.Part(text=text)])
+        self._ask(rid, lambda s: s.send_client_content(turns=content, turn_complete=True))
+
+    def _ask(self, rid: str, send: _Send) -> None:
+        self._queue.append(_Request(rid, send))
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send the next request when the model's turn is over (or dropped) and nothing is awaiting its turn."""
+        if self._sent is not None or not self._queue or self._closed or self._failed or self._restart_pending:
+            return
+        if self._gen is not None and not self._gen.discard:
+            return  # a dropped turn does not wait: the new client turn makes the server stop it
+        request = self._queue.popleft()
+        self._sent = request
+        self._spawn(self._send_request(request))
+
+    async def _send_request(self, request: _Request) -> None:
+        if await self._call(request.send):
+            request.delivered = True
+            return
+        if self._sent is request:
+            self._sent = None
+            if request.rid not in self._stopped:
+                self.channel.emit(ResponseDone(interrupted=True, response_id=request.rid))
+            self._stopped.discard(request.rid)
+            self._pump()
+
+    def _maybe_restart(self) -> None:
+        """Reconnect for ``update_agent`` once no turn is being received and none is awaited."""
+        if self._restart_pending and self._sent is None and (self._gen is None or self._gen.discard):
+            self._restart.set()
+
+    def _cut(self, rid: str, position: float | None) -> None:
+        self.heard[rid] = position
+        while len(self.heard) > _RECENT:
+            self.heard.popitem(last=False)
+        self._context_stale = True
 
     # ------------------------------------------------------------------ server messages
 
@@ -388,13 +580,9 @@ class GeminiRealtime(RealtimeModel):
             self._on_tool_call(message.tool_call)
         if message.tool_call_cancellation is not None and message.tool_call_cancellation.ids:
             ids = tuple(message.tool_call_cancellation.ids)
-            for group in self._call_groups:
-                for call_id in ids:
-                    group.pop(call_id, None)
-            self._call_groups = [g for g in self._call_groups if g]
+            self._cancelled_calls.extend(ids)
+            self._pending_calls.difference_update(ids)
             self.channel.emit(ToolCallCancelled(ids))
-            for group in [g for g in self._call_groups if all(r is not None for r in g.values())]:
-                self._spawn(self._send_results(group))  # the calls left all have their results
 
     def _on_content(self, content: types.LiveServerContent) -> None:
         if content.input_transcription is not None and content.input_transcription.text:
@@ -405,83 +593,122 @@ class GeminiRealtime(RealtimeModel):
             for part in content.model_turn.parts or ():
                 blob = part.inline_data
                 if blob is not None and blob.data and (blob.mime_type or "").startswith("audio/pcm"):
-                    if self._begin_output():
-                        rate = _rate(blob.mime_type or "", self.output_sample_rate)
-                        self.channel.emit(AgentAudio(AudioFrame.from_bytes(blob.data, rate)))
+                    gen = self._generation()
+                    if not gen.discard:
+                        frame = AudioFrame.from_bytes(blob.data, _rate(blob.mime_type or "", self.output_sample_rate))
+                        gen.audio += frame.duration
+                        self._audio_len[gen.rid] = gen.audio
+                        self.channel.emit(AgentAudio(frame, response_id=gen.rid))
+                elif part.text and not part.thought:  # a text-modality answer
+                    self._on_output_text(part.text)
         if content.output_transcription is not None and content.output_transcription.text:
-            if self._begin_output():
-                self._out_text += content.output_transcription.text
-                self.channel.emit(AgentTranscript(content.output_transcription.text, final=False))
+            self._on_output_text(content.output_transcription.text)
         if content.turn_complete:
             self._on_turn_complete()
 
+    def _on_output_text(self, text: str) -> None:
+        gen = self._generation()
+        if not gen.discard:
+            gen.text += text
+            self.channel.emit(AgentTranscript(text, final=False, response_id=gen.rid))
+
     def _on_input_transcript(self, text: str) -> None:
         heard = self._last_voice is not None and self._pushed - self._last_voice < 1.5
-        if not self._generating and not self._user_speaking and heard:
+        answering = self._gen is not None and not self._gen.discard
+        if not answering and not self._user_speaking and heard:
             self._user_started()
         self._in_text += text
         self.channel.emit(UserTranscript(text, final=False))
 
     def _on_interrupted(self) -> None:
-        """The server stopped its generation: the user spoke over it, or our new turn replaced it."""
-        if self._discarding:
-            self._discarding = False
-            self._generating = False
+        """The server stopped its turn: the user spoke over it, or our new client turn replaced a dropped one."""
+        gen, self._gen = self._gen, None
+        if gen is not None and gen.discard:
+            self._after_generation()
             return
-        if not self._requested:
-            self._user_started()
-        if self._generating:
-            pending = self._requested
-            self._finish_response(interrupted=True)
-            if pending:  # our own request interrupted the previous response: its answer is still owed
-                self._responding = self._requested = True
+        self._user_started()
+        if gen is not None:  # the server cut the model's turn for the user's speech
+            self._end_generation(gen, interrupted=True)
+            self._after_generation()
 
     def _on_turn_complete(self) -> None:
-        if self._discarding:
-            self._discarding = self._generating = False
-            if self._requested and not self._responding:
-                self._requested = False
-            return
+        gen, self._gen = self._gen, None
         self._user_stopped()
-        if self._responding:
-            self._finish_response(interrupted=False)
-        else:
+        if gen is not None:
+            if not gen.discard:
+                self._end_generation(gen, interrupted=False)
+        elif self._after_tool_call and not (self._sent is not None and self._sent.delivered):
+            self._after_tool_call = False  # the end of a turn that ended in tool calls: already reported
+            return
+        else:  # a turn with no output: an empty answer to our request, or the user's turn left unanswered
             self._flush_user_text()
-            self._generating = False
+            sent = self._sent
+            if sent is not None and sent.delivered:
+                self._sent = None
+                if sent.rid not in self._stopped:
+                    self.channel.emit(ResponseDone(usage=self._take_usage(), response_id=sent.rid))
+                self._stopped.discard(sent.rid)
+            elif self._answer_owed:
+                self.channel.emit(ResponseDone(usage=self._take_usage(), response_id=self._turn_id()))
+            self._answer_owed = False
+        self._after_generation()
 
     def _on_tool_call(self, call: types.LiveServerToolCall) -> None:
-        if self._discarding:  # calls of an interrupted response are dropped (never answered)
-            self._discarding = self._generating = False
-            return
-        self._begin_output()
-        group: dict[str, types.FunctionResponse | None] = {}
-        for fc in call.function_calls or ():
-            call_id = fc.id or f"call_{uuid.uuid4().hex[:12]}"
-            group[call_id] = None
-            self.channel.emit(ToolCall(call_id, fc.name or "", json.dumps(fc.args or {})))
-        if group:
-            self._call_groups.append(group)
-        self._finish_response(interrupted=False)  # the continuation after the results is a new response
+        gen = self._generation()
+        self._gen = None
+        self._after_tool_call = True  # the turn waits for the results; they are a new response
+        if not gen.discard:  # calls of a dropped turn are never answered
+            for fc in call.function_calls or ():
+                call_id = fc.id or f"call_{uuid.uuid4().hex[:12]}"
+                self._pending_calls.add(call_id)
+                self.channel.emit(ToolCall(call_id, fc.name or "", json.dumps(fc.args or {}), response_id=gen.rid))
+            self._end_generation(gen, interrupted=False)
+        self._after_generation()
 
     # ------------------------------------------------------------------ turn bookkeeping
 
-    def _request(self) -> None:
-        self._responding = True
-        self._requested = True
-
-    async def _client_turn(self, text: str) -> None:
-        self._request()
-        content = types.Content(role="user", parts=[types.Part(text=text)])
-        await self._call(lambda s: s.send_client_content(turns=content, turn_complete=True))
-
-    def _begin_output(self) -> bool:
-        """Model output arrived: False if it must be dropped (interrupted response)."""
-        if self._discarding:
-            return False
+    def _generation(self) -> _Generation:
+        """The model's turn being received; output starting a new one ties it to the request it answers."""
+        gen = self._gen
+        if gen is not None:
+            return gen
         self._user_stopped()
-        self._responding = self._generating = True
-        self._requested = False
-        return True
+        self._answer_owed = False
+        self._after_tool_call = False
+        number = next(self._turns)
+        sent = self._sent
+        if sent is not None and sent.delivered:
+            self._sent = None
+            rid = sent.rid
+        else:
+            rid = f"gemini-turn-{number}"
+        gen = _Generation(rid, discard=rid in self._stopped)
+        self._stopped.discard(rid)
+        if gen.discard:
+            self._cut(rid, None)  # the server answers a request nobody will hear
+        else:
+            self._audio_len[rid] = 0.0
+            while len(self._audio_len) > _RECENT:
+                self._audio_len.popitem(last=False)
+        self._gen = gen
+        return gen
+
+    def _turn_id(self) -> str:
+        return f"gemini-turn-{next(self._turns)}"
+
+    def _take_usage(self) -> dict[str, Any]:
+        usage, self._usage = self._usage, {}
+        return usage
+
+    def _end_generation(self, gen: _Generation, *, interrupted: bool) -> None:
+        self._flush_user_text()
+        if gen.text and not interrupted:
+            self.channel.emit(AgentTranscript(gen.text, final=True, response_id=gen.rid))
+        self.channel.emit(ResponseDone(interrupted=interrupted, usage=self._take_usage(), response_id=gen.rid))
+
+    def _after_generation(self) -> None:
+        self._maybe_restart()
+        self._pump()
 
     def _user_started(self) -> None:
         if not self._user_speaking:
@@ -492,7 +719,7 @@ class GeminiRealtime(RealtimeModel):
     def _user_stopped(self) -> None:
         if self._user_speaking:
             self._user_speaking = False
-            self._responding = True  # the session now waits for the answer
+            self._answer_owed = True
             audio_end = None if self._vad.speaking else self._voice_end
             self.channel.emit(UserSpeechStopped(audio_end=audio_end))
 
@@ -500,15 +727,6 @@ class GeminiRealtime(RealtimeModel):
         if self._in_text.strip():
             self.channel.emit(UserTranscript(self._in_text.strip(), final=True))
         self._in_text = ""
-
-    def _finish_response(self, *, interrupted: bool) -> None:
-        self._flush_user_text()
-        if self._out_text and not interrupted:
-            self.channel.emit(AgentTranscript(self._out_text, final=True))
-        self._out_text = ""
-        usage, self._usage = self._usage, {}
-        self.channel.emit(ResponseDone(interrupted=interrupted, usage=usage))
-        self._responding = self._generating = self._requested = False
 
 
 def _rate(mime: str, default: int) -> int:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._cascade import OpenAILLM, OpenAISTT, OpenAITTS
     from ._client import API_KEY_ENV
-    from ._realtime import DEFAULT_TRANSCRIPTION, DEFAULT_TURN_DETECTION, OpenAIRealtime
+    from ._realtime import DEFAULT_TRANSCRIPTION, DEFAULT_TURN_DETECTION, OpenAIRealtime, OpenAIRealtimeConfig
     from ._stt_stream import DEFAULT_STT_TURN_DETECTION, OpenAISpeechStream
 
 _LAZY = {
@@ -21,6 +21,7 @@ _LAZY = {
     "DEFAULT_TURN_DETECTION": "._realtime",
     "OpenAILLM": "._cascade",
     "OpenAIRealtime": "._realtime",
+    "OpenAIRealtimeConfig": "._realtime",
     "OpenAISTT": "._cascade",
     "OpenAISpeechStream": "._stt_stream",
     "OpenAITTS": "._cascade",
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_TURN_DETECTION",
     "OpenAILLM",
     "OpenAIRealtime",
+    "OpenAIRealtimeConfig",
     "OpenAISTT",
     "OpenAISpeechStream",
     "OpenAITTS",

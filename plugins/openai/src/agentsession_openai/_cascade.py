@@ -71,7 +71,9 @@ class OpenAILLM(_OpenAIHTTP, LLM):
             kwargs["temperature"] = self.temperature
         stream = await self.client.chat.completions.create(**kwargs)
         calls: dict[int, dict[str, str]] = {}
+        completion_id = ""
         async for chunk in stream:
+            completion_id = completion_id or chunk.id
             for choice in chunk.choices:
                 delta = choice.delta
                 if delta.content:
@@ -83,7 +85,8 @@ class OpenAILLM(_OpenAIHTTP, LLM):
                         call["name"] += part.function.name or ""
                         call["arguments"] += part.function.arguments or ""
         for _, call in sorted(calls.items()):
-            yield ToolCall(call["id"], call["name"], call["arguments"] or "{}")
+            # the completion's id; the cascade re-stamps it with the id of the response it is generating
+            yield ToolCall(call["id"], call["name"], call["arguments"] or "{}", response_id=completion_id)
 
 
 def chat_messages(ctx: ChatContext) -> list[dict[str, Any]]:

@@ -8,7 +8,9 @@ import binascii
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from openai import AsyncOpenAI, OpenAIError
@@ -33,6 +35,7 @@ from openai.types.realtime import (
     ResponseTextDeltaEvent,
     ResponseTextDoneEvent,
 )
+from pydantic import BaseModel
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from agentsession import (
@@ -78,6 +81,68 @@ _NETWORK_ERRORS = (ConnectionClosed, WebSocketException, OpenAIError, OSError)
 _AUDIO_DELTA = "response.output_audio.delta"
 _TEXT_DELTAS = frozenset({"response.output_audio_transcript.delta", "response.output_text.delta"})
 _UNSET: Any = object()
+#: the ``response.metadata`` key that carries the session's id for a response it asked for
+_RESPONSE_ID_KEY = "agentsession_response_id"
+#: how many recent responses' audio items are remembered for truncation (the playout queue holds fewer)
+_AUDIO_RECORDS = 32
+
+
+@dataclass
+class OpenAIRealtimeConfig:
+    """The session's settings, shaped as VideoSDK's ``OpenAIRealtimeConfig`` (so its users' code runs as is).
+
+    ``turn_detection`` and ``input_audio_transcription`` take a dict or a pydantic model of the SDK's
+    (``openai.types.beta.realtime.session.TurnDetection``/``InputAudioTranscription``, as VideoSDK's
+    examples pass them, or the GA ``openai.types.realtime`` ones); ``None`` turns them off. Unset
+    turn-detection fields get our defaults (:data:`DEFAULT_TURN_DETECTION`: the session decides
+    barge-in, so ``interrupt_response`` is off unless you set it). ``modalities``: the GA API answers in
+    one modality, so any list with ``"audio"`` gives audio (with its transcript), else text only.
+    ``temperature`` is accepted for compatibility, but the GA Realtime API has no such setting: a value
+    other than ``None`` is logged and not sent. ``noise_reduction``, ``speed`` and ``max_output_tokens``
+    are ours, beyond VideoSDK's.
+    """
+
+    voice: str = "alloy"
+    temperature: float | None = None
+    turn_detection: Mapping[str, Any] | BaseModel | None = field(default_factory=lambda: dict(DEFAULT_TURN_DETECTION))
+    input_audio_transcription: Mapping[str, Any] | BaseModel | None = field(
+        default_factory=lambda: dict(DEFAULT_TRANSCRIPTION)
+    )
+    tool_choice: str | None = "auto"
+    modalities: list[str] = field(default_factory=lambda: ["text", "audio"])
+    noise_reduction: str | None = None
+    speed: float | None = None
+    max_output_tokens: int | None = None
+
+
+@dataclass
+class _Request:
+    """A response the session asked for, by its id: queued, then sent (``event_id`` set)."""
+
+    rid: str
+    params: RealtimeResponseCreateParamsParam
+    event_id: str = ""
+
+
+@dataclass
+class _AudioItem:
+    """One assistant audio content part of a response, and how much of its audio arrived."""
+
+    item_id: str
+    content_index: int
+    ms: float = 0.0
+
+
+@dataclass
+class _Response:
+    """The response being generated: our id for it and the server's, and what it holds back to its end."""
+
+    rid: str
+    server_id: str
+    audio: list[_AudioItem] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # finished transcript parts
+    calls: list[ToolCall] = field(default_factory=list)  # emitted at its response.done
+    call_ids: set[str] = field(default_factory=set)
 
 
 class OpenAIRealtime(RealtimeModel):
@@ -87,18 +152,27 @@ class OpenAIRealtime(RealtimeModel):
       by a sender task (``push_audio`` never blocks; while disconnected, audio is dropped).
     - Output: the hot events (audio and transcript deltas, ~50 a second) are read from the JSON directly;
       every other event goes through the SDK's typed ``parse_event``.
+    - Response ids: each ``response.create`` carries the session's id in ``response.metadata``
+      (``agentsession_response_id``); the server echoes it in ``response.created``, and every event of
+      that response is tagged with it. Responses the server VAD starts carry the server's ``response.id``.
+      Requests are sent one at a time, in order (the API allows one active response).
     - Turns: server VAD (``turn_detection``, default :data:`DEFAULT_TURN_DETECTION`) with
-      ``interrupt_response`` off: the session decides barge-in and calls :meth:`interrupt`, which sends
-      ``response.cancel`` and ``conversation.item.truncate`` at what the user heard.
+      ``interrupt_response`` off: the session decides barge-in and calls :meth:`interrupt` with what the
+      user heard of each response it stops: the one being generated gets ``response.cancel``, queued ones
+      are dropped, and each one's own audio items get ``conversation.item.truncate`` at the heard position.
     - Tools: a response's function calls are emitted as ``ToolCall``s when it is done (just before its
-      ``ResponseDone``); once every call of it has a result, one ``response.create`` continues.
+      ``ResponseDone``); :meth:`send_tool_results` sends all outputs of a response, then one ``response.create``.
     - ``say(text)``: an in-band ``response.create`` whose instructions ask the model to speak ``text``
-      verbatim (with tools off). The model voices it, so it is near-verbatim, not guaranteed; the spoken
-      words land in the server's conversation like any answer.
+      verbatim (with tools off). The model voices it, so it is near-verbatim, not guaranteed.
+    - ``update_agent``: ``session.update`` with the new instructions and tools; the conversation is kept.
     - Reconnect: a dropped socket is reopened with exponential backoff; the session config and the
       session's history (``ModelOptions.chat_ctx``: text messages, function calls and outputs) are
       replayed. A response in flight is reported (``Error`` recoverable + ``ResponseDone(interrupted)``);
-      after ``max_reconnect_attempts`` failures a non-recoverable ``Error`` closes the session.
+      one asked for and not begun is asked again; after ``max_reconnect_attempts`` failures a
+      non-recoverable ``Error`` closes the session.
+
+    Configure it with keywords, with ``config=OpenAIRealtimeConfig(...)`` (VideoSDK's shape), or both: a
+    keyword given wins over the config. The server is ``base_url``, else the SDK's ``OPENAI_BASE_URL``.
     """
 
     provider = "openai"
@@ -107,16 +181,17 @@ class OpenAIRealtime(RealtimeModel):
     def __init__(
         self,
         model: str = "gpt-realtime",
-        voice: str = "alloy",
+        voice: str | None = None,
         *,
+        config: OpenAIRealtimeConfig | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
         websocket_base_url: str | None = None,
-        turn_detection: Mapping[str, Any] | None = _UNSET,
-        input_transcription: Mapping[str, Any] | None = _UNSET,
-        noise_reduction: str | None = None,
-        speed: float | None = None,
-        max_output_tokens: int | None = None,
+        turn_detection: Mapping[str, Any] | BaseModel | None = _UNSET,
+        input_transcription: Mapping[str, Any] | BaseModel | None = _UNSET,
+        noise_reduction: str | None = _UNSET,
+        speed: float | None = _UNSET,
+        max_output_tokens: int | None = _UNSET,
         connect_timeout: float = 10.0,
         max_reconnect_attempts: int = 5,
         reconnect_delay: float = 0.5,
@@ -125,18 +200,24 @@ class OpenAIRealtime(RealtimeModel):
         super().__init__()
         if max_reconnect_attempts < 0:
             raise ValueError("max_reconnect_attempts must be >= 0")
+        self.config = config if config is not None else OpenAIRealtimeConfig()
+        cfg = self.config
+        if cfg.temperature is not None:
+            logger.warning("OpenAIRealtimeConfig.temperature is ignored: the GA Realtime API has no temperature")
         self.model = model
-        self.voice = voice
+        self.voice = voice or cfg.voice
         self._api_key = api_key
         self.base_url = base_url
         self.websocket_base_url = websocket_base_url
-        self.turn_detection = dict(DEFAULT_TURN_DETECTION if turn_detection is _UNSET else turn_detection or {}) or None
-        self.input_transcription = (
-            dict(DEFAULT_TRANSCRIPTION if input_transcription is _UNSET else input_transcription or {}) or None
+        self.turn_detection = _turn_detection(cfg.turn_detection if turn_detection is _UNSET else turn_detection)
+        self.input_transcription = _plain(
+            cfg.input_audio_transcription if input_transcription is _UNSET else input_transcription
         )
-        self.noise_reduction = noise_reduction
-        self.speed = speed
-        self.max_output_tokens = max_output_tokens
+        self.noise_reduction = cfg.noise_reduction if noise_reduction is _UNSET else noise_reduction
+        self.speed = cfg.speed if speed is _UNSET else speed
+        self.max_output_tokens = cfg.max_output_tokens if max_output_tokens is _UNSET else max_output_tokens
+        self.tool_choice = cfg.tool_choice or "auto"
+        self.output_modalities = ["audio"] if any(m.lower() == "audio" for m in cfg.modalities) else ["text"]
         self.connect_timeout = connect_timeout
         self.max_reconnect_attempts = max_reconnect_attempts
         self.reconnect_delay = reconnect_delay
@@ -150,27 +231,19 @@ class OpenAIRealtime(RealtimeModel):
         self._audio_q: asyncio.Queue[AudioFrame] = asyncio.Queue(maxsize=50)  # 5 s of 100 ms chunks
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
-        self._reset_connection_state()
-        # tool calls: pending call ids per response, and the responses that are done
-        self._calls: dict[str, set[str]] = {}
-        self._call_response: dict[str, str] = {}
-        self._finished: set[str] = set()
-        self._emitted_calls: set[str] = set()
-        self._queued: list[RealtimeResponseCreateParamsParam] = []  # responses waiting for their turn
+        self._queued: list[_Request] = []  # responses asked for and not sent yet, in order
         self._missed: list[ConversationItemParam] = []  # items not sent while disconnected
         self._audio_offset = 0.0  # seconds of input audio sent on previous connections
         self._sent_audio = 0.0  # seconds of input audio sent on this connection
         self.reconnects = 0
+        self._reset_connection_state()
 
     def _reset_connection_state(self) -> None:
-        self._response_id: str | None = None  # the response being generated
-        self._requested: tuple[str, RealtimeResponseCreateParamsParam] | None = None  # sent, not created yet
-        self._cancel_requested = False  # interrupt() came before the requested response was created
-        self._cancelled: set[str] = set()
-        self._texts: list[str] = []  # finished transcript parts of the current response
-        self._held_calls: list[ToolCall] = []  # the current response's tool calls, emitted at its end
-        self._audio_item: tuple[str, int, str] | None = None  # (item_id, content_index, response_id)
-        self._audio_ms = 0.0  # audio of that item received so far
+        self._current: _Response | None = None  # the response being generated
+        self._requested: _Request | None = None  # sent, not created yet
+        self._stopped: set[str] = set()  # responses interrupt() named that the server has not ended yet
+        # the audio items of recent responses (by our id), for truncation at what the user heard
+        self._audio_items: OrderedDict[str, list[_AudioItem]] = OrderedDict()
 
     def __repr__(self) -> str:
         return (
@@ -208,63 +281,54 @@ class OpenAIRealtime(RealtimeModel):
                 self._audio_q.get_nowait()
             self._audio_q.put_nowait(chunk)
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: str, *, response_id: str) -> None:
         await self._send_item(_message("user", text))
-        await self._request_response({})
+        await self._request_response(response_id, {})
 
-    async def say(self, text: str) -> None:
-        await self._request_response({"instructions": _SAY_INSTRUCTIONS.format(text=text), "tool_choice": "none"})
+    async def say(self, text: str, *, response_id: str) -> None:
+        await self._request_response(
+            response_id, {"instructions": _SAY_INSTRUCTIONS.format(text=text), "tool_choice": "none"}
+        )
 
-    async def reply(self, instructions: str | None = None) -> None:
+    async def reply(self, instructions: str | None = None, *, response_id: str) -> None:
         params: RealtimeResponseCreateParamsParam = {}
         if instructions:
             params["instructions"] = f"{self._instructions}\n\n{instructions}" if self._instructions else instructions
-        await self._request_response(params)
+        await self._request_response(response_id, params)
 
-    async def interrupt(self, played: float | None = None) -> None:
-        rid = self._response_id
-        self._queued.clear()
-        if rid is not None and rid not in self._cancelled:
-            self._cancelled.add(rid)  # from here on its events are dropped, its response.done included
-            self._held_calls = []
-            for call_id in self._calls.pop(rid, set()):
-                self._call_response.pop(call_id, None)
-            self.channel.purge_audio()
-            self.channel.emit(ResponseDone(interrupted=True))
-            await self._send({"type": "response.cancel", "response_id": rid})
-        elif self._requested is not None and not self._cancel_requested:
-            self._cancel_requested = True  # cancelled as soon as the server creates it
-            self.channel.emit(ResponseDone(interrupted=True))
-        item = self._audio_item
-        if item is None or played is None:
+    async def interrupt(self, heard: Mapping[str, float | None]) -> None:
+        if not heard:
             return
-        item_id, content_index, item_rid = item
-        heard_ms = min(int(played * 1000 + 1e-6), int(self._audio_ms))
-        # played == 0 means nothing is playing: only the cancelled response's audio was cut unheard
-        if heard_ms < int(self._audio_ms) and (played > 0 or item_rid == rid):
-            self._audio_item = None
-            await self._send(
-                {
-                    "type": "conversation.item.truncate",
-                    "item_id": item_id,
-                    "content_index": content_index,
-                    "audio_end_ms": heard_ms,
-                }
-            )
+        # all bookkeeping before the first await: from here on no event of these responses is emitted
+        self._queued = [request for request in self._queued if request.rid not in heard]
+        current, requested = self._current, self._requested
+        cancel = current is not None and current.rid in heard and current.rid not in self._stopped
+        if current is not None and cancel:
+            self._stopped.add(current.rid)
+        if requested is not None and requested.rid in heard:
+            self._stopped.add(requested.rid)  # cancelled as soon as the server creates it
+        cuts = [(items, position, current is not None and current.rid == rid)
+                for rid, position in heard.items() if (items := self._audio_items.pop(rid, None))]
+        if current is not None and cancel:
+            await self._send({"type": "response.cancel", "response_id": current.server_id})
+        for items, position, generating in cuts:
+            await self._truncate(items, position, generating)
 
-    async def send_tool_result(self, result: ToolResult) -> None:
-        await self._send_item({"type": "function_call_output", "call_id": result.call_id, "output": result.output})
-        rid = self._call_response.pop(result.call_id, None)
-        if rid is None:
-            logger.warning("tool result for unknown call %s: asking for a response anyway", result.call_id)
-            await self._request_response({})
-            return
-        self._calls.get(rid, set()).discard(result.call_id)
-        await self._continue_after_tools(rid)
+    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
+        for result in results:
+            await self._send_item({"type": "function_call_output", "call_id": result.call_id, "output": result.output})
+        await self._request_response(response_id, {})
 
-    async def update_instructions(self, instructions: str) -> None:
+    async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         self._instructions = instructions
-        await self._send({"type": "session.update", "session": {"type": "realtime", "instructions": instructions}})
+        self._tools = list(tools)
+        # while disconnected, the reconnect sends the whole new config
+        await self._send({"type": "session.update", "session": cast(RealtimeSessionCreateRequestParam, {
+            "type": "realtime",
+            "instructions": instructions,
+            "tools": self._tool_schemas(),
+            "tool_choice": self.tool_choice,
+        })})
 
     async def close(self) -> None:
         if self._closed:
@@ -285,6 +349,9 @@ class OpenAIRealtime(RealtimeModel):
 
     # ------------------------------------------------------------------ connection
 
+    def _tool_schemas(self) -> list[dict[str, Any]]:
+        return [{"type": "function", **tool.schema()} for tool in self._tools]
+
     def _session_config(self) -> RealtimeSessionCreateRequestParam:
         audio_in: dict[str, Any] = {"format": dict(_PCM), "turn_detection": self.turn_detection}
         if self.input_transcription is not None:
@@ -297,10 +364,10 @@ class OpenAIRealtime(RealtimeModel):
         config: dict[str, Any] = {
             "type": "realtime",
             "instructions": self._instructions,
-            "output_modalities": ["audio"],
+            "output_modalities": list(self.output_modalities),
             "audio": {"input": audio_in, "output": audio_out},
-            "tools": [{"type": "function", **tool.schema()} for tool in self._tools],
-            "tool_choice": "auto",
+            "tools": self._tool_schemas(),
+            "tool_choice": self.tool_choice,
         }
         if self.max_output_tokens is not None:
             config["max_output_tokens"] = self.max_output_tokens
@@ -408,17 +475,17 @@ class OpenAIRealtime(RealtimeModel):
         self._conn = None
         self._audio_offset += self._sent_audio
         self._sent_audio = 0.0
-        rid = self._response_id
-        live = rid is not None and rid not in self._cancelled
-        if live or (self._requested is not None and not self._cancel_requested):
+        current, requested = self._current, self._requested
+        if current is not None and current.rid not in self._stopped:  # the model cut it: say so
             self.channel.emit(
                 Error("the OpenAI Realtime connection dropped during a response; it was cut short",
                       recoverable=True, code="connection_lost")
             )
-            self.channel.emit(ResponseDone(interrupted=True))
-        if rid is not None and rid in self._calls:
-            self._finished.add(rid)  # its tool calls still get their results and a follow-up response
-        self._reset_connection_state()
+            self.channel.emit(ResponseDone(interrupted=True, response_id=current.rid))
+        if requested is not None and requested.rid not in self._stopped:
+            requested.event_id = ""
+            self._queued.insert(0, requested)  # never begun: asked again on the next connection
+        self._reset_connection_state()  # the new server session knows none of these items
 
     async def _reconnect(self) -> AsyncRealtimeConnection | None:
         for attempt in range(1, self.max_reconnect_attempts + 1):
@@ -469,26 +536,52 @@ class OpenAIRealtime(RealtimeModel):
 
     # ------------------------------------------------------------------ responses
 
-    async def _request_response(self, params: RealtimeResponseCreateParamsParam) -> None:
-        self._queued.append(params)
+    async def _request_response(self, rid: str, params: RealtimeResponseCreateParamsParam) -> None:
+        self._queued.append(_Request(rid, params))
         await self._pump()
 
     async def _pump(self) -> None:
         """Send the next queued ``response.create`` when no response is being generated."""
-        if self._conn is None or self._response_id is not None or self._requested is not None or not self._queued:
+        if self._conn is None or self._current is not None or self._requested is not None or not self._queued:
             return
-        params = self._queued.pop(0)
-        event_id = f"as_{uuid.uuid4().hex[:16]}"
-        self._requested = (event_id, params)
-        if not await self._send({"type": "response.create", "event_id": event_id, "response": params}):
-            self._requested = None
-            self._queued.insert(0, params)
+        request = self._queued.pop(0)
+        request.event_id = f"as_{uuid.uuid4().hex[:16]}"
+        self._requested = request
+        params: RealtimeResponseCreateParamsParam = {**request.params, "metadata": {_RESPONSE_ID_KEY: request.rid}}
+        if not await self._send({"type": "response.create", "event_id": request.event_id, "response": params}):
+            if self._requested is request:
+                self._requested = None
+                self._queued.insert(0, request)
 
-    async def _continue_after_tools(self, rid: str) -> None:
-        if rid in self._finished and not self._calls.get(rid):
-            self._finished.discard(rid)
-            self._calls.pop(rid, None)
-            await self._request_response({})
+    async def _truncate(self, items: list[_AudioItem], position: float | None, generating: bool) -> None:
+        """Cut a response's audio items at ``position`` seconds of its audio (``None``: nothing heard).
+
+        Items the user heard whole are left alone; the one the position falls in is cut there, later ones
+        are cut to nothing. The last item of a response still being generated is cut even when all of its
+        audio that arrived was heard: the server may have produced more that was dropped here.
+        """
+        heard_ms = 0.0 if position is None else max(0.0, position * 1000)
+        offset = 0.0
+        for i, item in enumerate(items):
+            end = offset + item.ms
+            last_live = generating and i == len(items) - 1
+            if heard_ms < end - 1e-6 or last_live:
+                audio_end_ms = min(int(max(0.0, heard_ms - offset) + 1e-6), int(item.ms + 1e-6))
+                await self._send({"type": "conversation.item.truncate", "item_id": item.item_id,
+                                  "content_index": item.content_index, "audio_end_ms": audio_end_ms})
+            offset = end
+
+    def _remember_audio(self, response: _Response) -> None:
+        self._audio_items[response.rid] = response.audio
+        while len(self._audio_items) > _AUDIO_RECORDS:
+            self._audio_items.popitem(last=False)
+
+    def _live(self, server_id: str) -> _Response | None:
+        """The response ``server_id`` if it is the one being generated and was not stopped."""
+        current = self._current
+        if current is None or current.server_id != server_id or current.rid in self._stopped:
+            return None
+        return current
 
     # ------------------------------------------------------------------ server events
 
@@ -515,10 +608,11 @@ class OpenAIRealtime(RealtimeModel):
             text_delta = cast(ResponseAudioTranscriptDeltaEvent | ResponseTextDeltaEvent, event)
             self._on_text_delta(text_delta.response_id, text_delta.delta)
         elif kind == "response.output_audio_transcript.done":
-            self._on_text_done(cast(ResponseAudioTranscriptDoneEvent, event).response_id,
-                               cast(ResponseAudioTranscriptDoneEvent, event).transcript)
+            transcript = cast(ResponseAudioTranscriptDoneEvent, event)
+            self._on_text_done(transcript.response_id, transcript.transcript)
         elif kind == "response.output_text.done":
-            self._on_text_done(cast(ResponseTextDoneEvent, event).response_id, cast(ResponseTextDoneEvent, event).text)
+            text = cast(ResponseTextDoneEvent, event)
+            self._on_text_done(text.response_id, text.text)
         elif kind == "response.function_call_arguments.done":
             args = cast(ResponseFunctionCallArgumentsDoneEvent, event)
             self._on_tool_call(args.response_id, args.call_id, args.name, args.arguments)
@@ -535,68 +629,71 @@ class OpenAIRealtime(RealtimeModel):
             logger.warning("input audio transcription failed: %s", getattr(event, "error", None))
 
     async def _on_response_created(self, event: ResponseCreatedEvent) -> None:
-        rid = event.response.id or ""
-        self._response_id = rid
-        self._requested = None
-        self._texts = []
-        self._held_calls = []
-        if self._cancel_requested:
-            self._cancel_requested = False
-            self._cancelled.add(rid)
-            await self._send({"type": "response.cancel", "response_id": rid})
+        response = event.response
+        server_id = response.id or ""
+        ours = (response.metadata or {}).get(_RESPONSE_ID_KEY)
+        requested = self._requested
+        if ours is not None and requested is not None and requested.rid == ours:
+            self._requested = None
+        current = _Response(ours or server_id, server_id)  # the server VAD's own responses keep its id
+        self._current = current
+        self._remember_audio(current)
+        if current.rid in self._stopped:  # interrupt() came before the server created it
+            await self._send({"type": "response.cancel", "response_id": server_id})
 
-    def _on_audio(self, rid: str, item_id: str, content_index: int, delta: str) -> None:
-        if rid in self._cancelled:
+    def _on_audio(self, server_id: str, item_id: str, content_index: int, delta: str) -> None:
+        current = self._current
+        if current is None or current.server_id != server_id:
             return
-        frame = AudioFrame.from_bytes(binascii.a2b_base64(delta), SAMPLE_RATE)
-        key = (item_id, content_index, rid)
-        if self._audio_item != key:
-            self._audio_item, self._audio_ms = key, 0.0
-        self._audio_ms += frame.duration * 1000
-        self.channel.emit(AgentAudio(frame))
+        pcm = binascii.a2b_base64(delta)
+        items = current.audio
+        if not items or items[-1].item_id != item_id or items[-1].content_index != content_index:
+            items.append(_AudioItem(item_id, content_index))
+        items[-1].ms += len(pcm) * 500 / SAMPLE_RATE  # pcm16 mono: 2 bytes a sample, counted even if dropped
+        if current.rid not in self._stopped:
+            self.channel.emit(AgentAudio(AudioFrame.from_bytes(pcm, SAMPLE_RATE), response_id=current.rid))
 
-    def _on_text_delta(self, rid: str, delta: str) -> None:
-        if rid not in self._cancelled:
-            self.channel.emit(AgentTranscript(delta, final=False))
+    def _on_text_delta(self, server_id: str, delta: str) -> None:
+        current = self._live(server_id)
+        if current is not None:
+            self.channel.emit(AgentTranscript(delta, final=False, response_id=current.rid))
 
-    def _on_text_done(self, rid: str, text: str) -> None:
-        if rid in self._cancelled:
+    def _on_text_done(self, server_id: str, text: str) -> None:
+        current = self._live(server_id)
+        if current is None:
             return
-        self._texts.append(text)
-        self.channel.emit(AgentTranscript(" ".join(t for t in self._texts if t), final=True))
+        current.texts.append(text)
+        self.channel.emit(AgentTranscript(" ".join(t for t in current.texts if t), final=True,
+                                          response_id=current.rid))
 
-    def _on_tool_call(self, rid: str, call_id: str, name: str, arguments: str) -> None:
-        if call_id in self._emitted_calls or rid in self._cancelled:
+    def _on_tool_call(self, server_id: str, call_id: str, name: str, arguments: str) -> None:
+        current = self._live(server_id)
+        if current is None or call_id in current.call_ids:
             return
-        self._emitted_calls.add(call_id)
-        self._calls.setdefault(rid, set()).add(call_id)
-        self._call_response[call_id] = rid
-        self._held_calls.append(ToolCall(call_id, name, arguments or "{}"))
+        current.call_ids.add(call_id)
+        current.calls.append(ToolCall(call_id, name, arguments or "{}", response_id=current.rid))
 
     async def _on_response_done(self, event: ResponseDoneEvent) -> None:
         response = event.response
-        rid = response.id or ""
-        if self._response_id == rid:
-            self._response_id = None
-        if rid in self._cancelled:  # interrupt() already reported it
-            self._cancelled.discard(rid)
-            await self._after_response(rid)
+        current = self._current
+        if current is None or current.server_id != (response.id or ""):
+            logger.debug("response.done for an unknown response %s", response.id)
+            await self._pump()
+            return
+        self._current = None
+        if current.rid in self._stopped:  # interrupt() stopped it: nothing more of it is reported
+            self._stopped.discard(current.rid)
+            await self._pump()
             return
         if response.status == "failed":
             error = response.status_details.error if response.status_details else None
             message = (error.message if error else None) or "the response failed"
             self.channel.emit(Error(f"OpenAI Realtime: {message}", recoverable=True, code=error.code if error else None))
         usage = response.usage.model_dump(exclude_none=True) if response.usage else {}
-        for call in self._held_calls:  # with the response complete: results can't overtake its response.done
+        for call in current.calls:  # with the response complete: results can't overtake its response.done
             self.channel.emit(call)
-        self._held_calls = []
-        self.channel.emit(ResponseDone(interrupted=response.status == "cancelled", usage=usage))
-        await self._after_response(rid)
-
-    async def _after_response(self, rid: str) -> None:
-        if rid in self._calls:
-            self._finished.add(rid)
-            await self._continue_after_tools(rid)
+        self.channel.emit(ResponseDone(interrupted=response.status == "cancelled", usage=usage,
+                                       response_id=current.rid))
         await self._pump()
 
     async def _on_error(self, event: RealtimeErrorEvent) -> None:
@@ -606,13 +703,16 @@ class OpenAIRealtime(RealtimeModel):
             logger.debug("response.cancel found no active response")
             return
         requested = self._requested
-        if requested is not None and error.event_id == requested[0]:
+        if requested is not None and error.event_id == requested.event_id:
             self._requested = None
-            if code == "conversation_already_has_active_response":
-                self._queued.insert(0, requested[1])  # asked too early: ask again after the current one
+            if requested.rid in self._stopped:  # stopped before it began: nothing owed
+                self._stopped.discard(requested.rid)
+            elif code == "conversation_already_has_active_response":
+                self._queued.insert(0, requested)  # asked too early: asked again after the current one
                 return
-            self.channel.emit(Error(f"OpenAI Realtime: {error.message}", recoverable=True, code=code))
-            self.channel.emit(ResponseDone())
+            else:
+                self.channel.emit(Error(f"OpenAI Realtime: {error.message}", recoverable=True, code=code))
+                self.channel.emit(ResponseDone(response_id=requested.rid))
             await self._pump()
             return
         fatal = code in _FATAL_CODES or error.type == "authentication_error"
@@ -643,6 +743,21 @@ def _chat_item(item: ChatMessage | FunctionCall | FunctionCallOutput) -> Convers
     if isinstance(item, FunctionCall):
         return {"type": "function_call", "call_id": item.call_id, "name": item.name, "arguments": item.arguments}
     return {"type": "function_call_output", "call_id": item.call_id, "output": item.output}
+
+
+def _plain(value: Mapping[str, Any] | BaseModel | None) -> dict[str, Any] | None:
+    """A setting given as a dict or as one of the SDK's pydantic models, as a dict (``None``/empty: off)."""
+    if value is None:
+        return None
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_none=True, exclude_unset=True) or None
+    return dict(value) or None
+
+
+def _turn_detection(value: Mapping[str, Any] | BaseModel | None) -> dict[str, Any] | None:
+    """Turn detection as sent: what was given, over our defaults (server VAD; barge-in is the session's)."""
+    given = _plain(value)
+    return None if given is None else {**DEFAULT_TURN_DETECTION, **given}
 
 
 def _describe(exc: BaseException) -> str:
