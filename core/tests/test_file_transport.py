@@ -133,7 +133,7 @@ def test_a_batch_of_inputs_runs_concurrently_and_over_worker_processes(tmp_path:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     if workers > 1:  # each line whole, tagged with the worker it came from
-        assert all(re.match(r"\[worker [01]\] (agent \w+|ended: .*)$", line) for line in lines), proc.stdout
+        assert all(re.match(r"\[worker \d+\] (agent \w+|ended: .*)$", line) for line in lines), proc.stdout
         lines = [line.split("] ", 1)[1] for line in lines]
     ends = [line for line in lines if line.startswith("ended: input done")]
     assert len(ends) == 4, proc.stdout

@@ -79,6 +79,22 @@ class RunResult:
         return " ".join(m.text for m in self.messages if m.role == "assistant" and m.text)
 
 
+class _RecentIds:
+    """The ids of the last ``size`` responses that ended or were stopped (a bounded set)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._ids: dict[str, None] = {}
+        self._size = size
+
+    def __contains__(self, rid: object) -> bool:
+        return rid in self._ids
+
+    def add(self, rid: str) -> None:
+        self._ids[rid] = None
+        if len(self._ids) > self._size:
+            del self._ids[next(iter(self._ids))]
+
+
 class AgentSession:
     """Runs ``agent`` on ``pipeline`` over the transport of the current job (DESIGN.md sections 4-6)."""
 
@@ -139,7 +155,7 @@ class AgentSession:
         self._speeches: list[SpeechHandle] = []  # not done, in the order they were asked for
         self._expected: dict[str, SpeechHandle] = {}  # response id asked for -> its speech
         self._responses: dict[str, Response] = {}  # live responses by id
-        self._stopped: set[str] = set()  # ids of responses the session stopped: their events are dropped
+        self._stopped = _RecentIds()  # responses stopped or ended: later events of theirs are dropped
         self._playout: SpeechPlayout | None = None
         self._tools = ToolRunner(self._spawn, self._on_tool_result)
         self._pushed = 0.0  # seconds of user audio pushed to the pipeline
@@ -246,7 +262,7 @@ class AgentSession:
         if self.wake_up is not None:
             self._wake = WakeUpTimer(self.wake_up, self._run_wake_up, self._spawn)
         self._playout = SpeechPlayout(self._transport, self._on_playout_started, self._on_played_out,
-                                      self._on_frame_played)
+                                      self._on_frame_played, self._update_states)
         self._tasks.add(self._playout.start())
         self._transport.bind(self)
         if self._job is not None:
@@ -512,8 +528,6 @@ class AgentSession:
             response = self._response(event.response_id)
             if response is not None:
                 self._on_response_done(response, event)
-            else:
-                self._stopped.discard(event.response_id)
         elif isinstance(event, UserSpeechStarted):
             self._on_user_speech_started()
         elif isinstance(event, UserSpeechStopped):
@@ -619,6 +633,7 @@ class AgentSession:
         speech = response.speech
         response.done = True
         del self._responses[response.id]
+        self._stopped.add(response.id)  # a model that sends more of it (after a reconnect, say) is not heard
         for key, value in event.usage.items():
             if isinstance(value, int | float) and isinstance(speech.metrics.usage.get(key, 0), int | float):
                 speech.metrics.usage[key] = speech.metrics.usage.get(key, 0) + value
@@ -669,7 +684,7 @@ class AgentSession:
         if speech is self._user_turn_pending:
             self._user_turn_pending = None
         for rid in speech.expecting:
-            self._stopped.add(rid)
+            self._stopped.add(rid)  # (expected, never begun)
         metrics = speech.metrics
         metrics.interrupted = interrupted
         metrics.timestamp = self.now()
@@ -705,8 +720,8 @@ class AgentSession:
         for response in responses:
             self._responses.pop(response.id, None)
             self._cut(response, heard[response.id] or 0.0)
-        self._stopped.update(r.id for r in responses if not r.done)
-        self._stopped.update(rid for speech in speeches for rid in speech.expecting)
+        for rid in heard:
+            self._stopped.add(rid)
         for speech in speeches:
             speech.expecting.clear()
             self._finish_speech(speech, interrupted=True)

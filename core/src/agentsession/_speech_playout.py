@@ -22,12 +22,14 @@ class SpeechPlayout:
     """
 
     def __init__(self, transport: Transport, on_started: Callable[[Response], None],
-                 on_played: Callable[[Response], None], on_frame: Callable[[AudioFrame], None] | None = None) -> None:
+                 on_played: Callable[[Response], None], on_frame: Callable[[AudioFrame], None] | None = None,
+                 on_idle: Callable[[], None] | None = None) -> None:
         self._transport = transport
         self._convert = AudioConverter(transport.sample_rate, transport.channels)
         self._on_started = on_started
         self._on_played = on_played
         self.on_frame = on_frame
+        self._on_idle = on_idle  # called when the playout runs out of audio (states are derived from it)
         self._queue: deque[tuple[Response, AudioFrame]] = deque()
         self._in_flight: deque[tuple[Response, AudioFrame, float]] = deque()  # sent, maybe not played: (.., end)
         self._pending: list[Response] = []  # started, not yet played out
@@ -71,7 +73,8 @@ class SpeechPlayout:
         if any(id(r) in stopped for r, _, end in self._in_flight if end > self._transport.played):
             self._transport.clear()
             played = self._transport.played
-            resend = [(r, f) for r, f, end in self._in_flight if end > played and id(r) not in stopped]
+            resend = [(r, f) for r, f, end in self._in_flight
+                      if end > played and id(r) not in stopped and not r.played_out]
             for r, _ in resend:
                 if r.start is not None and r.start >= played:  # nothing of it was heard: it starts again
                     r.submitted, r.start = 0.0, None
@@ -100,6 +103,8 @@ class SpeechPlayout:
                     await self._drain_or_more()
                     continue
                 self._wake.clear()
+                if self._on_idle is not None:
+                    self._on_idle()
                 await self._wake.wait()
                 continue
             response, frame = self._queue.popleft()
@@ -109,6 +114,10 @@ class SpeechPlayout:
                 self._pending.append(response)
                 self._on_started(response)
             await transport.play(frame)
+            if response.played_out:  # stopped while this frame waited for room: it must not be heard
+                transport.clear()
+                self._submitted = transport.played
+                continue
             duration = frame.duration
             self._submitted += duration
             response.submitted += duration

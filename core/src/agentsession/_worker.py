@@ -32,6 +32,7 @@ _current_job: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar
 
 DEFAULT_MODE = "room"
 EXIT_GRACE = 10.0  # seconds the process may take to exit once its jobs ended
+ENTRY_GRACE = 1.0  # seconds an entrypoint may go on once its job ended, before it is cancelled
 
 
 @dataclass
@@ -282,7 +283,8 @@ class WorkerJob:
             await asyncio.wait((entry, ended), return_when=asyncio.FIRST_COMPLETED)
             if entry.done() and not ended.done() and _failure(entry) is None and ctx._keeps_running():
                 await ended  # "the session runs until manually stopped or the meeting ends"
-            if not entry.done():
+            if not entry.done():  # an entrypoint closing things itself may finish; one still waiting is cancelled
+                await asyncio.wait((entry,), timeout=ENTRY_GRACE)
                 entry.cancel()
             await asyncio.gather(entry, return_exceptions=True)
             failure = _failure(entry)
