@@ -223,6 +223,10 @@ class WorkerJob:
             finally:
                 await ctx.shutdown()
                 self._jobs.discard(ctx)
+            failure = ctx.transport.failure if ctx.transport is not None else None
+            if failure is not None:  # the device stopped, the file could not be read: not a clean end
+                logger.error("the job failed: %s", failure)
+                self._failed = True
 
         mode.options = args
         try:
