@@ -21,7 +21,7 @@ import pluggy
 from . import __version__, hookspecs
 from ._errors import PluginError
 from ._manager import DISABLE_ENV, ENTRY_POINT_GROUP, discover
-from ._report import Recording, plot_timeline, render_text, table
+from ._report import Recording, latency_stats, plot_timeline, render_latency, render_text, table
 from ._secrets import env_secret, mask
 
 #: where the usual modes come from, for fixes
@@ -50,8 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--mode", help="the mode you want to run (console, playground, room, file, ...)")
     d.add_argument("--json", action="store_true", help="machine-readable output")
     r = sub.add_parser("report", help="summarise a session recording (agentsession-recorder's .jsonl)")
-    r.add_argument("recording", type=Path, help="a SESSION.jsonl file")
-    r.add_argument("--plot", type=Path, metavar="PNG", help="also draw the conversation timeline to this PNG")
+    r.add_argument("recordings", type=Path, nargs="+", metavar="recording",
+                   help="SESSION.jsonl files (several: each is reported, then the latencies over all of them)")
+    r.add_argument("--plot", type=Path, metavar="PNG", help="also draw the conversation timeline to this PNG "
+                                                            "(several recordings: PNG-<recording name>.png each)")
     r.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     if args.command is None:
@@ -61,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plugins(args.json)
     if args.command == "doctor":
         return _doctor(args.mode, args.json)
-    return _report(args.recording, args.plot, args.json)
+    return _report(args.recordings, args.plot, args.json)
 
 
 # ---------------------------------------------------------------------- plugins
@@ -339,22 +341,45 @@ def _dist_version(name: str) -> str | None:
 # ---------------------------------------------------------------------- report
 
 
-def _report(path: Path, plot: Path | None, as_json: bool) -> int:
-    try:
-        rec = Recording.load(path)
-    except OSError as exc:
-        print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    if not rec.records:
-        print(f"error: {path} holds no recording (no JSON lines with 'event' and 't')", file=sys.stderr)
-        return 2
-    print(json.dumps(rec.summary(), indent=2) if as_json else render_text(rec))
-    if plot is not None:
+def _report(paths: list[Path], plot: Path | None, as_json: bool) -> int:
+    recordings: list[Recording] = []
+    code = 0
+    for path in paths:
         try:
-            plot_timeline(rec, plot)
-        except ImportError:
-            print("error: --plot needs matplotlib: pip install 'agentsession[plot]'", file=sys.stderr)
-            return 2
-        if not as_json:
-            print(f"\ntimeline written to {plot}")
-    return 0
+            rec = Recording.load(path)
+        except OSError as exc:
+            print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+            code = 2
+            continue
+        except UnicodeDecodeError:
+            print(f"error: {path} is not a session recording (not text; a recording is the .jsonl file "
+                  "agentsession-recorder writes)", file=sys.stderr)
+            code = 2
+            continue
+        if not rec.records:
+            print(f"error: {path} holds no recording (no JSON lines with 'event' and 't')", file=sys.stderr)
+            code = 2
+            continue
+        recordings.append(rec)
+    if not recordings:
+        return code
+    if as_json:
+        summaries = [rec.summary() for rec in recordings]
+        print(json.dumps(summaries[0] if len(paths) == 1 else
+                         {"recordings": summaries, "latency": latency_stats(recordings)}, indent=2))
+    else:
+        print("\n\n".join(render_text(rec) for rec in recordings))
+        if len(recordings) > 1:
+            print(f"\nover all {len(recordings)} recordings:")
+            print("\n".join(render_latency(latency_stats(recordings))))
+    if plot is not None:
+        for rec in recordings:
+            target = plot if len(paths) == 1 else plot.with_name(f"{plot.stem}-{rec.path.stem}{plot.suffix or '.png'}")
+            try:
+                plot_timeline(rec, target)
+            except ImportError:
+                print("error: --plot needs matplotlib: pip install 'agentsession[plot]'", file=sys.stderr)
+                return 2
+            if not as_json:
+                print(f"timeline written to {target}")
+    return code
