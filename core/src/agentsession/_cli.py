@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import ctypes.util
-import importlib
 import importlib.metadata as metadata
 import json
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pluggy
 
@@ -36,7 +31,6 @@ PROVIDER_KEYS = {
     "agentsession-gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
     "agentsession-videosdk": ("VIDEOSDK_AUTH_TOKEN",),
 }
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,17 +176,18 @@ class Check:
 
 
 def run_checks(mode: str | None) -> list[Check]:
-    """Every check, in display order."""
+    """Every check, in display order: Python, the plugins (a broken one stops every mode), the modes (with
+    ``mode``: that mode's own ``TransportMode.problems()`` only; core knows nothing of what a plugin's mode
+    needs), the provider keys."""
     checks = [
         Check("python", sys.version_info >= (3, 11), sys.version.split()[0], "use Python 3.11 or newer", None),
         Check("agentsession", True, f"{_dist_version('agentsession') or __version__} (core)"),
     ]
     rows = inspect_plugins()
     for row in rows[1:]:
-        checks += _plugin_checks(row)
+        checks += [c for c in _plugin_checks(row)  # with a mode: the requirements of that mode's plugin, or missing
+                   if mode is None or not c.label.startswith("  ") or not c.ok or mode in (c.needed_by or ())]
     checks += _modes_checks(mode)
-    checks += _audio_checks()
-    checks.append(_browser_check())
     for row in rows:
         names = PROVIDER_KEYS.get(row.distribution or "")
         if names and row.status != "blocked":
@@ -239,54 +234,15 @@ def _modes_checks(mode: str | None) -> list[Check]:
         return [Check("modes", False, f"no installed plugin provides mode {mode!r} (installed: {names})",
                       f"pip install {dist}" if dist else "install the plugin that provides it", frozenset({mode}))]
     checks = [Check("modes", True, names)]
-    for name in sorted(modes):
+    for name in sorted(modes) if mode is None else [mode]:
         try:
             problems = modes[name].problems()
         except Exception as exc:  # a plugin's check must not take the doctor down
             problems = [(f"its check failed: {type(exc).__name__}: {exc}", f"report it to {modes[name].provider}")]
         checks += [Check(f"mode {name}", False, problem, fix, frozenset({name})) for problem, fix in problems]
+        if mode is not None and not problems:
+            checks.append(Check(f"mode {name}", True, f"has what it needs (checked by {modes[name].provider})"))
     return checks
-
-
-def _audio_checks() -> list[Check]:
-    library = ctypes.util.find_library("portaudio")
-    checks = [Check("PortAudio", library is not None, library or "libportaudio not found",
-                    "apt-get install libportaudio2 (Debian/Ubuntu) or brew install portaudio (macOS)",
-                    frozenset({"console"}))]
-    try:
-        sd: Any = importlib.import_module("sounddevice")
-        devices: list[dict[str, Any]] = list(sd.query_devices())
-    except ImportError:
-        checks.append(Check("audio devices", False, "sounddevice is not installed",
-                            "pip install agentsession-console-io", frozenset({"console"})))
-        return checks
-    except Exception as exc:  # PortAudio missing or failing to initialise
-        checks.append(Check("audio devices", False, f"cannot list devices: {type(exc).__name__}: {exc}",
-                            "install PortAudio (see above)", frozenset({"console"})))
-        return checks
-    inputs = [d["name"] for d in devices if d.get("max_input_channels", 0) > 0]
-    outputs = [d["name"] for d in devices if d.get("max_output_channels", 0) > 0]
-    checks.append(
-        Check("audio devices", bool(inputs and outputs),
-              f"{len(inputs)} input(s), {len(outputs)} output(s)"
-              + (f"; e.g. {inputs[0]!r} -> {outputs[0]!r}" if inputs and outputs else ""),
-              "connect a microphone and speakers (or start PulseAudio: pulseaudio --start); "
-              "on a machine without audio use the playground or file mode",
-              frozenset({"console"}))
-    )
-    return checks
-
-
-def _browser_check() -> Check:
-    path = next((p for p in map(shutil.which, BROWSERS) if p), None)
-    fix = "apt-get install chromium (the playground's browser tests need it; the playground works in any browser)"
-    if path is None:
-        return Check("Chromium", False, "not found", fix)
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=15).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        return Check("Chromium", False, f"{path} does not run: {exc}", fix)
-    return Check("Chromium", True, f"{out or 'version unknown'} ({path})")
 
 
 def _doctor(mode: str | None, as_json: bool) -> int:

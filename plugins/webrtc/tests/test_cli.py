@@ -213,3 +213,16 @@ async def test_workers_do_not_outlive_a_killed_front() -> None:
             proc.kill()
             await proc.wait()
         await front._reader
+
+
+def test_the_doctor_checks_the_playground_s_port() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ((problem, fix),) = PlaygroundMode(port=port).problems()
+        assert problem.startswith(f"port {port} on 127.0.0.1 is not free: ") and "--port 0" in fix
+    assert PlaygroundMode(port=port).problems() == []
+    assert PlaygroundMode(port=0).problems() == []

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import secrets
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,21 @@ class PlaygroundMode(TransportMode):
         parser.add_argument("--cert", help="TLS certificate (PEM): serve HTTPS, which browsers on other machines "
                                            "need before they give the page a microphone")
         parser.add_argument("--key", help="the TLS certificate's private key (PEM; default: in --cert)")
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Whether the page's port is free (``agentsession doctor --mode playground``). Any browser can open the
+        page, so no browser is checked here (Chromium only runs the plugin's own browser tests)."""
+        host, port = self.options.host, self.options.port
+        if not port:
+            return []
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+                probe.bind((host, port))
+        except OSError as exc:
+            return [(f"port {port} on {host} is not free: {exc.strerror or exc} (another playground running?)",
+                     "stop that program, or run `playground --port N` (--port 0 picks a free one)")]
+        return []
 
     def loop_factory(self, options: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
         # the only place the worker hands a mode its parsed options before ``run``
