@@ -110,7 +110,7 @@ if __name__ == "__main__":
 
 def _env(rec_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "AGENTSESSION_DISABLE_PLUGINS"}
-    env.update(AGENTSESSION_RECORDER_DIR=str(rec_dir), OPENAI_API_KEY=SECRET, **extra)
+    env.update(AGENTSESSION_RECORD="1", AGENTSESSION_RECORDER_DIR=str(rec_dir), OPENAI_API_KEY=SECRET, **extra)
     return env
 
 
