@@ -362,3 +362,50 @@ def test_without_soundfile_file_mode_says_what_to_install(monkeypatch: pytest.Mo
                                       "pip install 'agentsession[files]' (soundfile, which bundles libsndfile)")]
     monkeypatch.undo()
     assert FileMode().problems() == []
+
+
+def test_the_clock_demo_runs_a_tool_offline(tmp_path: Path) -> None:
+    """examples/clock.py: the first utterance is scripted as "What time is it?"; the parrot calls get_time."""
+    out = tmp_path / "clock.wav"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "clock.py"), "file", "--input", str(REPO / "examples" / "hello.wav"),
+         "--output", str(out), "--speed", "max"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if not line.startswith(("agent:", "user:"))]
+    assert lines[2:5] == ["user said: What time is it?", "agent said: Let me call get_time.",
+                          lines[4]] and lines[4].startswith("turn 2 (user): eou_delay=")
+    tool = re.fullmatch(r"tool get_time\(\{\}\) -> (It is \d\d:\d\d UTC\.)", lines[5])
+    assert tool, proc.stdout
+    assert lines[6] == f"agent said: {tool.group(1)}" and lines[7].startswith("turn 3 (tool): ")
+    assert lines[-1] == "ended: input done"
+    assert read_wav(out).duration > 4.5
+
+
+async def test_typed_text_that_names_a_tool_makes_the_parrot_call_it() -> None:
+    from agentsession import Agent, AgentSession, ParrotModel, RealTimePipeline, function_tool
+    from agentsession.testing import FakeTransport
+
+    class Clock(Agent):
+        def __init__(self) -> None:
+            super().__init__(instructions="tell the time")
+
+        @function_tool
+        async def get_time(self) -> str:
+            """The time."""
+            return "It is noon."
+
+    session = AgentSession(Clock(), RealTimePipeline(ParrotModel(calls={"TIME": "get_time"})))
+    transport = FakeTransport()
+    await transport.start()
+    await session.start(transport=transport)
+    try:
+        result = await session.run(user_input="what time is it?")
+        assert [c.name for c in result.function_calls] == ["get_time"]
+        assert "It is noon." in result.text
+        other = await session.run(user_input="hello")
+        assert other.function_calls == [] and "You typed: hello" in other.text
+    finally:
+        await session.close()
+        await transport.close()
