@@ -244,12 +244,20 @@ class WebRTCTransport(BufferedTransport):
         text = json.dumps(message, default=_json_default)
         channel = self._channel
         if channel is not None and channel.readyState == "open":
+            if not self._link_up():
+                return  # the page is gone without a goodbye: aiortc's flush would fail in a task nobody awaits
             try:
                 channel.send(text)
             except Exception:  # a channel closing under us: the page is going away
                 logger.debug("data channel send failed", exc_info=True)
         elif channel is None and len(self._pending) < _PENDING_MESSAGES:
             self._pending.append(text)
+
+    def _link_up(self) -> bool:
+        """Whether the DTLS link under the data channel still carries data (after a crash or a killed tab it
+        closes while the channel still says "open")."""
+        sctp = self.pc.sctp
+        return not self._peer_gone.is_set() and (sctp is None or sctp.transport.state == "connected")
 
     def _forwarder(self, event: str) -> Any:
         def forward(data: Any) -> None:
