@@ -276,3 +276,12 @@ async def test_back_to_back_typed_turns_each_cancel_the_previous_answer() -> Non
     assert [(i.role, i.text) for i in session.history.items][-2:] == [("user", "three"), ("assistant", "answer 2")]
     assert rec.agent_states()[-3:] == ["thinking", "speaking", "idle"]
     await session.close()
+
+
+def test_states_print_as_their_lowercase_value() -> None:
+    """DESIGN section 5: ``f"{data['state']}"`` prints ``idle`` (Python 3.11 printed ``AgentState.IDLE``)."""
+    from agentsession import AgentState, UserState
+
+    assert f"{AgentState.IDLE}" == str(AgentState.IDLE) == "idle"
+    assert f"{UserState.SPEAKING:>9}" == " speaking" and "agent " + str(AgentState.THINKING) == "agent thinking"
+    assert AgentState.SPEAKING == "speaking" and repr(AgentState.IDLE) == "<AgentState.IDLE: 'idle'>"

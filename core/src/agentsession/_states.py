@@ -5,7 +5,17 @@ from __future__ import annotations
 from enum import Enum
 
 
-class UserState(str, Enum):
+class _StateEnum(str, Enum):
+    """``str()`` and f-strings give the lowercase value (``f"{state}"`` is ``idle``), as VideoSDK users expect."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class UserState(_StateEnum):
     """What the user is doing, as the session sees it."""
 
     IDLE = "idle"
@@ -13,7 +23,7 @@ class UserState(str, Enum):
     LISTENING = "listening"
 
 
-class AgentState(str, Enum):
+class AgentState(_StateEnum):
     """What the agent is doing."""
 
     STARTING = "starting"
