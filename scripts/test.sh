@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-# installed observer plugins (the recorder) write per-session files: keep the tests' out of the tree
-export AGENTSESSION_RECORDER_DIR="${AGENTSESSION_RECORDER_DIR:-$(mktemp -d)}"
+# the recorder is installed but records only with AGENTSESSION_RECORD=1 (its tests set it, with a temporary
+# AGENTSESSION_RECORDER_DIR): a run of the suite writes no recordings, whatever the caller's environment says
+unset AGENTSESSION_RECORD
 echo "== ruff";  $PY -m ruff check .
 echo "== mypy --strict core"; $PY -m mypy --strict core/src/agentsession
 echo "== mypy --strict plugins"; $PY -m mypy --strict plugins/*/src

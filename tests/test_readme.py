@@ -17,3 +17,22 @@ def test_readme_snippets_run() -> None:
         for name, value in namespace.items():
             if name.startswith("test_") and callable(value):
                 value()
+
+
+def test_the_readme_agent_runs_in_file_mode(tmp_path: Path) -> None:
+    """"Writing an agent" as a user would run it: saved as agent.py, through the CLI's file mode."""
+    import subprocess
+    import sys
+
+    [agent] = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "WorkerJob(" in b]
+    (tmp_path / "agent.py").write_text(agent)
+    hello = README.parent / "examples" / "hello.wav"
+    done = subprocess.run([sys.executable, str(tmp_path / "agent.py"), "file", "--input", str(hello), "--speed", "max"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "agent: Hello! How can I help?" in lines and "user: What time is it?" in lines
+    assert any(re.fullmatch(r"tool get_time\(\{\}\) -> It is \d\d:\d\d UTC\.", line) for line in lines), lines
+    assert any(line.startswith("turn 3 (tool): e2e ") for line in lines)
+    assert "agent idle -> listening" in lines and "ended: input done" in lines
+    assert "closing the session" in lines  # on_exit

@@ -109,7 +109,7 @@ if __name__ == "__main__":
 
 def _env(rec_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "AGENTSESSION_DISABLE_PLUGINS"}
-    env.update(AGENTSESSION_RECORDER_DIR=str(rec_dir), OPENAI_API_KEY=SECRET, **extra)
+    env.update(AGENTSESSION_RECORD="1", AGENTSESSION_RECORDER_DIR=str(rec_dir), OPENAI_API_KEY=SECRET, **extra)
     return env
 
 
@@ -257,3 +257,34 @@ def test_a_session_killed_with_sigkill_leaves_a_readable_file(tmp_path: Path) ->
     assert "INCOMPLETE" in done.stdout
     summary = json.loads(_report(path, "--json").stdout)
     assert not summary["complete"] and summary["skipped_lines"] == 0 and len(summary["turns"]) >= seen
+
+
+def test_report_of_several_recordings_and_their_plots(scripted: Path, tmp_path: Path) -> None:
+    """The recorder README's `agentsession report recordings/*.jsonl --plot timeline.png`, with two recordings."""
+    pytest.importorskip("matplotlib", reason="the plot needs the 'plot' extra: pip install 'agentsession[plot]'")
+    second = tmp_path / "second.jsonl"
+    records = _lines(scripted)
+    second.write_text("".join(json.dumps({**r, "session_id": "second"} if r["event"] == "session_started" else r)
+                              + "\n" for r in records[: len(records) // 2]), encoding="utf-8")
+    png = tmp_path / "timeline.png"
+    done = _run(["-m", "agentsession", "report", str(scripted), str(second), "--plot", str(png)], dict(os.environ),
+                tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"({scripted})" in done.stdout and f"({second})" in done.stdout and "over all 2 recordings:" in done.stdout
+    one = json.loads(_report(scripted, "--json").stdout)["latency"]["e2e"]
+    both = json.loads(_run(["-m", "agentsession", "report", str(scripted), str(second), "--json"],
+                           dict(os.environ), tmp_path).stdout)
+    assert [r["path"] for r in both["recordings"]] == [str(scripted), str(second)]
+    assert one["n"] < both["latency"]["e2e"]["n"] < 2 * one["n"]  # the second holds the first half of the turns
+    for name in (scripted.stem, "second"):
+        assert (tmp_path / f"timeline-{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"timeline written to {tmp_path / f'timeline-{name}.png'}" in done.stdout
+
+
+def test_report_of_an_audio_file_is_one_line_error(scripted: Path) -> None:
+    done = _run(["-m", "agentsession", "report", str(ROOT / "examples" / "hello.wav"), str(scripted)],
+                dict(os.environ), scripted.parent)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: {ROOT / 'examples' / 'hello.wav'} is not a session recording (not text; "
+                                   "a recording is the .jsonl file agentsession-recorder writes)")
+    assert f"({scripted})" in done.stdout  # the readable one is still reported

@@ -358,3 +358,41 @@ def test_converter_clear_drops_pending_audio() -> None:
     converter.push(noise(48000, 0.03))
     converter.clear()
     assert converter.flush() == []
+
+
+@pytest.mark.parametrize("rate", [11025, 12000, 96000, 192000])
+def test_converter_takes_raw_samples_at_any_rate_and_channel_count(rate: int) -> None:
+    """What a decoded file gives: float samples, 6 channels, a rate no AudioFrame holds."""
+    t = np.arange(round(rate * 1.5)) / rate
+    surround = np.repeat((0.5 * np.sin(2 * np.pi * 1000 * t))[:, np.newaxis], 6, axis=1).astype(np.float32)
+    converter = AudioConverter(24000)
+    frames: list[AudioFrame] = []
+    block = rate // 50
+    for start in range(0, len(surround), block):
+        frames += converter.push_samples(surround[start : start + block], rate)
+    frames += converter.flush()
+    assert all(f.data.shape == (480, 1) and f.sample_rate == 24000 for f in frames)
+    spectrum = amplitude_spectrum(np.concatenate([f.data for f in frames]), 24000)
+    assert int(np.argmax(spectrum)) == 1000
+    assert abs(db(spectrum[1000] / (0.5 * 32768))) < 0.5
+
+
+def test_converter_raw_samples_int16_exact_and_floats_clipped() -> None:
+    pcm = np.array([[-32768], [-1], [0], [1], [32767]] * 96, np.int16)
+    same = AudioConverter(16000, frame_ms=30)
+    assert np.array_equal(np.concatenate([f.data for f in same.push_samples(pcm, 16000)]), pcm)
+    # float input is the inverse of AudioFrame.to_float: int16 read back as float comes back exactly
+    again = AudioConverter(16000, frame_ms=30).push_samples(AudioFrame(pcm, 16000).to_float(), 16000)
+    assert np.array_equal(np.concatenate([f.data for f in again]), pcm)
+    loud = np.array([[2.0], [-2.0], [np.nan], [np.inf]] * 120, np.float32)
+    out = np.concatenate([f.data for f in AudioConverter(16000, frame_ms=30).push_samples(loud, 16000)])
+    assert out[:4, 0].tolist() == [32767, -32768, 0, 32767]  # clipped, never wrapped
+
+
+def test_raw_samples_outside_the_input_range_are_refused() -> None:
+    with pytest.raises(ValueError, match="1000 to 768000 Hz"):
+        AudioConverter(24000).push_samples(np.zeros((10, 1), np.int16), 500)
+    with pytest.raises(ValueError, match="shape"):
+        AudioConverter(24000).push_samples(np.zeros(10, np.int16), 16000)
+    with pytest.raises(ValueError, match="int16 or float"):
+        AudioConverter(24000).push_samples(np.zeros((10, 1), np.int32), 16000)

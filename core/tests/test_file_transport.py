@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.machinery
+import os
 import re
 import subprocess
 import sys
@@ -190,3 +191,221 @@ def test_program_command_reruns_a_script_or_a_module(monkeypatch: pytest.MonkeyP
     assert program_command() == [sys.executable, "-m", "myagent"]
     main.__spec__ = importlib.machinery.ModuleSpec("myagent.cli", None)
     assert program_command() == [sys.executable, "-m", "myagent.cli"]
+
+
+# ------------------------------------------------------------- what people have: formats, mistakes, broken files
+
+sf = pytest.importorskip("soundfile")
+
+
+def run_agent(tmp_path: Path, *args: str, agent: str = FAKE_AGENT, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "agent.py"
+    script.write_text(agent)
+    return subprocess.run([sys.executable, str(script), "file", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def speech(rate: int, channels: int = 1) -> np.ndarray:
+    """0.5 s silence, then 1 s of a loud tone ("speech"), as float samples of shape (n, channels)."""
+    t = np.arange(rate) / rate
+    voice = np.concatenate([np.zeros(rate // 2), 0.6 * np.sin(2 * np.pi * 300 * t)])
+    return np.repeat(voice[:, np.newaxis], channels, axis=1)
+
+
+def first_answer_at(path: Path) -> float:
+    out = read_wav(path)
+    return float(np.flatnonzero(np.abs(out.data[:, 0].astype(np.int32)) > 1000)[0] / out.sample_rate)
+
+
+@pytest.mark.parametrize(("name", "rate", "channels", "subtype"), [
+    ("in.wav", 48000, 1, "PCM_24"),
+    ("in.wav", 44100, 2, "FLOAT"),
+    ("in.wav", 16000, 1, "PCM_32"),
+    ("in.flac", 22050, 1, "PCM_16"),
+    ("in.ogg", 48000, 2, "VORBIS"),
+    ("in.mp3", 44100, 1, "MPEG_LAYER_III"),
+    ("in.wav", 11025, 6, "PCM_16"),  # neither the rate nor the channel count is one an AudioFrame holds
+    ("in.wav", 96000, 1, "PCM_24"),
+])
+def test_file_mode_reads_the_audio_people_have(tmp_path: Path, name: str, rate: int, channels: int, subtype: str) -> None:
+    sf.write(str(tmp_path / name), speech(rate, channels), rate, subtype=subtype)
+    proc = run_agent(tmp_path, "--input", str(tmp_path / name), "--output", str(tmp_path / "out.wav"), "--speed", "max")
+    assert proc.returncode == 0, proc.stderr
+    assert "ended: input done" in proc.stdout and proc.stdout.count("agent speaking") == 1
+    # the user stops at 1.5 s, the VAD needs 0.5 s, the model answers 0.3 s later (MP3 adds its decoder delay)
+    assert first_answer_at(tmp_path / "out.wav") == pytest.approx(2.3, abs=0.08 if name.endswith(".mp3") else 0.03)
+
+
+def test_output_format_follows_its_extension(tmp_path: Path) -> None:
+    sf.write(str(tmp_path / "in.wav"), speech(16000), 16000)
+    proc = run_agent(tmp_path, "--input", str(tmp_path / "in.wav"), "--output", str(tmp_path / "out.flac"),
+                     "--speed", "max")
+    assert proc.returncode == 0, proc.stderr
+    info = sf.info(str(tmp_path / "out.flac"))
+    assert info.format == "FLAC" and info.samplerate == 24000 and info.duration > 3.0
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """The error a user sees: exit status 1, one ERROR line, no traceback."""
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def test_a_text_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("remember to buy milk\n")
+    error = one_line_error(run_agent(tmp_path, "--input", str(tmp_path / "notes.txt"), "--speed", "max"))
+    assert "notes.txt is not an audio file that can be read (it looks like text): Format not recognised" in error
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"", "is empty, not an audio file"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt ", "is not an audio file that can be read: Error in WAV"),
+    (None, "is a directory, not an audio file"),
+])
+def test_unreadable_inputs_say_why(tmp_path: Path, content: bytes | None, reason: str) -> None:
+    path = tmp_path / "in.wav"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    assert reason in one_line_error(run_agent(tmp_path, "--input", str(path), "--speed", "max"))
+
+
+def test_input_as_its_own_output_is_refused_and_left_alone(tmp_path: Path) -> None:
+    sf.write(str(tmp_path / "in.wav"), speech(16000), 16000, subtype="PCM_16")
+    before = (tmp_path / "in.wav").read_bytes()
+    alias = tmp_path / "sub" / ".." / "in.wav"
+    (tmp_path / "sub").mkdir()
+    error = one_line_error(run_agent(tmp_path, "--input", str(tmp_path / "in.wav"), "--output", str(alias)))
+    assert "is also an input: it would be overwritten" in error
+    assert (tmp_path / "in.wav").read_bytes() == before
+
+
+def test_output_dir_keeps_inputs_of_the_same_name_apart(tmp_path: Path) -> None:
+    for folder, delay in (("monday", 0), ("tuesday", 1)):
+        (tmp_path / folder).mkdir()
+        audio = np.concatenate([np.zeros((8000 * delay, 1)), speech(16000)])
+        sf.write(str(tmp_path / folder / "call.flac"), audio, 16000)
+    proc = run_agent(tmp_path, "--input", str(tmp_path / "monday" / "call.flac"), "--input",
+                     str(tmp_path / "tuesday" / "call.flac"), "--output-dir", str(tmp_path / "out"), "--speed", "max")
+    assert proc.returncode == 0, proc.stderr
+    assert first_answer_at(tmp_path / "out" / "monday" / "call.wav") == pytest.approx(2.3, abs=0.03)
+    assert first_answer_at(tmp_path / "out" / "tuesday" / "call.wav") == pytest.approx(2.8, abs=0.03)
+    # the same name in one folder (call.wav next to call.flac) has nowhere to go but one file: refused
+    sf.write(str(tmp_path / "monday" / "call.wav"), speech(16000), 16000)
+    error = one_line_error(run_agent(tmp_path, "--input", str(tmp_path / "monday" / "call.flac"), "--input",
+                                     str(tmp_path / "monday" / "call.wav"), "--output-dir", str(tmp_path / "out2")))
+    assert "would both be written to" in error and not (tmp_path / "out2").exists()
+
+
+@pytest.mark.parametrize("where", ["a directory", "below a file", "read-only"])
+def test_an_unwritable_output_is_one_clear_error_and_leaves_no_file(tmp_path: Path, where: str) -> None:
+    sf.write(str(tmp_path / "in.wav"), speech(16000), 16000)
+    output = {"a directory": tmp_path, "below a file": tmp_path / "in.wav" / "out.wav",
+              "read-only": Path("/sys/agentsession-test-out.wav")}[where]
+    if where == "read-only" and os.access("/sys", os.W_OK) and not Path("/sys").is_mount():
+        pytest.skip("no read-only file system here")
+    error = one_line_error(run_agent(tmp_path, "--input", str(tmp_path / "in.wav"), "--output", str(output)))
+    assert f"cannot write {'the output to ' if where == 'a directory' else ''}{output}" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent.py", "in.wav"]
+
+
+FAILING_AGENT = FAKE_AGENT.replace("    await session.start()\n",
+                                   "    raise ValueError('OPENAI_API_KEY is not set')\n")
+
+
+def test_a_job_that_fails_leaves_no_output(tmp_path: Path) -> None:
+    sf.write(str(tmp_path / "in.wav"), speech(16000), 16000)
+    error = one_line_error(run_agent(tmp_path, "--input", str(tmp_path / "in.wav"), "--output",
+                                     str(tmp_path / "out.wav"), agent=FAILING_AGENT))
+    assert "OPENAI_API_KEY is not set" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent.py", "in.wav"]
+
+
+def test_a_wav_cut_mid_sample_is_read_to_its_end(tmp_path: Path) -> None:
+    """An odd byte count (a recording cut off mid-sample) used to kill the input loop and hang the job."""
+    write_wav(tmp_path / "whole.wav", AudioFrame.from_float(speech(16000), 16000))
+    data = (tmp_path / "whole.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[:-1001])  # the header still claims every byte
+    proc = run_agent(tmp_path, "--input", str(tmp_path / "cut.wav"), "--output", str(tmp_path / "out.wav"),
+                     "--speed", "max", timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "ended: input done" in proc.stdout and proc.stdout.count("agent speaking") == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_file_that_breaks_mid_way_ends_its_job_with_an_error(tmp_path: Path, workers: int) -> None:
+    """A FLAC cut in half: libsndfile loses sync 1.5 s in. The job ends (exit 1), the batch's other job runs."""
+    sf.write(str(tmp_path / "good.wav"), speech(16000), 16000)
+    sf.write(str(tmp_path / "long.flac"), np.concatenate([speech(16000)] * 4), 16000)
+    data = (tmp_path / "long.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(data[: len(data) // 2])
+    proc = run_agent(tmp_path, "--input", str(tmp_path / "cut.flac"), "--input", str(tmp_path / "good.wav"),
+                     "--output-dir", str(tmp_path / "out"), "--speed", "max", "--workers", str(workers), timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert re.search(r"ERROR .*the job failed: reading \S*cut.flac failed after \d+\.\d\d s: .*lost sync", proc.stderr)
+    assert proc.stdout.count("ended: input done") == 1 and proc.stdout.count("ended: reading") == 1
+    assert first_answer_at(tmp_path / "out" / "good.wav") == pytest.approx(2.3, abs=0.03)
+
+
+def test_without_soundfile_file_mode_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentsession._errors import AgentSessionError
+    from agentsession._file_transport import FileMode, load_soundfile
+
+    monkeypatch.setitem(sys.modules, "soundfile", None)  # what an install without the [files] extra sees
+    with pytest.raises(AgentSessionError, match=re.escape("pip install 'agentsession[files]'")):
+        load_soundfile()
+    assert FileMode().problems() == [("file mode reads and writes audio through soundfile, which is not installed",
+                                      "pip install 'agentsession[files]' (soundfile, which bundles libsndfile)")]
+    monkeypatch.undo()
+    assert FileMode().problems() == []
+
+
+def test_the_clock_demo_runs_a_tool_offline(tmp_path: Path) -> None:
+    """examples/clock.py: the first utterance is scripted as "What time is it?"; the parrot calls get_time."""
+    out = tmp_path / "clock.wav"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "clock.py"), "file", "--input", str(REPO / "examples" / "hello.wav"),
+         "--output", str(out), "--speed", "max"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if not line.startswith(("agent:", "user:"))]
+    assert lines[2:5] == ["user said: What time is it?", "agent said: Let me call get_time.",
+                          lines[4]] and lines[4].startswith("turn 2 (user): eou_delay=")
+    tool = re.fullmatch(r"tool get_time\(\{\}\) -> (It is \d\d:\d\d UTC\.)", lines[5])
+    assert tool, proc.stdout
+    assert lines[6] == f"agent said: {tool.group(1)}" and lines[7].startswith("turn 3 (tool): ")
+    assert lines[-1] == "ended: input done"
+    assert read_wav(out).duration > 4.5
+
+
+async def test_typed_text_that_names_a_tool_makes_the_parrot_call_it() -> None:
+    from agentsession import Agent, AgentSession, ParrotModel, RealTimePipeline, function_tool
+    from agentsession.testing import FakeTransport
+
+    class Clock(Agent):
+        def __init__(self) -> None:
+            super().__init__(instructions="tell the time")
+
+        @function_tool
+        async def get_time(self) -> str:
+            """The time."""
+            return "It is noon."
+
+    session = AgentSession(Clock(), RealTimePipeline(ParrotModel(calls={"TIME": "get_time"})))
+    transport = FakeTransport()
+    await transport.start()
+    await session.start(transport=transport)
+    try:
+        result = await session.run(user_input="what time is it?")
+        assert [c.name for c in result.function_calls] == ["get_time"]
+        assert "It is noon." in result.text
+        other = await session.run(user_input="hello")
+        assert other.function_calls == [] and "You typed: hello" in other.text
+    finally:
+        await session.close()
+        await transport.close()

@@ -290,3 +290,12 @@ async def test_states_start_with_starting_for_a_listener_subscribed_before_start
     await session.start(transport=transport)
     await session.close()
     assert seen == ["starting", "idle", "closing"]
+
+
+def test_states_print_as_their_lowercase_value() -> None:
+    """DESIGN section 5: ``f"{data['state']}"`` prints ``idle`` (Python 3.11 printed ``AgentState.IDLE``)."""
+    from agentsession import AgentState, UserState
+
+    assert f"{AgentState.IDLE}" == str(AgentState.IDLE) == "idle"
+    assert f"{UserState.SPEAKING:>9}" == " speaking" and "agent " + str(AgentState.THINKING) == "agent thinking"
+    assert AgentState.SPEAKING == "speaking" and repr(AgentState.IDLE) == "<AgentState.IDLE: 'idle'>"

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["SUPPORTED_RATES", "AudioConverter", "AudioFrame", "Reframer", "Resampler"]
+__all__ = ["MAX_INPUT_RATE", "MIN_INPUT_RATE", "SUPPORTED_RATES", "AudioConverter", "AudioFrame", "Reframer", "Resampler"]
 
 SUPPORTED_RATES: frozenset[int] = frozenset({8000, 16000, 22050, 24000, 32000, 44100, 48000})
 
@@ -25,6 +25,17 @@ def _check_rate(sample_rate: int) -> None:
         raise ValueError(
             f"unsupported sample rate {sample_rate!r}; supported rates (int Hz): {sorted(SUPPORTED_RATES)}"
         )
+
+
+#: the input rates a ``Resampler`` (and ``AudioConverter.push_samples``) accepts besides SUPPORTED_RATES: a file
+#: at 11025 or 96000 Hz is converted on the way in
+MIN_INPUT_RATE, MAX_INPUT_RATE = 1000, 768000
+
+
+def _check_input_rate(sample_rate: int) -> None:
+    if not isinstance(sample_rate, int) or not MIN_INPUT_RATE <= sample_rate <= MAX_INPUT_RATE:
+        raise ValueError(f"unsupported input sample rate {sample_rate!r}; a resampler takes {MIN_INPUT_RATE} to "
+                         f"{MAX_INPUT_RATE} Hz (int) and outputs one of the supported rates {sorted(SUPPORTED_RATES)}")
 
 
 def _check_channels(channels: int) -> None:
@@ -197,14 +208,16 @@ def _design(input_rate: int, output_rate: int) -> _Polyphase:
 
 
 class Resampler:
-    """Stateful, anti-aliased polyphase resampler (windowed-sinc, Kaiser), any SUPPORTED_RATES pair.
+    """Stateful, anti-aliased polyphase resampler (windowed-sinc, Kaiser), any SUPPORTED_RATES pair; the input
+    rate may also be any rate from ``MIN_INPUT_RATE`` to ``MAX_INPUT_RATE`` (fed with ``push_samples``).
 
     Output does not depend on how the input is chunked; after N input samples exactly
     ``ceil(N * output_rate / input_rate)`` output samples have been returned.
     """
 
     def __init__(self, input_rate: int, output_rate: int, channels: int = 1) -> None:
-        _check_rate(input_rate)
+        if input_rate not in SUPPORTED_RATES:
+            _check_input_rate(input_rate)
         _check_rate(output_rate)
         _check_channels(channels)
         self._input_rate = input_rate
@@ -242,9 +255,16 @@ class Resampler:
                 f"Resampler expects {self._input_rate} Hz x {self._channels} ch, "
                 f"got {frame.sample_rate} Hz x {frame.channels} ch"
             )
+        return self.push_samples(frame.data)
+
+    def push_samples(self, samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+        """Consume int16 ``(n, channels)`` samples at ``input_rate`` (which need not be a supported rate)."""
+        if samples.dtype != np.int16 or samples.ndim != 2 or samples.shape[1] != self._channels:
+            raise ValueError(f"Resampler expects int16 samples of shape (n, {self._channels}), "
+                             f"got {samples.dtype} {samples.shape}")
         if self._filter is None:
-            return frame.data
-        return self._process(self._filter, frame.data)
+            return samples
+        return self._process(self._filter, samples)
 
     def flush(self) -> npt.NDArray[np.int16]:
         """Push enough zeros to emit the delayed tail of the pushed audio, then reset."""
@@ -370,13 +390,35 @@ class AudioConverter:
         """Convert a frame of any rate/channels; return the complete output frames."""
         if frame.channels > self._channels:
             frame = frame.to_mono()  # mix down before resampling: half the work
+        return self._resample(frame.data, frame.sample_rate)
+
+    def push_samples(self, samples: npt.NDArray[np.int16] | npt.NDArray[np.floating], sample_rate: int) -> list[AudioFrame]:
+        """Convert raw samples that an ``AudioFrame`` cannot hold (a decoded file): ``(n, channels)`` with any
+        channel count (more than this converter's are averaged to mono), int16 or float in [-1, 1] (scaled by
+        32768, the inverse of ``AudioFrame.to_float``; clipped, NaN read as 0), at any rate from
+        ``MIN_INPUT_RATE`` to ``MAX_INPUT_RATE``; return the complete output frames."""
+        array = np.asarray(samples)
+        if array.ndim != 2 or array.shape[1] < 1:
+            raise ValueError(f"push_samples expects samples of shape (n, channels), got {array.shape}")
+        if sample_rate not in SUPPORTED_RATES:
+            _check_input_rate(sample_rate)
+        if array.dtype.kind == "f":
+            array = _to_int16(np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=-1.0) * 32768.0)
+        elif array.dtype != np.int16:
+            raise ValueError(f"push_samples expects int16 or float samples, got dtype {array.dtype}")
+        if array.shape[1] > self._channels:
+            array = _to_int16(array.sum(axis=1, dtype=np.int32, keepdims=True) / array.shape[1])
+        return self._resample(array, sample_rate)
+
+    def _resample(self, samples: npt.NDArray[np.int16], sample_rate: int) -> list[AudioFrame]:
+        channels = samples.shape[1]
         frames: list[AudioFrame] = []
         resampler = self._resampler
-        if resampler is None or resampler.input_rate != frame.sample_rate or resampler.channels != frame.channels:
+        if resampler is None or resampler.input_rate != sample_rate or resampler.channels != channels:
             if resampler is not None:
                 frames += self._reframe(resampler.flush())
-            resampler = self._resampler = Resampler(frame.sample_rate, self._rate, frame.channels)
-        frames += self._reframe(resampler.push(frame))
+            resampler = self._resampler = Resampler(sample_rate, self._rate, channels)
+        frames += self._reframe(resampler.push_samples(samples))
         return frames
 
     def flush(self) -> list[AudioFrame]:

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import ctypes.util
-import importlib
 import importlib.metadata as metadata
 import json
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pluggy
 
 from . import __version__, hookspecs
 from ._errors import PluginError
 from ._manager import DISABLE_ENV, ENTRY_POINT_GROUP, discover
-from ._report import Recording, plot_timeline, render_text, table
+from ._report import Recording, latency_stats, plot_timeline, render_latency, render_text, table
 from ._secrets import env_secret, mask
 
 #: where the usual modes come from, for fixes
@@ -36,7 +31,6 @@ PROVIDER_KEYS = {
     "agentsession-gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
     "agentsession-videosdk": ("VIDEOSDK_AUTH_TOKEN",),
 }
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,8 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--mode", help="the mode you want to run (console, playground, room, file, ...)")
     d.add_argument("--json", action="store_true", help="machine-readable output")
     r = sub.add_parser("report", help="summarise a session recording (agentsession-recorder's .jsonl)")
-    r.add_argument("recording", type=Path, help="a SESSION.jsonl file")
-    r.add_argument("--plot", type=Path, metavar="PNG", help="also draw the conversation timeline to this PNG")
+    r.add_argument("recordings", type=Path, nargs="+", metavar="recording",
+                   help="SESSION.jsonl files (several: each is reported, then the latencies over all of them)")
+    r.add_argument("--plot", type=Path, metavar="PNG", help="also draw the conversation timeline to this PNG "
+                                                            "(several recordings: PNG-<recording name>.png each)")
     r.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     if args.command is None:
@@ -61,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plugins(args.json)
     if args.command == "doctor":
         return _doctor(args.mode, args.json)
-    return _report(args.recording, args.plot, args.json)
+    return _report(args.recordings, args.plot, args.json)
 
 
 # ---------------------------------------------------------------------- plugins
@@ -180,17 +176,18 @@ class Check:
 
 
 def run_checks(mode: str | None) -> list[Check]:
-    """Every check, in display order."""
+    """Every check, in display order: Python, the plugins (a broken one stops every mode), the modes (with
+    ``mode``: that mode's own ``TransportMode.problems()`` only; core knows nothing of what a plugin's mode
+    needs), the provider keys."""
     checks = [
         Check("python", sys.version_info >= (3, 11), sys.version.split()[0], "use Python 3.11 or newer", None),
         Check("agentsession", True, f"{_dist_version('agentsession') or __version__} (core)"),
     ]
     rows = inspect_plugins()
     for row in rows[1:]:
-        checks += _plugin_checks(row)
+        checks += [c for c in _plugin_checks(row)  # with a mode: the requirements of that mode's plugin, or missing
+                   if mode is None or not c.label.startswith("  ") or not c.ok or mode in (c.needed_by or ())]
     checks += _modes_checks(mode)
-    checks += _audio_checks()
-    checks.append(_browser_check())
     for row in rows:
         names = PROVIDER_KEYS.get(row.distribution or "")
         if names and row.status != "blocked":
@@ -237,54 +234,15 @@ def _modes_checks(mode: str | None) -> list[Check]:
         return [Check("modes", False, f"no installed plugin provides mode {mode!r} (installed: {names})",
                       f"pip install {dist}" if dist else "install the plugin that provides it", frozenset({mode}))]
     checks = [Check("modes", True, names)]
-    for name in sorted(modes):
+    for name in sorted(modes) if mode is None else [mode]:
         try:
             problems = modes[name].problems()
         except Exception as exc:  # a plugin's check must not take the doctor down
             problems = [(f"its check failed: {type(exc).__name__}: {exc}", f"report it to {modes[name].provider}")]
         checks += [Check(f"mode {name}", False, problem, fix, frozenset({name})) for problem, fix in problems]
+        if mode is not None and not problems:
+            checks.append(Check(f"mode {name}", True, f"has what it needs (checked by {modes[name].provider})"))
     return checks
-
-
-def _audio_checks() -> list[Check]:
-    library = ctypes.util.find_library("portaudio")
-    checks = [Check("PortAudio", library is not None, library or "libportaudio not found",
-                    "apt-get install libportaudio2 (Debian/Ubuntu) or brew install portaudio (macOS)",
-                    frozenset({"console"}))]
-    try:
-        sd: Any = importlib.import_module("sounddevice")
-        devices: list[dict[str, Any]] = list(sd.query_devices())
-    except ImportError:
-        checks.append(Check("audio devices", False, "sounddevice is not installed",
-                            "pip install agentsession-console-io", frozenset({"console"})))
-        return checks
-    except Exception as exc:  # PortAudio missing or failing to initialise
-        checks.append(Check("audio devices", False, f"cannot list devices: {type(exc).__name__}: {exc}",
-                            "install PortAudio (see above)", frozenset({"console"})))
-        return checks
-    inputs = [d["name"] for d in devices if d.get("max_input_channels", 0) > 0]
-    outputs = [d["name"] for d in devices if d.get("max_output_channels", 0) > 0]
-    checks.append(
-        Check("audio devices", bool(inputs and outputs),
-              f"{len(inputs)} input(s), {len(outputs)} output(s)"
-              + (f"; e.g. {inputs[0]!r} -> {outputs[0]!r}" if inputs and outputs else ""),
-              "connect a microphone and speakers (or start PulseAudio: pulseaudio --start); "
-              "on a machine without audio use the playground or file mode",
-              frozenset({"console"}))
-    )
-    return checks
-
-
-def _browser_check() -> Check:
-    path = next((p for p in map(shutil.which, BROWSERS) if p), None)
-    fix = "apt-get install chromium (the playground's browser tests need it; the playground works in any browser)"
-    if path is None:
-        return Check("Chromium", False, "not found", fix)
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=15).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        return Check("Chromium", False, f"{path} does not run: {exc}", fix)
-    return Check("Chromium", True, f"{out or 'version unknown'} ({path})")
 
 
 def _doctor(mode: str | None, as_json: bool) -> int:
@@ -339,22 +297,45 @@ def _dist_version(name: str) -> str | None:
 # ---------------------------------------------------------------------- report
 
 
-def _report(path: Path, plot: Path | None, as_json: bool) -> int:
-    try:
-        rec = Recording.load(path)
-    except OSError as exc:
-        print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    if not rec.records:
-        print(f"error: {path} holds no recording (no JSON lines with 'event' and 't')", file=sys.stderr)
-        return 2
-    print(json.dumps(rec.summary(), indent=2) if as_json else render_text(rec))
-    if plot is not None:
+def _report(paths: list[Path], plot: Path | None, as_json: bool) -> int:
+    recordings: list[Recording] = []
+    code = 0
+    for path in paths:
         try:
-            plot_timeline(rec, plot)
-        except ImportError:
-            print("error: --plot needs matplotlib: pip install 'agentsession[plot]'", file=sys.stderr)
-            return 2
-        if not as_json:
-            print(f"\ntimeline written to {plot}")
-    return 0
+            rec = Recording.load(path)
+        except OSError as exc:
+            print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+            code = 2
+            continue
+        except UnicodeDecodeError:
+            print(f"error: {path} is not a session recording (not text; a recording is the .jsonl file "
+                  "agentsession-recorder writes)", file=sys.stderr)
+            code = 2
+            continue
+        if not rec.records:
+            print(f"error: {path} holds no recording (no JSON lines with 'event' and 't')", file=sys.stderr)
+            code = 2
+            continue
+        recordings.append(rec)
+    if not recordings:
+        return code
+    if as_json:
+        summaries = [rec.summary() for rec in recordings]
+        print(json.dumps(summaries[0] if len(paths) == 1 else
+                         {"recordings": summaries, "latency": latency_stats(recordings)}, indent=2))
+    else:
+        print("\n\n".join(render_text(rec) for rec in recordings))
+        if len(recordings) > 1:
+            print(f"\nover all {len(recordings)} recordings:")
+            print("\n".join(render_latency(latency_stats(recordings))))
+    if plot is not None:
+        for rec in recordings:
+            target = plot if len(paths) == 1 else plot.with_name(f"{plot.stem}-{rec.path.stem}{plot.suffix or '.png'}")
+            try:
+                plot_timeline(rec, target)
+            except ImportError:
+                print("error: --plot needs matplotlib: pip install 'agentsession[plot]'", file=sys.stderr)
+                return 2
+            if not as_json:
+                print(f"timeline written to {target}")
+    return code

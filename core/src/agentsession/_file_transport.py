@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib
 import logging
-import wave
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ._audio import SUPPORTED_RATES, AudioFrame
+from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame
 from ._clock import VirtualClockEventLoop
 from ._errors import AgentSessionError
 from ._pool import JobSpec, ProcessPool
@@ -27,13 +29,37 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agentsession.file")
 
 
-class FileTransport(PacedTransport):
-    """Streams ``input_path`` as the user's microphone and writes the agent's audio to ``output_path``.
+#: what ``file`` mode needs to read and write audio files, for error messages and ``agentsession doctor``
+SOUNDFILE_FIX = "pip install 'agentsession[files]' (soundfile, which bundles libsndfile)"
+#: the audio formats people usually have, named in errors (libsndfile reads more)
+COMMON_FORMATS = "WAV (16/24/32-bit, float), FLAC, OGG/Vorbis, MP3, AIFF"
 
-    The output WAV follows the conversation's timeline (silence where the agent was quiet). After the
-    input (plus ``trailing_silence``) is done, the transport ends once the agent has been quiet for
-    ``quiet`` seconds. With ``speed="max"`` run it on a ``VirtualClockEventLoop``: the same timeline,
-    as fast as the CPU allows (meant for offline models).
+
+def load_soundfile() -> Any:
+    """The ``soundfile`` module, through which file mode reads and writes audio (libsndfile), or a clear error."""
+    try:
+        return importlib.import_module("soundfile")
+    except ImportError:
+        raise AgentSessionError(f"file mode reads and writes audio through soundfile, which is not installed: "
+                                f"{SOUNDFILE_FIX}") from None
+    except OSError as exc:  # a platform whose wheel does not bundle libsndfile, and no system copy
+        raise AgentSessionError(f"soundfile cannot load libsndfile ({exc}): install libsndfile "
+                                "(apt-get install libsndfile1, brew install libsndfile)") from None
+
+
+class FileTransport(PacedTransport):
+    """Streams the audio file ``input_path`` as the user's microphone and writes the agent's audio to
+    ``output_path``.
+
+    Any format libsndfile reads (WAV of any sample format, FLAC, OGG, MP3, ...), at any rate and channel
+    count: core's ``AudioConverter`` converts it on the way in. The output's format follows its extension
+    (``.wav``: 16-bit PCM). The output follows the conversation's timeline (silence where the agent was
+    quiet); it is written to a hidden ``.NAME.partial`` next to it and renamed when the transport closes, and
+    only if the conversation ran (a job that failed to start leaves no output). After the input (plus
+    ``trailing_silence``) is done, the transport ends once the agent has been quiet for ``quiet`` seconds; if
+    the input cannot be read to its end, the transport fails (``failure``) and so ends the job. With
+    ``speed="max"`` run it on a ``VirtualClockEventLoop``: the same timeline, as fast as the CPU allows (meant
+    for offline models).
     """
 
     def __init__(
@@ -52,34 +78,24 @@ class FileTransport(PacedTransport):
         self.speed = speed
         self.trailing_silence = trailing_silence
         self.quiet = quiet
-        self._reader: wave.Wave_read | None = None
-        self._writer: wave.Wave_write | None = None
+        self._reader: Any = None  # soundfile.SoundFile
+        self._writer: Any = None
+        self._partial: Path | None = None
         self._written = 0
         self._t0 = 0.0
         self._session: AgentSession | None = None
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        try:
-            reader = wave.open(str(self.input_path), "rb")
-        except FileNotFoundError:
-            raise ValueError(f"input file not found: {self.input_path}") from None
-        except (wave.Error, EOFError) as exc:
-            raise ValueError(f"{self.input_path} is not a PCM WAV file: {exc}") from None
-        if reader.getsampwidth() != 2 or reader.getnchannels() not in (1, 2):
-            reader.close()
-            raise ValueError(f"{self.input_path}: need 16-bit PCM mono or stereo (convert with sox in.wav -b 16 out.wav)")
-        if reader.getframerate() not in SUPPORTED_RATES:
-            reader.close()
-            raise ValueError(f"{self.input_path}: sample rate {reader.getframerate()} Hz is not one of {sorted(SUPPORTED_RATES)}")
-        self._reader = reader
+        sf = load_soundfile()
+        reader = _open_input(sf, self.input_path)
         if self.output_path is not None:
-            self.output_path.parent.mkdir(parents=True, exist_ok=True)
-            writer = wave.open(str(self.output_path), "wb")
-            writer.setnchannels(self.channels)
-            writer.setsampwidth(2)
-            writer.setframerate(self.sample_rate)
-            self._writer = writer
+            try:
+                self._writer, self._partial = _open_output(sf, self.output_path, self.sample_rate, self.channels)
+            except BaseException:
+                reader.close()
+                raise
+        self._reader = reader
         self._t0 = asyncio.get_running_loop().time()
         await super().start()
 
@@ -91,21 +107,27 @@ class FileTransport(PacedTransport):
         if reader is None:
             raise RuntimeError("FileTransport.audio_input() before start()")
         loop = asyncio.get_running_loop()
-        rate, channels = reader.getframerate(), reader.getnchannels()
-        block = rate // 50
-        position = 0
-        while True:
-            raw = reader.readframes(block)
-            if not raw:
-                break
-            frame = AudioFrame.from_bytes(raw, rate, channels, timestamp=position / rate)
-            await asyncio.sleep(max(0.0, self._t0 + position / rate - loop.time()))
-            position += frame.samples_per_channel
-            yield frame
+        rate = reader.samplerate if reader.samplerate in SUPPORTED_RATES else 24000
+        channels = reader.channels if reader.channels <= 2 else 1
+        converter = AudioConverter(rate, channels)
+        position = 0.0
+        try:
+            done = False
+            while not done:
+                block = reader.read(max(1, reader.samplerate // 50), dtype="float32", always_2d=True)
+                done = not len(block)
+                for frame in converter.flush() if done else converter.push_samples(block, reader.samplerate):
+                    await asyncio.sleep(max(0.0, self._t0 + frame.timestamp - loop.time()))
+                    position = frame.timestamp + frame.duration
+                    yield frame
+        except Exception as exc:  # a file cut short or corrupt mid-way: end the job instead of stalling it
+            logger.debug("reading %s failed", self.input_path, exc_info=True)
+            self.fail(f"reading {self.input_path} failed after {position:.2f} s: {exc}")
+            return
         for _ in range(int(self.trailing_silence * 50)):
-            await asyncio.sleep(max(0.0, self._t0 + position / rate - loop.time()))
-            yield AudioFrame.silence(0.02, rate, channels, timestamp=position / rate)
-            position += block
+            await asyncio.sleep(max(0.0, self._t0 + position - loop.time()))
+            yield AudioFrame.silence(0.02, rate, channels, timestamp=position)
+            position += 0.02
         self._watch = loop.create_task(self._end_when_quiet())
         await self._watch
 
@@ -127,15 +149,19 @@ class FileTransport(PacedTransport):
     def on_output(self, samples: np.ndarray, real: int, at: float) -> None:
         if self._writer is None:
             return
-        self._pad_to(at)
-        self._writer.writeframes(samples.astype("<i2").tobytes())
+        try:
+            self._pad_to(at)
+            self._writer.write(samples.astype(np.int16, copy=False))
+        except Exception as exc:  # disk full, file system gone: one clear failure, no output left half-written
+            self._discard_output()
+            self.fail(f"cannot write {self.output_path}: {exc}")
+            return
         self._written += samples.shape[0]
 
     def _pad_to(self, at: float) -> None:
-        assert self._writer is not None
         gap = int(round((at - self._t0) * self.sample_rate)) - self._written
         if gap > 0:
-            self._writer.writeframes(bytes(2 * self.channels * gap))
+            self._writer.write(np.zeros((gap, self.channels), np.int16))
             self._written += gap
 
     async def close(self) -> None:
@@ -143,12 +169,107 @@ class FileTransport(PacedTransport):
             self._watch.cancel()
         await super().close()
         if self._writer is not None:
-            self._pad_to(asyncio.get_running_loop().time())
-            self._writer.close()
-            self._writer = None
+            if self._session is None and self._written == 0:
+                self._discard_output()  # the job never ran a conversation: leave no empty file behind
+            else:
+                try:
+                    self._pad_to(asyncio.get_running_loop().time())
+                    self._writer.close()
+                    assert self._partial is not None and self.output_path is not None
+                    os.replace(self._partial, self.output_path)
+                except Exception as exc:
+                    self._discard_output()
+                    self.fail(f"cannot write {self.output_path}: {exc}")
+                self._writer = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+    def _discard_output(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        if self._partial is not None:
+            self._partial.unlink(missing_ok=True)
+
+
+def _open_input(sf: Any, path: Path) -> Any:
+    """``path`` opened for reading through libsndfile, or a ``ValueError`` that gives the real reason."""
+    try:  # the operating system's reasons first: libsndfile only says "System error"
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except FileNotFoundError:
+        raise ValueError(f"input file not found: {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a directory, not an audio file") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not head:
+        raise ValueError(f"{path} is empty, not an audio file")
+    try:
+        reader = sf.SoundFile(str(path))
+    except Exception as exc:  # soundfile.LibsndfileError; its error_string is libsndfile's reason
+        reason = str(getattr(exc, "error_string", "") or exc).rstrip(".")
+        looks = " (it looks like text)" if _is_text(head) else ""
+        raise ValueError(f"{path} is not an audio file that can be read{looks}: {reason}; "
+                         f"readable: {COMMON_FORMATS} and the other formats of libsndfile") from None
+    if reader.frames == 0:
+        reader.close()
+        raise ValueError(f"{path} holds no audio (0 samples)")
+    if reader.format == "MP3":
+        # libsndfile 1.2.2's MP3 decoder returns silence after a few short reads (20 ms blocks, even 8192
+        # samples): decode the whole file at once, which it gets right, and stream it from memory
+        with reader:
+            return _Decoded(reader.read(dtype="float32", always_2d=True), reader.samplerate)
+    return reader
+
+
+class _Decoded:
+    """A decoded file, read like a ``soundfile.SoundFile``."""
+
+    def __init__(self, samples: np.ndarray, samplerate: int) -> None:
+        self._samples = samples
+        self._at = 0
+        self.samplerate = samplerate
+        self.channels = samples.shape[1]
+
+    def read(self, frames: int, dtype: str, always_2d: bool) -> np.ndarray:
+        block = self._samples[self._at : self._at + frames]
+        self._at += len(block)
+        return block
+
+    def close(self) -> None:
+        self._samples = self._samples[:0]
+
+
+def _open_output(sf: Any, path: Path, sample_rate: int, channels: int) -> tuple[Any, Path]:
+    """A writer for ``path``'s format, on a hidden partial file next to it; a ``ValueError`` if it cannot be."""
+    if path.is_dir():
+        raise ValueError(f"cannot write the output to {path}: it is a directory")
+    kind = path.suffix.lstrip(".").upper()
+    if kind not in sf.available_formats():
+        raise ValueError(f"cannot write {path}: {path.suffix or 'no extension'} is not an audio file extension "
+                         "(use .wav, .flac or .ogg)")
+    partial = path.with_name(f".{path.name}.partial")
+    try:  # the operating system's reasons (read-only, permission, no such folder), before libsndfile hides them
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.open("wb").close()
+    except OSError as exc:
+        raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        return sf.SoundFile(str(partial), "w", sample_rate, channels, format=kind), partial
+    except Exception as exc:
+        partial.unlink(missing_ok=True)
+        raise ValueError(f"cannot write {path}: {getattr(exc, 'error_string', '') or exc}") from None
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c.isspace() for c in text)
 
 
 class FileMode(TransportMode):
@@ -159,19 +280,28 @@ class FileMode(TransportMode):
     """
 
     def __init__(self) -> None:
-        super().__init__(self._create, help="talk to the agent with WAV files (offline, for tests and demos)")
+        super().__init__(self._create, help="talk to the agent with audio files (offline, for tests and demos)")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--input", required=True, action="append",
-                            help="WAV file spoken as the user (16-bit PCM); repeat it for several jobs")
+                            help="audio file spoken as the user (WAV, FLAC, OGG, MP3, ...; any rate and channels); "
+                                 "repeat it for several jobs")
         out = parser.add_mutually_exclusive_group()
         out.add_argument("--output", action="append",
-                         help="WAV file the agent's audio is written to (one per --input)")
-        out.add_argument("--output-dir", help="write each job's output to DIR/<input name>")
+                         help="file the agent's audio is written to, one per --input (.wav, .flac or .ogg)")
+        out.add_argument("--output-dir", help="write each job's output to DIR/<input name>.wav (inputs in different "
+                                              "folders keep their folders below the inputs' common one)")
         parser.add_argument("--speed", choices=["realtime", "max"], default="realtime",
                             help="max: run on a virtual clock, as fast as possible (offline models only)")
         parser.add_argument("--output-rate", type=int, default=24000, choices=sorted(SUPPORTED_RATES))
         parser.add_argument("--workers", type=int, default=1, help="processes to spread the inputs over")
+
+    def problems(self) -> list[tuple[str, str]]:
+        try:
+            load_soundfile()
+        except AgentSessionError as exc:
+            return [(str(exc).split(":")[0], SOUNDFILE_FIX)]
+        return []
 
     def loop_factory(self, options: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
         return VirtualClockEventLoop if options.speed == "max" else None
@@ -179,14 +309,7 @@ class FileMode(TransportMode):
     async def run(self, run_job: Callable[[Transport | None], Awaitable[Any]]) -> None:
         o = self.options
         inputs: list[str] = o.input
-        if o.output_dir:
-            outputs: list[str | None] = [str(Path(o.output_dir) / Path(i).name) for i in inputs]
-        elif o.output:
-            if len(o.output) != len(inputs):
-                raise ValueError(f"{len(inputs)} --input but {len(o.output)} --output: give one each, or --output-dir")
-            outputs = list(o.output)
-        else:
-            outputs = [None] * len(inputs)
+        outputs = output_paths(inputs, o.output, o.output_dir)
         if o.workers < 1:
             raise ValueError("--workers must be at least 1")
         workers = min(o.workers, len(inputs))
@@ -222,3 +345,41 @@ class FileMode(TransportMode):
         o = ctx.options
         return FileTransport(o.input[0], (o.output or [None])[0], speed=o.speed, sample_rate=o.output_rate)
 
+
+def output_paths(inputs: Sequence[str], output: Sequence[str] | None, output_dir: str | None) -> list[str | None]:
+    """The output file of each input, or a ``ValueError`` for a plan that would destroy audio.
+
+    ``output_dir``: ``DIR/<the input's path below the inputs' common folder>`` with a ``.wav`` suffix, so
+    ``a/x.wav`` and ``b/x.wav`` go to ``DIR/a/x.wav`` and ``DIR/b/x.wav`` (inputs of one folder: ``DIR/<name>.wav``).
+    Refused: an output that is one of the inputs, and two inputs written to the same output.
+    """
+    if output_dir:
+        resolved = [Path(i).resolve() for i in inputs]
+        common = Path(os.path.commonpath([p.parent for p in resolved]))
+        outputs: list[str] = [str(Path(output_dir) / p.relative_to(common).with_suffix(".wav")) for p in resolved]
+    elif output:
+        if len(output) != len(inputs):
+            raise ValueError(f"{len(inputs)} --input but {len(output)} --output: give one each, or --output-dir")
+        outputs = list(output)
+    else:
+        return [None] * len(inputs)
+    read = {_same_file(i) for i in inputs}
+    written: dict[str, str] = {}
+    for i, out in zip(inputs, outputs, strict=True):
+        key = _same_file(out)
+        if key in read:
+            raise ValueError(f"the output {out} is also an input: it would be overwritten; write somewhere else")
+        if key in written:
+            raise ValueError(f"{written[key]} and {i} would both be written to {out}: give each its own --output")
+        written[key] = i
+    return list(outputs)
+
+
+def _same_file(path: str) -> str:
+    return os.path.normcase(str(Path(path).resolve()))
+
+
+async def _relay(proc: asyncio.subprocess.Process, prefix: str) -> None:
+    assert proc.stdout is not None
+    async for raw in proc.stdout:
+        print(prefix + raw.decode(errors="replace").rstrip("\n"), flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ from ._pipeline_events import (
     AgentAudio,
     AgentTranscript,
     ResponseDone,
+    ToolCall,
     UserSpeechStarted,
     UserSpeechStopped,
     UserTranscript,
@@ -37,13 +39,23 @@ class ParrotModel(RealtimeModel):
     ``say``/``reply``/typed text/tool results answer with a short chime and the text as transcript (it
     cannot synthesise speech). It honours interruptions, so states, barge-in, wake-up and metrics all
     run for real.
+
+    It cannot recognise speech either, so a script stands in for it: ``heard`` is what your first
+    utterances count as, one each (later ones are repeated back). ``calls`` maps words to tools: text
+    you typed, or an utterance heard as text, that contains a key (any case) makes the parrot call that
+    tool (no arguments) and then read its result out, so a tool runs offline:
+    ``ParrotModel(heard=["What time is it?"], calls={"time": "get_time"})``.
     """
 
     provider = "parrot"
 
-    def __init__(self, *, vad: VAD | None = None, max_utterance: float = 15.0, sample_rate: int = 24000) -> None:
+    def __init__(self, *, vad: VAD | None = None, max_utterance: float = 15.0, sample_rate: int = 24000,
+                 heard: Sequence[str] = (), calls: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.input_sample_rate = sample_rate
+        self.calls = dict(calls or {})
+        self._heard = deque(heard)
+        self._call_ids = itertools.count(1)
         self._utterances = UtteranceCollector(vad if vad is not None else EnergyVAD(), max_duration=max_utterance)
         self._responses: dict[str, asyncio.Task[None]] = {}
         self._turns = itertools.count(1)
@@ -60,11 +72,27 @@ class ParrotModel(RealtimeModel):
                 self.channel.emit(UserSpeechStarted())
                 continue
             self.channel.emit(UserSpeechStopped(audio_end=event.position))
+            rid = f"parrot_{next(self._turns)}"
+            if self._heard:
+                text = self._heard.popleft()
+                self.channel.emit(UserTranscript(text))
+                if self._call_for(rid, text):
+                    continue
             self.channel.emit(UserTranscript(f"({audio.duration:.1f} s of speech)"))
-            self._respond(f"parrot_{next(self._turns)}", audio, f"(repeating {audio.duration:.1f} s of your speech)")
+            self._respond(rid, audio, f"(repeating {audio.duration:.1f} s of your speech)")
 
     async def send_text(self, text: str, *, response_id: str) -> None:
-        self._respond(response_id, chime(self.input_sample_rate), f"You typed: {text}")
+        if not self._call_for(response_id, text):
+            self._respond(response_id, chime(self.input_sample_rate), f"You typed: {text}")
+
+    def _call_for(self, rid: str, text: str) -> bool:
+        """Answer ``text`` with a call of the tool its words name, if any."""
+        tool = next((name for key, name in self.calls.items() if key.lower() in text.lower()), None)
+        if tool is None:
+            return False
+        call = ToolCall(f"parrot_call_{next(self._call_ids)}", tool, "{}", response_id=rid)
+        self._respond(rid, chime(self.input_sample_rate), f"Let me call {tool}.", call)
+        return True
 
     async def say(self, text: str, *, response_id: str) -> None:
         self._respond(response_id, chime(self.input_sample_rate), text)
@@ -89,12 +117,13 @@ class ParrotModel(RealtimeModel):
         await self.interrupt(dict.fromkeys(self._responses))
         self.channel.end()
 
-    def _respond(self, rid: str, audio: AudioFrame, text: str) -> None:
+    def _respond(self, rid: str, audio: AudioFrame, text: str, call: ToolCall | None = None) -> None:
         previous = [t for t in self._responses.values() if not t.done()]
         self._responses = {r: t for r, t in self._responses.items() if not t.done()}
-        self._responses[rid] = asyncio.get_running_loop().create_task(self._speak(previous, rid, audio, text))
+        self._responses[rid] = asyncio.get_running_loop().create_task(self._speak(previous, rid, audio, text, call))
 
-    async def _speak(self, previous: list[asyncio.Task[None]], rid: str, audio: AudioFrame, text: str) -> None:
+    async def _speak(self, previous: list[asyncio.Task[None]], rid: str, audio: AudioFrame, text: str,
+                     call: ToolCall | None) -> None:
         if previous:
             await asyncio.wait(previous)  # one response at a time, in order
         chunk = self.input_sample_rate // 10
@@ -104,4 +133,6 @@ class ParrotModel(RealtimeModel):
                                          response_id=rid))
             await asyncio.sleep(0)
         self.channel.emit(AgentTranscript(text, final=True, response_id=rid))
+        if call is not None:
+            self.channel.emit(call)
         self.channel.emit(ResponseDone(response_id=rid))

@@ -137,16 +137,15 @@ class Recording:
     def latency_stats(self) -> dict[str, dict[str, float]]:
         """``{metric: {"n", "p50", "p95", "max"}}`` in seconds, over the user's turns where it was measured
         (what the user waited for: the agent's own turns, a greeting or an answer after a tool, are left out)."""
-        stats: dict[str, dict[str, float]] = {}
+        return latency_stats([self])
+
+    def latency_series(self) -> dict[str, list[float]]:
+        """Each latency metric's values over the user's turns, and the tool durations, in seconds."""
         turns = [t for t in self.turns() if t.trigger in USER_TRIGGERS]
-        tool_durations = [float(r["duration"]) for r in self.of("tool_call") if _number(r.get("duration")) is not None]
         series = {m: [v for t in turns if (v := t.latencies[m]) is not None] for m in LATENCY_METRICS}
-        series["tool_duration"] = tool_durations
-        for name, values in series.items():
-            if values:
-                p50, p95 = np.percentile(values, [50, 95])
-                stats[name] = {"n": float(len(values)), "p50": float(p50), "p95": float(p95), "max": max(values)}
-        return stats
+        series["tool_duration"] = [float(r["duration"]) for r in self.of("tool_call")
+                                   if _number(r.get("duration")) is not None]
+        return series
 
     def summary(self) -> dict[str, Any]:
         """Everything the text report shows, as plain data (``--json``)."""
@@ -164,6 +163,26 @@ class Recording:
             "latency": self.latency_stats(),
             "counts": {kind: len(self.of(kind)) for kind in sorted({r["event"] for r in self.records})},
         }
+
+
+def latency_stats(recordings: list[Recording]) -> dict[str, dict[str, float]]:
+    """``Recording.latency_stats`` over the turns of several recordings together."""
+    stats: dict[str, dict[str, float]] = {}
+    series = [rec.latency_series() for rec in recordings]
+    for name in (*LATENCY_METRICS, "tool_duration"):
+        values = [v for one in series for v in one[name]]
+        if values:
+            p50, p95 = np.percentile(values, [50, 95])
+            stats[name] = {"n": float(len(values)), "p50": float(p50), "p95": float(p95), "max": max(values)}
+    return stats
+
+
+def render_latency(stats: dict[str, dict[str, float]]) -> list[str]:
+    """The p50/p95/max table of ``latency_stats``."""
+    return table(
+        ["latency (user turns)", "n", "p50 ms", "p95 ms", "max ms"],
+        [[name, str(int(s["n"])), _ms(s["p50"]), _ms(s["p95"]), _ms(s["max"])] for name, s in stats.items()],
+    )
 
 
 def render_text(rec: Recording, *, width: int = 36) -> str:
@@ -198,10 +217,7 @@ def render_text(rec: Recording, *, width: int = 36) -> str:
     stats = rec.latency_stats()
     if stats:
         lines.append("")
-        lines += table(
-            ["latency (user turns)", "n", "p50 ms", "p95 ms", "max ms"],
-            [[name, str(int(s["n"])), _ms(s["p50"]), _ms(s["p95"]), _ms(s["max"])] for name, s in stats.items()],
-        )
+        lines += render_latency(stats)
     events = [r for r in rec.records if r["event"] in ("error", "wake_up", "false_interruption")]
     if events:
         lines.append("")

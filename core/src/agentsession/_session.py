@@ -204,6 +204,10 @@ class AgentSession:
     def off(self, event: str, callback: Callable[[Any], Any] | None = None) -> None:
         self._emitter.off(event, callback)
 
+    def has_listeners(self, event: str) -> bool:
+        """Whether anything is subscribed to ``event`` (a transport's view can leave out what the app shows)."""
+        return self._emitter.has_listeners(event)
+
     def now(self) -> float:
         """Wall-clock time (epoch seconds) that follows the event loop's clock, virtual ones included."""
         loop_t0, wall_t0 = self._clock_anchor

@@ -31,6 +31,8 @@ class Transport(ABC):
     #: sample rate and channel count ``play`` takes (the session converts to them)
     sample_rate: int = 24000
     channels: int = 1
+    #: why the transport broke (``fail``), or None: the worker then ends the job and exits non-zero
+    failure: str | None = None
 
     def __init__(self) -> None:
         self._ended: asyncio.Future[str] | None = None
@@ -79,6 +81,13 @@ class Transport(ABC):
         fut = self._ended_future()
         if not fut.done():
             fut.set_result(reason)
+
+    def fail(self, reason: str) -> None:
+        """End the conversation because the transport broke (a device stopped, a file could not be read): like
+        ``end``, and the worker reports ``reason`` as an error and exits with a non-zero status."""
+        if self.failure is None and not self._ended_future().done():
+            self.failure = reason
+        self.end(reason)
 
     async def wait_ended(self) -> str:
         """Wait until the transport ends; return why."""

@@ -263,6 +263,10 @@ class WorkerJob:
                 await self._run_job(ctx)
             finally:
                 self._jobs.discard(ctx)
+            failure = ctx.transport.failure if ctx.transport is not None else None
+            if failure is not None:  # the device stopped, the file could not be read: not a clean end
+                logger.error("the job failed: %s", failure)
+                self._failed = True
 
         mode.options = args
         try:

@@ -241,6 +241,7 @@ async def test_watchdog_reports_a_device_that_stops_delivering(fake_sd: Any, cap
         reason = await asyncio.wait_for(transport.wait_ended(), TIMEOUT)
         assert "the input device 'Fake Mic' stopped working: it delivered no audio for" in reason
         assert "stopped working" in caplog.text and "stopped working" in view_out.getvalue()
+        assert transport.failure == reason
     finally:
         await transport.close()
 

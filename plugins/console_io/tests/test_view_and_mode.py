@@ -218,3 +218,69 @@ def test_the_mode_runs_a_job_on_the_opened_devices(monkeypatch: pytest.MonkeyPat
 
 async def _never(ctx: JobContext) -> None:
     raise AssertionError("the job must not run")
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
+
+
+def test_without_a_terminal_each_event_is_printed_once() -> None:
+    """The parrot example prints its events itself; piped, the console view used to print each one again."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "parrot.py"), "console", "--text", "--no-playback"],
+                          input="hello agent\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines.count("agent said: You typed: hello agent") == 1  # the example's own line
+    assert not any(line.startswith(("agent: You typed", "you typed:", "agent idle", "turn 2 (text) ")) for line in lines)
+    assert any(line.startswith("(your agent prints agent_state_changed, agent_transcript") for line in lines)
+    assert "session summary" in done.stdout  # the view's summary is still there
+
+
+def test_the_plain_view_shows_what_the_app_does_not_print() -> None:
+    out = io.StringIO()
+    view = ConsoleView(Console(file=out), live=False)
+    session = AgentSession(ClockAgent(), RealTimePipeline(FakeRealtimeModel()))
+    session.on("agent_transcript", print)
+    view.attach(session)
+    session._emitter.emit("agent_transcript", {"text": "Hello there.", "final": True})
+    session._emitter.emit("user_transcript", {"text": "Hi.", "final": True})
+    assert out.getvalue().splitlines()[1:] == ["you: Hi."]
+
+
+def test_a_device_that_stops_working_fails_the_job(monkeypatch: pytest.MonkeyPatch, fake_sd: Any,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(_transport, "load_sounddevice", lambda: fake_sd)
+
+    async def entrypoint(ctx: JobContext) -> None:
+        await ctx.connect()
+        session = AgentSession(ClockAgent(), RealTimePipeline(FakeRealtimeModel()))
+        await session.start()
+        fake_sd.stream("output").lose()
+        print("ended:", await ctx.wait_for_shutdown())
+        await session.close()
+        await ctx.shutdown()
+
+    assert WorkerJob(entrypoint=entrypoint).run(["console"]) == 1
+    captured = capsys.readouterr()
+    assert "ended: the output device 'Fake Speakers' stopped working" in captured.out
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == ["the job failed: the output device 'Fake Speakers' stopped working: its stream stopped "
+                      "(device unplugged or lost?)"]
+
+
+def test_the_doctor_checks_the_console_s_devices(monkeypatch: pytest.MonkeyPatch, make_fake_sd: Any) -> None:
+    monkeypatch.setattr(_mode, "load_sounddevice", lambda: make_fake_sd())
+    assert ConsoleMode().problems() == []
+    monkeypatch.setattr(_mode, "load_sounddevice", lambda: make_fake_sd(devices=[]))
+    assert [problem for problem, _ in ConsoleMode().problems()] == ["no microphone (input device) found",
+                                                                   "no speakers (output device) found"]
+
+    def missing() -> Any:
+        raise _mode.ConsoleDeviceError("no PortAudio")
+
+    monkeypatch.setattr(_mode, "load_sounddevice", missing)
+    ((problem, fix),) = ConsoleMode().problems()
+    assert problem == "the PortAudio library was not found" and "apt-get install libportaudio2" in fix

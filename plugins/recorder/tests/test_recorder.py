@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -106,6 +107,7 @@ async def _converse() -> None:
 
 def test_a_session_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    monkeypatch.setenv("AGENTSESSION_RECORD", "1")
     monkeypatch.delenv("AGENTSESSION_DISABLE_PLUGINS", raising=False)
     run_virtual(_converse())
     [path] = tmp_path.glob("*-Weather-*.jsonl")
@@ -120,3 +122,28 @@ def test_a_session_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert tool["arguments"] == {"city": "Oslo"} and tool["result"] == "sunny in Oslo"
     assert next(r for r in records if r["event"] == "session_closed")["reason"] == "done"
     assert [r["trigger"] for r in records if r["event"] == "metrics"] == ["text"]  # the tool's answer included
+
+
+def test_recording_is_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Installed, the recorder records nothing until AGENTSESSION_RECORD=1; then it says where it writes."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(DIR_ENV, raising=False)
+    monkeypatch.delenv("AGENTSESSION_RECORD", raising=False)
+    monkeypatch.delenv("AGENTSESSION_DISABLE_PLUGINS", raising=False)
+    caplog.set_level(logging.INFO, "agentsession.recorder")
+    from agentsession_recorder import plugin
+
+    monkeypatch.setattr(plugin, "_hinted", False)
+    run_virtual(_converse())
+    assert list(tmp_path.iterdir()) == [] and not caplog.records
+    monkeypatch.setenv(DIR_ENV, str(tmp_path / "kept"))  # the folder alone, as before: a hint, no recording
+    run_virtual(_converse())
+    assert not (tmp_path / "kept").exists()
+    assert caplog.messages == [f"{DIR_ENV} is set but sessions are not recorded: export AGENTSESSION_RECORD=1 "
+                               "to record them"]
+    caplog.clear()
+    monkeypatch.delenv(DIR_ENV)
+    monkeypatch.setenv("AGENTSESSION_RECORD", "1")
+    run_virtual(_converse())
+    [path] = (tmp_path / "recordings").glob("*.jsonl")  # the default folder
+    assert caplog.messages == [f"recording the session to {path.resolve()} (AGENTSESSION_RECORD=1)"]

@@ -50,7 +50,8 @@ def test_agent_audio_later_than_the_margin_is_dropped_and_counted(tmp_path: Path
 
 
 def test_parrot_session_recorded_as_stereo(tmp_path: Path) -> None:
-    env = {**os.environ, "AGENTSESSION_RECORDER_DIR": str(tmp_path), "AGENTSESSION_RECORDER_WAV": "1"}
+    env = {**os.environ, "AGENTSESSION_RECORD": "1", "AGENTSESSION_RECORDER_DIR": str(tmp_path),
+           "AGENTSESSION_RECORDER_WAV": "1"}
     out = tmp_path / "agent-side.wav"
     subprocess.run(
         [sys.executable, str(REPO / "examples" / "parrot.py"), "file", "--input", str(REPO / "examples" / "hello.wav"),

@@ -167,8 +167,9 @@ async def test_workers_take_the_browsers_in_their_own_processes() -> None:
             await asyncio.wait_for(browser.opened.wait(), 20)
             await browser.wait_message(lambda m: m["type"] == "agent_state_changed" and m["state"] == "speaking")
         # one connection per worker at most: the two browsers are in two processes, a third finds none free
-        await front.line(r"^\[worker 0\] agent: ")
-        await front.line(r"^\[worker 1\] agent: ")
+        # (what each conversation prints is tagged with its connection too)
+        await front.line(r"^\[worker 0\] \[conn [0-9a-f]{8}\] agent: ")
+        await front.line(r"^\[worker 1\] \[conn [0-9a-f]{8}\] agent: ")
         await browsers[2].offer()
         async with aiohttp.ClientSession() as http, http.post(url + "offer", json=browsers[2].offer_json()) as r:
             assert r.status == 503 and "every playground worker is full" in (await r.json())["error"]
@@ -176,7 +177,7 @@ async def test_workers_take_the_browsers_in_their_own_processes() -> None:
                 assert closed.status == 204  # the beacon reached the worker that holds the connection
             async with http.post(url + "sessions/nope/close") as unknown:
                 assert unknown.status == 404
-        await front.line(r"^\[worker \d\] ended: the page was closed")
+        await front.line(rf"^\[worker \d\] \[conn {ids[0][:8]}\] ended: the page was closed")
 
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
@@ -213,3 +214,16 @@ async def test_workers_do_not_outlive_a_killed_front() -> None:
             proc.kill()
             await proc.wait()
         await front._reader
+
+
+def test_the_doctor_checks_the_playground_s_port() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ((problem, fix),) = PlaygroundMode(port=port).problems()
+        assert problem.startswith(f"port {port} on 127.0.0.1 is not free: ") and "--port 0" in fix
+    assert PlaygroundMode(port=port).problems() == []
+    assert PlaygroundMode(port=0).problems() == []

@@ -262,3 +262,57 @@ async def test_a_whole_session_over_the_playground(capsys: pytest.CaptureFixture
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
     assert mode.server.transports == {}
+
+
+async def test_a_page_gone_without_a_goodbye_leaves_no_unretrieved_task_error() -> None:
+    """The browser's peer goes away without "disconnect" (a tab killed, a crash): the session's last events
+    (closing, closed) must not be sent into the dead data channel, where aiortc's flush task raised
+    ConnectionError that nobody retrieved ("Task exception was never retrieved")."""
+    import gc
+
+    loop = asyncio.get_running_loop()
+    unretrieved: list[str] = []
+    loop.set_exception_handler(lambda _, context: unretrieved.append(str(context.get("exception") or context)))
+    ended: asyncio.Future[str] = loop.create_future()
+
+    async def run_job(transport: Transport | None) -> None:
+        ctx = JobContext(transport=transport)
+        session = AgentSession(WeatherAgent(), RealTimePipeline(FakeRealtimeModel()))
+        await ctx.connect()
+        await session.start()
+        ended.set_result(await ctx.wait_for_shutdown())
+        await session.close()
+        await ctx.shutdown()
+
+    mode = PlaygroundMode(port=0, announce=lambda line: None)
+    runner = asyncio.ensure_future(mode.run(run_job))
+    browser = FakeBrowser()
+    try:
+        await asyncio.wait_for(mode.ready.wait(), TIMEOUT)
+        assert mode.server is not None
+        await browser.offer()
+        status, answer = await post(mode.server.url + "offer", browser.offer_json())
+        assert status == 200, answer
+        await browser.answer(RTCSessionDescription(answer["sdp"], "answer"))
+        await asyncio.wait_for(browser.opened.wait(), TIMEOUT)
+        await browser.wait_message(lambda m: m["type"] == "agent_state_changed" and m["state"] == "idle")
+        # the tab is killed: no "disconnect", no SCTP goodbye; ICE consent then fails and the DTLS transport
+        # closes under a data channel that still says "open" (what aiortc sees ~30 s after a crash, at once here)
+        [transport] = mode.server.transports.values()
+        dtls = transport.pc.sctp.transport
+        dead: asyncio.Future[None] = loop.create_future()
+        dtls.on("statechange", lambda: dtls.state == "closed" and not dead.done() and dead.set_result(None))
+        await dtls.stop()
+        await asyncio.wait_for(dead, TIMEOUT)
+        assert transport._channel is not None and transport._channel.readyState == "open"
+        transport.send({"type": "error", "message": "a last word", "recoverable": True})  # into nothing
+        # the job ends (the connection closed), and the session's last events go nowhere either
+        assert await asyncio.wait_for(ended, TIMEOUT) in ("connection closed", "the browser stopped sending audio")
+    finally:
+        await browser.close()
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    for _ in range(3):  # let the transports' last tasks finish, then collect them: asyncio reports there
+        await asyncio.sleep(0)
+    gc.collect()
+    assert unretrieved == []

@@ -59,6 +59,29 @@ class ConsoleMode(TransportMode):
         parser.add_argument("--half-duplex", action="store_true",
                             help="mute the microphone while the agent speaks (no echo cancellation here)")
 
+    def problems(self) -> list[tuple[str, str]]:
+        """PortAudio, and a microphone and speakers it can see (``agentsession doctor --mode console``)."""
+        try:
+            sd = load_sounddevice()
+        except ConsoleDeviceError:
+            return [("the PortAudio library was not found",
+                     "apt-get install libportaudio2 (Debian/Ubuntu), dnf install portaudio, brew install portaudio "
+                     "(macOS); or go without audio devices: console --text --no-playback")]
+        try:
+            devices: list[dict[str, Any]] = list(sd.query_devices())
+        except Exception as exc:  # PortAudio failing to initialise
+            return [(f"PortAudio cannot list the audio devices: {type(exc).__name__}: {exc}",
+                     "start the sound server (pulseaudio --start) or check the audio setup")]
+        problems = []
+        if not any(d.get("max_input_channels", 0) > 0 for d in devices):
+            problems.append(("no microphone (input device) found",
+                             "connect one or start the sound server (pulseaudio --start); console --text types instead"))
+        if not any(d.get("max_output_channels", 0) > 0 for d in devices):
+            problems.append(("no speakers (output device) found",
+                             "connect some or start the sound server (pulseaudio --start); console --no-playback "
+                             "goes without"))
+        return problems
+
     def loop_factory(self, options: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
         self._options = options  # the worker hands the parsed options here, before run()
         return None

@@ -314,10 +314,10 @@ class ConsoleTransport(PacedTransport):
         config = self.input_config if kind == "input" else self.output_config
         name = config.name if config is not None else kind
         message = f"the {kind} device {name!r} stopped working: {why}"
-        logger.error("%s", message)
+        logger.warning("%s", message)  # the worker reports the job's failure as an error
         if self.view is not None:
             self.view.error(message)
-        self.end(message)
+        self.fail(message)
 
     def stats(self) -> dict[str, float | int]:
         """Figures for the summary: seconds played, underruns, overflows, dropped input, worst input gap."""

@@ -31,6 +31,9 @@ _STATE_STYLE = {
     "thinking": "yellow",
     "closing": "dim",
 }
+#: the events the plain view writes a line for
+_PLAIN_EVENTS = ("agent_state_changed", "user_transcript", "agent_transcript", "function_tool_called",
+                 "metrics_collected", "error")
 _METER_CELLS = 24
 _METER_FLOOR_DB = -60.0
 
@@ -79,6 +82,7 @@ class ConsoleView:
         self._refresher: asyncio.Task[None] | None = None
         self._log_streams: list[tuple[logging.StreamHandler[Any], Any]] = []
         self._stopped = False
+        self._app_shows: set[str] = set()  # the events the application prints itself (plain view)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -108,14 +112,23 @@ class ConsoleView:
         self._refresher = asyncio.get_running_loop().create_task(self._refresh(), name="console-view")
 
     def attach(self, session: AgentSession) -> None:
-        """Subscribe to the session's events."""
+        """Subscribe to the session's events.
+
+        Without the live panel, the events the application already listens to (it prints them, as the examples
+        do) are not written again: each is shown once, by the application.
+        """
+        if not self.live:
+            self._app_shows = {event for event in _PLAIN_EVENTS if session.has_listeners(event)}
+            if self._app_shows:
+                self._line(Text(f"(your agent prints {', '.join(sorted(self._app_shows))} itself: not repeated here)",
+                                style="dim"))
         session.on("user_state_changed", self._on_user_state)
         session.on("agent_state_changed", self._on_agent_state)
         session.on("user_transcript", self._on_user_transcript)
         session.on("agent_transcript", self._on_agent_transcript)
         session.on("function_tool_called", self._on_tool)
         session.on("metrics_collected", self._on_metrics)
-        session.on("error", lambda d: self.error(str(d.get("message", d))))
+        session.on("error", self._on_error)
 
     def stop(self, stats: dict[str, float | int]) -> None:
         """Stop redrawing and print the summary table; idempotent."""
@@ -146,25 +159,30 @@ class ConsoleView:
     def error(self, message: str) -> None:
         self._line(Text(f"error: {message}", style="bold red"))
 
+    def _on_error(self, data: dict[str, Any]) -> None:
+        if "error" not in self._app_shows:
+            self.error(str(data.get("message", data)))
+
     def _on_user_state(self, data: dict[str, Any]) -> None:
         self.user_state = _value(data["state"])
 
     def _on_agent_state(self, data: dict[str, Any]) -> None:
         self.agent_state = _value(data["state"])
-        if not self.live:
+        if not self.live and "agent_state_changed" not in self._app_shows:
             self._line(Text(f"agent {self.agent_state}", style=_STATE_STYLE.get(self.agent_state, "")))
 
     def _on_user_transcript(self, data: dict[str, Any]) -> None:
         if data.get("final", True):
             self.user_partial = ""
-            self._line(Text.assemble(("you", "bold cyan"), (" typed: " if data.get("typed") else ": "), data["text"]))
+            said = " typed: " if data.get("typed") else ": "
+            self._line_for("user_transcript", Text.assemble(("you", "bold cyan"), said, data["text"]))
         else:
             self.user_partial += data["text"]
 
     def _on_agent_transcript(self, data: dict[str, Any]) -> None:
         if data.get("final", True):
             self.agent_partial = ""
-            self._line(Text.assemble(("agent", "bold green"), ": ", data["text"]))
+            self._line_for("agent_transcript", Text.assemble(("agent", "bold green"), ": ", data["text"]))
         else:
             self.agent_partial += data["text"]
 
@@ -175,7 +193,8 @@ class ConsoleView:
         duration = data.get("duration")
         took = f" ({duration * 1000:.0f} ms)" if isinstance(duration, (int, float)) else ""
         style = "red" if data.get("is_error") else "magenta"
-        self._line(Text(f"tool {data['name']}({data.get('arguments', '')}) -> {result}{took}", style=style))
+        call = f"tool {data['name']}({data.get('arguments', '')}) -> {result}{took}"
+        self._line_for("function_tool_called", Text(call, style=style))
 
     def _on_metrics(self, metrics: dict[str, Any]) -> None:
         self.turns.append(metrics)
@@ -185,9 +204,14 @@ class ConsoleView:
                 parts += [f"  {label} ", self._latency(key, metrics[key])]
         if metrics.get("interrupted"):
             parts.append(Text("  interrupted", style="yellow"))
-        self._line(Text.assemble(*parts))
+        self._line_for("metrics_collected", Text.assemble(*parts))
 
     # ------------------------------------------------------------------ rendering
+
+    def _line_for(self, event: str, text: Text) -> None:
+        """A line about ``event``, unless the application prints that event itself (plain view)."""
+        if self.live or event not in self._app_shows:
+            self._line(text)
 
     def _line(self, text: Text) -> None:
         if self.live:

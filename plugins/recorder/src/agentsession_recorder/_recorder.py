@@ -16,11 +16,18 @@ from ._redact import Redactor
 
 logger = logging.getLogger("agentsession.recorder")
 
+#: set to 1 to record sessions: installing the recorder alone records nothing
+RECORD_ENV = "AGENTSESSION_RECORD"
 #: the folder recordings go to (default ``./recordings``)
 DIR_ENV = "AGENTSESSION_RECORDER_DIR"
 DEFAULT_DIR = "recordings"
 #: version of the record format (see ``agentsession._report`` for the fields)
 FORMAT = 1
+
+
+def recording_enabled() -> bool:
+    """Whether ``AGENTSESSION_RECORD`` asks for recordings (1, true, yes or on)."""
+    return os.environ.get(RECORD_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def recordings_dir() -> Path:

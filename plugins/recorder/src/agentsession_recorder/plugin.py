@@ -1,4 +1,5 @@
-"""The recorder's hook implementations (entry point ``recorder`` in group ``agentsession``).
+"""The recorder's hook implementations (entry point ``recorder`` in group ``agentsession``). They record
+only when ``AGENTSESSION_RECORD=1``: installing the plugin alone records nothing.
 
 ``agentsession_session_started`` runs on the event loop: it opens the session's file and subscribes to the
 session's events, which arrive on the loop with exact timestamps. ``agentsession_metrics_collected`` and
@@ -15,7 +16,7 @@ from typing import Any
 
 from agentsession import AgentSession, ChatMessage, TurnMetrics, hookimpl
 
-from ._recorder import FORMAT, SessionRecorder
+from ._recorder import DIR_ENV, FORMAT, RECORD_ENV, SessionRecorder, logger, recording_enabled
 from ._wav import ConversationWav
 
 #: set to 1 to also record ``<session>.wav``: user left, agent right
@@ -24,6 +25,7 @@ WAV_ENV = "AGENTSESSION_RECORDER_WAV"
 _lock = threading.Lock()
 _recorders: dict[AgentSession, SessionRecorder] = {}
 _wavs: dict[AgentSession, ConversationWav] = {}
+_hinted = False  # the hint about AGENTSESSION_RECORDER_DIR without AGENTSESSION_RECORD was logged
 
 
 def recorder_for(session: AgentSession) -> SessionRecorder | None:
@@ -34,8 +36,15 @@ def recorder_for(session: AgentSession) -> SessionRecorder | None:
 
 @hookimpl
 def agentsession_session_started(session: AgentSession) -> None:
+    global _hinted
+    if not recording_enabled():
+        if os.environ.get(DIR_ENV) and not _hinted:  # set up the old way, when the folder alone turned it on
+            _hinted = True
+            logger.info("%s is set but sessions are not recorded: export %s=1 to record them", DIR_ENV, RECORD_ENV)
+        return
     agent = type(session.agent).__name__
     rec = SessionRecorder.create(agent, session.now())
+    logger.info("recording the session to %s (%s=1)", rec.path.resolve(), RECORD_ENV)
     with _lock:
         _recorders[session] = rec
     rec.record(

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import contextvars
 import logging
 import os
 import secrets
+import socket
 import ssl
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TextIO
 
 from agentsession import AgentSessionError, Transport, TransportMode, env_secret
 
 from ._server import DEFAULT_PORT, PlaygroundServer, is_loopback
+from ._transport import WebRTCTransport
 from ._workers import WORKER_ENV, PlaygroundWorkers, until_stdin_closes, worker_argv
 
 if TYPE_CHECKING:
@@ -23,6 +28,15 @@ logger = logging.getLogger("agentsession.webrtc")
 
 #: seconds the jobs get to close their sessions when the server stops
 SHUTDOWN_GRACE = 10.0
+
+#: the browser connection whose job is running (set in each job's context)
+_connection: contextvars.ContextVar[Transport | None] = contextvars.ContextVar("agentsession_playground_connection",
+                                                                             default=None)
+
+
+def connection_tag(transport: Transport) -> str:
+    """How a connection's output is tagged: ``[conn 1a2b3c4d]``, the id its log lines give too."""
+    return f"[conn {getattr(transport, 'id', '?')[:8]}]"
 
 
 class PlaygroundMode(TransportMode):
@@ -60,6 +74,21 @@ class PlaygroundMode(TransportMode):
                                            "need before they give the page a microphone")
         parser.add_argument("--key", help="the TLS certificate's private key (PEM; default: in --cert)")
 
+    def problems(self) -> list[tuple[str, str]]:
+        """Whether the page's port is free (``agentsession doctor --mode playground``). Any browser can open the
+        page, so no browser is checked here (Chromium only runs the plugin's own browser tests)."""
+        host, port = self.options.host, self.options.port
+        if not port:
+            return []
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+                probe.bind((host, port))
+        except OSError as exc:
+            return [(f"port {port} on {host} is not free: {exc.strerror or exc} (another playground running?)",
+                     "stop that program, or run `playground --port N` (--port 0 picks a free one)")]
+        return []
+
     def loop_factory(self, options: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
         # the only place the worker hands a mode its parsed options before ``run``
         self.options = options
@@ -80,7 +109,11 @@ class PlaygroundMode(TransportMode):
         jobs: dict[asyncio.Future[Any], Transport] = {}
 
         def on_connection(transport: Transport) -> None:
-            job = asyncio.ensure_future(run_job(transport))
+            # the job runs in a context that knows its connection: its prints and log lines are tagged, and
+            # the errors it logs (the worker's "the job failed: ...") reach its page
+            context = contextvars.copy_context()
+            context.run(_connection.set, transport)
+            job = context.run(lambda: asyncio.ensure_future(run_job(transport)))
             jobs[job] = transport
             job.add_done_callback(lambda done: jobs.pop(done, None))
 
@@ -96,6 +129,10 @@ class PlaygroundMode(TransportMode):
                                      output=self.announce)
         server = PlaygroundServer(on_connection, host=o.host, port=o.port, token=token,
                                   max_connections=o.max_connections, ssl_context=context, forward=pool)
+        if getattr(o, "log_level", "INFO") != "DEBUG":  # aioice logs every ICE check at INFO
+            logging.getLogger("aioice").setLevel(logging.WARNING)
+        output = contextlib.ExitStack()
+        output.enter_context(_tagged_output())
         try:
             if pool is not None:
                 await pool.start()
@@ -123,3 +160,76 @@ class PlaygroundMode(TransportMode):
                 await asyncio.wait(list(jobs), timeout=SHUTDOWN_GRACE)
             for transport in list(jobs.values()):  # jobs that did not finish in time
                 await transport.close()
+            output.close()
+
+
+class _TaggedStream:
+    """``sys.stdout``/``sys.stderr`` while the playground serves: what a connection's job prints starts with its
+    tag, so the output of concurrent conversations can be told apart."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._line_start = True
+
+    def write(self, text: str) -> int:
+        transport = _connection.get()
+        if transport is None or not text:
+            if text:
+                self._line_start = text.endswith("\n")
+            return self.stream.write(text)
+        tag = connection_tag(transport) + " "
+        pieces = text.splitlines(keepends=True)
+        out = "".join((tag if i or self._line_start else "") + piece for i, piece in enumerate(pieces))
+        self._line_start = text.endswith("\n")
+        self.stream.write(out)
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding, ...
+        return getattr(self.stream, name)
+
+
+class _TagRecords(logging.Filter):
+    """Log records made in a connection's job start with its tag."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        transport = _connection.get()
+        if transport is not None and not getattr(record, "_playground_tagged", False):
+            record.msg = f"{connection_tag(transport)} {record.msg}"
+            record._playground_tagged = True
+        return True
+
+
+class _ToThePage(logging.Handler):
+    """The errors a connection's job logs (the worker's "the job failed: no API key"), sent to its page."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        transport = _connection.get()
+        if not isinstance(transport, WebRTCTransport):
+            return
+        message = str(record.msg % record.args if record.args else record.msg)
+        message = message.removeprefix(connection_tag(transport) + " ").removeprefix("the job failed: ")
+        if record.exc_info and record.exc_info[1] is not None:
+            message += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        transport.report_error(message)
+
+
+@contextlib.contextmanager
+def _tagged_output() -> Iterator[None]:
+    root = logging.getLogger()
+    tagger, to_page = _TagRecords(), _ToThePage()
+    handlers = list(root.handlers)
+    for handler in handlers:
+        handler.addFilter(tagger)
+    root.addHandler(to_page)
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _TaggedStream(stdout), _TaggedStream(stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        root.removeHandler(to_page)
+        for handler in handlers:
+            handler.removeFilter(tagger)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import enum
 import fractions
 import json
@@ -16,7 +18,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from agentsession import AudioFrame, BufferedTransport, PlayoutBuffer
+from agentsession import AudioFrame, BufferedTransport, PlayoutBuffer, redact
 
 if TYPE_CHECKING:
     from agentsession import AgentSession
@@ -25,6 +27,8 @@ logger = logging.getLogger("agentsession.webrtc")
 
 #: how long a browser may take to connect after its offer was answered
 CONNECT_TIMEOUT = 30.0
+#: a job that failed before its session started waits this long for the page's data channel, to tell it why
+FAILURE_DELIVERY = 5.0
 _INPUT_FRAMES = 25  # bounded input queue: 0.5 s of 20 ms frames; the oldest is dropped when full
 _PENDING_MESSAGES = 256  # data channel messages kept while the channel is not open yet
 _MAX_TEXT = 4000  # characters of one typed message
@@ -114,6 +118,11 @@ class WebRTCTransport(BufferedTransport):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dropped = 0
         self._closed = False
+        self._failed_before_session = False
+        self._context: contextvars.Context | None = None  # the job's, once bound
+        self._channel_open = asyncio.Event()
+        self._channel_closed = asyncio.Event()
+        self._peer_gone = asyncio.Event()  # the peer connection failed or closed
         self._close_task: asyncio.Task[None] | None = None
         pc.on("track", self._on_track)
         pc.on("datachannel", self._on_datachannel)
@@ -164,11 +173,30 @@ class WebRTCTransport(BufferedTransport):
 
     def bind(self, session: AgentSession) -> None:
         self._session = session
+        # what aiortc's callbacks start from now on (an interrupt from the page) runs in the job's context, as if
+        # the job had started it (the playground tags a job's output by its context)
+        self._context = contextvars.copy_context()
         for event in ("agent_state_changed", "user_state_changed", "user_transcript", "agent_transcript",
                       "function_tool_called", "metrics_collected", "error", "closed"):
             session.on(event, self._forwarder(event))
         self.send({"type": "agent_state_changed", "state": session.agent_state, "previous": None})
         self.send({"type": "user_state_changed", "state": session.user_state, "previous": None})
+
+    def clear(self) -> None:
+        """An interruption: the agent's unplayed audio is dropped. The page is told, so it marks the answer as
+        cut even when the turn's metrics came before (a model that sent the whole answer before it was played
+        reports ``interrupted: false``)."""
+        cut = self.playout.buffered > 0
+        super().clear()
+        if cut:
+            self.send({"type": "interrupted"})
+
+    def report_error(self, message: str) -> None:
+        """Tell the page that the agent's job failed (no API key, a bad key, ...): shown there at once. Delivered
+        even when the job fails before its session started: ``close`` then waits (up to ``FAILURE_DELIVERY``
+        seconds) for the page's data channel."""
+        self.send({"type": "error", "message": redact(message), "recoverable": False})
+        self._failed_before_session = self._session is None
 
     def end(self, reason: str) -> None:
         fut = self._ended_future()
@@ -183,6 +211,8 @@ class WebRTCTransport(BufferedTransport):
 
     async def _close(self) -> None:
         self._closed = True
+        if self._failed_before_session:
+            await self._deliver_failure()
         await super().close()  # stops and clears the output, ends the transport
         self._finish_input()
         self.track.stop()
@@ -192,6 +222,21 @@ class WebRTCTransport(BufferedTransport):
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.pc.close()
 
+    async def _deliver_failure(self) -> None:
+        """The job failed before its session started: let the page connect, get the reason, and hang up."""
+        self.send({"type": "closed", "reason": "the agent's job failed"})
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FAILURE_DELIVERY):
+                for step in (self._channel_open, self._channel_closed):  # the page hangs up on "closed"
+                    waits = [asyncio.ensure_future(step.wait()), asyncio.ensure_future(self._peer_gone.wait())]
+                    try:
+                        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        for wait in waits:
+                            wait.cancel()
+                    if self._peer_gone.is_set():
+                        return
+
     # ------------------------------------------------------------------ data channel
 
     def send(self, message: dict[str, Any]) -> None:
@@ -199,12 +244,20 @@ class WebRTCTransport(BufferedTransport):
         text = json.dumps(message, default=_json_default)
         channel = self._channel
         if channel is not None and channel.readyState == "open":
+            if not self._link_up():
+                return  # the page is gone without a goodbye: aiortc's flush would fail in a task nobody awaits
             try:
                 channel.send(text)
             except Exception:  # a channel closing under us: the page is going away
                 logger.debug("data channel send failed", exc_info=True)
         elif channel is None and len(self._pending) < _PENDING_MESSAGES:
             self._pending.append(text)
+
+    def _link_up(self) -> bool:
+        """Whether the DTLS link under the data channel still carries data (after a crash or a killed tab it
+        closes while the channel still says "open")."""
+        sctp = self.pc.sctp
+        return not self._peer_gone.is_set() and (sctp is None or sctp.transport.state == "connected")
 
     def _forwarder(self, event: str) -> Any:
         def forward(data: Any) -> None:
@@ -218,10 +271,15 @@ class WebRTCTransport(BufferedTransport):
             return
         self._channel = channel
         channel.on("message", self._on_message)
-        channel.on("close", lambda: self.end("the page closed its data channel"))
+        channel.on("close", self._on_channel_close)
         pending, self._pending = self._pending, []
         for text in pending:
             channel.send(text)
+        self._channel_open.set()
+
+    def _on_channel_close(self) -> None:
+        self._channel_closed.set()
+        self.end("the page closed its data channel")
 
     def _on_message(self, raw: str | bytes) -> None:
         try:
@@ -293,6 +351,7 @@ class WebRTCTransport(BufferedTransport):
         if state == "connected":
             self.connected.set()
         elif state in ("failed", "closed"):
+            self._peer_gone.set()
             self.end(f"connection {state}")
 
     async def _watch_connect(self) -> None:
@@ -302,7 +361,7 @@ class WebRTCTransport(BufferedTransport):
             self.end(f"the browser did not connect within {self.connect_timeout:.0f} s")
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=f"webrtc:{name}")
+        task = asyncio.get_running_loop().create_task(coro, name=f"webrtc:{name}", context=self._context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

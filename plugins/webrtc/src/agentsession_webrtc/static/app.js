@@ -3,13 +3,17 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const token = new URLSearchParams(location.search).get("token");
+const query = new URLSearchParams(location.search);
+const token = query.get("token");
+// how long the browser may take to reach the agent (ICE) before the page gives up; ?connect_timeout=S
+const CONNECT_TIMEOUT_MS = 1000 * (Number(query.get("connect_timeout")) || 15);
 const playground = (window.playground = {
   connected: false, id: null, events: [], agentStates: [], userStates: [], transcripts: [], tools: [],
   metrics: [], errors: [], timings: {}, stats: { bytesReceived: 0, bytesSent: 0, outputPeak: 0, micPeak: 0 },
 });
 let pc = null, channel = null, mic = null, audioCtx = null, statsTimer = null, meterTimer = null;
-let agentLine = null, userLine = null;
+let connectTimer = null, connecting = false;
+let agentLine = null, userLine = null, turnAgentLines = [], lastAgentLine = null, lastRow = null;
 
 function authHeaders() {
   return token ? { Authorization: `Bearer ${token}` } : {};
@@ -20,14 +24,22 @@ function setConnection(text, on) {
   $("connection").className = `badge ${on ? "on" : "off"}`;
 }
 
-function setControls(connected) {
-  $("connect").disabled = connected;
-  for (const id of ["interrupt", "disconnect", "text", "send"]) $(id).disabled = !connected;
+function setControls(state) {  // "idle", "connecting" or "connected"
+  $("connect").disabled = state !== "idle";
+  $("disconnect").disabled = state === "idle";  // also cancels a connection that does not come up
+  for (const id of ["interrupt", "text", "send"]) $(id).disabled = state !== "connected";
+}
+
+function setBadge(id, state) {
+  $(id).textContent = state || "-";
+  $(id).className = state ? `badge ${state}` : "badge";
 }
 
 function showError(message) {
   playground.errors.push(message);
   $("errors").textContent = message;
+  $("notice").textContent = message;
+  $("notice").hidden = false;
 }
 
 function line(cls, text) {
@@ -39,6 +51,23 @@ function line(cls, text) {
   return li;
 }
 
+// an interrupted answer: its line in the transcript and its row in the latency table. Its text is often complete
+// (models send the text before the audio has played), so the line may be final already
+function markInterrupted(row) {
+  const running = agentLine || turnAgentLines[turnAgentLines.length - 1];
+  const cut = running || lastAgentLine;
+  if (cut) {
+    cut.classList.remove("partial");
+    cut.classList.add("interrupted");
+  }
+  agentLine = null;
+  if (row === undefined) row = running ? null : lastRow;  // a turn still running gets its row later
+  if (row && !row.classList.contains("interrupted")) {
+    row.classList.add("interrupted");
+    row.children[1].textContent += " (interrupted)";
+  }
+}
+
 const ms = (s) => (s === null || s === undefined ? "-" : `${Math.round(s * 1000)} ms`);
 
 function onMessage(raw) {
@@ -48,13 +77,11 @@ function onMessage(raw) {
   switch (msg.type) {
     case "agent_state_changed":
       playground.agentStates.push(msg.state);
-      $("agent-state").textContent = msg.state;
-      $("agent-state").className = `badge ${msg.state}`;
+      setBadge("agent-state", msg.state);
       break;
     case "user_state_changed":
       playground.userStates.push(msg.state);
-      $("user-state").textContent = msg.state;
-      $("user-state").className = `badge ${msg.state}`;
+      setBadge("user-state", msg.state);
       break;
     case "user_transcript":
       if (!userLine) userLine = line("user partial", "");
@@ -66,7 +93,7 @@ function onMessage(raw) {
       }
       break;
     case "agent_transcript":
-      if (!agentLine) agentLine = line("agent partial", "");
+      if (!agentLine) { agentLine = line("agent partial", ""); turnAgentLines.push(agentLine); }
       agentLine.textContent = msg.final ? msg.text : agentLine.textContent + msg.text;
       if (msg.final) {
         agentLine.classList.remove("partial");
@@ -86,25 +113,27 @@ function onMessage(raw) {
     case "metrics_collected": {
       playground.metrics.push(msg);
       const row = document.createElement("tr");
-      for (const v of [msg.turn, msg.trigger + (msg.interrupted ? " (interrupted)" : ""), ms(msg.eou_delay),
-                       ms(msg.ttfa), ms(msg.e2e)]) {
+      for (const v of [msg.turn, msg.trigger, ms(msg.eou_delay), ms(msg.ttfa), ms(msg.e2e)]) {
         const td = document.createElement("td");
         td.textContent = v;
         row.appendChild(td);
       }
       $("metrics").querySelector("tbody").appendChild(row);
-      if (msg.interrupted && agentLine) {
-        agentLine.classList.remove("partial");
-        agentLine.classList.add("interrupted");
-        agentLine = null;
-      }
+      if (msg.interrupted) markInterrupted(row);
+      lastRow = row;
+      lastAgentLine = agentLine || turnAgentLines[turnAgentLines.length - 1] || lastAgentLine;
+      turnAgentLines = [];
       break;
     }
+    case "interrupted":  // the agent's audio was cut: the answer being heard, even if its turn already ended
+      playground.interruptions = (playground.interruptions || 0) + 1;
+      markInterrupted();
+      break;
     case "error":
-      showError(`agent error: ${msg.message}`);
+      showError(msg.recoverable === false ? `the agent failed: ${msg.message}` : `agent error: ${msg.message}`);
       break;
     case "closed":
-      setConnection(`session closed: ${msg.reason}`, false);
+      hangUp(`session closed: ${msg.reason}`);
       break;
   }
 }
@@ -151,7 +180,9 @@ function waitForIce(peer, timeoutMs) {
 }
 
 async function connect() {
-  $("connect").disabled = true;
+  connecting = true;
+  setControls("connecting");
+  $("notice").hidden = true;
   setConnection("connecting…", false);
   const t0 = performance.now();
   const mark = (name) => { playground.timings[name] = Math.round(performance.now() - t0); };
@@ -173,11 +204,29 @@ async function connect() {
       $("agent-audio").play().catch(() => {});
       meters.push(meter(stream, "agent-level", "outputPeak"));
     };
-    pc.onconnectionstatechange = () => {
-      const state = pc ? pc.connectionState : "closed";
-      if (state === "connected") { mark("connected"); playground.connected = true; setConnection("connected", true); setControls(true); }
-      if (state === "failed" || state === "closed") hangUp(`connection ${state}`);
+    const peer = pc;
+    peer.onconnectionstatechange = () => {
+      if (peer !== pc) return;
+      const state = peer.connectionState;
+      if (state === "connected") {
+        mark("connected");
+        clearTimeout(connectTimer);
+        connecting = false;
+        playground.connected = true;
+        setConnection("connected", true);
+        setControls("connected");
+      }
+      if (state === "failed" || state === "closed") {
+        if (connecting) showError(`could not connect: no network path to the agent (ICE ${state}); a firewall or VPN?`);
+        hangUp(`connection ${state}`);
+      }
     };
+    connectTimer = setTimeout(() => {
+      if (peer !== pc || !connecting) return;
+      showError(`could not connect: the agent was not reachable within ${CONNECT_TIMEOUT_MS / 1000} s ` +
+                `(ICE ${peer.iceConnectionState}); a firewall or VPN?`);
+      hangUp("not connected");
+    }, CONNECT_TIMEOUT_MS);
     await pc.setLocalDescription(await pc.createOffer());
     mark("offer");
     await waitForIce(pc, 3000);
@@ -201,26 +250,35 @@ async function connect() {
 }
 
 function hangUp(reason) {
-  if (!pc) return;
+  // whatever state the page was in (connecting, connected, a failed getUserMedia): back to usable
   clearInterval(statsTimer);
   clearInterval(meterTimer);
+  clearTimeout(connectTimer);
+  connecting = false;
   const peer = pc;
   pc = null;
-  send({ type: "disconnect" });
-  if (channel) channel.onclose = null;
-  peer.close();
+  if (peer) {
+    send({ type: "disconnect" });
+    if (channel) channel.onclose = null;
+    peer.close();
+  }
   if (mic) mic.getTracks().forEach((t) => t.stop());
   if (audioCtx) audioCtx.close();
   channel = mic = audioCtx = null;
+  agentLine = userLine = lastAgentLine = lastRow = null;
+  turnAgentLines = [];
   playground.connected = false;
-  setControls(false);
-  $("connect").disabled = false;
+  setControls("idle");
+  setBadge("user-state", null);
+  setBadge("agent-state", null);
+  $("mic-level").value = 0;
+  $("agent-level").value = 0;
   setConnection(reason, false);
 }
 
 $("connect").addEventListener("click", connect);
 $("interrupt").addEventListener("click", () => send({ type: "interrupt" }));
-$("disconnect").addEventListener("click", () => hangUp("disconnected"));
+$("disconnect").addEventListener("click", () => hangUp(connecting ? "connection cancelled" : "disconnected"));
 $("text-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const text = $("text").value.trim();
