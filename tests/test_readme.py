@@ -33,6 +33,6 @@ def test_the_readme_agent_runs_in_file_mode(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert "agent: Hello! How can I help?" in lines and "user: What time is it?" in lines
     assert any(re.fullmatch(r"tool get_time\(\{\}\) -> It is \d\d:\d\d UTC\.", line) for line in lines), lines
-    assert any(line.startswith("turn 3 (tool): e2e ") for line in lines)
+    assert any(line.startswith("turn 2 (user): ") for line in lines)  # the call and its answer: one turn
     assert "agent idle -> listening" in lines and "ended: input done" in lines
     assert "closing the session" in lines  # on_exit

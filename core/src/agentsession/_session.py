@@ -375,8 +375,10 @@ class AgentSession:
                 await self._start_stopped.wait()
             return
         if self._close_task is None:
-            # a context of its own: closing from inside a tool or on_exit is not "inside" them
-            self._close_task = asyncio.get_running_loop().create_task(self._close(reason), context=contextvars.Context())
+            # the caller's context (a connection's log tag, say), but closing from a tool is not "inside" it
+            context = contextvars.copy_context()
+            context.run(_TOOL_OF.set, None)
+            self._close_task = asyncio.get_running_loop().create_task(self._close(reason), context=context)
         await asyncio.shield(self._close_task)
 
     async def leave(self) -> None:
