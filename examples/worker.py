@@ -10,8 +10,7 @@ import os
 
 from parrot import entrypoint
 
-from agentsession import JobContext, RoomOptions, WorkerJob
-from agentsession._options import Options
+from agentsession import JobContext, Options, RoomOptions, WorkerJob
 
 if __name__ == "__main__":
     WorkerJob(

@@ -53,7 +53,8 @@ async def started(
     session.on_wake_up = on_wake_up
     rec = Recorder()
     rec.attach(session, "agent_state_changed", "user_state_changed", "metrics_collected", "function_tool_called",
-               "wake_up", "error", "user_transcript", "agent_transcript", "closed", "false_interruption")
+               "wake_up", "error", "user_transcript", "agent_transcript", "closed", "false_interruption",
+               "reconnecting", "reconnected")
     await session.start(transport=transport)
     return session, transport, rec
 

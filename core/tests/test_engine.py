@@ -376,3 +376,34 @@ async def test_close_while_start_is_connecting_leaves_nothing_running() -> None:
         await session.start(transport=transport)
     await transport.close()
     assert {t for t in asyncio.all_tasks() if not t.done()} - before - {asyncio.current_task()} == set()
+
+
+@virtual_clock
+async def test_a_link_drop_while_the_user_speaks_resets_the_states_and_is_reported() -> None:
+    from agentsession import Reconnected, Reconnecting
+
+    model = FakeRealtimeModel()
+    session, _, rec = await started(QuietAgent(), model)
+    model.user_starts_speaking()
+    await settle(0.5)
+    assert session.user_state.value == "speaking"
+    model.channel.emit(Reconnecting(1, "connection lost"))
+    await settle(0.1)
+    assert (session.user_state.value, session.agent_state.value) == ("idle", "idle")
+    model.channel.emit(Reconnected(1.5, audio_lost=0.0))
+    await settle(0.1)
+    assert [(d["attempt"], d["reason"]) for d in rec.of("reconnecting")] == [(1, "connection lost")]
+    assert [(d["downtime"], d["audio_lost"]) for d in rec.of("reconnected")] == [(1.5, 0.0)]
+    await session.close()
+
+
+def test_chat_role_is_videosdk_s_enum_and_plain_strings_still_work() -> None:
+    from agentsession import ChatContext, ChatRole
+
+    ctx = ChatContext()
+    ctx.add_message(ChatRole.USER, "hi")
+    ctx.add_message("assistant", "hello")
+    assert [m.role for m in ctx.items] == ["user", "assistant"]  # type: ignore[union-attr]
+    assert ChatContext.from_json(ctx.to_json()).items[0].role == ChatRole.USER  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="invalid role"):
+        ctx.add_message("robot", "beep")  # type: ignore[arg-type]

@@ -15,12 +15,15 @@ from ._file_transport import FileMode, FileTransport
 from ._manager import available_models, create_model
 from ._metrics import TurnMetrics
 from ._models import LLM, STT, TTS, VAD, EventChannel, ModelOptions, RealtimeModel, VADEvent
+from ._options import Options
 from ._parrot import ParrotModel
 from ._pipeline_events import (
     AgentAudio,
     AgentTranscript,
     Error,
     PipelineEvent,
+    Reconnected,
+    Reconnecting,
     ResponseDone,
     ToolCall,
     ToolCallCancelled,
@@ -30,29 +33,36 @@ from ._pipeline_events import (
 )
 from ._pipelines import CascadingPipeline, ConversationFlow, Pipeline, RealTimePipeline
 from ._playout import PlayoutBuffer
+from ._pool import JobResult, JobSpec, PooledProcess, PoolFull, PoolJob, ProcessPool
 from ._processes import program_command
 from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._session import AgentSession, RunResult
 from ._speech import SpeechHandle
 from ._states import AgentState, UserState
-from ._tools import FunctionTool, ToolError, ToolResult, function_tool
+from ._stt_stream import BufferedSpeechStream, SpeechEvent, SpeechStream
+from ._tools import MAX_OUTPUT, FunctionTool, ToolError, ToolResult, ToolThreads, function_tool, tool_threads
 from ._transport import BufferedTransport, NullTransport, PacedTransport, Transport, TransportMode
-from ._vad import EnergyVAD
+from ._turn_detection import EndpointDecision, Endpointing, TextTurnDetector, TurnDetector
+from ._vad import EnergyVAD, UtteranceCollector
 from ._worker import JobContext, RoomOptions, WorkerJob
+from ._worker_http import WorkerHTTPServer
 from .hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "LLM", "STT", "SUPPORTED_RATES", "TTS", "VAD",
-    "Agent", "AgentAudio", "AgentSession", "AgentSessionError", "AgentState", "AgentTranscript",
-    "AudioConverter", "AudioFrame", "BufferedTransport", "CascadingPipeline", "ChatContext", "ChatItem", "ChatMessage", "ChatRole",
-    "ConversationFlow", "EnergyVAD", "Error", "EventChannel", "EventEmitter", "FileMode", "FileTransport",
-    "FunctionCall", "FunctionCallOutput", "FunctionTool", "JobContext", "ModelError", "ModelOptions",
-    "NullTransport", "PacedTransport", "ParrotModel", "Pipeline", "PipelineEvent", "PlayoutBuffer",
-    "PluginError", "RealTimePipeline", "RealtimeModel", "RedactingFilter", "Reframer", "Resampler",
-    "ResponseDone", "RoomOptions", "RunResult", "SpeechHandle", "ToolCall", "ToolCallCancelled", "ToolError", "ToolResult",
-    "Transport", "TransportMode", "TurnMetrics", "UserSpeechStarted", "UserSpeechStopped", "UserState",
-    "UserTranscript", "VADEvent", "VirtualClockEventLoop", "WorkerJob", "available_models", "create_model", "env_secret", "function_tool",
-    "hookimpl", "hookspec", "mask", "program_command", "protect_secret", "redact", "run_virtual",
+    "Agent", "AgentAudio", "AgentSession", "AgentSessionError", "AgentState", "AgentTranscript", "AudioConverter",
+    "AudioFrame", "BufferedSpeechStream", "BufferedTransport", "CascadingPipeline", "ChatContext", "ChatItem",
+    "ChatMessage", "ChatRole", "ConversationFlow", "EndpointDecision", "Endpointing", "EnergyVAD", "Error",
+    "EventChannel", "EventEmitter", "FileMode", "FileTransport", "FunctionCall", "FunctionCallOutput",
+    "FunctionTool", "JobContext", "JobResult", "JobSpec", "LLM", "MAX_OUTPUT", "ModelError", "ModelOptions",
+    "NullTransport", "Options", "PacedTransport", "ParrotModel", "Pipeline", "PipelineEvent", "PlayoutBuffer",
+    "PluginError", "PoolFull", "PoolJob", "PooledProcess", "ProcessPool", "RealTimePipeline", "RealtimeModel", "Reconnected", "Reconnecting",
+    "RedactingFilter", "Reframer", "Resampler", "ResponseDone", "RoomOptions", "RunResult", "STT", "SUPPORTED_RATES",
+    "SpeechEvent", "SpeechHandle", "SpeechStream", "TTS", "TextTurnDetector", "ToolCall", "ToolCallCancelled",
+    "ToolError", "ToolResult", "ToolThreads", "Transport", "TransportMode", "TurnDetector", "TurnMetrics",
+    "UserSpeechStarted", "UserSpeechStopped", "UserState", "UserTranscript", "UtteranceCollector", "VAD", "VADEvent",
+    "VirtualClockEventLoop", "WorkerHTTPServer", "WorkerJob", "available_models", "create_model", "env_secret",
+    "function_tool", "hookimpl", "hookspec", "mask", "program_command", "protect_secret", "redact", "run_virtual",
+    "tool_threads",
 ]

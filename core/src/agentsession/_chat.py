@@ -8,7 +8,8 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias, get_args
+from enum import StrEnum
+from typing import Any, Literal, TypeAlias
 
 __all__ = [
     "ChatContext",
@@ -19,8 +20,16 @@ __all__ = [
     "FunctionCallOutput",
 ]
 
-ChatRole: TypeAlias = Literal["system", "user", "assistant"]
-_ROLES: tuple[str, ...] = get_args(ChatRole)
+class ChatRole(StrEnum):
+    """Who a message is from (VideoSDK's ``ChatRole.USER``, ...); plain strings ``"user"`` work too."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+Role: TypeAlias = ChatRole | Literal["system", "user", "assistant"]
+_ROLES: tuple[str, ...] = tuple(role.value for role in ChatRole)
 
 
 def _new_id() -> str:
@@ -31,7 +40,7 @@ def _new_id() -> str:
 class ChatMessage:
     """A text message; assistant messages may carry the duration of their spoken audio."""
 
-    role: ChatRole
+    role: Role
     text: str
     id: str = field(default_factory=_new_id)
     interrupted: bool = False
@@ -41,6 +50,8 @@ class ChatMessage:
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
             raise ValueError(f"invalid role {self.role!r} (expected one of {', '.join(_ROLES)})")
+        if isinstance(self.role, ChatRole):
+            self.role = self.role.value  # stored (and serialised) as the plain string
 
 
 @dataclass
@@ -119,7 +130,7 @@ class ChatContext:
 
     def add_message(
         self,
-        role: ChatRole,
+        role: Role,
         text: str,
         *,
         id: str | None = None,

@@ -94,6 +94,24 @@ class Error:
     code: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Reconnecting:
+    """The link to the provider dropped or stalled; the pipeline is reconnecting (``attempt`` 1, 2, ...).
+    What the user says meanwhile is buffered (bounded) by the pipeline, or reported lost in ``Reconnected``."""
+
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """The link is back after ``downtime`` seconds; ``audio_lost`` seconds of the user's audio could not be
+    delivered (0 when the buffer held all of it)."""
+
+    downtime: float
+    audio_lost: float = 0.0
+
+
 PipelineEvent = (
     UserSpeechStarted
     | UserSpeechStopped
@@ -104,4 +122,6 @@ PipelineEvent = (
     | ToolCallCancelled
     | ResponseDone
     | Error
+    | Reconnecting
+    | Reconnected
 )

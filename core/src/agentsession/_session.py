@@ -27,6 +27,8 @@ from ._pipeline_events import (
     AgentTranscript,
     Error,
     PipelineEvent,
+    Reconnected,
+    Reconnecting,
     ResponseDone,
     ToolCall,
     ToolCallCancelled,
@@ -546,6 +548,11 @@ class AgentSession:
             self._tools.cancel(event.ids)
         elif isinstance(event, Error):
             self.report_error(event.message, recoverable=event.recoverable, code=event.code)
+        elif isinstance(event, Reconnecting):
+            self._on_link_lost(event)
+        elif isinstance(event, Reconnected):
+            self._emit("reconnected", {"downtime": event.downtime, "audio_lost": event.audio_lost,
+                                       "timestamp": self.now()})
 
     # ------------------------------------------------------------------ speeches and responses
 
@@ -793,6 +800,17 @@ class AgentSession:
             pending = self._user_turn_pending
             if pending is None or pending.responses:
                 self._user_turn_pending = self._new_speech("user", origin=now - (eou or 0.0), eou=eou)
+        self._update_states()
+
+    def _on_link_lost(self, event: Reconnecting) -> None:
+        """The provider link is down: what it said about the user (speaking, a turn being answered) no longer
+        holds; states are derived again from what is known."""
+        self._emit("reconnecting", {"attempt": event.attempt, "reason": event.reason, "timestamp": self.now()})
+        self._cancel_barge_in()
+        self._user_speaking = False
+        pending = self._user_turn_pending
+        if pending is not None and not pending.responses:
+            self._finish_speech(pending, interrupted=True)  # its answer will not come from this link
         self._update_states()
 
     def _confirm_barge_in(self) -> None:

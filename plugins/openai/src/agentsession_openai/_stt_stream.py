@@ -24,9 +24,7 @@ from openai import AsyncOpenAI, OpenAIError
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from agentsession import AudioFrame, ModelError, redact
-from agentsession._audio import AudioConverter
-from agentsession._stt_stream import SpeechEvent, SpeechStream
+from agentsession import AudioConverter, AudioFrame, ModelError, SpeechEvent, SpeechStream, redact
 
 logger = logging.getLogger("agentsession.openai.stt")
 

@@ -8,8 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from agentsession._audio import AudioConverter, AudioFrame
-from agentsession._models import VAD, VADEvent
+from agentsession import VAD, AudioConverter, AudioFrame, VADEvent
 
 from ._model import CONTEXT_SAMPLES, MODEL_RATES, STATE_SHAPE, WINDOW_SAMPLES, SileroModel, load_model
 

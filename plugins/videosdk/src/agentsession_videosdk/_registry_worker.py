@@ -12,10 +12,16 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from agentsession import AgentSessionError, program_command
-from agentsession._options import Options
-from agentsession._pool import JobSpec, PoolFull, PoolJob, ProcessPool
-from agentsession._worker_http import WorkerHTTPServer
+from agentsession import (
+    AgentSessionError,
+    JobSpec,
+    Options,
+    PoolFull,
+    PoolJob,
+    ProcessPool,
+    WorkerHTTPServer,
+    program_command,
+)
 
 from ._registry import RegistryClient, fetch_registry_url
 

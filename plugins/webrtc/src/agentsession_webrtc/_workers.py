@@ -22,8 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from agentsession import AgentSessionError, program_command, protect_secret
-from agentsession._pool import PooledProcess, PoolJob, ProcessPool
+from agentsession import AgentSessionError, PooledProcess, PoolJob, ProcessPool, program_command, protect_secret
 
 logger = logging.getLogger("agentsession.webrtc")
 
