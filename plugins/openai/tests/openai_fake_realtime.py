@@ -14,6 +14,11 @@ flight still go out, as on a real network) and ends with ``status: cancelled``; 
 echoed in its ``response.created`` and ``response.done``, as the real server does. ``conversation.item.truncate``
 is validated as the real server validates it (an assistant audio item of this conversation, its audio content
 part, ``audio_end_ms`` within the audio sent) and recorded in ``Connection.truncations``.
+
+Faults, for the liveness tests: ``drop()`` cuts every connection (no close frame); ``stall()`` leaves the TCP
+connection open and forwards nothing (the server stops reading, and every event it would send waits);
+``trickle()`` is a slow-loris: the server's bytes go out one at a time, ``trickle_interval`` apart, so no
+message ever completes. The user audio a connection received is kept in ``Connection.audio`` (pcm16).
 """
 
 from __future__ import annotations
@@ -121,6 +126,12 @@ class Connection:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     audio_sent_ms: dict[str, float] = field(default_factory=dict)
     truncations: list[tuple[str, int]] = field(default_factory=list)
+    audio: bytearray = field(default_factory=bytearray)  # the user audio received (pcm16 mono 24 kHz)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while stalled: events wait
+    faults: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
 
     def of_type(self, kind: str) -> list[Any]:
         return [e for e in self.received if e.type == kind]
@@ -143,6 +154,9 @@ class FakeRealtimeServer:
         self.audio_items = 1  # assistant audio items per spoken response
         self.preamble = ""  # said before a response's tool calls ("Let me check."), with preamble_audio seconds
         self.preamble_audio = 1.0
+        self.trickle_interval = 0.5  # seconds between the bytes of a trickled connection
+        self.keep_audio = True  # keep the user audio received in Connection.audio
+        self.stall_new = False  # stall each new connection as soon as it is open (before session.created)
         self.connected = asyncio.Event()
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
@@ -165,6 +179,12 @@ class FakeRealtimeServer:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
+        for conn in self.connections:
+            for task in conn.faults:
+                task.cancel()
+            if not conn.gate.is_set() or conn.faults:  # a stalled peer would hold the closing handshake
+                conn.ws.transport.abort()
+                conn.gate.set()  # what waited to be sent fails now
         self._server.close()
         await self._server.wait_closed()
 
@@ -188,6 +208,8 @@ class FakeRealtimeServer:
         conn = Connection(ws, ws.request.path, ws.request.headers.get("Authorization"))
         self.connections.append(conn)
         self.connected.set()
+        if self.stall_new:
+            self.stall(conn)
         session = RealtimeSessionCreateRequest(type="realtime", model="gpt-realtime", instructions="default")
         await self._send(conn, SessionCreatedEvent(type="session.created", event_id=self._id("event"), session=session))
         try:
@@ -211,6 +233,8 @@ class FakeRealtimeServer:
         finally:
             if conn.response is not None:
                 conn.response.cancel()
+            for task in conn.faults:
+                task.cancel()
 
     def count(self, kind: str) -> int:
         """How many client events of ``kind`` arrived, over all connections."""
@@ -228,7 +252,40 @@ class FakeRealtimeServer:
                 conn.response.cancel()
             conn.ws.transport.abort()
 
+    def stall(self, conn: Connection | None = None) -> Connection:
+        """Forward nothing on ``conn`` (the current one) from now on: TCP stays open, nothing is read or sent."""
+        conn = conn or self.current
+        conn.gate.clear()
+        conn.ws.transport.pause_reading()
+        return conn
+
+    def trickle(self, conn: Connection | None = None) -> Connection:
+        """A slow-loris on ``conn``: what the server writes from now on goes out a byte per ``trickle_interval``."""
+        conn = conn or self.current
+        transport = conn.ws.transport
+        write = transport.write
+        pending = bytearray()
+        wake = asyncio.Event()
+
+        def held(data: bytes | bytearray | memoryview) -> None:
+            pending.extend(data)
+            wake.set()
+
+        async def dribble() -> None:
+            while True:
+                await wake.wait()
+                while pending:
+                    write(bytes(pending[:1]))
+                    del pending[:1]
+                    await asyncio.sleep(self.trickle_interval)
+                wake.clear()
+
+        transport.write = held  # type: ignore[method-assign]
+        conn.faults.append(asyncio.get_running_loop().create_task(dribble()))
+        return conn
+
     async def _send(self, conn: Connection, event: BaseModel) -> None:
+        await conn.gate.wait()
         with contextlib.suppress(Exception):
             await conn.ws.send(event.model_dump_json(exclude_unset=True))
 
@@ -300,6 +357,8 @@ class FakeRealtimeServer:
             await self._send(conn, cls.model_validate({"type": kind, "event_id": self._id("event"), "item": item}))
 
     async def _on_audio(self, conn: Connection, pcm: bytes) -> None:
+        if self.keep_audio:
+            conn.audio.extend(pcm)
         samples = np.frombuffer(pcm, "<i2").astype(np.float64)
         ms = 1000 * len(samples) / RATE
         loud = len(samples) > 0 and float(np.sqrt(np.mean(samples**2))) > 500

@@ -8,7 +8,7 @@ import binascii
 import json
 import logging
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -19,6 +19,7 @@ from openai.types.realtime import (
     ConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemInputAudioTranscriptionDeltaEvent,
     ConversationItemParam,
+    InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
     RealtimeClientEventParam,
     RealtimeErrorEvent,
@@ -35,7 +36,9 @@ from openai.types.realtime import (
     ResponseTextDeltaEvent,
     ResponseTextDoneEvent,
 )
+from openai.types.websocket_connection_options import WebSocketConnectionOptions
 from pydantic import BaseModel
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from agentsession import (
@@ -44,6 +47,7 @@ from agentsession import (
     AudioFrame,
     ChatContext,
     ChatMessage,
+    EnergyVAD,
     Error,
     FunctionCall,
     FunctionCallOutput,
@@ -51,6 +55,8 @@ from agentsession import (
     ModelError,
     ModelOptions,
     RealtimeModel,
+    Reconnected,
+    Reconnecting,
     Reframer,
     ResponseDone,
     ToolCall,
@@ -85,6 +91,12 @@ _UNSET: Any = object()
 _RESPONSE_ID_KEY = "agentsession_response_id"
 #: how many recent responses' audio items are remembered for truncation (the playout queue holds fewer)
 _AUDIO_RECORDS = 32
+#: a 100 ms chunk louder than this (dBFS) is the user's voice, for the liveness check
+_VOICE_DB = -40.0
+#: seconds of voice sent with no server event at all before the link is suspected (a cough may go unanswered)
+_MIN_VOICE = 0.5
+#: the least user audio kept while it waits to be sent, whatever ``outage_buffer`` says (a healthy link's backlog)
+_MIN_BACKLOG = 0.5
 
 
 @dataclass
@@ -149,7 +161,8 @@ class OpenAIRealtime(RealtimeModel):
     """Speech to speech with OpenAI's Realtime API (``gpt-realtime``), through ``AsyncOpenAI().realtime.connect``.
 
     - Input: the session's mono 24 kHz frames, batched into 100 ms ``input_audio_buffer.append`` events
-      by a sender task (``push_audio`` never blocks; while disconnected, audio is dropped).
+      by a sender task (``push_audio`` never blocks). What waits to be sent (while disconnected, say) is kept
+      up to ``outage_buffer`` seconds, oldest dropped first and counted in :attr:`audio_lost`.
     - Output: the hot events (audio and transcript deltas, ~50 a second) are read from the JSON directly;
       every other event goes through the SDK's typed ``parse_event``.
     - Response ids: each ``response.create`` carries the session's id in ``response.metadata``
@@ -165,11 +178,24 @@ class OpenAIRealtime(RealtimeModel):
     - ``say(text)``: an in-band ``response.create`` whose instructions ask the model to speak ``text``
       verbatim (with tools off). The model voices it, so it is near-verbatim, not guaranteed.
     - ``update_agent``: ``session.update`` with the new instructions and tools; the conversation is kept.
-    - Reconnect: a dropped socket is reopened with exponential backoff; the session config and the
-      session's history (``ModelOptions.chat_ctx``: text messages, function calls and outputs) are
+    - Liveness: besides the socket's own state, the link counts as stalled (and is closed and reconnected
+      as for a drop) when a ``response.create`` or ``session.update`` gets no answer within
+      ``response_timeout`` seconds, a send blocks that long, or no server event at all arrives for
+      ``stall_timeout`` seconds while one is owed: during a response, after at least 0.5 s of the user's
+      voice (server VAD answers voice with ``speech_started``), or after the user fell silent in a turn the
+      server saw start (it owes ``speech_stopped``). A quiet room, where the server has nothing to say, is
+      not a stall. Checked every ``min(0.5, timeout / 10)`` seconds.
+    - Reconnect: a dropped or stalled socket is reopened with exponential backoff; the session config and
+      the session's history (``ModelOptions.chat_ctx``: text messages, function calls and outputs) are
       replayed. A response in flight is reported (``Error`` recoverable + ``ResponseDone(interrupted)``);
-      one asked for and not begun is asked again; after ``max_reconnect_attempts`` failures a
-      non-recoverable ``Error`` closes the session.
+      one asked for and not begun is asked again. ``Reconnecting(attempt, reason)`` is emitted when the
+      link is lost and before each attempt, ``Reconnected(downtime, audio_lost)`` once it is back. The
+      user's audio meanwhile is buffered (the last ``outage_buffer`` seconds, with what was sent since the
+      server last answered, which may never have arrived; from the start of a turn the server saw begin)
+      and sent first, in order, on the new connection; what did not fit is ``Reconnected.audio_lost``.
+      After ``max_reconnect_attempts`` failures a non-recoverable ``Error`` closes the session.
+    - ``close()`` returns within about ``close_timeout`` seconds whatever the socket does (a socket that
+      does not finish the closing handshake in time is aborted).
 
     Configure it with keywords, with ``config=OpenAIRealtimeConfig(...)`` (VideoSDK's shape), or both: a
     keyword given wins over the config. The server is ``base_url``, else the SDK's ``OPENAI_BASE_URL``.
@@ -196,10 +222,16 @@ class OpenAIRealtime(RealtimeModel):
         max_reconnect_attempts: int = 5,
         reconnect_delay: float = 0.5,
         max_reconnect_delay: float = 8.0,
+        response_timeout: float = 10.0,
+        stall_timeout: float = 15.0,
+        close_timeout: float = 2.0,
+        outage_buffer: float = 10.0,
     ) -> None:
         super().__init__()
         if max_reconnect_attempts < 0:
             raise ValueError("max_reconnect_attempts must be >= 0")
+        if min(response_timeout, stall_timeout, close_timeout) <= 0 or outage_buffer < 0:
+            raise ValueError("response_timeout, stall_timeout and close_timeout must be > 0, outage_buffer >= 0")
         self.config = config if config is not None else OpenAIRealtimeConfig()
         cfg = self.config
         if cfg.temperature is not None:
@@ -222,20 +254,36 @@ class OpenAIRealtime(RealtimeModel):
         self.max_reconnect_attempts = max_reconnect_attempts
         self.reconnect_delay = reconnect_delay
         self.max_reconnect_delay = max_reconnect_delay
+        self.response_timeout = response_timeout
+        self.stall_timeout = stall_timeout
+        self.close_timeout = close_timeout
+        self.outage_buffer = outage_buffer
         self._client: AsyncOpenAI | None = None
         self._conn: AsyncRealtimeConnection | None = None
         self._instructions = ""
         self._tools: Sequence[FunctionTool] = ()
         self._chat_ctx = ChatContext()
         self._reframer = Reframer(SAMPLE_RATE, frame_ms=100)
-        self._audio_q: asyncio.Queue[AudioFrame] = asyncio.Queue(maxsize=50)  # 5 s of 100 ms chunks
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._queued: list[_Request] = []  # responses asked for and not sent yet, in order
         self._missed: list[ConversationItemParam] = []  # items not sent while disconnected
-        self._audio_offset = 0.0  # seconds of input audio sent on previous connections
-        self._sent_audio = 0.0  # seconds of input audio sent on this connection
         self.reconnects = 0
+        #: seconds of the user's audio that never reached a server (the outage buffer overflowed)
+        self.audio_lost = 0.0
+        # the user's audio: 100 ms chunks with their position (seconds pushed before them) waiting to be sent,
+        # and those sent since the server last answered (replayed if the link turns out to be gone)
+        self._pushed = 0.0
+        self._backlog: deque[tuple[float, AudioFrame]] = deque()
+        self._backlog_s = 0.0
+        self._unconfirmed: deque[tuple[float, AudioFrame]] = deque()
+        self._unconfirmed_s = 0.0
+        self._unconfirmed_dropped = 0.0  # seconds sent since the server last answered that were not kept
+        self._audio_ready = asyncio.Event()
+        self._origin: float | None = None  # position of the first chunk sent on this connection
+        self._dead: AsyncRealtimeConnection | None = None  # a connection a send failed on
+        self._broken: str | None = None  # why a send judged the link stalled
+        self._heard_at = 0.0  # loop time of the server's last event
         self._reset_connection_state()
 
     def _reset_connection_state(self) -> None:
@@ -244,6 +292,13 @@ class OpenAIRealtime(RealtimeModel):
         self._stopped: set[str] = set()  # responses interrupt() named that the server has not ended yet
         # the audio items of recent responses (by our id), for truncation at what the user heard
         self._audio_items: OrderedDict[str, list[_AudioItem]] = OrderedDict()
+        # liveness: requests awaiting their answer (event id -> (type, loop time sent)), the server's view of
+        # the user's turn, and the user's voice and silence sent since the server last said anything
+        self._awaiting: dict[str, tuple[str, float]] = {}
+        self._server_speech = False
+        self._voice_since: float | None = None
+        self._voiced = 0.0
+        self._silent_since: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -276,10 +331,15 @@ class OpenAIRealtime(RealtimeModel):
         if self._closed:
             return
         # batched here, so the sender wakes once per 100 ms chunk rather than for every frame
-        for chunk in self._reframer.push(frame.to_mono()):
-            if self._audio_q.full():  # the sender is stuck (reconnecting): old audio goes first
-                self._audio_q.get_nowait()
-            self._audio_q.put_nowait(chunk)
+        chunks = self._reframer.push(frame.to_mono())
+        if not chunks:
+            return
+        for chunk in chunks:
+            self._backlog.append((self._pushed, chunk))
+            self._backlog_s += chunk.duration
+            self._pushed += chunk.duration
+        self._trim_backlog()
+        self._audio_ready.set()
 
     async def send_text(self, text: str, *, response_id: str) -> None:
         await self._send_item(_message("user", text))
@@ -323,12 +383,17 @@ class OpenAIRealtime(RealtimeModel):
         self._instructions = instructions
         self._tools = list(tools)
         # while disconnected, the reconnect sends the whole new config
-        await self._send({"type": "session.update", "session": cast(RealtimeSessionCreateRequestParam, {
-            "type": "realtime",
-            "instructions": instructions,
-            "tools": self._tool_schemas(),
-            "tool_choice": self.tool_choice,
-        })})
+        event_id = f"as_{uuid.uuid4().hex[:16]}"
+        self._awaiting[event_id] = ("session.update", self._now())
+        sent = await self._send({"type": "session.update", "event_id": event_id,
+                                 "session": cast(RealtimeSessionCreateRequestParam, {
+                                     "type": "realtime",
+                                     "instructions": instructions,
+                                     "tools": self._tool_schemas(),
+                                     "tool_choice": self.tool_choice,
+                                 })})
+        if not sent:
+            self._awaiting.pop(event_id, None)
 
     async def close(self) -> None:
         if self._closed:
@@ -336,15 +401,17 @@ class OpenAIRealtime(RealtimeModel):
         self._closed = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # every await in them is bounded
         conn, self._conn = self._conn, None
         if conn is not None:
+            await self._close_conn(conn)
+        client, self._client = self._client, None
+        if client is not None:
             try:
-                await conn.close()
-            except Exception:
-                logger.debug("closing the realtime socket failed", exc_info=True)
-        if self._client is not None:
-            await self._client.close()
+                async with asyncio.timeout(self.close_timeout):
+                    await client.close()
+            except (Exception, TimeoutError):
+                logger.debug("closing the OpenAI client failed", exc_info=True)
         self.channel.end()
 
     # ------------------------------------------------------------------ connection
@@ -376,9 +443,12 @@ class OpenAIRealtime(RealtimeModel):
     async def _open(self) -> AsyncRealtimeConnection:
         """Connect, configure the session, replay the history; the connection is live when this returns."""
         assert self._client is not None
-        manager = self._client.realtime.connect(model=self.model)
+        # the closing handshake is bounded by close_timeout (websockets' default waits 10 s for a stalled peer)
+        options = cast(WebSocketConnectionOptions, {"close_timeout": self.close_timeout})
+        manager = self._client.realtime.connect(model=self.model, websocket_connection_options=options)
         try:
-            conn = await asyncio.wait_for(manager.enter(), self.connect_timeout)
+            async with asyncio.timeout(self.connect_timeout):
+                conn = await manager.enter()
         except InvalidStatus as exc:
             status = exc.response.status_code
             raise ModelError(
@@ -387,38 +457,44 @@ class OpenAIRealtime(RealtimeModel):
                 code="invalid_api_key" if status == 401 else f"http_{status}",
             ) from None
         try:
-            await conn.send({"type": "session.update", "session": self._session_config()})
-            await asyncio.wait_for(_session_updated(conn), self.connect_timeout)
-            replayed = [_chat_item(item) for item in self._chat_ctx.items]
-            items = [item for item in replayed if item is not None]
-            for item in items:
-                await conn.send({"type": "conversation.item.create", "item": item})
-            while self._missed:  # sent while we were away and not yet in the replayed history
-                item = self._missed.pop(0)
-                if item in items:
-                    items.remove(item)
-                else:
+            async with asyncio.timeout(self.connect_timeout):  # a server that stalls now fails the attempt
+                await conn.send({"type": "session.update", "session": self._session_config()})
+                await _session_updated(conn)
+                replayed = [_chat_item(item) for item in self._chat_ctx.items]
+                items = [item for item in replayed if item is not None]
+                for item in items:
                     await conn.send({"type": "conversation.item.create", "item": item})
+                while self._missed:  # sent while we were away and not yet in the replayed history
+                    item = self._missed[0]
+                    if item in items:
+                        items.remove(item)
+                    else:
+                        await conn.send({"type": "conversation.item.create", "item": item})
+                    self._missed.pop(0)
         except BaseException:
-            try:
-                await conn.close()
-            except Exception:
-                logger.debug("closing a half-open realtime socket failed", exc_info=True)
+            _abort(conn)  # given up on: no closing handshake to wait for
+            await self._wait_closed(conn)
             raise
         self._conn = conn
-        self._sent_audio = 0.0
+        self._origin = None
+        self._heard_at = self._now()
+        self._broken = None
+        self._audio_ready.set()  # what was kept meanwhile goes first
         logger.info("connected to the OpenAI Realtime API (%s, %d history items replayed)", self.model, len(replayed))
         return conn
 
     async def _supervise(self, conn: AsyncRealtimeConnection) -> None:
-        """Read events; on a drop, report what was lost and reconnect."""
+        """Read events and watch the link; on a drop or a stall, report what was lost and reconnect."""
         while True:
-            reason = await self._read(conn)
+            reason = await self._serve(conn)
             if self._closed:
                 return
             logger.warning("OpenAI Realtime connection lost (%s); reconnecting", reason)
+            lost_before, down_at = self.audio_lost, self._now()
             self._on_drop()
-            reconnected = await self._reconnect()
+            _abort(conn)  # gone already, or stalled: a closing handshake would wait for nothing
+            await self._wait_closed(conn)
+            reconnected = await self._reconnect(reason, down_at, lost_before)
             if reconnected is None:
                 self.channel.emit(
                     Error(
@@ -432,6 +508,50 @@ class OpenAIRealtime(RealtimeModel):
             conn = reconnected
             self.reconnects += 1
             await self._pump()
+
+    async def _serve(self, conn: AsyncRealtimeConnection) -> str:
+        """Read until the socket closes or the watchdog finds the link stalled; returns why it ended."""
+        loop = asyncio.get_running_loop()
+        reader = loop.create_task(self._read(conn), name="openai-realtime:read")
+        watchdog = loop.create_task(self._watch(), name="openai-realtime:watchdog")
+        try:
+            done, _ = await asyncio.wait({reader, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, watchdog):
+                task.cancel()
+            await asyncio.gather(reader, watchdog, return_exceptions=True)
+        if reader in done:
+            return reader.result()
+        return f"stalled: {watchdog.result()}"
+
+    async def _watch(self) -> str:
+        """Check the link's liveness every tick; returns why it is judged stalled."""
+        tick = min(0.5, self.response_timeout / 10, self.stall_timeout / 10)
+        while True:
+            await asyncio.sleep(tick)
+            reason = self._broken or self._stall(self._now())
+            if reason is not None:
+                return reason
+
+    def _stall(self, now: float) -> str | None:
+        """Why the link is stalled at ``now``, or ``None`` while it is alive (or has nothing to say)."""
+        for kind, sent_at in self._awaiting.values():
+            if now - sent_at >= self.response_timeout:
+                return f"no answer to {kind} in {self.response_timeout:g} s"
+        quiet = now - self._heard_at
+        if quiet < self.stall_timeout:
+            return None
+        if self._current is not None:
+            return f"no server event for {quiet:.1f} s during a response"
+        if self.turn_detection is None:
+            return None  # without server VAD, the server has nothing to say about the user's audio
+        voice = self._voice_since
+        if voice is not None and self._voiced >= _MIN_VOICE and now - voice >= self.stall_timeout:
+            return f"no server event for {now - voice:.1f} s while the user spoke"
+        silent = self._silent_since
+        if self._server_speech and silent is not None and now - max(silent, self._heard_at) >= self.stall_timeout:
+            return f"no end of the user's turn {now - max(silent, self._heard_at):.1f} s after they stopped"
+        return None
 
     async def _read(self, conn: AsyncRealtimeConnection) -> str:
         try:
@@ -453,9 +573,13 @@ class OpenAIRealtime(RealtimeModel):
         """One server message: the deltas straight from the JSON (the SDK's typed parse of the whole
         server-event union costs ~56 us, 50 times a second), anything else as the SDK's typed event."""
         kind: object = "?"
+        self._heard_at = self._now()
+        self._voice_since, self._voiced = None, 0.0
         try:
             data = json.loads(raw)
             kind = data.get("type") if isinstance(data, dict) else None
+            if not self._server_speech and kind != "input_audio_buffer.speech_started":
+                self._confirm()  # it answers: what was sent before arrived
             if kind == _AUDIO_DELTA:
                 self._on_audio(data["response_id"], data["item_id"], data["content_index"], data["delta"])
             elif kind in _TEXT_DELTAS:
@@ -473,8 +597,7 @@ class OpenAIRealtime(RealtimeModel):
 
     def _on_drop(self) -> None:
         self._conn = None
-        self._audio_offset += self._sent_audio
-        self._sent_audio = 0.0
+        self._replay_unconfirmed()
         current, requested = self._current, self._requested
         if current is not None and current.rid not in self._stopped:  # the model cut it: say so
             self.channel.emit(
@@ -487,27 +610,63 @@ class OpenAIRealtime(RealtimeModel):
             self._queued.insert(0, requested)  # never begun: asked again on the next connection
         self._reset_connection_state()  # the new server session knows none of these items
 
-    async def _reconnect(self) -> AsyncRealtimeConnection | None:
+    async def _reconnect(self, reason: str, down_at: float, lost_before: float) -> AsyncRealtimeConnection | None:
         for attempt in range(1, self.max_reconnect_attempts + 1):
+            self.channel.emit(Reconnecting(attempt, reason))
             await asyncio.sleep(min(self.reconnect_delay * 2 ** (attempt - 1), self.max_reconnect_delay))
             try:
-                return await self._open()
+                conn = await self._open()
             except ModelError as exc:
                 if exc.code == "invalid_api_key":
                     logger.error("reconnect refused: %s", exc)
                     return None
                 logger.warning("reconnect attempt %d/%d failed: %s", attempt, self.max_reconnect_attempts, exc)
+                reason = f"attempt {attempt} failed: {exc}"
             except (*_NETWORK_ERRORS, TimeoutError) as exc:
                 logger.warning("reconnect attempt %d/%d failed: %s", attempt, self.max_reconnect_attempts,
                                _describe(exc))
+                reason = f"attempt {attempt} failed: {_describe(exc)}"
+            else:
+                self.channel.emit(Reconnected(self._now() - down_at, self.audio_lost - lost_before))
+                return conn
         return None
+
+    async def _close_conn(self, conn: AsyncRealtimeConnection) -> None:
+        """The closing handshake, bounded by ``close_timeout``; the socket is aborted if it takes longer."""
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await conn.close()
+        except BaseException as exc:
+            _abort(conn)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            logger.debug("closing the realtime socket: %s", _describe(exc))
+        await self._wait_closed(conn)
+
+    async def _wait_closed(self, conn: AsyncRealtimeConnection) -> None:
+        """Wait (briefly) for a closed or aborted socket to be torn down, websockets' keepalive task with it."""
+        ws = getattr(conn, "_connection", None)  # the SDK's websocket
+        if not isinstance(ws, ClientConnection):
+            return
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await ws.wait_closed()
+                keepalive = ws.keepalive_task
+                if keepalive is not None and not keepalive.done():
+                    await asyncio.wait({keepalive})
+        except TimeoutError:
+            logger.debug("the realtime socket was not torn down in %g s", self.close_timeout)
 
     async def _send(self, event: RealtimeClientEventParam) -> bool:
         conn = self._conn
-        if conn is None:
+        if conn is None or conn is self._dead:
             return False
         try:
-            await conn.send(event)
+            async with asyncio.timeout(self.response_timeout):
+                await conn.send(event)
+        except TimeoutError:
+            self._broken = f"a send blocked for {self.response_timeout:g} s"
+            return False
         except _NETWORK_ERRORS as exc:
             logger.debug("send failed (%s); the reader will reconnect", _describe(exc))
             return False
@@ -518,21 +677,81 @@ class OpenAIRealtime(RealtimeModel):
             self._missed.append(item)
 
     async def _send_audio(self) -> None:
+        """Send the backlog, in order, while a live connection is there (it is kept, bounded, meanwhile)."""
         while True:
-            chunk = await self._audio_q.get()
-            conn = self._conn
-            if conn is None:
-                continue  # disconnected: this audio is lost
-            try:
-                # the event is built by hand: the SDK's typed transform of it costs 8x the JSON (135 us
-                # per append, 10 appends a second per session); the shape is the SDK's own and the
-                # tests' fake server validates it against the SDK's client-event types
-                audio = base64.b64encode(chunk.to_bytes()).decode("ascii")
-                await conn.send_raw(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
-            except _NETWORK_ERRORS:
-                continue
-            if conn is self._conn:
-                self._sent_audio += chunk.duration
+            await self._audio_ready.wait()
+            self._audio_ready.clear()
+            while self._backlog:
+                conn = self._conn
+                if conn is None or conn is self._dead:
+                    break  # kept until the next connection
+                position, chunk = self._backlog.popleft()
+                self._backlog_s -= chunk.duration
+                # held as sent and unconfirmed from now on: replayed if the link turns out to be gone
+                self._unconfirmed.append((position, chunk))
+                self._unconfirmed_s += chunk.duration
+                while self._unconfirmed_s > self.outage_buffer + 1e-9 and len(self._unconfirmed) > 1:
+                    dropped = self._unconfirmed.popleft()[1].duration
+                    self._unconfirmed_s -= dropped
+                    self._unconfirmed_dropped += dropped  # lost if the link turns out to be gone
+                if self._origin is None:
+                    self._origin = position
+                self._note_sent(chunk)
+                try:
+                    # the event is built by hand: the SDK's typed transform of it costs 8x the JSON (135 us
+                    # per append, 10 appends a second per session); the shape is the SDK's own and the
+                    # tests' fake server validates it against the SDK's client-event types
+                    audio = base64.b64encode(chunk.to_bytes()).decode("ascii")
+                    async with asyncio.timeout(self.response_timeout):  # not wait_for: it can swallow a cancel
+                        await conn.send_raw(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+                except TimeoutError:
+                    self._broken = f"a send blocked for {self.response_timeout:g} s"
+                    self._dead = conn
+                except _NETWORK_ERRORS:
+                    self._dead = conn  # the reader will see it closed
+
+    def _note_sent(self, chunk: AudioFrame) -> None:
+        """The user's voice and silence as sent, for the liveness check."""
+        now = self._now()
+        if EnergyVAD.level_db(chunk) > _VOICE_DB:
+            self._silent_since = None
+            if not self._server_speech:  # the server owes a speech_started
+                if self._voice_since is None:
+                    self._voice_since = now
+                self._voiced += chunk.duration
+        elif self._silent_since is None:
+            self._silent_since = now
+
+    def _trim_backlog(self) -> None:
+        """Keep the last ``outage_buffer`` seconds waiting to be sent; what goes is lost."""
+        limit = max(self.outage_buffer, _MIN_BACKLOG) + 1e-9
+        while self._backlog_s > limit:
+            _, chunk = self._backlog.popleft()
+            self._backlog_s -= chunk.duration
+            self.audio_lost += chunk.duration
+
+    def _confirm(self, keep_from: float | None = None) -> None:
+        """The server answered: forget the audio sent before (before ``keep_from``, a position, if given)."""
+        while self._unconfirmed and (keep_from is None or self._unconfirmed[0][0] + 1e-9 < keep_from):
+            self._unconfirmed_s -= self._unconfirmed.popleft()[1].duration
+        if not self._unconfirmed:
+            self._unconfirmed_s = 0.0
+        self._unconfirmed_dropped = 0.0
+
+    def _replay_unconfirmed(self) -> None:
+        """The link is gone: what was sent since the server last answered goes again, before the rest (what of it
+        was not kept is lost)."""
+        self.audio_lost += self._unconfirmed_dropped
+        self._unconfirmed_dropped = 0.0
+        if self._unconfirmed:
+            self._backlog.extendleft(reversed(self._unconfirmed))
+            self._backlog_s += self._unconfirmed_s
+            self._unconfirmed.clear()
+            self._unconfirmed_s = 0.0
+            self._trim_backlog()
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
 
     # ------------------------------------------------------------------ responses
 
@@ -548,7 +767,9 @@ class OpenAIRealtime(RealtimeModel):
         request.event_id = f"as_{uuid.uuid4().hex[:16]}"
         self._requested = request
         params: RealtimeResponseCreateParamsParam = {**request.params, "metadata": {_RESPONSE_ID_KEY: request.rid}}
+        self._awaiting[request.event_id] = ("response.create", self._now())
         if not await self._send({"type": "response.create", "event_id": request.event_id, "response": params}):
+            self._awaiting.pop(request.event_id, None)
             if self._requested is request:
                 self._requested = None
                 self._queued.insert(0, request)
@@ -571,6 +792,10 @@ class OpenAIRealtime(RealtimeModel):
                                   "content_index": item.content_index, "audio_end_ms": audio_end_ms})
             offset = end
 
+    def _position(self, ms: int) -> float:
+        """Seconds of input audio pushed at ``ms`` of this connection's input buffer."""
+        return (self._origin if self._origin is not None else self._pushed) + ms / 1000
+
     def _remember_audio(self, response: _Response) -> None:
         self._audio_items[response.rid] = response.audio
         while len(self._audio_items) > _AUDIO_RECORDS:
@@ -588,10 +813,20 @@ class OpenAIRealtime(RealtimeModel):
     async def _dispatch(self, event: RealtimeServerEvent) -> None:
         kind = event.type
         if kind == "input_audio_buffer.speech_started":
+            started = cast(InputAudioBufferSpeechStartedEvent, event)
+            self._server_speech = True
+            # the turn's audio is held from its start (with VAD's prefix padding): a new connection hears it whole
+            self._confirm(keep_from=self._position(started.audio_start_ms) - 0.5)
             self.channel.emit(UserSpeechStarted())
         elif kind == "input_audio_buffer.speech_stopped":
             stopped = cast(InputAudioBufferSpeechStoppedEvent, event)
-            self.channel.emit(UserSpeechStopped(audio_end=self._audio_offset + stopped.audio_end_ms / 1000))
+            self._server_speech = False
+            self._confirm()
+            self.channel.emit(UserSpeechStopped(audio_end=self._position(stopped.audio_end_ms)))
+        elif kind == "session.updated":
+            first = next((eid for eid, (what, _) in self._awaiting.items() if what == "session.update"), None)
+            if first is not None:
+                self._awaiting.pop(first)
         elif kind == "conversation.item.input_audio_transcription.delta":
             delta = cast(ConversationItemInputAudioTranscriptionDeltaEvent, event).delta
             if delta:
@@ -635,6 +870,7 @@ class OpenAIRealtime(RealtimeModel):
         requested = self._requested
         if ours is not None and requested is not None and requested.rid == ours:
             self._requested = None
+            self._awaiting.pop(requested.event_id, None)
         current = _Response(ours or server_id, server_id)  # the server VAD's own responses keep its id
         self._current = current
         self._remember_audio(current)
@@ -702,6 +938,8 @@ class OpenAIRealtime(RealtimeModel):
         if code == "response_cancel_not_active":
             logger.debug("response.cancel found no active response")
             return
+        if error.event_id:
+            self._awaiting.pop(error.event_id, None)
         requested = self._requested
         if requested is not None and error.event_id == requested.event_id:
             self._requested = None
@@ -758,6 +996,13 @@ def _turn_detection(value: Mapping[str, Any] | BaseModel | None) -> dict[str, An
     """Turn detection as sent: what was given, over our defaults (server VAD; barge-in is the session's)."""
     given = _plain(value)
     return None if given is None else {**DEFAULT_TURN_DETECTION, **given}
+
+
+def _abort(conn: AsyncRealtimeConnection) -> None:
+    """Drop the socket now, without a closing handshake (the SDK keeps the websocket as ``_connection``)."""
+    transport = getattr(getattr(conn, "_connection", None), "transport", None)
+    if transport is not None:
+        transport.abort()
 
 
 def _describe(exc: BaseException) -> str:
