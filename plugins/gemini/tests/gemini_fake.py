@@ -18,6 +18,12 @@ Session resumption as the real server does it: a new handle at the start of a co
 completed turn (unless ``issue_handles`` is off); each handle stands for the conversation at that point
 (``Connection.history``: the turns the server holds, as ``(role, text)``), and a connection that resumes
 with it starts from that conversation. An unknown handle closes the connection with 1008.
+
+Faults, for the liveness tests: ``drop()`` cuts the socket (no close frame); ``stall()`` leaves it open and
+forwards nothing (the server stops reading, and every message it would send waits); ``trickle()`` is a
+slow-loris: the server's bytes go out one at a time, ``trickle_interval`` apart, so no message completes;
+``stall_new`` stalls each new connection before its ``setupComplete``. The user audio a connection received
+is kept in ``Connection.audio`` (pcm16 mono 16 kHz).
 """
 
 from __future__ import annotations
@@ -114,6 +120,12 @@ class Connection:
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     history: list[tuple[str, str]] = field(default_factory=list)  # the conversation the server holds
     pending_calls: set[str] = field(default_factory=set)  # function calls made and not answered yet
+    audio: bytearray = field(default_factory=bytearray)  # the user audio received
+    gate: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while stalled: messages wait
+    faults: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
 
     @property
     def text_modality(self) -> bool:
@@ -134,6 +146,8 @@ class FakeLiveServer:
         self.protocol_errors: list[str] = []  # what the real server would refuse (tests assert none)
         self.conversations: dict[str, list[tuple[str, str]]] = {}  # the conversation each handle stands for
         self.refuse = 0  # refuse this many upcoming connections (closed during the handshake)
+        self.stall_new = False  # stall each new connection before its setupComplete
+        self.trickle_interval = 0.5  # seconds between the bytes of a trickled connection
         self._new_connection = asyncio.Condition()
         self._message = asyncio.Condition()
         self._tmp = tempfile.TemporaryDirectory()
@@ -153,6 +167,12 @@ class FakeLiveServer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for conn in self.connections:
+            for task in conn.faults:
+                task.cancel()
+            if not conn.gate.is_set() or conn.faults:  # a stalled peer would hold the closing handshake
+                conn.ws.transport.abort()
+                conn.gate.set()  # what waited to be sent fails now
         self._server.close()
         await self._server.wait_closed()
         self._tmp.cleanup()
@@ -187,12 +207,55 @@ class FakeLiveServer:
         assert found is not None
         return found
 
+    async def wait_audio(self, conn: Connection, nbytes: int, timeout: float = 5.0) -> None:
+        """Wait until ``conn`` was sent ``nbytes`` of user audio."""
+
+        def received() -> int:
+            return sum(len(m.realtime_input.audio.data or b"") for m in conn.messages
+                       if m.realtime_input is not None and m.realtime_input.audio is not None)
+
+        async with self._message:
+            await asyncio.wait_for(self._message.wait_for(lambda: received() >= nbytes), timeout)
+
     @property
     def current(self) -> Connection:
         return self.connections[-1]
 
+    def stall(self, conn: Connection | None = None) -> Connection:
+        """Forward nothing on ``conn`` (the current one) from now on: TCP stays open, nothing is read or sent."""
+        conn = conn or self.current
+        conn.gate.clear()
+        conn.ws.transport.pause_reading()
+        return conn
+
+    def trickle(self, conn: Connection | None = None) -> Connection:
+        """A slow-loris on ``conn``: what the server writes from now on goes out a byte per ``trickle_interval``."""
+        conn = conn or self.current
+        transport = conn.ws.transport
+        write = transport.write
+        pending = bytearray()
+        wake = asyncio.Event()
+
+        def held(data: bytes | bytearray | memoryview) -> None:
+            pending.extend(data)
+            wake.set()
+
+        async def dribble() -> None:
+            while True:
+                await wake.wait()
+                while pending:
+                    write(bytes(pending[:1]))
+                    del pending[:1]
+                    await asyncio.sleep(self.trickle_interval)
+                wake.clear()
+
+        transport.write = held  # type: ignore[method-assign]
+        conn.faults.append(asyncio.get_running_loop().create_task(dribble()))
+        return conn
+
     async def send(self, message: types.LiveServerMessage, conn: Connection | None = None) -> None:
         conn = conn or self.current
+        await conn.gate.wait()
         await conn.ws.send(json.dumps(message.model_dump(mode="json", by_alias=True, exclude_none=True)))
 
     async def go_away(self, conn: Connection | None = None) -> None:
@@ -225,6 +288,8 @@ class FakeLiveServer:
         async with self._new_connection:
             self.connections.append(conn)
             self._new_connection.notify_all()
+        if self.stall_new:
+            self.stall(conn)
         await self.send(types.LiveServerMessage(setup_complete=types.LiveServerSetupComplete()), conn)
         await self._issue_handle(conn)
         try:
@@ -239,6 +304,8 @@ class FakeLiveServer:
         finally:
             if conn.answer is not None:
                 conn.answer.cancel()
+            for task in conn.faults:
+                task.cancel()
             conn.closed.set()
 
     async def _issue_handle(self, conn: Connection) -> None:
@@ -279,6 +346,7 @@ class FakeLiveServer:
 
     async def _on_audio(self, conn: Connection, data: bytes) -> None:
         conn.audio_bytes += len(data)
+        conn.audio.extend(data)
         samples = np.frombuffer(data, "<i2").astype(np.float32)
         for start in range(0, samples.size, 320):  # 20 ms windows at 16 kHz
             await self._on_window(conn, samples[start : start + 320])

@@ -22,6 +22,8 @@ from agentsession import (
     ModelOptions,
     PipelineEvent,
     RealtimeModel,
+    Reconnected,
+    Reconnecting,
     ResponseDone,
     ToolCall,
     ToolCallCancelled,
@@ -558,8 +560,11 @@ async def test_dropped_socket_reconnects_and_audio_keeps_flowing(server: FakeLiv
         second = await server.wait_connections(2)
         assert second.setup.session_resumption is not None
         assert second.setup.session_resumption.handle == "handle-1"
-        error = (await read_events(model, lambda e: isinstance(e, Error)))[-1]
-        assert isinstance(error, Error) and error.recoverable and error.code == "reconnecting"
+        events = await read_events(model, lambda e: isinstance(e, Reconnected))
+        assert not any(isinstance(e, Error) for e in events)  # no response was cut: nothing to report but this
+        lost, back = events[-2:]
+        assert isinstance(lost, Reconnecting) and lost.attempt == 1 and "1006" in lost.reason
+        assert isinstance(back, Reconnected) and back.downtime > 0 and back.audio_lost == 0.0
         for frame in speech(0.4) + speech(0.5, loud=False):
             model.push_audio(frame)
         events = await read_events(model, done())

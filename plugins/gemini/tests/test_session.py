@@ -36,7 +36,9 @@ class Run:
         self.server, self.session, self.transport = server, session, transport
         self.errors: list[dict[str, Any]] = []
         self.states: list[AgentState] = []
+        self.reconnecting: list[dict[str, Any]] = []
         session.on("error", self.errors.append)
+        session.on("reconnecting", self.reconnecting.append)
         session.on("agent_state_changed", lambda d: self.states.append(d["state"]))
 
     async def state(self, state: AgentState) -> None:
@@ -121,7 +123,8 @@ async def test_reconnect_gives_up_with_a_fatal_error_and_the_session_closes(run:
     run.server.refuse = 10
     run.server.drop()
     assert await asyncio.wait_for(closed, TIMEOUT) == "error"
-    assert [e.get("code") for e in run.errors] == ["reconnecting", "connection_failed"]
+    assert [e.get("code") for e in run.errors] == ["connection_failed"]
+    assert [e["attempt"] for e in run.reconnecting] == [1, 2]  # the drop, then the first refused attempt
     assert not run.errors[-1]["recoverable"]
     assert run.server.refuse == 8  # exactly max_reconnects attempts
 

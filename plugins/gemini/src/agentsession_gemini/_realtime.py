@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -14,6 +15,7 @@ from typing import Any
 
 from google import genai
 from google.genai import errors, types
+from websockets.asyncio.client import ClientConnection
 
 from agentsession import (
     AgentAudio,
@@ -27,6 +29,8 @@ from agentsession import (
     ModelError,
     ModelOptions,
     RealtimeModel,
+    Reconnected,
+    Reconnecting,
     ResponseDone,
     ToolCall,
     ToolCallCancelled,
@@ -46,6 +50,12 @@ _FATAL_CLOSE_CODES = {1007, 1008}  # invalid argument (bad setup), policy violat
 _Send = Callable[[genai.live.AsyncSession], Awaitable[None]]
 #: how many recent responses' audio lengths (and cancelled tool call ids) are remembered
 _RECENT = 32
+#: seconds of voice sent with no server message at all before the link is suspected
+_MIN_VOICE = 0.5
+#: the least user audio kept while it waits to be sent, whatever ``outage_buffer`` says (a healthy link's backlog)
+_MIN_BACKLOG = 0.5
+#: audio kept from before the local VAD heard a turn start (its onset), for a new connection to hear it whole
+_TURN_PADDING = 0.3
 
 
 @dataclass
@@ -101,6 +111,17 @@ class _Request:
     rid: str
     send: _Send
     delivered: bool = False
+    delivered_at: float = 0.0  # loop time
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Pushed user audio: where it starts (seconds pushed before it), its pcm16 and length, and if it is voice."""
+
+    position: float
+    data: bytes
+    seconds: float
+    voiced: bool
 
 
 @dataclass
@@ -141,6 +162,18 @@ class GeminiRealtime(RealtimeModel):
     context holds unheard words). The session is resumed likewise after ``go_away`` or a dropped socket;
     ``max_reconnects`` failures in a row end it with a non-recoverable ``Error``.
 
+    Liveness: besides the socket's own state, the link counts as stalled (closed, and reconnected as for a
+    drop) when a request (a client turn, tool results) has no answer (the model's turn) within
+    ``response_timeout`` seconds, a send blocks that long, or no server message at all arrives for
+    ``stall_timeout`` seconds during the model's turn or, with input transcription on (the server then
+    transcribes as the user speaks), after at least 0.5 s of the user's voice. A quiet room is not a stall.
+    A lost or stalled link emits ``Reconnecting(attempt, reason)`` (and again before each further attempt),
+    then ``Reconnected(downtime, audio_lost)``; a ``go_away`` or an agent handoff reconnects without them.
+    The user's audio meanwhile is kept (the last ``outage_buffer`` seconds, with what was sent since the
+    server last said anything, from the start of a turn the local VAD heard begin) and sent first, in order,
+    on the new connection; what did not fit is ``Reconnected.audio_lost``. ``close()`` returns within about
+    ``close_timeout`` seconds whatever the socket does.
+
     Configure it with keywords, with ``config=GeminiLiveConfig(...)`` (VideoSDK's shape), or both: a
     keyword given wins over the config.
     """
@@ -165,11 +198,17 @@ class GeminiRealtime(RealtimeModel):
         max_reconnects: int = 3,
         reconnect_delay: float = 0.5,
         connect_timeout: float = 15.0,
+        response_timeout: float = 10.0,
+        stall_timeout: float = 15.0,
+        close_timeout: float = 2.0,
+        outage_buffer: float = 10.0,
     ) -> None:
         super().__init__()
+        if min(response_timeout, stall_timeout, close_timeout) <= 0 or outage_buffer < 0:
+            raise ValueError("response_timeout, stall_timeout and close_timeout must be > 0, outage_buffer >= 0")
         self._credentials = Credentials(
             "GeminiRealtime", api_key=api_key, vertexai=vertexai, project=project, location=location,
-            http_options=http_options,
+            http_options=_live_http_options(http_options, close_timeout),
         )
         self.config = config if config is not None else GeminiLiveConfig()
         self.model = model
@@ -182,6 +221,12 @@ class GeminiRealtime(RealtimeModel):
         self.max_reconnects = max_reconnects
         self.reconnect_delay = reconnect_delay
         self.connect_timeout = connect_timeout
+        self.response_timeout = response_timeout
+        self.stall_timeout = stall_timeout
+        self.close_timeout = close_timeout
+        self.outage_buffer = outage_buffer
+        #: seconds of the user's audio that never reached a server (the outage buffer overflowed)
+        self.audio_lost = 0.0
         self._options = ModelOptions(instructions="")
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -193,8 +238,14 @@ class GeminiRealtime(RealtimeModel):
         self._failed = False
         self._handle: str | None = None
         self._heard_server = False
-        # audio up
-        self._audio: deque[bytes] = deque(maxlen=100)  # 2 s, kept while reconnecting
+        # audio up: what waits to be sent (kept while reconnecting, bounded), and what was sent since the
+        # server last said anything (sent again if the link turns out to be gone)
+        self._audio: deque[_Chunk] = deque()
+        self._audio_s = 0.0
+        self._unconfirmed: deque[_Chunk] = deque()
+        self._unconfirmed_s = 0.0
+        self._unconfirmed_dropped = 0.0
+        self._turn_start: float | None = None  # where the local VAD heard the user's current turn start
         self._audio_ready = asyncio.Event()
         self._vad = EnergyVAD()
         self._pushed = 0.0
@@ -221,6 +272,12 @@ class GeminiRealtime(RealtimeModel):
         self._restart_pending = False  # update_agent(): reconnect with the new setup when the turn is over
         self._setup_version = 0  # bumped by update_agent(); a connection made with an older one is redone
         self._restart = asyncio.Event()
+        # liveness
+        self._heard_at = 0.0  # loop time of the server's last message
+        self._voice_since: float | None = None  # when voice was first sent since then
+        self._voiced = 0.0
+        self._broken: str | None = None  # why a send judged the link stalled
+        self._outage: tuple[float, float] | None = None  # (loop time, audio_lost) when the link was lost
 
     def __repr__(self) -> str:
         return f"<GeminiRealtime model={self.model!r} voice={self.voice!r} key={self._credentials!r}>"
@@ -249,12 +306,18 @@ class GeminiRealtime(RealtimeModel):
     def push_audio(self, frame: AudioFrame) -> None:
         if self._closed or self._failed:
             return
+        position = self._pushed
         self._pushed += frame.duration
         for event in self._vad.push(frame):
             self._voice_end = event.position if event.kind == "end" else None
+            if event.kind == "start":
+                self._turn_start = event.position
         if self._vad.speaking:
             self._last_voice = self._pushed
-        self._audio.append(frame.to_bytes())
+        voiced = EnergyVAD.level_db(frame) > self._vad.threshold_db  # this frame, not the VAD's settled state
+        self._audio.append(_Chunk(position, frame.to_bytes(), frame.duration, voiced))
+        self._audio_s += frame.duration
+        self._trim_audio()
         self._audio_ready.set()
 
     async def send_text(self, text: str, *, response_id: str) -> None:
@@ -323,9 +386,42 @@ class GeminiRealtime(RealtimeModel):
         if self._closed:
             return
         self._closed = True
-        await self._stop_task()
-        await self._credentials.aclose()
+        session = self._session
+        if session is not None:
+            await self._close_session(session)
+        await self._stop_task()  # every await in it is bounded (websockets' close_timeout is close_timeout)
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await self._credentials.aclose()
+        except TimeoutError:
+            logger.debug("closing the Gemini client took over %g s", self.close_timeout)
         self.channel.end()
+
+    async def _close_session(self, session: genai.live.AsyncSession) -> None:
+        """The closing handshake, bounded by ``close_timeout``; the socket is aborted if it takes longer."""
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await session.close()
+        except BaseException as exc:
+            _abort(session)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            logger.debug("closing the Gemini Live socket: %s", self._credentials.describe(exc))
+        await self._wait_closed(session)
+
+    async def _wait_closed(self, session: genai.live.AsyncSession) -> None:
+        """Wait (briefly) for a closed or aborted socket to be torn down, websockets' keepalive task with it."""
+        ws = getattr(session, "_ws", None)  # the SDK's websocket
+        if not isinstance(ws, ClientConnection):
+            return
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await ws.wait_closed()
+                keepalive = ws.keepalive_task
+                if keepalive is not None and not keepalive.done():
+                    await asyncio.wait({keepalive})
+        except TimeoutError:
+            logger.debug("the Gemini Live socket was not torn down in %g s", self.close_timeout)
 
     # ------------------------------------------------------------------ connection
 
@@ -361,22 +457,34 @@ class GeminiRealtime(RealtimeModel):
             connected = False
             try:
                 client = self._credentials.client()
-                async with client.aio.live.connect(model=self.model, config=self._config(handle)) as session:
-                    first = not self._first.done()
-                    if handle is None and (not first or len(self._options.chat_ctx)):
-                        await self._replay(session)
+                async with contextlib.AsyncExitStack() as stack:
+                    async with asyncio.timeout(self.connect_timeout):  # a server that stalls now fails the attempt
+                        session = await stack.enter_async_context(
+                            client.aio.live.connect(model=self.model, config=self._config(handle)))
+                        first = not self._first.done()
+                        if handle is None and (not first or len(self._options.chat_ctx)):
+                            await self._replay(session)
                     self._context_stale = False
                     self._restart_pending = version != self._setup_version  # changed meanwhile: again
                     self._restart.clear()
                     self._session, self._ended = session, asyncio.Event()
+                    self._heard_at, self._voice_since, self._voiced, self._broken = self._now(), None, 0.0, None
                     self._connected.set()
                     connected = True
                     if first:
                         self._first.set_result(None)
                     logger.info("connected to Gemini Live %s (%s)", self.model, "resumed" if handle else "new")
+                    if self._outage is not None:
+                        down_at, lost_before = self._outage
+                        self._outage = None
+                        self.channel.emit(Reconnected(self._now() - down_at, self.audio_lost - lost_before))
                     self._maybe_restart()
                     self._pump()
                     outcome = await self._serve(session)
+                    if outcome == "stalled":
+                        problem = f"stalled: {self._broken}"
+                        _abort(session)  # a closing handshake would wait for nothing
+                        await self._wait_closed(session)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -391,6 +499,8 @@ class GeminiRealtime(RealtimeModel):
                 self._session = None
                 self._connected.clear()
                 self._ended.set()
+            if self._closed:
+                return
             if self._heard_server:
                 failures = 0
             if outcome == "restart":
@@ -398,49 +508,154 @@ class GeminiRealtime(RealtimeModel):
                 logger.info("Gemini Live: reconnecting with the new agent's setup")
                 self._connection_lost(False, "")
                 continue
-            if outcome == "dropped":
+            lost = outcome in ("dropped", "stalled")
+            lost_before = self.audio_lost
+            if lost:
                 failures += 1
                 logger.warning("Gemini Live connection lost (%s); reconnect %d/%d", problem, failures,
                                self.max_reconnects)
-            self._connection_lost(connected and outcome == "dropped", problem)
+            self._connection_lost(connected and lost, problem)
             if failures > self.max_reconnects:
                 self._fail(f"Gemini Live: gave up after {self.max_reconnects} reconnects ({problem})")
                 return
             if failures:
+                if self._outage is None:
+                    self._outage = (self._now(), lost_before)
+                self.channel.emit(Reconnecting(failures, problem if connected else f"attempt failed: {problem}"))
                 await asyncio.sleep(min(5.0, self.reconnect_delay * 2 ** (failures - 1)))
 
     async def _serve(self, session: genai.live.AsyncSession) -> str:
-        """Receive until ``go_away`` (``"go_away"``), a reconnect for a new setup (``"restart"``) or the
-        socket closes (raises)."""
+        """Receive until ``go_away`` (``"go_away"``), a reconnect for a new setup (``"restart"``), the watchdog
+        judging the link stalled (``"stalled"``, the reason in ``_broken``) or the socket closes (raises)."""
         loop = asyncio.get_running_loop()
-        sender = loop.create_task(self._send_audio(session))
-        receiver = loop.create_task(self._receive(session))
-        restart = loop.create_task(self._restart.wait())
+        sender = loop.create_task(self._send_audio(session), name="gemini-live:audio")
+        receiver = loop.create_task(self._receive(session), name="gemini-live:receive")
+        restart = loop.create_task(self._restart.wait(), name="gemini-live:restart")
+        watchdog = loop.create_task(self._watch(), name="gemini-live:watchdog")
         try:
-            done, _ = await asyncio.wait({receiver, restart}, return_when=asyncio.FIRST_COMPLETED)
-            return receiver.result() if receiver in done else "restart"
+            done, _ = await asyncio.wait({receiver, restart, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver in done:
+                return receiver.result()
+            if watchdog in done:
+                self._broken = watchdog.result()
+                return "stalled"
+            return "restart"
         finally:
-            for task in (sender, receiver, restart):
+            for task in (sender, receiver, restart, watchdog):
                 task.cancel()
-            await asyncio.gather(sender, receiver, restart, return_exceptions=True)
+            await asyncio.gather(sender, receiver, restart, watchdog, return_exceptions=True)
+
+    async def _watch(self) -> str:
+        """Check the link's liveness every tick; returns why it is judged stalled."""
+        tick = min(0.5, self.response_timeout / 10, self.stall_timeout / 10)
+        while True:
+            await asyncio.sleep(tick)
+            reason = self._broken or self._stall(self._now())
+            if reason is not None:
+                return reason
+
+    def _stall(self, now: float) -> str | None:
+        """Why the link is stalled at ``now``, or ``None`` while it is alive (or has nothing to say)."""
+        sent = self._sent
+        if sent is not None and sent.delivered and now - sent.delivered_at >= self.response_timeout:
+            return f"no answer to a request in {self.response_timeout:g} s"
+        quiet = now - self._heard_at
+        if quiet < self.stall_timeout:
+            return None
+        if self._gen is not None:
+            return f"no server message for {quiet:.1f} s during the model's turn"
+        voice = self._voice_since
+        if (self.config.input_audio_transcription is not None and voice is not None and self._voiced >= _MIN_VOICE
+                and now - voice >= self.stall_timeout):
+            return f"no server message for {now - voice:.1f} s while the user spoke"
+        return None
 
     async def _receive(self, session: genai.live.AsyncSession) -> str:
         while True:
             async for message in session.receive():
                 self._heard_server = True
+                self._heard_at, self._voice_since, self._voiced = self._now(), None, 0.0
+                self._confirm()
                 self._on_message(message)
                 if message.go_away is not None:
                     logger.info("Gemini Live go_away (time left %s): resuming", message.go_away.time_left)
                     return "go_away"
 
     async def _send_audio(self, session: genai.live.AsyncSession) -> None:
+        """Send what waits, in order, in one message per wake-up; what is sent is held until the server answers."""
         mime = f"audio/pcm;rate={self.input_sample_rate}"
+        self._audio_ready.set()  # what was kept while disconnected goes first
         while True:
             await self._audio_ready.wait()
             self._audio_ready.clear()
             while self._audio:
-                chunks = [self._audio.popleft() for _ in range(len(self._audio))]
-                await session.send_realtime_input(audio=types.Blob(data=b"".join(chunks), mime_type=mime))
+                chunks = list(self._audio)
+                self._audio.clear()
+                self._audio_s = 0.0
+                now = self._now()
+                for chunk in chunks:
+                    self._unconfirmed.append(chunk)
+                    self._unconfirmed_s += chunk.seconds
+                    if chunk.voiced:
+                        if self._voice_since is None:
+                            self._voice_since = now
+                        self._voiced += chunk.seconds
+                while self._unconfirmed_s > self.outage_buffer + 1e-9 and len(self._unconfirmed) > 1:
+                    dropped = self._unconfirmed.popleft().seconds
+                    self._unconfirmed_s -= dropped
+                    self._unconfirmed_dropped += dropped  # lost if the link turns out to be gone
+                data = b"".join(chunk.data for chunk in chunks)
+                try:
+                    async with asyncio.timeout(self.response_timeout):
+                        await session.send_realtime_input(audio=types.Blob(data=data, mime_type=mime))
+                except TimeoutError:
+                    self._broken = f"a send blocked for {self.response_timeout:g} s"
+                    return
+
+    def _trim_audio(self) -> None:
+        """Keep the last ``outage_buffer`` seconds waiting to be sent; what goes is lost."""
+        limit = max(self.outage_buffer, _MIN_BACKLOG) + 1e-9
+        while self._audio_s > limit:
+            chunk = self._audio.popleft()
+            self._audio_s -= chunk.seconds
+            self.audio_lost += chunk.seconds
+
+    def _confirm(self) -> None:
+        """The server said something: forget the audio sent before, but for the user's turn in progress (from
+        where the local VAD heard it begin, or the voice just sent that the VAD has not settled on yet)."""
+        starts = [start for start in (self._turn_start, self._trailing_voice()) if start is not None]
+        keep_from = min(starts) - _TURN_PADDING if starts else None
+        while self._unconfirmed and (keep_from is None or self._unconfirmed[0].position + 1e-9 < keep_from):
+            self._unconfirmed_s -= self._unconfirmed.popleft().seconds
+        if not self._unconfirmed:
+            self._unconfirmed_s = 0.0
+        self._unconfirmed_dropped = 0.0
+
+    def _trailing_voice(self) -> float | None:
+        """Where the voice at the end of what was sent began (pauses under ``_TURN_PADDING`` s bridged)."""
+        start = None
+        end = self._unconfirmed[-1].position + self._unconfirmed[-1].seconds if self._unconfirmed else 0.0
+        for chunk in reversed(self._unconfirmed):
+            if end - (chunk.position + chunk.seconds) > _TURN_PADDING:
+                break
+            if chunk.voiced:
+                start, end = chunk.position, chunk.position
+        return start
+
+    def _replay_unconfirmed(self) -> None:
+        """The link is gone: what was sent since the server last said anything goes again, before the rest
+        (what of it was not kept is lost)."""
+        self.audio_lost += self._unconfirmed_dropped
+        self._unconfirmed_dropped = 0.0
+        if self._unconfirmed:
+            self._audio.extendleft(reversed(self._unconfirmed))
+            self._audio_s += self._unconfirmed_s
+            self._unconfirmed.clear()
+            self._unconfirmed_s = 0.0
+            self._trim_audio()
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
 
     async def _replay(self, session: genai.live.AsyncSession) -> None:
         """A new server session without a handle: give it the conversation so far (as the session recorded
@@ -464,8 +679,11 @@ class GeminiRealtime(RealtimeModel):
             if session is None:
                 continue
             try:
-                await send(session)
+                async with asyncio.timeout(self.response_timeout):
+                    await send(session)
                 return True
+            except TimeoutError:
+                problem = self._broken = f"a send blocked for {self.response_timeout:g} s"
             except Exception as exc:
                 problem = self._credentials.describe(exc)
             try:  # the socket is going down: wait for the receiver to notice, then for the next connection
@@ -490,14 +708,14 @@ class GeminiRealtime(RealtimeModel):
 
     def _connection_lost(self, dropped: bool, problem: str) -> None:
         """The connection ended (dropped, ``go_away``, or our own restart): settle what was in flight."""
+        if dropped:
+            self._replay_unconfirmed()
         gen, self._gen = self._gen, None
         if gen is not None and not gen.discard:  # the model's turn was cut: say so
             self._context_stale = True  # a resumed context would hold more of it than was played
             self.channel.emit(Error(f"Gemini Live connection lost during a response ({problem or 'reconnect'})",
                                     recoverable=True, code="connection_lost"))
             self._end_generation(gen, interrupted=True)
-        elif dropped:
-            self.channel.emit(Error(f"Gemini Live connection lost ({problem}); reconnecting", code="reconnecting"))
         sent, self._sent = self._sent, None
         if sent is not None and sent.delivered and sent.rid not in self._stopped:
             sent.delivered = False
@@ -540,7 +758,7 @@ class GeminiRealtime(RealtimeModel):
 
     async def _send_request(self, request: _Request) -> None:
         if await self._call(request.send):
-            request.delivered = True
+            request.delivered, request.delivered_at = True, self._now()
             return
         if self._sent is request:
             self._sent = None
@@ -634,6 +852,8 @@ class GeminiRealtime(RealtimeModel):
     def _on_turn_complete(self) -> None:
         gen, self._gen = self._gen, None
         self._user_stopped()
+        if not self._vad.speaking:
+            self._turn_start = None
         if gen is not None:
             if not gen.discard:
                 self._end_generation(gen, interrupted=False)
@@ -675,6 +895,8 @@ class GeminiRealtime(RealtimeModel):
         self._user_stopped()
         self._answer_owed = False
         self._after_tool_call = False
+        if not self._vad.speaking:  # the user's turn is answered: its audio need not be sent again
+            self._turn_start = None
         number = next(self._turns)
         sent = self._sent
         if sent is not None and sent.delivered:
@@ -727,6 +949,22 @@ class GeminiRealtime(RealtimeModel):
         if self._in_text.strip():
             self.channel.emit(UserTranscript(self._in_text.strip(), final=True))
         self._in_text = ""
+
+
+def _abort(session: genai.live.AsyncSession) -> None:
+    """Drop the socket now, without a closing handshake (the SDK keeps the websocket as ``_ws``)."""
+    transport = getattr(getattr(session, "_ws", None), "transport", None)
+    if transport is not None:
+        transport.abort()
+
+
+def _live_http_options(options: types.HttpOptions | None, close_timeout: float) -> types.HttpOptions:
+    """``options`` with websockets' ``close_timeout`` (10 s by default) bounded by ours: the SDK passes the
+    ``async_client_args`` that ``websockets.connect`` takes on to it, and drops them from its HTTP clients'."""
+    options = options if options is not None else types.HttpOptions()
+    args = dict(options.async_client_args or {})
+    args.setdefault("close_timeout", close_timeout)
+    return options.model_copy(update={"async_client_args": args})
 
 
 def _rate(mime: str, default: int) -> int:
