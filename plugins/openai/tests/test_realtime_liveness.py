@@ -91,6 +91,12 @@ def voice(seconds: float) -> np.ndarray:
     return (0.3 * 32767 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
 
 
+def find(haystack: np.ndarray, needle: np.ndarray) -> int:
+    """Where ``needle`` first occurs in ``haystack``."""
+    windows = np.lib.stride_tricks.sliding_window_view(haystack, len(needle))
+    return int(np.flatnonzero((windows == needle).all(axis=1))[0])
+
+
 async def speak(model: OpenAIRealtime, pcm: np.ndarray) -> None:
     """Push ``pcm`` in real (virtual) time, 20 ms at a time."""
     for frame in frames(pcm):
@@ -259,6 +265,32 @@ async def test_a_turn_the_server_saw_start_and_never_ended_is_a_stall() -> None:
             heard = np.frombuffer(bytes(server.current.audio), np.int16)
             assert np.array_equal(heard[: 3 * RATE], voice(3.0))
             speaking.cancel()
+        finally:
+            await model.close()
+
+
+@virtual_clock
+async def test_a_drop_while_the_user_speaks_over_an_answer_sends_their_whole_turn_to_the_new_connection() -> None:
+    async with FakeRealtimeServer() as server:
+        server.reply_audio, server.chunk_delay = 60.0, 0.1
+        model, rec = await started(server, turn_detection={"create_response": False})
+        try:
+            await model.say("A long story.", response_id="a")
+            await rec.until(is_(AgentAudio))
+            said = np.concatenate([quiet_noise(0.5, seed=6), voice(1.5), np.zeros(5 * RATE, np.int16)])
+            speaking = asyncio.ensure_future(speak(model, said))
+            await rec.until(is_(UserSpeechStarted))  # while the answer's deltas keep coming
+            await asyncio.sleep(0.5)
+            await server.drop()
+            _, back = await rec.until(is_(Reconnected))
+            assert back.audio_lost == 0.0
+            await speaking
+            await server.wait_for("input_audio_buffer.append", count=len(server.connections[0].of_type(
+                "input_audio_buffer.append")) + 10)
+            heard = np.frombuffer(bytes(server.current.audio), np.int16)
+            onset = find(heard, voice(1.5)[:3])
+            assert np.array_equal(heard[onset : onset + int(1.5 * RATE)], voice(1.5))  # the whole turn
+            assert onset <= int(0.4 * RATE)  # with a little lead-in, not all that came before
         finally:
             await model.close()
 

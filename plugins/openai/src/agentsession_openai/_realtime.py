@@ -97,6 +97,8 @@ _VOICE_DB = -40.0
 _MIN_VOICE = 0.5
 #: the least user audio kept while it waits to be sent, whatever ``outage_buffer`` says (a healthy link's backlog)
 _MIN_BACKLOG = 0.5
+#: audio kept from before a turn's start (its onset, VAD's prefix padding), for a new connection to hear it whole
+_TURN_PADDING = 0.3
 
 
 @dataclass
@@ -276,7 +278,7 @@ class OpenAIRealtime(RealtimeModel):
         self._pushed = 0.0
         self._backlog: deque[tuple[float, AudioFrame]] = deque()
         self._backlog_s = 0.0
-        self._unconfirmed: deque[tuple[float, AudioFrame]] = deque()
+        self._unconfirmed: deque[tuple[float, AudioFrame, bool]] = deque()  # (position, chunk, voiced)
         self._unconfirmed_s = 0.0
         self._unconfirmed_dropped = 0.0  # seconds sent since the server last answered that were not kept
         self._audio_ready = asyncio.Event()
@@ -688,7 +690,8 @@ class OpenAIRealtime(RealtimeModel):
                 position, chunk = self._backlog.popleft()
                 self._backlog_s -= chunk.duration
                 # held as sent and unconfirmed from now on: replayed if the link turns out to be gone
-                self._unconfirmed.append((position, chunk))
+                voiced = self._note_sent(chunk)
+                self._unconfirmed.append((position, chunk, voiced))
                 self._unconfirmed_s += chunk.duration
                 while self._unconfirmed_s > self.outage_buffer + 1e-9 and len(self._unconfirmed) > 1:
                     dropped = self._unconfirmed.popleft()[1].duration
@@ -696,7 +699,6 @@ class OpenAIRealtime(RealtimeModel):
                     self._unconfirmed_dropped += dropped  # lost if the link turns out to be gone
                 if self._origin is None:
                     self._origin = position
-                self._note_sent(chunk)
                 try:
                     # the event is built by hand: the SDK's typed transform of it costs 8x the JSON (135 us
                     # per append, 10 appends a second per session); the shape is the SDK's own and the
@@ -710,10 +712,11 @@ class OpenAIRealtime(RealtimeModel):
                 except _NETWORK_ERRORS:
                     self._dead = conn  # the reader will see it closed
 
-    def _note_sent(self, chunk: AudioFrame) -> None:
-        """The user's voice and silence as sent, for the liveness check."""
+    def _note_sent(self, chunk: AudioFrame) -> bool:
+        """The user's voice and silence as sent, for the liveness check; whether ``chunk`` is voice."""
         now = self._now()
-        if EnergyVAD.level_db(chunk) > _VOICE_DB:
+        voiced = EnergyVAD.level_db(chunk) > _VOICE_DB
+        if voiced:
             self._silent_since = None
             if not self._server_speech:  # the server owes a speech_started
                 if self._voice_since is None:
@@ -721,6 +724,7 @@ class OpenAIRealtime(RealtimeModel):
                 self._voiced += chunk.duration
         elif self._silent_since is None:
             self._silent_since = now
+        return voiced
 
     def _trim_backlog(self) -> None:
         """Keep the last ``outage_buffer`` seconds waiting to be sent; what goes is lost."""
@@ -731,12 +735,30 @@ class OpenAIRealtime(RealtimeModel):
             self.audio_lost += chunk.duration
 
     def _confirm(self, keep_from: float | None = None) -> None:
-        """The server answered: forget the audio sent before (before ``keep_from``, a position, if given)."""
+        """The server answered: forget the audio sent before (before ``keep_from``, a position, if given), but for
+        the voice at its end, which the server may not have had time to hear start."""
+        voice = self._trailing_voice()
+        if voice is not None:
+            keep_from = voice - _TURN_PADDING if keep_from is None else min(keep_from, voice - _TURN_PADDING)
         while self._unconfirmed and (keep_from is None or self._unconfirmed[0][0] + 1e-9 < keep_from):
             self._unconfirmed_s -= self._unconfirmed.popleft()[1].duration
         if not self._unconfirmed:
             self._unconfirmed_s = 0.0
         self._unconfirmed_dropped = 0.0
+
+    def _trailing_voice(self) -> float | None:
+        """Where the voice at the end of what was sent began (pauses under ``_TURN_PADDING`` s bridged)."""
+        if not self._unconfirmed:
+            return None
+        start = None
+        last_position, last_chunk, _ = self._unconfirmed[-1]
+        end = last_position + last_chunk.duration
+        for position, chunk, voiced in reversed(self._unconfirmed):
+            if end - (position + chunk.duration) > _TURN_PADDING:
+                break
+            if voiced:
+                start = end = position
+        return start
 
     def _replay_unconfirmed(self) -> None:
         """The link is gone: what was sent since the server last answered goes again, before the rest (what of it
@@ -744,7 +766,7 @@ class OpenAIRealtime(RealtimeModel):
         self.audio_lost += self._unconfirmed_dropped
         self._unconfirmed_dropped = 0.0
         if self._unconfirmed:
-            self._backlog.extendleft(reversed(self._unconfirmed))
+            self._backlog.extendleft((position, chunk) for position, chunk, _ in reversed(self._unconfirmed))
             self._backlog_s += self._unconfirmed_s
             self._unconfirmed.clear()
             self._unconfirmed_s = 0.0
@@ -816,7 +838,7 @@ class OpenAIRealtime(RealtimeModel):
             started = cast(InputAudioBufferSpeechStartedEvent, event)
             self._server_speech = True
             # the turn's audio is held from its start (with VAD's prefix padding): a new connection hears it whole
-            self._confirm(keep_from=self._position(started.audio_start_ms) - 0.5)
+            self._confirm(keep_from=self._position(started.audio_start_ms) - _TURN_PADDING)
             self.channel.emit(UserSpeechStarted())
         elif kind == "input_audio_buffer.speech_stopped":
             stopped = cast(InputAudioBufferSpeechStoppedEvent, event)
