@@ -11,7 +11,7 @@ import pytest
 from gemini_fake import FakeLiveServer
 
 from agentsession import Agent, AgentSession, AgentState, AudioFrame, ChatMessage, RealTimePipeline, function_tool
-from agentsession.testing import FakeTransport, tone, wait_for_state
+from agentsession.testing import FakeTransport, tone, virtual_clock, wait_for_state
 from agentsession_gemini import GeminiRealtime
 
 TIMEOUT = 5.0
@@ -182,6 +182,58 @@ async def test_handoff_reconnects_with_the_new_agent_and_keeps_the_conversation(
             assert any(text.startswith("(Function results") for _, text in second.history)  # then the results
             assert not any(m.tool_response for m in first.messages + second.messages)
             assert server.protocol_errors == []
+        finally:
+            await session.close()
+            await transport.close()
+
+
+@virtual_clock
+async def test_a_slow_loris_mid_answer_is_left_and_the_agent_is_not_stuck_speaking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the virtual clock, with the default bounds: detected after stall_timeout, reported, states re-derived."""
+    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "SSL_CERT_FILE", "GOOGLE_GEMINI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    async with FakeLiveServer(reply_chunks=2000, chunk_delay=0.04) as server:  # an 80 s answer in real time
+        model = GeminiRealtime(api_key="session-test-key-123456", http_options=server.http_options())
+        transport = FakeTransport()
+        await transport.start()
+        session = AgentSession(WeatherAgent(), RealTimePipeline(model), min_interruption_duration=0.2)
+        seen: list[tuple[str, float, dict[str, Any]]] = []
+        changed = asyncio.Event()
+
+        def record(name: str) -> Any:
+            def on(data: dict[str, Any]) -> None:
+                seen.append((name, asyncio.get_running_loop().time(), data))
+                changed.set()
+            return on
+
+        for name in ("reconnecting", "reconnected", "error"):
+            session.on(name, record(name))
+
+        async def until(name: str) -> tuple[float, dict[str, Any]]:
+            while not any(n == name for n, _, _ in seen):
+                changed.clear()
+                await asyncio.wait_for(changed.wait(), 60.0)
+            return next((t, d) for n, t, d in seen if n == name)
+
+        await session.start(transport=transport)
+        try:
+            await session.say("Let me tell you a long story.")
+            await wait_for_state(session, AgentState.SPEAKING)
+            loop = asyncio.get_running_loop()
+            server.trickle()
+            trickled_at = loop.time()
+            at, reconnecting = await until("reconnecting")
+            assert model.stall_timeout <= at - trickled_at <= model.stall_timeout + 0.7
+            assert "during the model's turn" in reconnecting["reason"]
+            await wait_for_state(session, AgentState.IDLE, timeout=1.0)
+            _, reconnected = await until("reconnected")
+            assert reconnected["audio_lost"] == 0.0
+            assert [n for n, _, _ in seen] == ["error", "reconnecting", "reconnected"]  # the error: the cut answer
+            server.reply_chunks, server.chunk_delay = 5, 0.0
+            result = await session.run(user_input="Still there?", timeout=10.0)
+            assert result.text == "word0 word1 word2 word3 word4 "
         finally:
             await session.close()
             await transport.close()
