@@ -24,8 +24,12 @@ Faults come at random (Poisson, one per ``--fault-every`` seconds per session on
 A fault is *recovered* when a turn that starts after it ended is answered; the time to recover is from
 its end to that answer. *Audio lost* is user audio that never reached the model: counted by the in-process
 fake while it is down or stalled, and for the wire as the seconds the transport delivered minus the
-seconds the fake server received. Every ``--every`` seconds a row shows the turns so far and this
-process's tasks, open fds, threads and RSS; at the end the sessions are closed and what is left is shown.
+seconds the fake server received (audio sent again after a reconnect counts once per time it arrived).
+The ``reconnecting``/``reconnected`` session events are counted, with the downtime and the audio lost that
+the ``reconnected`` events report (the in-process fake reports its drops so; the OpenAI plugin reports every
+drop or stall it detected, what it kept in its outage buffer being sent after the reconnect). Every
+``--every`` seconds a row shows the turns so far and this process's tasks, open fds, threads and RSS; at
+the end the sessions are closed and what is left is shown.
 
     python bench/soak.py                      # N = 50 in-process + 10 wire sessions, 10 minutes
     python bench/soak.py --quick              # N = 8 + 4, 1 minute
@@ -48,7 +52,7 @@ import signal
 import statistics
 import sys
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -71,6 +75,8 @@ from agentsession import (  # noqa: E402
     Error,
     PacedTransport,
     RealTimePipeline,
+    Reconnected,
+    Reconnecting,
     ResponseDone,
 )
 from agentsession._manager import discover  # noqa: E402
@@ -107,6 +113,10 @@ class Tally:
     lost: float = 0.0  # seconds of user audio that never reached the model (in-process: counted by the fake)
     faults: list[Fault] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    reconnecting: int = 0  # reconnecting session events (one per attempt)
+    reconnected: int = 0
+    reported_lost: float = 0.0  # seconds of user audio the reconnected events reported lost
+    downtimes: list[float] = field(default_factory=list)
     restarts: int = 0
     state: str = "idle"
     state_since: float = 0.0
@@ -174,6 +184,8 @@ class FaultyModel(FakeRealtimeModel):
                          speed=2.0, chunk=0.1)
         self.tally = tally
         self.down = False
+        self.up = asyncio.Event()  # cleared while down: responses asked for meanwhile wait, as a plugin's do
+        self.up.set()
         self.flowing = asyncio.Event()
         self.flowing.set()
         self.slowdown = 1.0
@@ -184,46 +196,41 @@ class FaultyModel(FakeRealtimeModel):
             return
         super().push_audio(frame)
 
-    async def say(self, text: str) -> None:
-        if not self.down:
-            await super().say(text)
-
-    async def reply(self, instructions: str | None = None) -> None:
-        if not self.down:
-            await super().reply(instructions)
-
-    async def _run(self, previous: asyncio.Task[None] | None, response: FakeResponse) -> None:
-        if previous is not None and not previous.done():
-            await asyncio.wait([previous])
+    async def _run(self, rid: str, response: FakeResponse) -> None:
         await asyncio.sleep(response.delay)
+        await self.up.wait()
         await self.flowing.wait()
         audio = tone(response.audio, RATE)
         step = int(self.chunk * RATE)
-        self.channel.emit(AgentTranscript(response.text, final=False))
+        self.channel.emit(AgentTranscript(response.text, final=False, response_id=rid))
         for start in range(0, audio.samples_per_channel, step):
             await self.flowing.wait()
-            self.channel.emit(AgentAudio(AudioFrame(audio.data[start : start + step], RATE)))
+            self.channel.emit(AgentAudio(AudioFrame(audio.data[start : start + step], RATE), response_id=rid))
             await asyncio.sleep(self.chunk / self.speed * self.slowdown)
-        self.channel.emit(AgentTranscript(response.text, final=True))
-        self.channel.emit(ResponseDone(usage=dict(response.usage)))
+        self.channel.emit(AgentTranscript(response.text, final=True, response_id=rid))
+        self.channel.emit(ResponseDone(usage=dict(response.usage), response_id=rid))
 
     def _cut(self, message: str, code: str) -> None:
         """End the response in flight as a provider does when it fails: a recoverable error, then its end."""
-        if self._response is not None and not self._response.done():
-            self._response.cancel()
-            self.channel.emit(Error(message, recoverable=True, code=code))
-            self.channel.emit(ResponseDone(interrupted=True))
-        else:
-            self.channel.emit(Error(message, recoverable=True, code=code))
+        self.channel.emit(Error(message, recoverable=True, code=code))
+        current = self._current
+        if current is not None and not current[1].done():
+            current[1].cancel()
+            self.channel.emit(ResponseDone(interrupted=True, response_id=current[0]))
 
     async def inject(self, kind: str, duration: float) -> None:
         if kind == "drop":
             self.down = True
+            self.up.clear()
             self._cut("the provider connection dropped", "connection_lost")
+            self.channel.emit(Reconnecting(1, "the provider connection dropped"))
+            lost_before = self.tally.lost
             await asyncio.sleep(duration)
             self.down = False
+            self.up.set()
             if self.vad is not None:
                 self.vad.reset()
+            self.channel.emit(Reconnected(duration, self.tally.lost - lost_before))  # this fake keeps nothing
         elif kind == "stall":
             self.flowing.clear()
             await asyncio.sleep(duration)
@@ -274,11 +281,21 @@ class Slot:
             self.model = FaultyModel(self.tally)
         session = AgentSession(Agent(instructions="soak"), RealTimePipeline(self.model))
         session.on("error", lambda d: self.tally.errors.update([str(d.get("code") or "error")]))
+        session.on("reconnecting", self._on_reconnecting)
+        session.on("reconnected", self._on_reconnected)
         session.on("agent_state_changed", self._on_state)
         session.on("closed", lambda d: self._spawn(self._replace()))
         await self.transport.start()
         await session.start(transport=self.transport)
         self.session = session
+
+    def _on_reconnecting(self, data: dict[str, Any]) -> None:
+        self.tally.reconnecting += 1
+
+    def _on_reconnected(self, data: dict[str, Any]) -> None:
+        self.tally.reconnected += 1
+        self.tally.reported_lost += data["audio_lost"]
+        self.tally.downtimes.append(data["downtime"])
 
     def _on_state(self, data: dict[str, Any]) -> None:
         self.tally.state = str(data["state"])
@@ -353,8 +370,9 @@ def serve_wire(pipe: Connection, seed: int) -> None:
         def __init__(self) -> None:
             super().__init__()
             self.chunk_delay = 0.05  # deltas of 0.1 s, twice as fast as real time
+            self.keep_audio = False  # counted below, not kept
             self.refusals: dict[int, int] = {}
-            self.received: Counter[int] = Counter()  # seconds of user audio, per session
+            self.received: dict[int, float] = defaultdict(float)  # seconds of user audio, per session
             self.gates: dict[int, asyncio.Event] = {}
 
         @staticmethod
@@ -544,6 +562,10 @@ def summary(slots: list[Slot], wire: WireServer | None, now: float, end: float |
             "recovery": [f.recovered_at - f.end for f in recovered if f.recovered_at is not None],
             "unrecovered": Counter(f.kind for f in settled if f.recovered_at is None),
             "errors": sum((t.errors for t in tallies), Counter()),
+            "reconnecting": sum(t.reconnecting for t in tallies),
+            "reconnected": sum(t.reconnected for t in tallies),
+            "reported_lost": sum(t.reported_lost for t in tallies),
+            "downtimes": [x for t in tallies for x in t.downtimes],
             "restarts": sum(t.restarts for t in tallies),
             "stuck": stuck,
         }
@@ -555,7 +577,8 @@ def row(elapsed: float, stats: dict[str, Any], res: dict[str, float]) -> str:
     for kind, s in stats.items():
         share = s["answered"] / s["asked"] if s["asked"] else math.nan
         parts.append(f"{kind}: {s['answered']:>5}/{s['asked']:<5} answered ({100 * share:5.1f}%),"
-                     f" lost {s['lost']:7.1f}s, faults {sum(s['faults'].values()):>4}, stuck {s['stuck']}")
+                     f" lost {s['lost']:7.1f}s, faults {sum(s['faults'].values()):>4},"
+                     f" reconnected {s['reconnected']:>3} (lost {s['reported_lost']:.1f}s), stuck {s['stuck']}")
     parts.append(res_text(res))
     return " | ".join(parts)
 
@@ -616,6 +639,10 @@ async def main(n: int, n_wire: int, minutes: float, every: float, fault_every: f
         print(f"  {kind}: turns answered {s['answered']}/{s['asked']} ({share:.1f}%), answer latency p50"
               f" {pct(lat, 50):.2f} s p99 {pct(lat, 99):.2f} s")
         print(f"    user audio lost {s['lost']:.1f} s of {s['delivered']:.0f} s ({100 * s['lost'] / max(s['delivered'], 1):.2f}%)")
+        down = s["downtimes"]
+        print(f"    reconnecting events {s['reconnecting']}, reconnected {s['reconnected']} (downtime p50"
+              f" {pct(down, 50):.1f} s p99 {pct(down, 99):.1f} s); audio lost as the reconnected events report it"
+              f" {s['reported_lost']:.1f} s")
         print(f"    faults {dict(s['faults'])}; recovered {s['recovered']}/{s['settled']} (ended > {RECOVERY_GRACE:g} s"
               f" before the end), time to recover p50 {pct(s['recovery'], 50):.1f} s p99"
               f" {pct(s['recovery'], 99):.1f} s; unrecovered {dict(s['unrecovered'])}")
