@@ -63,6 +63,11 @@ class Answers:
                                      self._s._update_states)
         return self.playout.start()
 
+    def drop_if_unanswered(self, speech: SpeechHandle) -> None:
+        """``speech`` (a user turn) got no answer: it is over, with nothing said."""
+        if speech is self.user_turn_pending and not speech.responses:
+            self.finish_speech(speech, interrupted=False)
+
     def on_transcript(self, response: Response, event: AgentTranscript) -> None:
         item = self.item(response)
         item.text = event.text if event.final else item.text + event.text

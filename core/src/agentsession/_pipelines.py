@@ -93,6 +93,11 @@ class Pipeline(ABC):
     conversation_flow: ConversationFlow | None = None
 
     @property
+    def reports_user_speech(self) -> bool:
+        """Whether the pipeline's events say when the user speaks (a cascade's VAD does)."""
+        return True
+
+    @property
     @abstractmethod
     def input_sample_rate(self) -> int:
         """Rate of the mono 20 ms frames ``push_audio`` takes."""
@@ -142,6 +147,10 @@ class RealTimePipeline(Pipeline):
     @property
     def input_sample_rate(self) -> int:
         return self.model.input_sample_rate
+
+    @property
+    def reports_user_speech(self) -> bool:
+        return self.model.reports_user_speech
 
     async def start(self, options: ModelOptions) -> None:
         await self.model.start(options)

@@ -21,8 +21,8 @@ from ._chat import ChatContext, ChatItem, ChatMessage, FunctionCall, FunctionCal
 from ._emitter import EventEmitter
 from ._errors import AgentSessionError
 from ._hooks import HookCaller
-from ._manager import create_manager
-from ._models import ModelOptions
+from ._manager import best_vad, create_manager
+from ._models import VAD, ModelOptions
 from ._pipeline_events import (
     AgentAudio,
     AgentTranscript,
@@ -53,6 +53,7 @@ _IN_EXIT: contextvars.ContextVar[bool] = contextvars.ContextVar("agentsession_in
 #: the speech whose tool is running (in that tool's task): interrupt() from a tool stops its audio, not the tool
 
 EXIT_PLAYOUT_TIMEOUT = 5.0  # on_exit plus its goodbye's playout, at most
+UNANSWERED_AFTER = 10.0  # a user turn heard by the session's own VAD that the model has not answered by then
 
 
 @dataclass
@@ -92,7 +93,10 @@ class AgentSession:
         *,
         allow_interruptions: bool = True,
         min_interruption_duration: float = 0.5,
+        vad: VAD | None = None,
     ) -> None:
+        """``vad``: the voice detector the session runs on the user's audio when the model reports no user
+        speech of its own (Gemini Live); by default the best one installed (``agentsession_vads``)."""
         if not isinstance(agent, Agent):
             raise TypeError(f"agent must be an Agent, got {type(agent).__name__}")
         if not isinstance(pipeline, Pipeline):
@@ -112,6 +116,7 @@ class AgentSession:
         self.plugins = list(plugins or ())
         self.allow_interruptions = allow_interruptions
         self.min_interruption_duration = min_interruption_duration
+        self.vad = vad
         self.on_wake_up: Callable[[], Awaitable[None] | None] | None = None
         self.history = ChatContext()
         self._emitter = EventEmitter()
@@ -135,6 +140,7 @@ class AgentSession:
         self._closing = False
         self._tearing_down = False
         self._pushed = 0.0  # seconds of user audio pushed to the pipeline
+        self._local_vad: VAD | None = None  # runs when the pipeline does not report the user's speech
         self._answers = Answers(self)
         self._barge_in: asyncio.TimerHandle | None = None
         self._wake: WakeUpTimer | None = None
@@ -216,6 +222,8 @@ class AgentSession:
                 "or install a plugin implementing agentsession_wake_up"
             )
         self._pm, self._hooks = pm, hooks
+        if not self.pipeline.reports_user_speech:
+            self._local_vad = self.vad if self.vad is not None else best_vad(pm)
         self._transport = transport or self._job_transport()
         if self._transport is None:
             self._transport = NullTransport()
@@ -460,10 +468,14 @@ class AgentSession:
 
     async def _input_loop(self) -> None:
         converter = AudioConverter(self.pipeline.input_sample_rate)
+        vad = self._local_vad
         async for frame in self.transport.audio_input():
             for out in converter.push(frame):
                 self._pushed += out.duration
                 self.pipeline.push_audio(out)
+                if vad is not None:
+                    for event in vad.push(out):
+                        self._on_local_vad(event.kind == "start")
                 if self._emitter.has_listeners("user_audio"):
                     self._emit("user_audio", {"frame": out, "at": self._loop_time() - self._clock_anchor[0]})
 
@@ -506,9 +518,11 @@ class AgentSession:
             if response is not None:
                 self._answers.on_response_done(response, event)
         elif isinstance(event, UserSpeechStarted):
-            self._on_user_speech_started()
+            if self._local_vad is None:  # with a VAD of its own, the session knows sooner than this model
+                self._on_user_speech_started()
         elif isinstance(event, UserSpeechStopped):
-            self._on_user_speech_stopped(event)
+            if self._local_vad is None:
+                self._on_user_speech_stopped(event)
         elif isinstance(event, UserTranscript):
             self._emit("user_transcript", {"text": event.text, "final": event.final})
             if event.final and event.text.strip():
@@ -552,6 +566,23 @@ class AgentSession:
             pending = self._answers.user_turn_pending
             if pending is None or pending.responses:
                 self._answers.user_turn_pending = self._answers.new_speech("user", origin=now - (eou or 0.0), eou=eou)
+        self._update_states()
+
+    def _on_local_vad(self, started: bool) -> None:
+        """The session's own VAD heard the user start or stop: the user state, barge-in and the wake-up
+        follow it; the model still decides when the turn is over and answers."""
+        if started:
+            self._on_user_speech_started()
+            return
+        self._user_speaking = False
+        if self._barge_in is not None:
+            self._cancel_barge_in()
+            self._emit("false_interruption", {"timestamp": self.now()})
+        elif self._answers.user_turn_pending is None:
+            # the model answers the turn when it judges it over; if it does not within a while, it won't
+            pending = self._answers.user_turn_pending = self._answers.new_speech("user")
+            if pending is not None:
+                asyncio.get_running_loop().call_later(UNANSWERED_AFTER, self._answers.drop_if_unanswered, pending)
         self._update_states()
 
     def _on_link_lost(self, event: Reconnecting) -> None:
