@@ -35,10 +35,13 @@ class UserSpeechStopped:
 
 @dataclass(frozen=True, slots=True)
 class UserTranscript:
-    """Transcript of the user's speech; ``final`` once the turn's text is complete."""
+    """Transcript of the user's speech; ``final`` once the turn's text is complete. A pipeline that decides the
+    end of the turn itself (a cascade) says why in ``end_of_turn``: ``"silence"``, ``"turn_detector"`` or
+    ``"max_delay"``."""
 
     text: str
     final: bool = True
+    end_of_turn: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

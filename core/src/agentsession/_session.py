@@ -524,7 +524,10 @@ class AgentSession:
             if self._local_vad is None:
                 self._on_user_speech_stopped(event)
         elif isinstance(event, UserTranscript):
-            self._emit("user_transcript", {"text": event.text, "final": event.final})
+            data: dict[str, Any] = {"text": event.text, "final": event.final}
+            if event.end_of_turn is not None:
+                data["end_of_turn"] = event.end_of_turn
+            self._emit("user_transcript", data)
             if event.final and event.text.strip():
                 self._answers.add_user_message(event.text)
         elif isinstance(event, ToolCallCancelled):

@@ -127,7 +127,9 @@ async def test_tts_streams_24k_pcm(http_server: FakeOpenAIHTTP) -> None:
 async def test_cascade_end_to_end_with_a_tool(http_server: FakeOpenAIHTTP) -> None:
     http_server.tool_arguments["get_weather"] = {"city": "Paris"}
     kwargs = {"api_key": API_KEY, "base_url": http_server.base_url}
-    pipeline = CascadingPipeline(stt=OpenAISTT(**kwargs), llm=OpenAILLM(**kwargs), tts=OpenAITTS(**kwargs))
+    # this fake speaks HTTP only: one transcription request per utterance (test_stt_stream.py covers streaming)
+    pipeline = CascadingPipeline(stt=OpenAISTT(**kwargs), llm=OpenAILLM(**kwargs), tts=OpenAITTS(**kwargs),
+                                 streaming_stt=False)
     session = AgentSession(WeatherAgent(), pipeline)
     await session.start()
     try:
