@@ -463,3 +463,18 @@ def test_the_best_installed_vad_is_the_highest_ranked() -> None:
 
     assert best_vad(create_manager([Better()])) == "the better one"
     assert isinstance(best_vad(create_manager([])), VAD)  # EnergyVAD, or a better one installed
+
+
+@virtual_clock
+async def test_typed_lines_queue_as_turns() -> None:
+    """console --text with lines piped in: each is answered in turn, none cuts the answer before it off."""
+    model = FakeRealtimeModel([FakeResponse(text="first answer", audio=1.0), FakeResponse(text="second answer",
+                                                                                          audio=1.0)])
+    session, transport, rec = await started(QuietAgent(), model)
+    transport.type_text("hello agent")
+    transport.type_text("and another thing")
+    await settle(4)
+    assert model.texts == ["hello agent", "and another thing"] and model.interrupts == []
+    assert [i.text for i in assistant_items(session)] == ["first answer", "second answer"]
+    assert [m["interrupted"] for m in rec.of("metrics_collected")] == [False, False]
+    await session.close()
