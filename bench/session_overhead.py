@@ -9,6 +9,13 @@ it to ``Transport.play``. Sessions start at phases spread over the 20 ms tick, a
 
     python bench/session_overhead.py            # N = 1, 50, 200, 5 s each
     python bench/session_overhead.py --quick    # N = 1, 50, 1.5 s each (CI)
+    python bench/session_overhead.py -n 50 --observers   # sessions without, then with, the OTel plugin and
+                                                         # the recorder (a turn every second), side by side
+
+Installed plugins are disabled (core alone is measured) except with ``--observers``, which runs each N
+again with ``agentsession-otel`` (exporting OTLP/HTTP to a sink process on loopback) and
+``agentsession-recorder`` (to a temporary folder) enabled, alternating the two ``--repeat`` times (a
+neighbour's load falls on both) and printing medians; both have the same turns (``--turn-seconds``).
 """
 
 from __future__ import annotations
@@ -18,9 +25,14 @@ import asyncio
 import gc
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +46,7 @@ from agentsession import (
     PlayoutBuffer,
     RealtimeModel,
     RealTimePipeline,
+    ResponseDone,
     ToolResult,
 )
 from agentsession._manager import discover
@@ -46,15 +59,25 @@ class StreamingModel(RealtimeModel):
     """Emits one 20 ms frame every 20 ms and notes when, in ``emitted`` (the session re-frames, and with
     20 ms frames in and out the k-th frame played is the k-th frame emitted)."""
 
-    def __init__(self, emitted: deque[float]) -> None:
+    def __init__(self, emitted: deque[float], turn_frames: int | None = None) -> None:
         super().__init__()
         self.emitted = emitted
         self.received = 0
+        self.turn_frames = turn_frames  # end a response (a turn, with usage) every so many frames
+        self._frames = 0
+        self._turn = 0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, options: ModelOptions) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._stream(
-            lambda f: self.channel.emit(AgentAudio(f, response_id="stream"))))
+        self._task = asyncio.get_running_loop().create_task(self._stream(self._emit))
+
+    def _emit(self, frame: AudioFrame) -> None:
+        rid = f"stream-{self._turn}"
+        self.channel.emit(AgentAudio(frame, response_id=rid))
+        self._frames += 1
+        if self.turn_frames and self._frames % self.turn_frames == 0:
+            self.channel.emit(ResponseDone(usage={"input_tokens": 120, "output_tokens": 30}, response_id=rid))
+            self._turn += 1
 
     async def _stream(self, sink: object) -> None:
         data = (np.sin(np.arange(FRAME) / 10) * 8000).astype(np.int16).reshape(-1, 1)
@@ -139,10 +162,12 @@ class DirectWire:
 
 
 class SessionWire:
+    turn_frames: int | None = None  # --turn-seconds
+
     def __init__(self, latencies: list[float]) -> None:
         emitted: deque[float] = deque()
         self.transport = MeasuringTransport(latencies, emitted)
-        self.model = StreamingModel(emitted)
+        self.model = StreamingModel(emitted, self.turn_frames)
         self.session = AgentSession(Agent(instructions="bench"), RealTimePipeline(self.model))
 
     async def start(self) -> None:
@@ -189,6 +214,70 @@ async def main(ns: list[int], seconds: float, aligned: bool) -> None:
               f" {pct(lat_floor, 50):>14.3f} {pct(lat_sess, 50):>8.3f} {pct(lat_floor, 99):>14.3f} {pct(lat_sess, 99):>8.3f}")
 
 
+#: an OTLP/HTTP collector stand-in for --observers: answers every export with 200 and drops it
+SINK = """
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+OBSERVERS = ["otel", "recorder"]
+
+
+def recorded(folder: Path) -> tuple[int, int]:
+    """How many recordings, and turns in them, the recorder wrote."""
+    files = list(folder.glob("*.jsonl"))
+    return len(files), sum(f.read_text().count('"event": "metrics"') for f in files)
+
+
+def set_plugins(blocked: list[str], folder: str, endpoint: str, observers: bool) -> None:
+    """Disable every installed plugin, or all but the observers, for the sessions started from now on."""
+    os.environ["AGENTSESSION_DISABLE_PLUGINS"] = ",".join(p for p in blocked if not observers or p not in OBSERVERS)
+    os.environ["AGENTSESSION_RECORDER_DIR"] = folder
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+    found = {p.name for p in discover(reload=True) if p.module is not None}
+    if observers and set(OBSERVERS) - found:
+        raise SystemExit(f"--observers needs these plugins installed: {', '.join(sorted(set(OBSERVERS) - found))}")
+
+
+async def main_observers(ns: list[int], seconds: float, aligned: bool, blocked: list[str], turn_s: float,
+                         endpoint: str, repeat: int) -> None:
+    SessionWire.turn_frames = max(1, round(turn_s / 0.02)) if turn_s > 0 else None
+    turns = f"a turn every {turn_s:g} s per session" if turn_s > 0 else "no turns (one endless answer per session)"
+    print(f"{turns}; observers: {', '.join(OBSERVERS)}; cpu % of a core per session (median of {repeat} "
+          "alternating runs); latency: model -> transport.play")
+    print(f"{'N':>5} {'cpu: floor':>10} {'session':>8} {'+observers':>10} {'overhead':>9}"
+          f" {'p99 ms: session':>16} {'+observers':>10}")
+    with tempfile.TemporaryDirectory(prefix="bench-recordings-") as folder:
+        for n in ns:
+            floor, plain, observed, lat_plain, lat_observed = [], [], [], [], []
+            for _ in range(repeat):
+                set_plugins(blocked, folder, endpoint, observers=False)
+                floor.append((await measure(DirectWire, n, seconds, aligned))[0])
+                cpu, lat = await measure(SessionWire, n, seconds, aligned)
+                plain.append(cpu)
+                lat_plain += lat
+                set_plugins(blocked, folder, endpoint, observers=True)
+                cpu, lat = await measure(SessionWire, n, seconds, aligned)
+                observed.append(cpu)
+                lat_observed += lat
+            cpu_sess, cpu_obs = statistics.median(plain), statistics.median(observed)
+            print(f"{n:>5} {statistics.median(floor):>10.3f} {cpu_sess:>8.3f} {cpu_obs:>10.3f}"
+                  f" {100 * (cpu_obs / cpu_sess - 1):>+8.1f}% {pct(lat_plain, 99):>16.3f} {pct(lat_observed, 99):>10.3f}")
+            print(f"      runs: session {' '.join(f'{c:.3f}' for c in plain)};"
+                  f" +observers {' '.join(f'{c:.3f}' for c in observed)}")
+        sessions, turns_recorded = recorded(Path(folder))
+        otel: Any = next((p.module for p in discover() if p.name == "otel" and p.module is not None), None)
+        if otel is not None:
+            otel.reset()  # flush and shut the plugin's exporters down while the sink still listens
+    print(f"(the observers recorded {sessions} sessions, {turns_recorded} turns, and exported OTLP to {endpoint})")
+
+
 if __name__ == "__main__":
     # measure core alone: installed observer plugins (a recorder, say) would add their own work to every session
     os.environ["AGENTSESSION_DISABLE_PLUGINS"] = ",".join(p.name for p in discover())
@@ -198,7 +287,28 @@ if __name__ == "__main__":
     parser.add_argument("-n", type=int, action="append", help="session counts (repeatable)")
     parser.add_argument("--aligned", action="store_true",
                         help="start every session on the same 20 ms tick (the worst case for tail latency)")
+    parser.add_argument("--observers", action="store_true",
+                        help="also run each N with the OTel plugin and the recorder enabled, and compare")
+    parser.add_argument("--observer", action="append", metavar="PLUGIN",
+                        help="with --observers: the plugins to enable (repeatable; default otel and recorder)")
+    parser.add_argument("--turn-seconds", type=float, default=1.0,
+                        help="with --observers: each session's model ends a turn this often (default 1 s; 0: never)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="with --observers: alternate the runs this many times and take medians (default 3)")
     args = parser.parse_args()
     ns = args.n or ([1, 50] if args.quick else [1, 50, 200])
     print("start phases:", "aligned (worst case)" if args.aligned else "spread over the 20 ms tick")
-    asyncio.run(main(ns, args.seconds or (1.5 if args.quick else 5.0), args.aligned))
+    seconds = args.seconds or (1.5 if args.quick else 5.0)
+    if not args.observers:
+        asyncio.run(main(ns, seconds, args.aligned))
+    else:
+        OBSERVERS[:] = args.observer or OBSERVERS
+        sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+        try:
+            assert sink.stdout is not None
+            endpoint = f"http://127.0.0.1:{sink.stdout.readline().strip()}"
+            asyncio.run(main_observers(ns, seconds, args.aligned, [p.name for p in discover()], args.turn_seconds,
+                                       endpoint, args.repeat))
+        finally:
+            sink.terminate()
+            sink.wait()
