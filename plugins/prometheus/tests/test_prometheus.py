@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -119,3 +123,18 @@ def test_the_entry_point_offers_metrics_to_the_worker() -> None:
     status, headers, body = routes["/metrics"]({"accept": "text/plain"})
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     assert b"agentsession_sessions_running" in body and b"process_cpu_seconds_total" in body
+
+
+def test_several_processes_are_summed_in_multiprocess_mode(tmp_path: Path) -> None:
+    child = ("from agentsession._metrics import TurnMetrics\n"
+             "from agentsession_prometheus import PrometheusMetrics\n"
+             "PrometheusMetrics().record_turn(TurnMetrics(turn=1, trigger='user', e2e=0.5), 'openai')\n")
+    reader = ("import sys\nfrom agentsession_prometheus import metrics_text\n"
+              "sys.stdout.write(metrics_text().decode())\n")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):  # two worker processes
+        subprocess.run([sys.executable, "-c", child], env=env, check=True, timeout=60)
+    text = subprocess.run([sys.executable, "-c", reader], env=env, check=True, timeout=60, capture_output=True,
+                          text=True).stdout
+    assert 'agentsession_turns_total{interrupted="false",provider="openai",trigger="user"} 2.0' in text
+    assert 'agentsession_turn_stage_seconds_count{provider="openai",stage="e2e"} 2.0' in text
