@@ -250,7 +250,8 @@ def turn_table(turns: list[Turn]) -> list[str]:
         if heard:
             row.append(_heard(t.metrics))
         rows.append(row)
-    return [*table(headers, rows), "  (ms; '-': not measured; heard/gen: seconds heard / generated)"]
+    legend = "  (ms; '-': not measured" + ("; heard/gen: seconds heard / generated)" if heard else ")")
+    return [*table(headers, rows), legend]
 
 
 def _conversation(t: Turn, width: int) -> list[str]:
