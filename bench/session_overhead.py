@@ -13,9 +13,11 @@ it to ``Transport.play``. Sessions start at phases spread over the 20 ms tick, a
                                                          # the recorder (a turn every second), side by side
 
 Installed plugins are disabled (core alone is measured) except with ``--observers``, which runs each N
-again with ``agentsession-otel`` (exporting OTLP/HTTP to a sink process on loopback) and
-``agentsession-recorder`` (to a temporary folder) enabled, alternating the two ``--repeat`` times (a
-neighbour's load falls on both) and printing medians; both have the same turns (``--turn-seconds``).
+in two processes at the same time (a neighbour's load on the machine falls on both alike): one as usual,
+one with ``agentsession-otel`` (exporting OTLP/HTTP to a sink process on loopback) and
+``agentsession-recorder`` (to a temporary folder) enabled; each side runs ``--repeat`` times and the
+medians are compared. Both have the same turns (``--turn-seconds``). ``--observer console_io`` (a plugin
+with no session hooks) gives an A/A run: how much the two sides differ by chance.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import statistics
 import subprocess
@@ -235,52 +238,64 @@ def recorded(folder: Path) -> tuple[int, int]:
     return len(files), sum(f.read_text().count('"event": "metrics"') for f in files)
 
 
-def set_plugins(blocked: list[str], folder: str, endpoint: str, observers: bool) -> None:
-    """Disable every installed plugin, or all but the observers, for the sessions started from now on."""
-    os.environ["AGENTSESSION_DISABLE_PLUGINS"] = ",".join(p for p in blocked if not observers or p not in OBSERVERS)
-    os.environ["AGENTSESSION_RECORDER_DIR"] = folder
-    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-    found = {p.name for p in discover(reload=True) if p.module is not None}
-    if observers and set(OBSERVERS) - found:
-        raise SystemExit(f"--observers needs these plugins installed: {', '.join(sorted(set(OBSERVERS) - found))}")
-
-
-async def main_observers(ns: list[int], seconds: float, aligned: bool, blocked: list[str], turn_s: float,
-                         endpoint: str, repeat: int) -> None:
+async def child(n: int, seconds: float, aligned: bool, repeat: int, turn_s: float) -> None:
+    """One side of ``--observers`` (plugins as the environment says): ``repeat`` times the floor, then the
+    sessions; prints the figures as one JSON line."""
     SessionWire.turn_frames = max(1, round(turn_s / 0.02)) if turn_s > 0 else None
+    floor, cpu, lat = [], [], []
+    for _ in range(repeat):
+        floor.append((await measure(DirectWire, n, seconds, aligned))[0])
+        used, latencies = await measure(SessionWire, n, seconds, aligned)
+        cpu.append(used)
+        lat += latencies
+    otel: Any = next((p.module for p in discover() if p.name == "otel" and p.module is not None), None)
+    if otel is not None:
+        otel.reset()  # flush and shut the plugin's exporters down while the sink still listens
+    folder = os.environ.get("AGENTSESSION_RECORDER_DIR")
+    print(json.dumps({"floor": floor, "cpu": cpu, "p50": pct(lat, 50), "p99": pct(lat, 99),
+                      "recorded": recorded(Path(folder)) if folder else [0, 0]}))
+
+
+def compare_observers(ns: list[int], seconds: float, aligned: bool, repeat: int, turn_s: float) -> None:
+    """Run each N in two processes at the same time, one without plugins and one with the observers, so
+    that a neighbour's load on this machine falls on both alike; print medians of ``repeat`` runs."""
     turns = f"a turn every {turn_s:g} s per session" if turn_s > 0 else "no turns (one endless answer per session)"
-    print(f"{turns}; observers: {', '.join(OBSERVERS)}; cpu % of a core per session (median of {repeat} "
-          "alternating runs); latency: model -> transport.play")
+    print(f"{turns}; observers: {', '.join(OBSERVERS)}; both sides at once, in two processes; cpu % of a core "
+          f"per session (median of {repeat} runs); latency: model -> transport.play")
     print(f"{'N':>5} {'cpu: floor':>10} {'session':>8} {'+observers':>10} {'overhead':>9}"
           f" {'p99 ms: session':>16} {'+observers':>10}")
-    with tempfile.TemporaryDirectory(prefix="bench-recordings-") as folder:
-        for n in ns:
-            floor, plain, observed, lat_plain, lat_observed = [], [], [], [], []
-            for _ in range(repeat):
-                set_plugins(blocked, folder, endpoint, observers=False)
-                floor.append((await measure(DirectWire, n, seconds, aligned))[0])
-                cpu, lat = await measure(SessionWire, n, seconds, aligned)
-                plain.append(cpu)
-                lat_plain += lat
-                set_plugins(blocked, folder, endpoint, observers=True)
-                cpu, lat = await measure(SessionWire, n, seconds, aligned)
-                observed.append(cpu)
-                lat_observed += lat
-            cpu_sess, cpu_obs = statistics.median(plain), statistics.median(observed)
-            print(f"{n:>5} {statistics.median(floor):>10.3f} {cpu_sess:>8.3f} {cpu_obs:>10.3f}"
-                  f" {100 * (cpu_obs / cpu_sess - 1):>+8.1f}% {pct(lat_plain, 99):>16.3f} {pct(lat_observed, 99):>10.3f}")
-            print(f"      runs: session {' '.join(f'{c:.3f}' for c in plain)};"
-                  f" +observers {' '.join(f'{c:.3f}' for c in observed)}")
-        sessions, turns_recorded = recorded(Path(folder))
-        otel: Any = next((p.module for p in discover() if p.name == "otel" and p.module is not None), None)
-        if otel is not None:
-            otel.reset()  # flush and shut the plugin's exporters down while the sink still listens
-    print(f"(the observers recorded {sessions} sessions, {turns_recorded} turns, and exported OTLP to {endpoint})")
+    blocked = [p.name for p in discover()]
+    missing = set(OBSERVERS) - set(blocked)
+    if missing:
+        raise SystemExit(f"--observers needs these plugins installed: {', '.join(sorted(missing))}")
+    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout is not None
+        endpoint = f"http://127.0.0.1:{sink.stdout.readline().strip()}"
+        with tempfile.TemporaryDirectory(prefix="bench-recordings-") as folder:
+            plain_env = {**os.environ, "AGENTSESSION_DISABLE_PLUGINS": ",".join(blocked)}
+            observed_env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "AGENTSESSION_RECORDER_DIR": folder,
+                            "AGENTSESSION_DISABLE_PLUGINS": ",".join(p for p in blocked if p not in OBSERVERS)}
+            for n in ns:
+                args = [sys.executable, __file__, "--child", "-n", str(n), "--seconds", str(seconds),
+                        "--repeat", str(repeat), "--turn-seconds", str(turn_s), *(["--aligned"] if aligned else [])]
+                procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+                         for env in (plain_env, observed_env)]
+                plain, observed = (json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs)
+                cpu_sess, cpu_obs = statistics.median(plain["cpu"]), statistics.median(observed["cpu"])
+                print(f"{n:>5} {statistics.median(plain['floor'] + observed['floor']):>10.3f} {cpu_sess:>8.3f}"
+                      f" {cpu_obs:>10.3f} {100 * (cpu_obs / cpu_sess - 1):>+8.1f}% {plain['p99']:>16.3f}"
+                      f" {observed['p99']:>10.3f}")
+                print(f"      runs: session {' '.join(f'{c:.3f}' for c in plain['cpu'])};"
+                      f" +observers {' '.join(f'{c:.3f}' for c in observed['cpu'])}"
+                      f" (the observers recorded {observed['recorded'][0]} sessions,"
+                      f" {observed['recorded'][1]} turns so far)")
+    finally:
+        sink.terminate()
+        sink.wait()
 
 
 if __name__ == "__main__":
-    # measure core alone: installed observer plugins (a recorder, say) would add their own work to every session
-    os.environ["AGENTSESSION_DISABLE_PLUGINS"] = ",".join(p.name for p in discover())
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N = 1, 50 for 1.5 s (what CI runs)")
     parser.add_argument("--seconds", type=float)
@@ -288,27 +303,25 @@ if __name__ == "__main__":
     parser.add_argument("--aligned", action="store_true",
                         help="start every session on the same 20 ms tick (the worst case for tail latency)")
     parser.add_argument("--observers", action="store_true",
-                        help="also run each N with the OTel plugin and the recorder enabled, and compare")
+                        help="run each N with and without the OTel plugin and the recorder, at once, and compare")
     parser.add_argument("--observer", action="append", metavar="PLUGIN",
                         help="with --observers: the plugins to enable (repeatable; default otel and recorder)")
     parser.add_argument("--turn-seconds", type=float, default=1.0,
                         help="with --observers: each session's model ends a turn this often (default 1 s; 0: never)")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="with --observers: alternate the runs this many times and take medians (default 3)")
+                        help="with --observers: runs per side, the median is printed (default 3)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    ns = args.n or ([1, 50] if args.quick else [1, 50, 200])
-    print("start phases:", "aligned (worst case)" if args.aligned else "spread over the 20 ms tick")
     seconds = args.seconds or (1.5 if args.quick else 5.0)
-    if not args.observers:
-        asyncio.run(main(ns, seconds, args.aligned))
-    else:
+    ns = args.n or ([1, 50] if args.quick else [1, 50, 200])
+    if args.child:  # one side of --observers: the parent set the plugins in the environment
+        asyncio.run(child(ns[0], seconds, args.aligned, args.repeat, args.turn_seconds))
+        raise SystemExit(0)
+    print("start phases:", "aligned (worst case)" if args.aligned else "spread over the 20 ms tick")
+    if args.observers:
         OBSERVERS[:] = args.observer or OBSERVERS
-        sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
-        try:
-            assert sink.stdout is not None
-            endpoint = f"http://127.0.0.1:{sink.stdout.readline().strip()}"
-            asyncio.run(main_observers(ns, seconds, args.aligned, [p.name for p in discover()], args.turn_seconds,
-                                       endpoint, args.repeat))
-        finally:
-            sink.terminate()
-            sink.wait()
+        compare_observers(ns, seconds, args.aligned, args.repeat, args.turn_seconds)
+    else:
+        # measure core alone: installed observer plugins (a recorder, say) would add their own work to every session
+        os.environ["AGENTSESSION_DISABLE_PLUGINS"] = ",".join(p.name for p in discover())
+        asyncio.run(main(ns, seconds, args.aligned))
