@@ -266,7 +266,11 @@ async def test_the_entry_point_exports_over_otlp_http_as_configured(collector: C
     monkeypatch.setenv("OTEL_SERVICE_NAME", "weather-bot")
     monkeypatch.setenv("AGENTSESSION_DISABLE_PLUGINS", "recorder")  # the otel entry point is on
     assert "otel" in {p.name for p in discover(reload=True) if p.module is entry_point}
-    await _conversation(Cascade())  # the session closes: the plugin flushes its providers
+    try:
+        await _conversation(Cascade())  # the session closes: the plugin flushes its providers
+    finally:  # entry points are loaded once per process: leave every one loaded for the tests after this one
+        monkeypatch.delenv("AGENTSESSION_DISABLE_PLUGINS")
+        discover(reload=True)
     with collector.got:
         assert collector.got.wait_for(lambda: collector.traces() and collector.metrics(), timeout=10)
     spans = [(span, rs.resource) for request in collector.traces() for rs in request.resource_spans
