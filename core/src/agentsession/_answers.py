@@ -57,6 +57,7 @@ class Answers:
         self.playout: SpeechPlayout | None = None
         self.tools = ToolRunner(session._spawn, self.on_tool_result)
         self.turns = 0
+        self._call_speech: dict[str, SpeechHandle] = {}  # tool call id -> the speech it belongs to
 
     def start_playout(self, transport: Transport) -> asyncio.Task[None]:
         self.playout = SpeechPlayout(transport, self.on_playout_started, self.on_played_out, self.on_frame_played,
@@ -84,6 +85,8 @@ class Answers:
         self.turns += 1
         handle.metrics.turn = self.turns
         handle.metrics.eou_delay = eou
+        handle.metrics.speech_id = handle.id
+        handle.metrics.started_at = self._s.now() - (now - handle.origin)
         self.speeches.append(handle)
         if self._s._wake is not None:
             self._s._wake.activity()
@@ -129,6 +132,8 @@ class Answers:
         metrics = response.speech.metrics
         if metrics.ttfa is None:
             metrics.ttfa = self._s._loop_time() - response.speech.requested
+            if self._s.pipeline.reports_first_audio:
+                metrics.realtime_ttfa = metrics.ttfa
         response.received += frame.duration
         was_playing = self.playout.active
         self.playout.push(response, frame)
@@ -141,6 +146,7 @@ class Answers:
 
     def on_tool_call(self, response: Response, call: ToolCall) -> None:
         response.calls.append(call)
+        self._call_speech[call.id] = response.speech
         self._s.history.add_function_call(call.id, call.name, call.arguments)
         token = TOOL_OF.set(response.speech)
         try:
@@ -150,6 +156,9 @@ class Answers:
         self._s._update_states()
 
     def on_tool_result(self, call: ToolCall, result: ToolResult) -> None:
+        speech = self._call_speech.pop(call.id, None)
+        if speech is not None:
+            speech.metrics.add_tool(call.name, result.duration, is_error=result.is_error, call_id=call.id)
         self._s._emit("function_tool_called", {
             "call_id": call.id, "name": call.name, "arguments": call.arguments, "result": result.output,
             "is_error": result.is_error, "duration": result.duration,
@@ -164,11 +173,12 @@ class Answers:
         response.done = True
         del self.responses[response.id]
         self.stopped.add(response.id)  # a model that sends more of it (after a reconnect, say) is not heard
-        for key, value in event.usage.items():
-            if isinstance(value, int | float) and isinstance(speech.metrics.usage.get(key, 0), int | float):
-                speech.metrics.usage[key] = speech.metrics.usage.get(key, 0) + value
-            else:
-                speech.metrics.usage[key] = value
+        speech.metrics.add_usage(event.usage)
+        for stage, seconds in event.stages.items():
+            if stage == "llm_duration":  # summed over the turn's LLM calls (the answers after tool results too)
+                speech.metrics.llm_duration = (speech.metrics.llm_duration or 0.0) + seconds
+            elif getattr(speech.metrics, stage, 0.0) is None:  # the turn's first measurement of it
+                setattr(speech.metrics, stage, seconds)
         if response.calls:  # before its playout ends: a response of calls only is played out at once
             speech.tools_running += 1
             self._s._spawn(self.finish_tools(speech, response.calls), "tools")
@@ -219,8 +229,11 @@ class Answers:
         metrics.interrupted = interrupted
         metrics.timestamp = self._s.now()
         assert self.playout is not None
+        metrics.audio_generated = sum(r.received for r in speech.responses) if speech.responses else None
         metrics.audio_duration = sum(r.heard(self.playout.played) if interrupted else r.received
                                      for r in speech.responses)
+        metrics.audio_played = metrics.audio_duration if speech.responses else None
+        metrics.interrupted_at = metrics.audio_duration if interrupted else None
         self._s._emit("metrics_collected", metrics.as_dict())
         self._s._notify("agentsession_metrics_collected", metrics=metrics)
         self._s._update_states()

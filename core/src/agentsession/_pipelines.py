@@ -99,6 +99,9 @@ class Pipeline(ABC):
         """Whether the pipeline's events say when the user speaks (a cascade's VAD does)."""
         return True
 
+    #: whether the time to the first audio is one model's (a realtime model) rather than stages' (a cascade)
+    reports_first_audio: bool = False
+
     @property
     @abstractmethod
     def input_sample_rate(self) -> int:
@@ -140,6 +143,8 @@ class Pipeline(ABC):
 
 class RealTimePipeline(Pipeline):
     """A speech-to-speech model behind the session."""
+
+    reports_first_audio = True
 
     def __init__(self, model: RealtimeModel) -> None:
         if not isinstance(model, RealtimeModel):
@@ -243,6 +248,7 @@ class CascadingPipeline(Pipeline):
         self._speaking = False
         self._stopped_at: float | None = None  # loop time the user last stopped speaking
         self._held_text = ""  # final text of the turn so far, waiting for the end of the turn
+        self._stt_latency: float | None = None  # the user stopped -> the last final transcript
         self._end_timer: asyncio.TimerHandle | None = None
         self._responses: dict[str, asyncio.Task[None]] = {}  # in the order asked; the first one runs
         self._tasks: set[asyncio.Task[None]] = set()
@@ -361,6 +367,8 @@ class CascadingPipeline(Pipeline):
                 self._nothing_to_answer()
             return
         self._held_text = f"{self._held_text} {text}".strip()
+        if self._stopped_at is not None:
+            self._stt_latency = asyncio.get_running_loop().time() - self._stopped_at
         probability = None
         if self.turn_detector is not None:
             try:
@@ -387,7 +395,8 @@ class CascadingPipeline(Pipeline):
         if self._speaking or not self._held_text:
             return
         text, self._held_text = self._held_text, ""
-        self._channel.emit(UserTranscript(text, final=True, end_of_turn=reason))
+        self._channel.emit(UserTranscript(text, final=True, end_of_turn=reason, stt_latency=self._stt_latency))
+        self._stt_latency = None
         rid = f"cascade-{next(self._ids)}"
         self._start_response(rid, self._respond(rid, user_text=text, flow=True))
 
@@ -427,13 +436,19 @@ class CascadingPipeline(Pipeline):
     async def _respond(
         self, rid: str, *, user_text: str | None = None, instructions: str | None = None, flow: bool = False
     ) -> None:
+        loop = asyncio.get_running_loop()
+        stages: dict[str, float] = {}
+
         async def llm_text() -> AsyncIterator[str]:
             ctx = self._context(user_text, instructions)  # now: the flow may have changed the history
+            asked = loop.time()
             async for chunk in self.llm.chat(ctx, tools=self._options.tools):
+                stages.setdefault("llm_ttft", loop.time() - asked)
                 if isinstance(chunk, ToolCall):
                     self._channel.emit(replace(chunk, response_id=rid))
                 else:
                     yield chunk
+            stages["llm_duration"] = stages.get("llm_duration", 0.0) + loop.time() - asked
 
         conversation = self.conversation_flow if flow and user_text is not None else None
         token = _LLM_STREAM.set(llm_text)
@@ -448,9 +463,9 @@ class CascadingPipeline(Pipeline):
                 self._channel.emit(AgentTranscript(chunk, final=False, response_id=rid))
                 *sentences, pending = _SENTENCE_END.split(pending)
                 for sentence in sentences:
-                    await self._speak(rid, sentence)
+                    await self._speak(rid, sentence, stages)
             if pending.strip():
-                await self._speak(rid, pending)
+                await self._speak(rid, pending, stages)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -462,12 +477,17 @@ class CascadingPipeline(Pipeline):
                 await _guarded(conversation.on_turn_end(), "ConversationFlow.on_turn_end")
         if text:
             self._channel.emit(AgentTranscript(text, final=True, response_id=rid))
-        self._channel.emit(ResponseDone(response_id=rid))
+        self._channel.emit(ResponseDone(response_id=rid, stages=stages))
 
-    async def _speak(self, rid: str, text: str) -> None:
+    async def _speak(self, rid: str, text: str, stages: dict[str, float] | None = None) -> None:
         if not text.strip():
             return
+        asked = asyncio.get_running_loop().time()
+        first = stages is not None and "tts_ttfb" not in stages
         async for frame in self.tts.synthesize(text):
+            if first and stages is not None:
+                stages["tts_ttfb"] = asyncio.get_running_loop().time() - asked
+                first = False
             for out in self._tts_out.push(frame):
                 self._channel.emit(AgentAudio(out, response_id=rid))
         for out in self._tts_out.flush():

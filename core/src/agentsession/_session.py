@@ -528,6 +528,11 @@ class AgentSession:
             if event.end_of_turn is not None:
                 data["end_of_turn"] = event.end_of_turn
             self._emit("user_transcript", data)
+            pending = self._answers.user_turn_pending
+            if event.final and pending is not None and not pending.responses:
+                pending.metrics.stt_latency = event.stt_latency
+                if event.end_of_turn is not None:
+                    pending.metrics.end_of_turn_reason = event.end_of_turn  # type: ignore[assignment]
             if event.final and event.text.strip():
                 self._answers.add_user_message(event.text)
         elif isinstance(event, ToolCallCancelled):
@@ -568,7 +573,10 @@ class AgentSession:
             now = self._loop_time()
             pending = self._answers.user_turn_pending
             if pending is None or pending.responses:
-                self._answers.user_turn_pending = self._answers.new_speech("user", origin=now - (eou or 0.0), eou=eou)
+                pending = self._answers.user_turn_pending = self._answers.new_speech(
+                    "user", origin=now - (eou or 0.0), eou=eou)
+                if pending is not None and self.pipeline.reports_first_audio:
+                    pending.metrics.end_of_turn_reason = "model_vad"  # the model's own voice detection
         self._update_states()
 
     def _on_local_vad(self, started: bool) -> None:
