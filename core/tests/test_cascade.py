@@ -274,3 +274,23 @@ async def test_an_unfinished_sentence_waits_for_the_rest_and_a_silence_ends_it_a
     assert len(llm.contexts) == 1
     await session.close()
     await transport.close()
+
+
+@virtual_clock
+async def test_a_cascade_turn_records_each_stage() -> None:
+    llm = FakeLLM()
+    session, transport, _ = listening_session(StreamingSTT(["Tell me something."]), llm)
+    metrics: list[dict] = []
+    session.on("metrics_collected", metrics.append)
+    await transport.start()
+    await session.start(transport=transport)
+    await transport.feed(utterance(1.0))
+    await settle(4)
+    (turn,) = metrics
+    assert turn["trigger"] == "user" and turn["end_of_turn_reason"] == "silence"
+    assert turn["stt_latency"] is not None and turn["stt_latency"] < 0.1  # the final came at the VAD's end
+    assert turn["llm_ttft"] is not None and turn["llm_duration"] is not None and turn["tts_ttfb"] is not None
+    assert turn["realtime_ttfa"] is None  # not a realtime model: its stages explain the first audio
+    assert turn["audio_played"] == pytest.approx(turn["audio_generated"]) and turn["interrupted_at"] is None
+    await session.close()
+    await transport.close()
