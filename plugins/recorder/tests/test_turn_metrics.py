@@ -22,6 +22,7 @@ class Quiet(Agent):
 
 def test_every_field_is_recorded_and_reads_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    monkeypatch.setenv("AGENTSESSION_RECORD", "1")  # recording is opt-in
     monkeypatch.setenv("AGENTSESSION_DISABLE_PLUGINS", "recorder")  # registered below, once, as this module
     emitted: list[dict[str, object]] = []
     full = TurnMetrics(turn=7, trigger="user", eou_delay=0.5, ttfa=0.8, e2e=1.35, interrupted=True,

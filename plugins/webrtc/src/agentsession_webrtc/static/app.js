@@ -64,7 +64,8 @@ function markInterrupted(row) {
   if (row === undefined) row = running ? null : lastRow;  // a turn still running gets its row later
   if (row && !row.classList.contains("interrupted")) {
     row.classList.add("interrupted");
-    row.children[1].textContent += " (interrupted)";
+    const trigger = row.children[1];
+    if (!trigger.textContent.includes("cut at")) trigger.textContent += " (interrupted)";  // the metrics say where
   }
 }
 
