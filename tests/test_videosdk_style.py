@@ -210,15 +210,21 @@ async def gemini(tmp: Path, name: str, text: str, heard: str, *, lead: float, ta
         return await run_example(name, speech, env, server)
 
 
-async def interrupt_after_greeting(proc: asyncio.subprocess.Process, lines: Lines) -> None:
-    """One Ctrl-C once the greeting has been played (the agent went speaking -> idle)."""
+def signals_after_greeting(*signals: signal.Signals) -> Driver:
+    """Send ``signals`` (0.3 s apart) once the greeting has been played (the agent went speaking -> idle)."""
 
     def greeted(printed: list[str]) -> bool:
         states = [line for line in printed if line.startswith("Agent state changed to: ")]
         return "Agent state changed to: speaking" in states and states[-1] == "Agent state changed to: idle"
 
-    await lines.wait_for(greeted)
-    proc.send_signal(signal.SIGINT)
+    async def drive(proc: asyncio.subprocess.Process, lines: Lines) -> None:
+        await lines.wait_for(greeted)
+        for i, sig in enumerate(signals):
+            if i:
+                await asyncio.sleep(0.3)
+            proc.send_signal(sig)
+
+    return drive
 
 
 SCENARIOS: dict[str, Callable[[Path], Awaitable[Run]]] = {
@@ -238,8 +244,17 @@ SCENARIOS: dict[str, Callable[[Path], Awaitable[Run]]] = {
     "lifecycle": lambda tmp: openai_realtime(tmp, "lifecycle", "Can you hear me", "can you hear me", lead=LEAD, tail=0.3),
     "basic_usage": lambda tmp: openai_realtime(tmp, "basic_usage", "Can you hear me", "can you hear me", lead=LEAD,
                                                tail=0.3),
+    "realtime_tools_hang_up": lambda tmp: openai_realtime(
+        tmp, "realtime_tools", "Please hang up now", "please hang up now, end_call", lead=LEAD, tail=15.0),
     "lifecycle_ctrl_c": lambda tmp: openai_realtime(
-        tmp, "lifecycle", "Can you hear me", "can you hear me", lead=20.0, tail=0.3, driver=interrupt_after_greeting),
+        tmp, "lifecycle", "Can you hear me", "can you hear me", lead=20.0, tail=0.3,
+        driver=signals_after_greeting(signal.SIGINT)),
+    "lifecycle_sigterm": lambda tmp: openai_realtime(
+        tmp, "lifecycle", "Can you hear me", "can you hear me", lead=20.0, tail=0.3,
+        driver=signals_after_greeting(signal.SIGTERM)),
+    "lifecycle_ctrl_c_twice": lambda tmp: openai_realtime(
+        tmp, "lifecycle", "Can you hear me", "can you hear me", lead=20.0, tail=0.3,
+        driver=signals_after_greeting(signal.SIGINT, signal.SIGINT)),
 }
 
 
@@ -289,7 +304,7 @@ def test_realtime_agent_with_tools(runs: dict[str, Run]) -> None:
     config = sent(conn, "session.update")[0]["session"]
     assert config["output_modalities"] == ["audio"] and config["audio"]["output"]["voice"] == "alloy"
     assert config["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 400  # TurnDetection(...) as given
-    assert sorted(t["name"] for t in config["tools"]) == ["get_horoscope", "get_weather"]  # module and method tools
+    assert sorted(t["name"] for t in config["tools"]) == ["end_call", "get_horoscope", "get_weather"]  # module, methods
     assert run.printed("### ") == ["Getting weather for Paris"]
     outputs = [i["output"] for i in conn.items if i.get("type") == "function_call_output"]
     assert len(outputs) == 1 and json.loads(outputs[0])["temperature"] == 18
@@ -302,6 +317,22 @@ def test_realtime_agent_with_tools(runs: dict[str, Run]) -> None:
     assert run.speech.end < answer[0] < run.speech.end + 2.0
     assert answer[1] - answer[0] == pytest.approx(0.5, abs=0.06)
     assert goodbye[0] > run.speech.duration and goodbye[1] - goodbye[0] == pytest.approx(0.5, abs=0.06)
+
+
+def test_realtime_agent_hangs_up_from_a_tool(runs: dict[str, Run]) -> None:
+    """VideoSDK's end_call tool: say something, wait a second, ``session.leave()``: the job ends then, not when the
+    (15 s longer) input does; on_exit's goodbye is still heard."""
+    run = runs["realtime_tools_hang_up"]
+    assert_clean(run)
+    assert run.printed("### ") == ["Ending the call"]
+    assert run.wall < run.speech.duration + 5  # (process start included)
+    (conn,) = run.server.connections
+    assert assistant_said(conn)[1:] == ["Thanks for calling.", "Goodbye, have a nice day!"]
+    greeting, thanks, goodbye = run.segments
+    assert run.speech.end < thanks[0] < run.speech.end + 2.0
+    assert goodbye[0] - thanks[0] == pytest.approx(1.0, abs=0.3)  # asyncio.sleep(1), then leave(): on_exit
+    with wave.open(str(run.output), "rb") as w:  # the conversation ended with the goodbye, not with the input
+        assert w.getnframes() / w.getframerate() < goodbye[1] + 1.5 < run.speech.duration - 10
 
 
 # --------------------------------------------------------------------------- (b) cascade with wake-up
@@ -446,8 +477,9 @@ def test_basic_usage_entrypoint_that_returns(runs: dict[str, Run]) -> None:
     assert goodbye[0] > run.speech.duration
 
 
-def test_lifecycle_agent_one_ctrl_c(runs: dict[str, Run]) -> None:
-    run = runs["lifecycle_ctrl_c"]
+@pytest.mark.parametrize("scenario", ["lifecycle_ctrl_c", "lifecycle_sigterm"])
+def test_lifecycle_agent_one_ctrl_c_or_sigterm(runs: dict[str, Run], scenario: str) -> None:
+    run = runs[scenario]
     assert run.code == 0, run.why()
     assert "shutting down" in run.err and "forcing" not in run.err
     assert run.wall < run.speech.duration / 2  # long before the 20 s input ran out
@@ -458,6 +490,13 @@ def test_lifecycle_agent_one_ctrl_c(runs: dict[str, Run]) -> None:
     assert assistant_said(conn) == ["Hello! How can I help you today?", "Goodbye, talk to you soon!"]
     greeting, goodbye = run.segments  # the goodbye is heard before the job ends
     assert goodbye[1] - goodbye[0] == pytest.approx(0.5, abs=0.06)
+
+
+def test_lifecycle_agent_second_ctrl_c_forces(runs: dict[str, Run]) -> None:
+    run = runs["lifecycle_ctrl_c_twice"]
+    assert run.code == 130, run.why()  # interrupted, as a shell expects
+    assert run.wall < run.speech.duration / 2
+    assert "Shutdown callback: cleaning up" in run.out  # forcing still shuts the job down
 
 
 def test_examples_import_only_videosdk_names() -> None:

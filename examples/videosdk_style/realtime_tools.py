@@ -45,6 +45,14 @@ class WeatherAgent(Agent):
         print(f"### Horoscope for {sign}")
         return {"sign": sign, "horoscope": "A good day to start something new."}
 
+    @function_tool
+    async def end_call(self) -> None:
+        """End the call when the user asks to hang up."""
+        print("### Ending the call")
+        await self.session.say("Thanks for calling.")
+        await asyncio.sleep(1)
+        await self.session.leave()
+
 
 async def start_session(context: JobContext):
     model = OpenAIRealtime(
