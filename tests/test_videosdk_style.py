@@ -232,7 +232,7 @@ SCENARIOS: dict[str, Callable[[Path], Awaitable[Run]]] = {
         tmp, "realtime_tools", "What is the weather in Paris today", "what is the weather in Paris? get_weather",
         lead=LEAD, tail=0.3, setup=lambda s: s.tool_arguments.update(get_weather={"city": "Paris"})),
     "cascade_wake_up": lambda tmp: openai_cascade(
-        tmp, "cascade_wake_up", "What is the capital of France", "What is the capital of France?", lead=4.6, tail=0.3),
+        tmp, "cascade_wake_up", "What is the capital of France", "What is the capital of France?", lead=5.5, tail=0.3),
     "custom_flow": lambda tmp: openai_cascade(
         tmp, "custom_flow", "What is nginx", "What is NGINX?", lead=1.4, tail=0.3),
     "multi_agent_switch": lambda tmp: openai_realtime(
@@ -347,7 +347,9 @@ def test_cascade_with_wake_up(runs: dict[str, Run]) -> None:
     spoken = [r["input"] for r in server.speech_requests]
     assert spoken == ["Hello, how can I help you today?", "Are you still there?",
                       "You said: What is the capital of France?", "Goodbye!"]
-    assert {r["model"] for r in server.speech_requests} == {"tts-1"}
+    assert {(r["model"], r["voice"], r["speed"]) for r in server.speech_requests} == {("tts-1", "alloy", 1.0)}
+    (chat,) = server.chat_requests
+    assert (chat["model"], chat["temperature"], chat["max_completion_tokens"]) == ("gpt-4o", 0.7, 1000)
     assert [(u.fields["model"], u.fields.get("language")) for u in server.uploads] == [("whisper-1", "en")]
     greeting, wake_up, answer, goodbye = run.segments
     # 0.02 s of the fake's tone per character said

@@ -36,8 +36,20 @@ async def entrypoint(ctx: JobContext):
 
     pipeline = CascadingPipeline(
         stt=OpenAISTT(api_key=os.getenv("OPENAI_API_KEY"), model="whisper-1", language="en"),
-        llm=OpenAILLM(api_key=os.getenv("OPENAI_API_KEY"), model="gpt-4o-mini"),
-        tts=OpenAITTS(api_key=os.getenv("OPENAI_API_KEY"), model="tts-1", voice="alloy"),
+        llm=OpenAILLM(
+            api_key=os.getenv("OPENAI_API_KEY"),
+            model="gpt-4o",
+            temperature=0.7,
+            tool_choice="auto",
+            max_completion_tokens=1000,
+        ),
+        tts=OpenAITTS(
+            api_key=os.getenv("OPENAI_API_KEY"),
+            model="tts-1",
+            voice="alloy",
+            speed=1.0,
+            response_format="pcm",
+        ),
     )
     session = AgentSession(
         agent=agent,
