@@ -852,6 +852,8 @@ class AgentSession:
 
     async def _run_wake_up(self) -> None:
         assert self.wake_up is not None and self._hooks is not None
+        if self._job is not None and self._job.shutting_down:  # the room ended: nobody to wake up
+            return
         idle_s = float(self.wake_up)
         self._emit("wake_up", {"idle_s": idle_s, "timestamp": self.now()})
         try:
