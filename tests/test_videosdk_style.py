@@ -234,7 +234,7 @@ SCENARIOS: dict[str, Callable[[Path], Awaitable[Run]]] = {
     "cascade_wake_up": lambda tmp: openai_cascade(
         tmp, "cascade_wake_up", "What is the capital of France", "What is the capital of France?", lead=5.5, tail=0.3),
     "custom_flow": lambda tmp: openai_cascade(
-        tmp, "custom_flow", "What is nginx", "What is NGINX?", lead=1.4, tail=0.3),
+        tmp, "custom_flow", "What is nginx", "What is NGINX?", lead=LEAD, tail=0.3),
     "multi_agent_switch": lambda tmp: openai_realtime(
         tmp, "multi_agent_switch", "I would like to book a flight to Rome",
         "I would like to book a flight to Rome, transfer_to_booking", lead=LEAD, tail=0.3),
