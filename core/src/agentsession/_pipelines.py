@@ -269,6 +269,8 @@ class CascadingPipeline(Pipeline):
 
     def push_audio(self, frame: AudioFrame) -> None:
         stream = self._stream
+        if stream is not None and stream.finished:
+            stream = None  # it failed: _listen falls back to one request per utterance
         streaming = stream is not None and not isinstance(stream, BufferedSpeechStream)
         if streaming:
             stream.push_audio(frame)  # type: ignore[union-attr]
@@ -355,7 +357,7 @@ class CascadingPipeline(Pipeline):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            logger.exception("the speech-to-text stream failed")
+            logger.warning("the speech-to-text stream failed (%s): one request per utterance from now on", exc)
             self._channel.emit(Error(f"speech-to-text streaming failed ({exc}); transcribing each utterance in one "
                                      "request from now on", recoverable=True, code="stt_stream_failed"))
             if stream is self._stream:

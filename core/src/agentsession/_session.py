@@ -53,6 +53,7 @@ _IN_EXIT: contextvars.ContextVar[bool] = contextvars.ContextVar("agentsession_in
 #: the speech whose tool is running (in that tool's task): interrupt() from a tool stops its audio, not the tool
 
 EXIT_PLAYOUT_TIMEOUT = 5.0  # on_exit plus its goodbye's playout, at most
+HANDOFF_TIMEOUT = 5.0  # update_agent() waits this long for the new agent's on_enter
 UNANSWERED_AFTER = 10.0  # a user turn heard by the session's own VAD that the model has not answered by then
 
 
@@ -331,7 +332,8 @@ class AgentSession:
     async def update_agent(self, agent: Agent) -> None:
         """Hand the conversation over to ``agent``: the old agent's ``on_exit`` runs, the model's instructions
         and tools change in place (the conversation is kept unless ``agent.inherit_context`` is False), then
-        the new agent's ``on_enter`` runs."""
+        the new agent's ``on_enter`` runs; what it asks to say is queued before anything the model says next
+        (this waits for ``on_enter`` up to ``HANDOFF_TIMEOUT`` seconds; it goes on in the background after)."""
         if not isinstance(agent, Agent):
             raise TypeError(f"update_agent() needs an Agent, got {type(agent).__name__}")
         old, self.agent = self.agent, agent
@@ -343,7 +345,8 @@ class AgentSession:
         agent._session = self
         await self.pipeline.update_agent(agent.instructions, list(self._answers.tools.tools.values()))
         self._emit("agent_changed", {"agent": agent, "previous": old})
-        self._spawn(self._guarded(agent.on_enter(), "on_enter"), "on_enter")
+        entering = self._spawn(self._guarded(agent.on_enter(), "on_enter"), "on_enter")
+        await asyncio.wait((entering,), timeout=HANDOFF_TIMEOUT)
 
     async def close(self, reason: str = "closed") -> None:
         """Stop everything the session started; idempotent; safe from inside a tool or callback and while
@@ -653,6 +656,8 @@ class AgentSession:
 
     async def _run_wake_up(self) -> None:
         assert self.wake_up is not None and self._hooks is not None
+        if self._job is not None and self._job.shutting_down:  # the room ended: nobody to wake up
+            return
         idle_s = float(self.wake_up)
         self._emit("wake_up", {"idle_s": idle_s, "timestamp": self.now()})
         try:
