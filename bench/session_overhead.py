@@ -9,6 +9,15 @@ it to ``Transport.play``. Sessions start at phases spread over the 20 ms tick, a
 
     python bench/session_overhead.py            # N = 1, 50, 200, 5 s each
     python bench/session_overhead.py --quick    # N = 1, 50, 1.5 s each (CI)
+    python bench/session_overhead.py -n 50 --observers   # sessions without, then with, the OTel plugin and
+                                                         # the recorder (a turn every second), side by side
+
+Installed plugins are disabled (core alone is measured) except with ``--observers``, which runs each N
+in two processes at the same time (a neighbour's load on the machine falls on both alike): one as usual,
+one with ``agentsession-otel`` (exporting OTLP/HTTP to a sink process on loopback) and
+``agentsession-recorder`` (to a temporary folder) enabled; each side runs ``--repeat`` times and the
+medians are compared. Both have the same turns (``--turn-seconds``). ``--observer console_io`` (a plugin
+with no session hooks) gives an A/A run: how much the two sides differ by chance.
 """
 
 from __future__ import annotations
@@ -16,11 +25,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +49,7 @@ from agentsession import (
     PlayoutBuffer,
     RealtimeModel,
     RealTimePipeline,
+    ResponseDone,
     ToolResult,
 )
 from agentsession._manager import discover
@@ -46,15 +62,25 @@ class StreamingModel(RealtimeModel):
     """Emits one 20 ms frame every 20 ms and notes when, in ``emitted`` (the session re-frames, and with
     20 ms frames in and out the k-th frame played is the k-th frame emitted)."""
 
-    def __init__(self, emitted: deque[float]) -> None:
+    def __init__(self, emitted: deque[float], turn_frames: int | None = None) -> None:
         super().__init__()
         self.emitted = emitted
         self.received = 0
+        self.turn_frames = turn_frames  # end a response (a turn, with usage) every so many frames
+        self._frames = 0
+        self._turn = 0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, options: ModelOptions) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._stream(
-            lambda f: self.channel.emit(AgentAudio(f, response_id="stream"))))
+        self._task = asyncio.get_running_loop().create_task(self._stream(self._emit))
+
+    def _emit(self, frame: AudioFrame) -> None:
+        rid = f"stream-{self._turn}"
+        self.channel.emit(AgentAudio(frame, response_id=rid))
+        self._frames += 1
+        if self.turn_frames and self._frames % self.turn_frames == 0:
+            self.channel.emit(ResponseDone(usage={"input_tokens": 120, "output_tokens": 30}, response_id=rid))
+            self._turn += 1
 
     async def _stream(self, sink: object) -> None:
         data = (np.sin(np.arange(FRAME) / 10) * 8000).astype(np.int16).reshape(-1, 1)
@@ -139,10 +165,12 @@ class DirectWire:
 
 
 class SessionWire:
+    turn_frames: int | None = None  # --turn-seconds
+
     def __init__(self, latencies: list[float]) -> None:
         emitted: deque[float] = deque()
         self.transport = MeasuringTransport(latencies, emitted)
-        self.model = StreamingModel(emitted)
+        self.model = StreamingModel(emitted, self.turn_frames)
         self.session = AgentSession(Agent(instructions="bench"), RealTimePipeline(self.model))
 
     async def start(self) -> None:
@@ -189,16 +217,111 @@ async def main(ns: list[int], seconds: float, aligned: bool) -> None:
               f" {pct(lat_floor, 50):>14.3f} {pct(lat_sess, 50):>8.3f} {pct(lat_floor, 99):>14.3f} {pct(lat_sess, 99):>8.3f}")
 
 
+#: an OTLP/HTTP collector stand-in for --observers: answers every export with 200 and drops it
+SINK = """
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+OBSERVERS = ["otel", "recorder"]
+
+
+def recorded(folder: Path) -> tuple[int, int]:
+    """How many recordings, and turns in them, the recorder wrote."""
+    files = list(folder.glob("*.jsonl"))
+    return len(files), sum(f.read_text().count('"event": "metrics"') for f in files)
+
+
+async def child(n: int, seconds: float, aligned: bool, repeat: int, turn_s: float) -> None:
+    """One side of ``--observers`` (plugins as the environment says): ``repeat`` times the floor, then the
+    sessions; prints the figures as one JSON line."""
+    SessionWire.turn_frames = max(1, round(turn_s / 0.02)) if turn_s > 0 else None
+    floor, cpu, lat = [], [], []
+    for _ in range(repeat):
+        floor.append((await measure(DirectWire, n, seconds, aligned))[0])
+        used, latencies = await measure(SessionWire, n, seconds, aligned)
+        cpu.append(used)
+        lat += latencies
+    otel: Any = next((p.module for p in discover() if p.name == "otel" and p.module is not None), None)
+    if otel is not None:
+        otel.reset()  # flush and shut the plugin's exporters down while the sink still listens
+    folder = os.environ.get("AGENTSESSION_RECORDER_DIR")
+    print(json.dumps({"floor": floor, "cpu": cpu, "p50": pct(lat, 50), "p99": pct(lat, 99),
+                      "recorded": recorded(Path(folder)) if folder else [0, 0]}))
+
+
+def compare_observers(ns: list[int], seconds: float, aligned: bool, repeat: int, turn_s: float) -> None:
+    """Run each N in two processes at the same time, one without plugins and one with the observers, so
+    that a neighbour's load on this machine falls on both alike; print medians of ``repeat`` runs."""
+    turns = f"a turn every {turn_s:g} s per session" if turn_s > 0 else "no turns (one endless answer per session)"
+    print(f"{turns}; observers: {', '.join(OBSERVERS)}; both sides at once, in two processes; cpu % of a core "
+          f"per session (median of {repeat} runs); latency: model -> transport.play")
+    print(f"{'N':>5} {'cpu: floor':>10} {'session':>8} {'+observers':>10} {'overhead':>9}"
+          f" {'p99 ms: session':>16} {'+observers':>10}")
+    blocked = [p.name for p in discover()]
+    missing = set(OBSERVERS) - set(blocked)
+    if missing:
+        raise SystemExit(f"--observers needs these plugins installed: {', '.join(sorted(missing))}")
+    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout is not None
+        endpoint = f"http://127.0.0.1:{sink.stdout.readline().strip()}"
+        with tempfile.TemporaryDirectory(prefix="bench-recordings-") as folder:
+            plain_env = {**os.environ, "AGENTSESSION_DISABLE_PLUGINS": ",".join(blocked)}
+            observed_env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "AGENTSESSION_RECORDER_DIR": folder,
+                            "AGENTSESSION_DISABLE_PLUGINS": ",".join(p for p in blocked if p not in OBSERVERS)}
+            for n in ns:
+                args = [sys.executable, __file__, "--child", "-n", str(n), "--seconds", str(seconds),
+                        "--repeat", str(repeat), "--turn-seconds", str(turn_s), *(["--aligned"] if aligned else [])]
+                procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+                         for env in (plain_env, observed_env)]
+                plain, observed = (json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs)
+                cpu_sess, cpu_obs = statistics.median(plain["cpu"]), statistics.median(observed["cpu"])
+                print(f"{n:>5} {statistics.median(plain['floor'] + observed['floor']):>10.3f} {cpu_sess:>8.3f}"
+                      f" {cpu_obs:>10.3f} {100 * (cpu_obs / cpu_sess - 1):>+8.1f}% {plain['p99']:>16.3f}"
+                      f" {observed['p99']:>10.3f}")
+                print(f"      runs: session {' '.join(f'{c:.3f}' for c in plain['cpu'])};"
+                      f" +observers {' '.join(f'{c:.3f}' for c in observed['cpu'])}"
+                      f" (the observers recorded {observed['recorded'][0]} sessions,"
+                      f" {observed['recorded'][1]} turns so far)")
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
 if __name__ == "__main__":
-    # measure core alone: installed observer plugins (a recorder, say) would add their own work to every session
-    os.environ["AGENTSESSION_DISABLE_PLUGINS"] = ",".join(p.name for p in discover())
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N = 1, 50 for 1.5 s (what CI runs)")
     parser.add_argument("--seconds", type=float)
     parser.add_argument("-n", type=int, action="append", help="session counts (repeatable)")
     parser.add_argument("--aligned", action="store_true",
                         help="start every session on the same 20 ms tick (the worst case for tail latency)")
+    parser.add_argument("--observers", action="store_true",
+                        help="run each N with and without the OTel plugin and the recorder, at once, and compare")
+    parser.add_argument("--observer", action="append", metavar="PLUGIN",
+                        help="with --observers: the plugins to enable (repeatable; default otel and recorder)")
+    parser.add_argument("--turn-seconds", type=float, default=1.0,
+                        help="with --observers: each session's model ends a turn this often (default 1 s; 0: never)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="with --observers: runs per side, the median is printed (default 3)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    seconds = args.seconds or (1.5 if args.quick else 5.0)
     ns = args.n or ([1, 50] if args.quick else [1, 50, 200])
+    if args.child:  # one side of --observers: the parent set the plugins in the environment
+        asyncio.run(child(ns[0], seconds, args.aligned, args.repeat, args.turn_seconds))
+        raise SystemExit(0)
     print("start phases:", "aligned (worst case)" if args.aligned else "spread over the 20 ms tick")
-    asyncio.run(main(ns, args.seconds or (1.5 if args.quick else 5.0), args.aligned))
+    if args.observers:
+        OBSERVERS[:] = args.observer or OBSERVERS
+        compare_observers(ns, seconds, args.aligned, args.repeat, args.turn_seconds)
+    else:
+        # measure core alone: installed observer plugins (a recorder, say) would add their own work to every session
+        os.environ["AGENTSESSION_DISABLE_PLUGINS"] = ",".join(p.name for p in discover())
+        asyncio.run(main(ns, seconds, args.aligned))

@@ -18,6 +18,8 @@ from agentsession import (
     ChatContext,
     ConversationFlow,
     FunctionTool,
+    SpeechEvent,
+    SpeechStream,
     ToolCall,
 )
 from agentsession.testing import FakeTransport, tone, virtual_clock
@@ -167,5 +169,128 @@ async def test_turn_detector_holds_an_unfinished_turn() -> None:
     await settle(3)
     assert len(llm.contexts) == 1
     assert llm.contexts[0].items[-1].text == "so I was wondering about the weather?"  # type: ignore[union-attr]
+    await session.close()
+    await transport.close()
+
+
+class StreamingSTT(STT):
+    """Transcribes while the user speaks: an interim per pushed 200 ms of speech, the final at each flush."""
+
+    streaming = True
+    turn_detection = None  # leaves the ends of utterances to the cascade's VAD (flush)
+
+    def __init__(self, finals: list[str]) -> None:
+        self.finals = finals
+
+    async def transcribe(self, audio: AudioFrame, *, language: str | None = None) -> str:
+        raise AssertionError("a streaming STT is not asked for whole utterances")
+
+    def stream(self, *, language: str | None = None) -> SpeechStream:
+        stt = self
+
+        class Stream(SpeechStream):
+            def __init__(self) -> None:
+                super().__init__()
+                self.loud = 0.0
+
+            def push_audio(self, frame: AudioFrame) -> None:
+                if np.abs(frame.data).max() > 1000:
+                    self.loud += frame.duration
+                    if round(self.loud, 2) % 0.2 == 0 and stt.finals:
+                        words = stt.finals[0].split()
+                        self._emit(SpeechEvent("interim", " ".join(words[: int(self.loud / 0.2)])))
+
+            def flush(self) -> None:
+                self.loud = 0.0
+                if stt.finals:
+                    self._emit(SpeechEvent("final", stt.finals.pop(0)))
+
+            def end_input(self) -> None:
+                self._finish()
+
+        return Stream()
+
+
+def listening_session(stt: STT, llm: LLM, **kwargs: object) -> tuple[AgentSession, FakeTransport, list[dict]]:
+    transport = FakeTransport()
+    pipeline = CascadingPipeline(stt=stt, llm=llm, tts=FakeTTS(), **kwargs)  # type: ignore[arg-type]
+    session = AgentSession(QuietAgent(), pipeline)
+    heard: list[dict] = []
+    session.on("user_transcript", heard.append)
+    return session, transport, heard
+
+
+@virtual_clock
+async def test_interim_transcripts_then_the_turn_ends_when_the_detector_says_so() -> None:
+    import asyncio
+
+    from agentsession import Endpointing, TextTurnDetector
+
+    llm = FakeLLM()
+    session, transport, heard = listening_session(
+        StreamingSTT(["What time is it?"]), llm, turn_detector=TextTurnDetector(),
+        endpointing=Endpointing(min_endpointing_delay=0.4, max_endpointing_delay=3.0))
+    await transport.start()
+    await session.start(transport=transport)
+    asked: list[float] = []
+    original = llm.chat
+
+    def chat(ctx: ChatContext, *, tools: Sequence[FunctionTool] = ()) -> AsyncIterator[str | ToolCall]:
+        asked.append(asyncio.get_running_loop().time())
+        return original(ctx, tools=tools)
+
+    llm.chat = chat  # type: ignore[method-assign]
+    await transport.feed(utterance(1.0))  # 0.3 s silence, 1 s speech, 0.9 s silence
+    await settle(2)
+    interims = [h["text"] for h in heard if not h["final"]]
+    assert interims and interims[-1].startswith("What time") and interims == sorted(interims, key=len)
+    (final,) = [h for h in heard if h["final"]]
+    assert final == {"text": "What time is it?", "final": True, "end_of_turn": "turn_detector"}
+    # the VAD heard the end ~0.5 s after the speech (min_silence); the LLM starts 0.4 s later
+    assert asked and asked[0] == pytest.approx(0.3 + 1.0 + 0.5 + 0.4, abs=0.1)
+    await session.close()
+    await transport.close()
+
+
+@virtual_clock
+async def test_an_unfinished_sentence_waits_for_the_rest_and_a_silence_ends_it_at_the_longest_wait() -> None:
+    from agentsession import Endpointing, TextTurnDetector
+
+    llm = FakeLLM()
+    stt = StreamingSTT(["so I was wondering if", "you know the time"])
+    session, transport, heard = listening_session(
+        stt, llm, turn_detector=TextTurnDetector(),
+        endpointing=Endpointing(min_endpointing_delay=0.4, max_endpointing_delay=3.0))
+    await transport.start()
+    await session.start(transport=transport)
+    await transport.feed(utterance(0.6))
+    await settle(1.0)
+    assert llm.contexts == []  # "...if": not the end of the turn
+    await transport.feed(utterance(0.6))
+    await settle(4.0)
+    finals = [h for h in heard if h["final"]]
+    assert [(h["text"], h["end_of_turn"]) for h in finals] == [
+        ("so I was wondering if you know the time", "turn_detector")]
+    assert len(llm.contexts) == 1
+    await session.close()
+    await transport.close()
+
+
+@virtual_clock
+async def test_a_cascade_turn_records_each_stage() -> None:
+    llm = FakeLLM()
+    session, transport, _ = listening_session(StreamingSTT(["Tell me something."]), llm)
+    metrics: list[dict] = []
+    session.on("metrics_collected", metrics.append)
+    await transport.start()
+    await session.start(transport=transport)
+    await transport.feed(utterance(1.0))
+    await settle(4)
+    (turn,) = metrics
+    assert turn["trigger"] == "user" and turn["end_of_turn_reason"] == "silence"
+    assert turn["stt_latency"] is not None and turn["stt_latency"] < 0.1  # the final came at the VAD's end
+    assert turn["llm_ttft"] is not None and turn["llm_duration"] is not None and turn["tts_ttfb"] is not None
+    assert turn["realtime_ttfa"] is None  # not a realtime model: its stages explain the first audio
+    assert turn["audio_played"] == pytest.approx(turn["audio_generated"]) and turn["interrupted_at"] is None
     await session.close()
     await transport.close()

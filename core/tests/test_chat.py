@@ -283,3 +283,20 @@ def test_chat_item_alias_covers_all_types() -> None:
     assert len(ChatContext(items)) == 3
     with pytest.raises(TypeError):
         ChatContext(["not an item"])  # type: ignore[list-item]
+
+
+def test_videosdk_chat_role_and_add_message_content() -> None:
+    """VideoSDK code writes ``chat_context.add_message(role=ChatRole.USER, content=...)`` (its ConversationFlow
+    examples): ``ChatRole`` is a str enum and ``content`` names the text (a string or a list of strings)."""
+    from agentsession._chat import ChatRole
+
+    assert [ChatRole.SYSTEM, ChatRole.USER, ChatRole.ASSISTANT] == ["system", "user", "assistant"]
+    assert f"{ChatRole.USER}" == "user"
+    ctx = ChatContext()
+    msg = ctx.add_message(role=ChatRole.USER, content="what is nginx")
+    assert msg.role == "user" and type(msg.role) is str and msg.text == "what is nginx"
+    assert ctx.add_message(ChatRole.ASSISTANT, ["It is", "a web server."]).text == "It is a web server."
+    assert ctx.add_message("system", "Be brief.", message_id="s1").id == "s1"
+    assert json.loads(json.dumps(ctx.to_dict()))["items"][0]["role"] == "user"
+    with pytest.raises(TypeError, match="text or content"):
+        ctx.add_message("user")

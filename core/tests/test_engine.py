@@ -407,3 +407,74 @@ def test_chat_role_is_videosdk_s_enum_and_plain_strings_still_work() -> None:
     assert ChatContext.from_json(ctx.to_json()).items[0].role == ChatRole.USER  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="invalid role"):
         ctx.add_message("robot", "beep")  # type: ignore[arg-type]
+
+
+class SilentAboutTheUser(FakeRealtimeModel):
+    """A model like Gemini Live: it hears the user but sends no "user started speaking"."""
+
+    reports_user_speech = False
+
+
+@virtual_clock
+async def test_with_a_model_that_reports_no_speech_the_session_vad_drives_states_and_wake_up() -> None:
+    import numpy as np
+
+    from agentsession import AudioFrame, EnergyVAD
+    from agentsession.testing import tone
+
+    model = SilentAboutTheUser()
+    woken: list[float] = []
+    transport = FakeTransport()
+    await transport.start()
+    session = AgentSession(QuietAgent(), RealTimePipeline(model), wake_up=2.0, vad=EnergyVAD())
+    session.on_wake_up = lambda: woken.append(asyncio.get_running_loop().time())
+    states: list[tuple[float, str]] = []
+    session.on("user_state_changed", lambda d: states.append((round(asyncio.get_running_loop().time(), 2),
+                                                              f"{d['state']}")))
+    await session.start(transport=transport)
+    t0 = asyncio.get_running_loop().time()
+    silence = np.zeros((int(0.5 * 16000), 1), np.int16)
+    speech = tone(4.0, 16000, 300)  # a four-second sentence: longer than the wake-up delay
+    feeding = asyncio.ensure_future(transport.feed(AudioFrame(np.concatenate([silence, speech.data, silence, silence]), 16000)))
+    await settle(3.0)
+    assert session.user_state.value == "speaking"  # during the utterance, not after it
+    await feeding
+    await settle(1.0)
+    (start, _), (stop, _) = [s for s in states if s[1] in ("speaking", "idle")][:2]
+    assert start - t0 == pytest.approx(0.5, abs=0.25) and stop - t0 == pytest.approx(4.5, abs=0.7)
+    assert not [w for w in woken if w < stop]  # never while the user talked
+    assert session.agent_state.value == "thinking"  # the turn is over: the model's answer is awaited
+    await settle(10.0)
+    assert session.agent_state.value == "idle"  # no answer came: the turn is dropped, the wake-up may follow
+    await session.close()
+    await transport.close()
+
+
+def test_the_best_installed_vad_is_the_highest_ranked() -> None:
+    from agentsession import VAD
+    from agentsession._manager import best_vad, create_manager
+
+    class Better:
+        name = "better-vad"
+
+        @hookimpl
+        def agentsession_vads(self) -> dict[str, tuple[int, Any]]:
+            return {"better": (1000, lambda: "the better one")}
+
+    assert best_vad(create_manager([Better()])) == "the better one"
+    assert isinstance(best_vad(create_manager([])), VAD)  # EnergyVAD, or a better one installed
+
+
+@virtual_clock
+async def test_typed_lines_queue_as_turns() -> None:
+    """console --text with lines piped in: each is answered in turn, none cuts the answer before it off."""
+    model = FakeRealtimeModel([FakeResponse(text="first answer", audio=1.0), FakeResponse(text="second answer",
+                                                                                          audio=1.0)])
+    session, transport, rec = await started(QuietAgent(), model)
+    transport.type_text("hello agent")
+    transport.type_text("and another thing")
+    await settle(4)
+    assert model.texts == ["hello agent", "and another thing"] and model.interrupts == []
+    assert [i.text for i in assistant_items(session)] == ["first answer", "second answer"]
+    assert [m["interrupted"] for m in rec.of("metrics_collected")] == [False, False]
+    await session.close()

@@ -16,7 +16,7 @@ from agentsession import (
     WorkerJob,
     hookimpl,
 )
-from agentsession.testing import FakeRealtimeModel, FakeTransport
+from agentsession.testing import FakeRealtimeModel, FakeTransport, virtual_clock
 
 
 class ManyJobsMode(TransportMode):
@@ -78,3 +78,32 @@ def test_a_failing_entrypoint_gives_a_non_zero_exit() -> None:
         raise RuntimeError("bug in the user's entrypoint")
 
     assert WorkerJob(entrypoint, plugins=[ModePlugin()]).run(["many"]) == 1
+
+
+@virtual_clock
+async def test_no_wake_up_once_the_job_is_ending() -> None:
+    """The room (the file input) ended: while the job gives a VideoSDK-style entrypoint (``asyncio.Event().wait()``
+    in ``try/finally``) its second to finish, the wake-up timer must not speak into the ended room."""
+    loop = asyncio.get_running_loop()
+    woke: list[float] = []
+    closed: list[float] = []
+
+    async def entrypoint(ctx: JobContext) -> None:
+        session = AgentSession(agent=Agent(instructions="Be quiet."), pipeline=RealTimePipeline(FakeRealtimeModel()),
+                               wake_up=2.0)
+        session.on_wake_up = lambda: woke.append(loop.time())
+        session.on("closed", lambda _: closed.append(loop.time()))
+        try:
+            await ctx.connect()
+            await session.start()
+            await asyncio.Event().wait()
+        finally:
+            await session.close()
+            await ctx.shutdown()
+
+    transport = FakeTransport()
+    start = loop.time()
+    loop.call_later(1.5, transport.end, "input done")  # idle since the start: the wake-up is due at 2.0
+    await WorkerJob(entrypoint)._run_job(JobContext(transport=transport))
+    assert closed and closed[0] - start > 2.0  # the session was still open when the timer was due
+    assert woke == []

@@ -1,4 +1,4 @@
-"""Core's own plugin: the ``file`` transport mode and the offline ``parrot`` model."""
+"""Core's own plugin: the ``file`` transport mode, the offline ``parrot`` model and ``EnergyVAD``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from ._file_transport import FileMode
 from ._parrot import ParrotModel
 from ._transport import TransportMode
+from ._vad import EnergyVAD
 from .hookspecs import hookimpl
 
 
@@ -19,3 +20,8 @@ def agentsession_transports() -> dict[str, TransportMode]:
 @hookimpl
 def agentsession_models() -> dict[str, Callable[..., Any]]:
     return {"parrot": ParrotModel}
+
+
+@hookimpl
+def agentsession_vads() -> dict[str, tuple[int, Callable[..., Any]]]:
+    return {"energy": (0, EnergyVAD)}

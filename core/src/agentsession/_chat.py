@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, cast, get_args
 
 __all__ = [
     "ChatContext",
@@ -20,16 +20,16 @@ __all__ = [
     "FunctionCallOutput",
 ]
 
+Role: TypeAlias = Literal["system", "user", "assistant"]
+_ROLES: tuple[str, ...] = get_args(Role)
+
+
 class ChatRole(StrEnum):
-    """Who a message is from (VideoSDK's ``ChatRole.USER``, ...); plain strings ``"user"`` work too."""
+    """A message's role, as VideoSDK names them (``ChatRole.USER``); messages store the plain string."""
 
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
-
-
-Role: TypeAlias = ChatRole | Literal["system", "user", "assistant"]
-_ROLES: tuple[str, ...] = tuple(role.value for role in ChatRole)
 
 
 def _new_id() -> str:
@@ -50,8 +50,7 @@ class ChatMessage:
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
             raise ValueError(f"invalid role {self.role!r} (expected one of {', '.join(_ROLES)})")
-        if isinstance(self.role, ChatRole):
-            self.role = self.role.value  # stored (and serialised) as the plain string
+        self.role = cast(Role, str(self.role))  # ChatRole.USER is stored as "user"
 
 
 @dataclass
@@ -130,19 +129,25 @@ class ChatContext:
 
     def add_message(
         self,
-        role: Role,
-        text: str,
+        role: Role | ChatRole,
+        text: str | list[str] | None = None,
         *,
+        content: str | list[str] | None = None,
         id: str | None = None,
+        message_id: str | None = None,
         interrupted: bool = False,
         audio_duration: float | None = None,
         created_at: float | None = None,
     ) -> ChatMessage:
-        """Append a message (created_at defaults to now)."""
+        """Append a message (created_at defaults to now). VideoSDK's spelling works too:
+        ``add_message(role=ChatRole.USER, content="...", message_id=...)``; a list of strings is joined."""
+        body = text if text is not None else content
+        if body is None:
+            raise TypeError("add_message() needs the message's text or content")
         msg = ChatMessage(
-            role,
-            text,
-            id=id or _new_id(),
+            cast(Role, role),
+            body if isinstance(body, str) else " ".join(body),
+            id=id or message_id or _new_id(),
             interrupted=interrupted,
             audio_duration=audio_duration,
             created_at=time.time() if created_at is None else created_at,

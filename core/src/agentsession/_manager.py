@@ -145,3 +145,15 @@ def create_model(name: str, **options: Any) -> Any:
         installed = ", ".join(sorted(models)) or "none"
         raise PluginError(f"no installed plugin provides the model {name!r} (installed: {installed})")
     return models[name](**options)
+
+
+def best_vad(pm: pluggy.PluginManager) -> Any:
+    """A new instance of the installed VAD of highest rank (``agentsession_vads``); ``None`` if none."""
+    ranked = [(value[0], name, value[1]) for _, name, value in provided(pm, "agentsession_vads")
+              if isinstance(value, tuple) and len(value) == 2]
+    for _, name, factory in sorted(ranked, key=lambda r: -r[0]):
+        try:
+            return factory()
+        except Exception:
+            logger.exception("the VAD %r could not be made; trying the next", name)
+    return None

@@ -93,6 +93,9 @@ class RealtimeModel(ABC):
 
     input_sample_rate: int = 24000
     provider: str = "unknown"
+    #: whether the model reports the user's speech (``UserSpeechStarted``/``Stopped``) as it happens; when it
+    #: does not, the session runs a VAD of its own on the user's audio for the user state, barge-in and wake-up
+    reports_user_speech: bool = True
 
     def __init__(self) -> None:
         self.channel = EventChannel()

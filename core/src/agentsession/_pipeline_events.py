@@ -35,10 +35,14 @@ class UserSpeechStopped:
 
 @dataclass(frozen=True, slots=True)
 class UserTranscript:
-    """Transcript of the user's speech; ``final`` once the turn's text is complete."""
+    """Transcript of the user's speech; ``final`` once the turn's text is complete. A pipeline that decides the
+    end of the turn itself (a cascade) says why in ``end_of_turn``: ``"silence"``, ``"turn_detector"`` or
+    ``"max_delay"``."""
 
     text: str
     final: bool = True
+    end_of_turn: str | None = None
+    stt_latency: float | None = None  # the user stopped -> this final transcript (a cascade's STT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,9 @@ class ResponseDone:
     interrupted: bool = False
     usage: dict[str, Any] = field(default_factory=dict)
     response_id: str = field(kw_only=True)
+    #: stage latencies the pipeline measured for this response, in seconds (a cascade: ``llm_ttft``,
+    #: ``llm_duration``, ``tts_ttfb``), merged into the turn's ``TurnMetrics``
+    stages: dict[str, float] = field(default_factory=dict, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)

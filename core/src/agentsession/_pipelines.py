@@ -25,7 +25,9 @@ from ._pipeline_events import (
     UserSpeechStopped,
     UserTranscript,
 )
+from ._stt_stream import BufferedSpeechStream, SpeechStream
 from ._tools import FunctionTool, ToolResult
+from ._turn_detection import Endpointing, TurnDetector
 from ._vad import EnergyVAD, UtteranceCollector
 
 if TYPE_CHECKING:
@@ -93,6 +95,14 @@ class Pipeline(ABC):
     conversation_flow: ConversationFlow | None = None
 
     @property
+    def reports_user_speech(self) -> bool:
+        """Whether the pipeline's events say when the user speaks (a cascade's VAD does)."""
+        return True
+
+    #: whether the time to the first audio is one model's (a realtime model) rather than stages' (a cascade)
+    reports_first_audio: bool = False
+
+    @property
     @abstractmethod
     def input_sample_rate(self) -> int:
         """Rate of the mono 20 ms frames ``push_audio`` takes."""
@@ -134,6 +144,8 @@ class Pipeline(ABC):
 class RealTimePipeline(Pipeline):
     """A speech-to-speech model behind the session."""
 
+    reports_first_audio = True
+
     def __init__(self, model: RealtimeModel) -> None:
         if not isinstance(model, RealtimeModel):
             raise TypeError(f"RealTimePipeline needs a RealtimeModel, got {type(model).__name__}")
@@ -142,6 +154,10 @@ class RealTimePipeline(Pipeline):
     @property
     def input_sample_rate(self) -> int:
         return self.model.input_sample_rate
+
+    @property
+    def reports_user_speech(self) -> bool:
+        return self.model.reports_user_speech
 
     async def start(self, options: ModelOptions) -> None:
         await self.model.start(options)
@@ -174,17 +190,33 @@ class RealTimePipeline(Pipeline):
         await self.model.close()
 
 
-TurnDetector = Callable[[ChatContext, str], Awaitable[bool]]
+TurnPredicate = Callable[[ChatContext, str], Awaitable[bool]]
+"""An older form of turn detector: ``True`` when the text looks like the end of the turn."""
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
+class _PredicateDetector(TurnDetector):
+    def __init__(self, predicate: TurnPredicate) -> None:
+        self._predicate = predicate
+
+    async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str) -> float:
+        return 1.0 if await self._predicate(chat_ctx, transcript) else 0.0
+
+
 class CascadingPipeline(Pipeline):
-    """VAD -> STT -> ``ConversationFlow.run`` (the LLM with tools) -> TTS, sentence by sentence.
+    """VAD -> STT -> end of turn -> ``ConversationFlow.run`` (the LLM with tools) -> TTS, sentence by sentence.
+
+    Listening: the VAD cuts the user's audio into utterances; the STT's stream (``STT.stream()``) transcribes
+    them, with interim transcripts when the STT streams (``UserTranscript(final=False)``). When a final
+    transcript is in, the ``turn_detector`` (e.g. ``TextTurnDetector``) scores whether the user is done and
+    ``endpointing`` turns that into a wait: the turn ends after ``min_endpointing_delay`` of silence when it
+    looks over, after ``max_endpointing_delay`` when it does not, and at once goes on if the user speaks again
+    meanwhile. The final ``UserTranscript`` says why the turn ended (``end_of_turn``: ``"silence"``,
+    ``"turn_detector"`` or ``"max_delay"``), and the LLM starts right then.
 
     Responses are generated one at a time, in the order asked. A user turn's response gets an id of the
-    cascade's own (``cascade-N``). ``turn_detector(ctx, text)`` may say a pause is not the end of the turn;
-    the pipeline then waits ``turn_hold`` seconds for more speech before answering anyway.
+    cascade's own (``cascade-N``).
     """
 
     def __init__(
@@ -194,23 +226,35 @@ class CascadingPipeline(Pipeline):
         llm: LLM,
         tts: TTS,
         vad: VAD | None = None,
-        turn_detector: TurnDetector | None = None,
-        turn_hold: float = 1.0,
+        turn_detector: TurnDetector | TurnPredicate | None = None,
+        endpointing: Endpointing | None = None,
+        turn_hold: float | None = None,
+        streaming_stt: bool | None = None,
     ) -> None:
+        """``streaming_stt``: transcribe while the user speaks (default: when the STT can, ``stt.streaming``),
+        else one request per utterance. ``turn_hold`` is the older name of ``max_endpointing_delay``."""
         self.stt, self.llm, self.tts = stt, llm, tts
         self.vad = vad if vad is not None else EnergyVAD()
-        self._utterances = UtteranceCollector(self.vad)
-        self.turn_detector = turn_detector
-        self.turn_hold = turn_hold
+        self._utterances = UtteranceCollector(self.vad, preroll=float(getattr(self.vad, "prefix_padding", 0.3)))
+        if turn_detector is not None and not isinstance(turn_detector, TurnDetector):
+            turn_detector = _PredicateDetector(turn_detector)
+        self.turn_detector: TurnDetector | None = turn_detector
+        if endpointing is None:
+            endpointing = Endpointing() if turn_hold is None else Endpointing(max_endpointing_delay=turn_hold)
+        self.endpointing = endpointing
         self._channel = EventChannel()
         self._options = ModelOptions(instructions="")
+        self._stream: SpeechStream | None = None
         self._speaking = False
-        self._held_text = ""
-        self._hold_timer: asyncio.TimerHandle | None = None
+        self._stopped_at: float | None = None  # loop time the user last stopped speaking
+        self._held_text = ""  # final text of the turn so far, waiting for the end of the turn
+        self._stt_latency: float | None = None  # the user stopped -> the last final transcript
+        self._end_timer: asyncio.TimerHandle | None = None
         self._responses: dict[str, asyncio.Task[None]] = {}  # in the order asked; the first one runs
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._tts_out = AudioConverter(tts.sample_rate)
+        self.streaming_stt = stt.streaming if streaming_stt is None else streaming_stt
 
     @property
     def input_sample_rate(self) -> int:
@@ -218,19 +262,34 @@ class CascadingPipeline(Pipeline):
 
     async def start(self, options: ModelOptions) -> None:
         self._options = options
+        self._listen_to(self.stt.stream() if self.streaming_stt else self._one_request_per_utterance())
+
+    def _one_request_per_utterance(self) -> SpeechStream:
+        return BufferedSpeechStream(self.stt.transcribe, self.stt.sample_rate)
 
     def push_audio(self, frame: AudioFrame) -> None:
+        stream = self._stream
+        if stream is not None and stream.finished:
+            stream = None  # it failed: _listen falls back to one request per utterance
+        streaming = stream is not None and not isinstance(stream, BufferedSpeechStream)
+        if streaming:
+            stream.push_audio(frame)  # type: ignore[union-attr]
         for event, audio in self._utterances.push(frame):
             if audio is None:
                 self._speaking = True
-                if self._hold_timer is not None:
-                    self._hold_timer.cancel()
-                    self._hold_timer = None
+                self._cancel_end_of_turn()  # the user went on: the turn is not over
                 self._channel.emit(UserSpeechStarted())
-            else:
-                self._speaking = False
-                self._channel.emit(UserSpeechStopped(audio_end=event.position))
-                self._spawn(self._transcribe(audio))
+                continue
+            self._speaking = False
+            self._stopped_at = asyncio.get_running_loop().time()
+            self._channel.emit(UserSpeechStopped(audio_end=event.position))
+            if stream is None:
+                continue
+            if not streaming:
+                stream.push_audio(audio)
+                stream.flush()
+            elif getattr(self.stt, "turn_detection", True) is None:  # a streaming STT that leaves ends to us
+                stream.flush()
 
     def attach(self, sink: EventSink) -> None:
         self._channel.attach(sink)
@@ -259,13 +318,17 @@ class CascadingPipeline(Pipeline):
         self._options = ModelOptions(instructions, list(tools), self._options.chat_ctx)
 
     async def close(self) -> None:
+        self._cancel_end_of_turn()
+        if self._stream is not None:
+            await self._stream.aclose()
         tasks = list(self._tasks) + list(self._responses.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-        for closer in (self.stt.aclose, self.llm.aclose, self.tts.aclose):
+        closers = [self.stt.aclose, self.llm.aclose, self.tts.aclose]
+        if self.turn_detector is not None:
+            closers.append(self.turn_detector.aclose)
+        for closer in closers:
             try:
                 await closer()
             except Exception:
@@ -277,39 +340,71 @@ class CascadingPipeline(Pipeline):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _transcribe(self, audio: AudioFrame) -> None:
+    def _listen_to(self, stream: SpeechStream) -> None:
+        self._stream = stream
+        self._spawn(self._listen(stream))
+
+    async def _listen(self, stream: SpeechStream) -> None:
+        """What the STT hears: interim text as it comes, and each final on to the end-of-turn decision."""
         try:
-            text = (await self.stt.transcribe(audio)).strip()
+            async for event in stream:
+                if event.type == "interim" and event.text.strip():
+                    self._channel.emit(UserTranscript(f"{self._held_text} {event.text}".strip(), final=False))
+                elif event.type == "final":
+                    if event.error:
+                        self._channel.emit(Error(f"speech-to-text failed: {event.error}", recoverable=True))
+                    await self._on_final(event.text.strip())
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
-            logger.exception("speech-to-text failed")
-            self._channel.emit(Error(f"speech-to-text failed: {exc}", recoverable=True))
-            text = ""
+            logger.warning("the speech-to-text stream failed (%s): one request per utterance from now on", exc)
+            self._channel.emit(Error(f"speech-to-text streaming failed ({exc}); transcribing each utterance in one "
+                                     "request from now on", recoverable=True, code="stt_stream_failed"))
+            if stream is self._stream:
+                self._listen_to(self._one_request_per_utterance())
+
+    async def _on_final(self, text: str) -> None:
         if not text:
-            self._nothing_to_answer()
+            if not self._held_text:
+                self._nothing_to_answer()
             return
-        text = f"{self._held_text} {text}".strip()
-        self._held_text = ""
-        if self.turn_detector is not None and not await self.turn_detector(self._options.chat_ctx, text):
-            self._held_text = text
-            self._hold_timer = asyncio.get_running_loop().call_later(self.turn_hold, self._release_hold)
-            self._nothing_to_answer()
+        self._held_text = f"{self._held_text} {text}".strip()
+        if self._stopped_at is not None:
+            self._stt_latency = asyncio.get_running_loop().time() - self._stopped_at
+        probability = None
+        if self.turn_detector is not None:
+            try:
+                probability = await self.turn_detector.end_of_turn_probability(self._options.chat_ctx,
+                                                                               self._held_text)
+            except Exception:
+                logger.exception("the turn detector failed; the silence decides")
+        threshold = self.turn_detector.unlikely_threshold if self.turn_detector is not None else 0.0
+        decision = self.endpointing.decide(probability, threshold)
+        if self._speaking:
+            return  # the user already goes on: the turn ends after their next utterance
+        loop = asyncio.get_running_loop()
+        since = loop.time() - self._stopped_at if self._stopped_at is not None else 0.0
+        self._cancel_end_of_turn()
+        self._end_timer = loop.call_later(decision.remaining(since), self._end_of_turn, decision.reason)
+
+    def _cancel_end_of_turn(self) -> None:
+        if self._end_timer is not None:
+            self._end_timer.cancel()
+            self._end_timer = None
+
+    def _end_of_turn(self, reason: str) -> None:
+        self._end_timer = None
+        if self._speaking or not self._held_text:
             return
-        self._user_turn(text)
-
-    def _nothing_to_answer(self) -> None:
-        """The user's turn ended without text to answer (yet): an empty response ends it."""
-        self._channel.emit(ResponseDone(response_id=f"cascade-{next(self._ids)}"))
-
-    def _release_hold(self) -> None:
-        self._hold_timer = None
-        if self._held_text and not self._speaking:
-            text, self._held_text = self._held_text, ""
-            self._user_turn(text)
-
-    def _user_turn(self, text: str) -> None:
-        self._channel.emit(UserTranscript(text, final=True))
+        text, self._held_text = self._held_text, ""
+        self._channel.emit(UserTranscript(text, final=True, end_of_turn=reason, stt_latency=self._stt_latency))
+        self._stt_latency = None
         rid = f"cascade-{next(self._ids)}"
         self._start_response(rid, self._respond(rid, user_text=text, flow=True))
+
+    def _nothing_to_answer(self) -> None:
+        """The user's turn ended without text to answer: an empty response ends it."""
+        self._channel.emit(ResponseDone(response_id=f"cascade-{next(self._ids)}"))
 
     def _start_response(self, response_id: str, coro: Awaitable[None]) -> None:
         previous = list(self._responses.values())
@@ -343,13 +438,19 @@ class CascadingPipeline(Pipeline):
     async def _respond(
         self, rid: str, *, user_text: str | None = None, instructions: str | None = None, flow: bool = False
     ) -> None:
+        loop = asyncio.get_running_loop()
+        stages: dict[str, float] = {}
+
         async def llm_text() -> AsyncIterator[str]:
             ctx = self._context(user_text, instructions)  # now: the flow may have changed the history
+            asked = loop.time()
             async for chunk in self.llm.chat(ctx, tools=self._options.tools):
+                stages.setdefault("llm_ttft", loop.time() - asked)
                 if isinstance(chunk, ToolCall):
                     self._channel.emit(replace(chunk, response_id=rid))
                 else:
                     yield chunk
+            stages["llm_duration"] = stages.get("llm_duration", 0.0) + loop.time() - asked
 
         conversation = self.conversation_flow if flow and user_text is not None else None
         token = _LLM_STREAM.set(llm_text)
@@ -364,9 +465,9 @@ class CascadingPipeline(Pipeline):
                 self._channel.emit(AgentTranscript(chunk, final=False, response_id=rid))
                 *sentences, pending = _SENTENCE_END.split(pending)
                 for sentence in sentences:
-                    await self._speak(rid, sentence)
+                    await self._speak(rid, sentence, stages)
             if pending.strip():
-                await self._speak(rid, pending)
+                await self._speak(rid, pending, stages)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -378,12 +479,17 @@ class CascadingPipeline(Pipeline):
                 await _guarded(conversation.on_turn_end(), "ConversationFlow.on_turn_end")
         if text:
             self._channel.emit(AgentTranscript(text, final=True, response_id=rid))
-        self._channel.emit(ResponseDone(response_id=rid))
+        self._channel.emit(ResponseDone(response_id=rid, stages=stages))
 
-    async def _speak(self, rid: str, text: str) -> None:
+    async def _speak(self, rid: str, text: str, stages: dict[str, float] | None = None) -> None:
         if not text.strip():
             return
+        asked = asyncio.get_running_loop().time()
+        first = stages is not None and "tts_ttfb" not in stages
         async for frame in self.tts.synthesize(text):
+            if first and stages is not None:
+                stages["tts_ttfb"] = asyncio.get_running_loop().time() - asked
+                first = False
             for out in self._tts_out.push(frame):
                 self._channel.emit(AgentAudio(out, response_id=rid))
         for out in self._tts_out.flush():

@@ -13,14 +13,31 @@ from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import dataclass, field
+import textwrap
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-#: the latency metrics of ``TurnMetrics``, in report order
-LATENCY_METRICS = ("eou_delay", "ttfa", "e2e")
+from ._metrics import STAGES, TurnMetrics
+
+#: the latency metrics of ``TurnMetrics``, in report order (the stages of a turn)
+LATENCY_METRICS = STAGES
+#: short column names of the stages (per-turn tables at 80 columns)
+STAGE_COLUMNS = {"eou_delay": "eou", "stt_latency": "stt", "llm_ttft": "ttft", "llm_duration": "llm",
+                 "tts_ttfb": "tts", "realtime_ttfa": "model", "ttfa": "ttfa", "e2e": "e2e"}
+#: the stages drawn back to back on the timeline from a turn's end of speech (the rest overlap them)
+TIMELINE_STAGES = ("eou_delay", "stt_latency", "llm_ttft", "tts_ttfb", "realtime_ttfa")
+STAGE_COLORS = {"eou_delay": "#95a5a6", "stt_latency": "#16a085", "llm_ttft": "#8e44ad", "llm_duration": "#c39bd3",
+                "tts_ttfb": "#d35400", "realtime_ttfa": "#f2b134", "ttfa": "#f5cba7", "e2e": "#2e7dd7"}
+#: what each stage measures (the legend under the report's tables)
+STAGE_HELP = {
+    "eou_delay": "end of speech -> turn over", "stt_latency": "last audio -> final transcript",
+    "llm_ttft": "LLM request -> first token", "llm_duration": "LLM request -> last token",
+    "tts_ttfb": "TTS text -> first audio", "realtime_ttfa": "realtime model: request -> first audio",
+    "ttfa": "turn over -> first audio from the pipeline", "e2e": "end of speech -> first audio played",
+}
 #: the triggers of turns the user started (typed or spoken): the latencies the report summarises
 USER_TRIGGERS = ("user", "text")
 #: how long after its turn's metrics an agent transcript still belongs to that turn, in seconds
@@ -39,6 +56,8 @@ class Turn:
     user_text: str = ""
     agent_text: str = ""
     tools: list[str] = field(default_factory=list)
+    metrics: TurnMetrics | None = None  # the whole record (per-stage fields, audio, tokens)
+    started: float | None = None  # seconds since the session started of the turn's t0 (end of speech/request)
 
 
 @dataclass
@@ -119,16 +138,22 @@ class Recording:
             elif kind == "tool_call":
                 tools.append(str(r.get("name", "?")) + (" (error)" if r.get("is_error") else ""))
             elif kind == "metrics":
+                metrics = TurnMetrics.from_dict(r)
+                epoch = _number(r.get("time"))  # the session's start, in epoch seconds, is time - t
+                started = metrics.started_at - (epoch - float(r["t"])) \
+                    if metrics.started_at is not None and epoch is not None else None
                 turns.append(
                     Turn(
                         turn=int(r.get("turn", len(turns) + 1)),
                         trigger=str(r.get("trigger", "?")),
                         t=float(r["t"]),
-                        latencies={m: _number(r.get(m)) for m in LATENCY_METRICS},
-                        interrupted=bool(r.get("interrupted")),
+                        latencies={m: getattr(metrics, m) for m in LATENCY_METRICS},
+                        interrupted=metrics.interrupted,
                         user_text=" ".join(user),
                         agent_text=" ".join(agent),
                         tools=tools,
+                        metrics=metrics,
+                        started=started,
                     )
                 )
                 user, agent, tools, spoke = [], [], [], False
@@ -157,7 +182,7 @@ class Recording:
             "skipped_lines": self.skipped_lines,
             "turns": [
                 {"turn": t.turn, "trigger": t.trigger, "t": t.t, **t.latencies, "interrupted": t.interrupted,
-                 "user": t.user_text, "agent": t.agent_text, "tools": t.tools}
+                 "user": t.user_text, "agent": t.agent_text, "tools": t.tools, **_turn_extras(t)}
                 for t in self.turns()
             ],
             "latency": self.latency_stats(),
@@ -177,21 +202,24 @@ def latency_stats(recordings: list[Recording]) -> dict[str, dict[str, float]]:
     return stats
 
 
-def render_latency(stats: dict[str, dict[str, float]]) -> list[str]:
-    """The p50/p95/max table of ``latency_stats``."""
-    return table(
+def render_latency(stats: dict[str, dict[str, float]], width: int = 80) -> list[str]:
+    """The p50/p95/max table of ``latency_stats``, with what each stage's column means."""
+    lines = table(
         ["latency (user turns)", "n", "p50 ms", "p95 ms", "max ms"],
         [[name, str(int(s["n"])), _ms(s["p50"]), _ms(s["p95"]), _ms(s["max"])] for name, s in stats.items()],
     )
+    return lines + ["  " + _clip(f"{STAGE_COLUMNS[name]} = {name}: {STAGE_HELP[name]}", width - 2)
+                    for name in stats if name in STAGE_HELP]
 
 
-def render_text(rec: Recording, *, width: int = 36) -> str:
-    """The human report: the session, a per-turn table and p50/p95 of each latency."""
+def render_text(rec: Recording, *, width: int = 80) -> str:
+    """The human report, readable at ``width`` columns: the session, a per-turn table of the stages that
+    were measured, what was said in each turn, and p50/p95 of each stage over the user's turns."""
     head = rec.header
     lines = [f"session {head.get('session_id', '?')}  ({rec.path})"]
     info = [f"{k}: {head[k]}" for k in ("agent", "pipeline", "model", "transport") if head.get(k)]
     if info:
-        lines.append("  " + ", ".join(info))
+        lines += textwrap.wrap(", ".join(info), width, initial_indent="  ", subsequent_indent="    ")
     status = "closed: " + str(rec.of("session_closed")[-1].get("reason")) if rec.complete else "INCOMPLETE (no session_closed record: the process died?)"
     lines.append(f"  {rec.duration:.1f} s recorded, {len(rec.records)} events, {status}")
     if rec.skipped_lines:
@@ -201,30 +229,82 @@ def render_text(rec: Recording, *, width: int = 36) -> str:
     if not turns:
         lines.append("no turns recorded")
     else:
-        rows = [
-            [
-                str(t.turn),
-                t.trigger + (" (interrupted)" if t.interrupted else ""),
-                f"{t.t:.2f}",
-                *(_ms(t.latencies[m]) for m in LATENCY_METRICS),
-                ", ".join(t.tools) or "-",
-                _clip(t.user_text, width) or "-",
-                _clip(t.agent_text, width) or "-",
-            ]
-            for t in turns
-        ]
-        lines += table(["turn", "trigger", "done at s", "eou ms", "ttfa ms", "e2e ms", "tools", "user said", "agent said"], rows)
+        lines += turn_table(turns)
+        lines.append("")
+        for t in turns:
+            lines += _conversation(t, width)
     stats = rec.latency_stats()
     if stats:
         lines.append("")
-        lines += render_latency(stats)
+        lines += render_latency(stats, width)
+    tokens = [(t.metrics.input_tokens, t.metrics.output_tokens) for t in turns if t.metrics is not None]
+    if any(i is not None or o is not None for i, o in tokens):
+        total_in = sum(i or 0 for i, _ in tokens)
+        total_out = sum(o or 0 for _, o in tokens)
+        lines.append(f"  tokens (as the provider reported them): {total_in} in, {total_out} out")
     events = [r for r in rec.records if r["event"] in ("error", "wake_up", "false_interruption")]
     if events:
         lines.append("")
         for r in events:
             detail = r.get("message") or (f"after {r.get('idle_s')} s idle" if r["event"] == "wake_up" else "")
-            lines.append(f"  {float(r['t']):7.2f} s  {r['event']}  {detail}".rstrip())
+            lines.append(_clip(f"  {float(r['t']):7.2f} s  {r['event']}  {detail}".rstrip(), width))
     return "\n".join(lines)
+
+
+def turn_table(turns: list[Turn]) -> list[str]:
+    """One row per turn: trigger, the stages measured in any turn (ms; '-' not measured) and the audio heard
+    of what was generated. Columns nobody measured are left out, so a cascade's and a realtime model's
+    tables both fit 80 columns."""
+    stages = [m for m in LATENCY_METRICS if any(t.latencies.get(m) is not None for t in turns)]
+    heard = any(t.metrics is not None and (t.metrics.audio_played is not None or t.metrics.audio_generated
+                                           is not None) for t in turns)
+    headers = ["turn", "trigger", *(STAGE_COLUMNS[m] for m in stages)] + (["heard/gen s"] if heard else [])
+    rows = []
+    for t in turns:
+        row = [str(t.turn), t.trigger + (" (interrupted)" if t.interrupted else ""),
+               *(_ms(t.latencies[m]) for m in stages)]
+        if heard:
+            row.append(_heard(t.metrics))
+        rows.append(row)
+    legend = "  (ms; '-': not measured" + ("; heard/gen: seconds heard / generated)" if heard else ")")
+    return [*table(headers, rows), legend]
+
+
+def _conversation(t: Turn, width: int) -> list[str]:
+    head = f"turn {t.turn} ({t.trigger}) done at {t.t:.2f} s"
+    m = t.metrics
+    if m is not None and m.end_of_turn_reason:
+        head += f", ended by {m.end_of_turn_reason}"
+    if t.interrupted:
+        cut = m.interrupted_at if m is not None and m.interrupted_at is not None else None
+        head += ", interrupted" + (f" at {cut:.2f} s" if cut is not None else "")
+    tools = [f"{x.name} {_ms(x.duration)} ms" + (" (error)" if x.is_error else "") for x in m.tools] \
+        if m is not None and m.tools else t.tools
+    out = [_clip(head, width)]
+    for label, text in (("tools: ", ", ".join(tools)), ("user:  ", t.user_text), ("agent: ", t.agent_text)):
+        if text:
+            out.append("  " + label + _clip(text, width - 2 - len(label)))
+    return out
+
+
+def _heard(m: TurnMetrics | None) -> str:
+    if m is None:
+        return "-"
+    played = m.audio_played if m.audio_played is not None else None
+    generated = m.audio_generated
+    if played is None and generated is None:
+        return "-"
+    return f"{'-' if played is None else f'{played:.1f}'}/{'-' if generated is None else f'{generated:.1f}'}"
+
+
+def _turn_extras(t: Turn) -> dict[str, Any]:
+    m = t.metrics
+    if m is None:
+        return {}
+    return {"end_of_turn_reason": m.end_of_turn_reason, "interrupted_at": m.interrupted_at,
+            "audio_played": m.audio_played, "audio_generated": m.audio_generated,
+            "input_tokens": m.input_tokens, "output_tokens": m.output_tokens, "speech_id": m.speech_id,
+            "tool_calls": [asdict(x) for x in m.tools]}
 
 
 def plot_timeline(rec: Recording, output: str | Path) -> None:
@@ -245,7 +325,7 @@ def plot_timeline(rec: Recording, output: str | Path) -> None:
     chars_per_s = width_in * 72 * 0.85 / 4.4 / end  # how many 7.5 pt characters one second of x-axis holds
     lanes = {"user": 3.0, "agent": 2.0, "latency": 1.45, "tools": 0.8}
     colors = {"speaking": "#2e7dd7", "thinking": "#f2b134", "listening": "#9ccc65", "user": "#43a047",
-              "tool": "#8e44ad", "tool_error": "#c0392b", "latency": "#c0392b"}
+              "tool": "#8e44ad", "tool_error": "#c0392b", "latency": "#c0392b", "interrupted": "#d62728"}
 
     def bar(lane: str, start: float, stop: float, color: str) -> None:
         ax.broken_barh([(start, max(stop - start, end / 400))], (lanes[lane] - 0.3, 0.6), facecolors=color)
@@ -282,22 +362,39 @@ def plot_timeline(rec: Recording, output: str | Path) -> None:
         ax.plot(float(r["t"]), lanes["agent"], marker="X", markersize=10, color="#c0392b")
         label(str(r.get("message", "error")), float(r["t"]), lanes["agent"] - 0.45, 6.0, color="#c0392b")
     previous = -1.0
+    drawn: set[str] = set()
     for turn in turns:
         e2e = turn.latencies["e2e"]
         heard = next((a for a, _ in agent_speech if previous < a <= turn.t + 1e-6), None)
-        begin = heard - e2e if e2e is not None and heard is not None else turn.t
+        if turn.started is not None:
+            begin = turn.started
+        else:
+            begin = heard - e2e if e2e is not None and heard is not None else turn.t
         ax.axvline(begin, color="#bbbbbb", linewidth=0.6, zorder=0)
         ax.annotate(f"turn {turn.turn}: {turn.trigger}" + (" (interrupted)" if turn.interrupted else ""),
                     (begin, 0.3), fontsize=7.5, color="#555555")
+        at = begin  # the stages back to back from the end of speech: eou, then stt/llm/tts or the model
+        for stage in TIMELINE_STAGES:
+            value = turn.latencies.get(stage)
+            if value:
+                ax.broken_barh([(at, value)], (lanes["latency"] - 0.32, 0.22), facecolors=STAGE_COLORS[stage])
+                drawn.add(stage)
+                at += value
         if e2e is not None and heard is not None:  # from the end of the request to the first audio heard
             ax.annotate("", (begin, lanes["latency"]), (heard, lanes["latency"]),
                         arrowprops={"arrowstyle": "<->", "color": colors["latency"], "shrinkA": 0, "shrinkB": 0})
             ax.annotate(f"{e2e * 1000:.0f} ms", (heard, lanes["latency"]), xytext=(3, -3),
                         textcoords="offset points", fontsize=7.5, color=colors["latency"])
+        if turn.interrupted:  # the turn ends when it is cut: mark where, and how much was heard
+            ax.axvline(turn.t, color=colors["interrupted"], linestyle="--", linewidth=1.0, ymin=0.3, ymax=0.75)
+            m = turn.metrics
+            cut = m.interrupted_at if m is not None and m.interrupted_at is not None else None
+            ax.annotate("cut" + (f" at {cut:.1f} s" if cut is not None else ""), (turn.t, lanes["agent"] - 0.42),
+                        xytext=(2, 0), textcoords="offset points", fontsize=7.5, color=colors["interrupted"])
         previous = turn.t
     ax.set_xlim(0, end * 1.02)
     ax.set_ylim(0.2, 3.75)
-    ax.set_yticks(list(lanes.values()), ["user", "agent", "e2e latency", "tools"])
+    ax.set_yticks(list(lanes.values()), ["user", "agent", "stages / e2e", "tools"])
     ax.set_xlabel("time since the session started (s)")
     head = rec.header
     title = f"session {head.get('session_id', '?')}"
@@ -310,31 +407,35 @@ def plot_timeline(rec: Recording, output: str | Path) -> None:
               patches.Patch(color=colors["speaking"], label="agent speaking"),
               patches.Patch(color=colors["tool"], label="tool call"),
               lines.Line2D([], [], color=colors["latency"], marker=r"$\leftrightarrow$", linestyle="None",
-                           markersize=12, label="end of request to first audio (e2e)")]
-    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=6, fontsize=8, frameon=False)
+                           markersize=12, label="end of request to first audio (e2e)"),
+              lines.Line2D([], [], color=colors["interrupted"], linestyle="--", label="interrupted"),
+              *(patches.Patch(color=STAGE_COLORS[s], label=STAGE_COLUMNS[s]) for s in TIMELINE_STAGES if s in drawn)]
+    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=7, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
 
     stats = rec.latency_stats()
-    if turns:
+    measured = [m for m in LATENCY_METRICS if any(t.latencies.get(m) is not None for t in turns)]
+    if turns and measured:
         x = np.arange(len(turns))
-        width = 0.8 / len(LATENCY_METRICS)
-        for i, (metric, color) in enumerate(zip(LATENCY_METRICS, ("#95a5a6", "#f2b134", "#2e7dd7"), strict=True)):
+        width = 0.8 / len(measured)
+        for i, metric in enumerate(measured):
             values = [(t.latencies[metric] or 0.0) * 1000 for t in turns]
             name = metric
             if metric in stats:
-                name += f"  user turns p50 {stats[metric]['p50'] * 1000:.0f} ms, p95 {stats[metric]['p95'] * 1000:.0f} ms"
-            bars = lat.bar(x + (i - 1) * width, values, width, color=color, label=name)
-            lat.bar_label(bars, labels=[_ms(t.latencies[metric]) for t in turns], fontsize=7, padding=1)
-        lat.set_xticks(x, [f"turn {t.turn}\n{t.trigger}" for t in turns], fontsize=8)
+                name += f"  p50 {stats[metric]['p50'] * 1000:.0f}, p95 {stats[metric]['p95'] * 1000:.0f} ms"
+            bars = lat.bar(x + (i - (len(measured) - 1) / 2) * width, values, width, color=STAGE_COLORS[metric],
+                           label=name)
+            lat.bar_label(bars, labels=[_ms(t.latencies[metric]) for t in turns], fontsize=6.5, padding=1)
+        lat.set_xticks(x, [f"turn {t.turn}\n{t.trigger}" + (" (cut)" if t.interrupted else "") for t in turns],
+                       fontsize=8)
         lat.set_ylabel("latency (ms)")
         lat.margins(y=0.15)
-        lat.legend(fontsize=8, loc="upper left")
+        lat.legend(fontsize=7.5, loc="upper left", ncol=2)
         lat.grid(axis="y", alpha=0.3)
     else:
         lat.text(0.5, 0.5, "no turns recorded", ha="center", va="center", transform=lat.transAxes)
         lat.set_axis_off()
-    lat.set_title("latency per turn (eou_delay: end of speech to end of turn; ttfa: to the model's first audio; "
-                  "e2e: end of speech to first audio played; '-': not measured)", fontsize=9)
+    lat.set_title("latency per turn and stage (user turns' p50/p95 in the legend; '-': not measured)", fontsize=9)
     fig.tight_layout()
     fig.savefig(str(output), dpi=110)
     plt.close(fig)

@@ -8,20 +8,21 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from ._agent import Agent
-from ._audio import AudioConverter, AudioFrame
+from ._answers import TOOL_OF, Answers
+from ._audio import AudioConverter
 from ._chat import ChatContext, ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
 from ._emitter import EventEmitter
 from ._errors import AgentSessionError
 from ._hooks import HookCaller
-from ._manager import create_manager
-from ._models import ModelOptions
+from ._manager import best_vad, create_manager
+from ._models import VAD, ModelOptions
 from ._pipeline_events import (
     AgentAudio,
     AgentTranscript,
@@ -38,11 +39,8 @@ from ._pipeline_events import (
 )
 from ._pipelines import ConversationFlow, Pipeline
 from ._secrets import install_log_redaction
-from ._speech import Response, SpeechHandle
-from ._speech_playout import SpeechPlayout
+from ._speech import SpeechHandle
 from ._states import AgentState, UserState
-from ._tool_runner import ToolRunner
-from ._tools import ToolResult
 from ._transport import NullTransport, Transport
 from ._wake_up import WakeUpTimer, call_handler
 
@@ -53,8 +51,10 @@ logger = logging.getLogger("agentsession.session")
 
 _IN_EXIT: contextvars.ContextVar[bool] = contextvars.ContextVar("agentsession_in_exit", default=False)
 #: the speech whose tool is running (in that tool's task): interrupt() from a tool stops its audio, not the tool
-_TOOL_OF: contextvars.ContextVar[SpeechHandle | None] = contextvars.ContextVar("agentsession_tool_of", default=None)
+
 EXIT_PLAYOUT_TIMEOUT = 5.0  # on_exit plus its goodbye's playout, at most
+HANDOFF_TIMEOUT = 5.0  # update_agent() waits this long for the new agent's on_enter
+UNANSWERED_AFTER = 10.0  # a user turn heard by the session's own VAD that the model has not answered by then
 
 
 @dataclass
@@ -81,22 +81,6 @@ class RunResult:
         return " ".join(m.text for m in self.messages if m.role == "assistant" and m.text)
 
 
-class _RecentIds:
-    """The ids of the last ``size`` responses that ended or were stopped (a bounded set)."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self._ids: dict[str, None] = {}
-        self._size = size
-
-    def __contains__(self, rid: object) -> bool:
-        return rid in self._ids
-
-    def add(self, rid: str) -> None:
-        self._ids[rid] = None
-        if len(self._ids) > self._size:
-            del self._ids[next(iter(self._ids))]
-
-
 class AgentSession:
     """Runs ``agent`` on ``pipeline`` over the transport of the current job (DESIGN.md sections 4-6)."""
 
@@ -110,7 +94,10 @@ class AgentSession:
         *,
         allow_interruptions: bool = True,
         min_interruption_duration: float = 0.5,
+        vad: VAD | None = None,
     ) -> None:
+        """``vad``: the voice detector the session runs on the user's audio when the model reports no user
+        speech of its own (Gemini Live); by default the best one installed (``agentsession_vads``)."""
         if not isinstance(agent, Agent):
             raise TypeError(f"agent must be an Agent, got {type(agent).__name__}")
         if not isinstance(pipeline, Pipeline):
@@ -130,6 +117,7 @@ class AgentSession:
         self.plugins = list(plugins or ())
         self.allow_interruptions = allow_interruptions
         self.min_interruption_duration = min_interruption_duration
+        self.vad = vad
         self.on_wake_up: Callable[[], Awaitable[None] | None] | None = None
         self.history = ChatContext()
         self._emitter = EventEmitter()
@@ -150,18 +138,11 @@ class AgentSession:
         self._agent_state = AgentState.STARTING
         # the facts the states are derived from
         self._user_speaking = False
-        self._user_turn_pending: SpeechHandle | None = None  # the user's turn ended; its answer is awaited
         self._closing = False
         self._tearing_down = False
-        # answers
-        self._speeches: list[SpeechHandle] = []  # not done, in the order they were asked for
-        self._expected: dict[str, SpeechHandle] = {}  # response id asked for -> its speech
-        self._responses: dict[str, Response] = {}  # live responses by id
-        self._stopped = _RecentIds()  # responses stopped or ended: later events of theirs are dropped
-        self._playout: SpeechPlayout | None = None
-        self._tools = ToolRunner(self._spawn, self._on_tool_result)
         self._pushed = 0.0  # seconds of user audio pushed to the pipeline
-        self._turns = 0
+        self._local_vad: VAD | None = None  # runs when the pipeline does not report the user's speech
+        self._answers = Answers(self)
         self._barge_in: asyncio.TimerHandle | None = None
         self._wake: WakeUpTimer | None = None
 
@@ -178,7 +159,7 @@ class AgentSession:
     @property
     def current_speech(self) -> SpeechHandle | None:
         """The speech being played (or, if none is, the next one), if any."""
-        return self._speeches[0] if self._speeches else None
+        return self._answers.speeches[0] if self._answers.speeches else None
 
     @property
     def transport(self) -> Transport:
@@ -242,16 +223,18 @@ class AgentSession:
                 "or install a plugin implementing agentsession_wake_up"
             )
         self._pm, self._hooks = pm, hooks
+        if not self.pipeline.reports_user_speech:
+            self._local_vad = self.vad if self.vad is not None else best_vad(pm)
         self._transport = transport or self._job_transport()
         if self._transport is None:
             self._transport = NullTransport()
             self._owns_transport = True
             await self._transport.start()
-        self._tools.tools = {t.name: t for t in self.agent.tools}
+        self._answers.tools.tools = {t.name: t for t in self.agent.tools}
         self.agent._session = self
         self.pipeline.conversation_flow = self.conversation_flow
         try:
-            await self.pipeline.start(ModelOptions(self.agent.instructions, list(self._tools.tools.values()),
+            await self.pipeline.start(ModelOptions(self.agent.instructions, list(self._answers.tools.tools.values()),
                                                    self.history))
             if self._closed_early:
                 raise asyncio.CancelledError
@@ -267,9 +250,7 @@ class AgentSession:
         self._started = True
         if self.wake_up is not None:
             self._wake = WakeUpTimer(self.wake_up, self._run_wake_up, self._spawn)
-        self._playout = SpeechPlayout(self._transport, self._on_playout_started, self._on_played_out,
-                                      self._on_frame_played, self._update_states)
-        self._tasks.add(self._playout.start())
+        self._tasks.add(self._answers.start_playout(self._transport))
         self._transport.bind(self)
         if self._job is not None:
             self._job._attach(self)
@@ -288,12 +269,12 @@ class AgentSession:
         ``wait_for_playback``)."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError("say() needs non-empty text")
-        handle = self._new_speech("say", allow_interruptions=allow_interruptions)
+        handle = self._answers.new_speech("say", allow_interruptions=allow_interruptions)
         if handle is not None:
             await self.pipeline.say(text, response_id=handle.next_response_id())
             if wait_for_playback:
                 await handle.wait_for_playout()
-        return self._handle_or_done(handle)
+        return self._answers.handle_or_done(handle)
 
     async def reply(self, instructions: str | None = None, wait_for_playback: bool = True, *,
                     allow_interruptions: bool = True) -> SpeechHandle:
@@ -303,23 +284,23 @@ class AgentSession:
         out, and the user's speech does not barge in on it (``interrupt()`` still can, if it allows
         interruptions).
         """
-        handle = self._new_speech("reply", allow_interruptions=allow_interruptions, barge_in=not wait_for_playback)
+        handle = self._answers.new_speech("reply", allow_interruptions=allow_interruptions, barge_in=not wait_for_playback)
         if handle is not None:
             await self.pipeline.reply(instructions, response_id=handle.next_response_id())
             if wait_for_playback:
                 await handle.wait_for_playout()
-        return self._handle_or_done(handle)
+        return self._answers.handle_or_done(handle)
 
     async def send_text(self, text: str) -> SpeechHandle:
         """The user typed ``text``: a user turn like speech (it interrupts what the agent is saying)."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError("send_text() needs non-empty text")
         if not self._ready("send_text"):
-            return self._handle_or_done(None)
-        self._interrupt_speeches([s for s in self._speeches if s.barge_in])
+            return self._answers.handle_or_done(None)
+        self._answers.interrupt_speeches([s for s in self._answers.speeches if s.barge_in])
         self._emit("user_transcript", {"text": text, "final": True, "typed": True})
-        self._add_user_message(text)
-        handle = self._new_speech("text")
+        self._answers.add_user_message(text)
+        handle = self._answers.new_speech("text")
         assert handle is not None
         await self.pipeline.send_text(text, response_id=handle.next_response_id())
         return handle
@@ -330,7 +311,7 @@ class AgentSession:
         unless ``force``."""
         if self._started and not self._tearing_down:
             self._cancel_barge_in()
-            told = self._interrupt_speeches([s for s in self._speeches if force or s.allow_interruptions])
+            told = self._answers.interrupt_speeches([s for s in self._answers.speeches if force or s.allow_interruptions])
             if told is not None:
                 await asyncio.shield(told)
 
@@ -351,7 +332,8 @@ class AgentSession:
     async def update_agent(self, agent: Agent) -> None:
         """Hand the conversation over to ``agent``: the old agent's ``on_exit`` runs, the model's instructions
         and tools change in place (the conversation is kept unless ``agent.inherit_context`` is False), then
-        the new agent's ``on_enter`` runs."""
+        the new agent's ``on_enter`` runs; what it asks to say is queued before anything the model says next
+        (this waits for ``on_enter`` up to ``HANDOFF_TIMEOUT`` seconds; it goes on in the background after)."""
         if not isinstance(agent, Agent):
             raise TypeError(f"update_agent() needs an Agent, got {type(agent).__name__}")
         old, self.agent = self.agent, agent
@@ -359,11 +341,12 @@ class AgentSession:
         if not agent.inherit_context:
             kept = [i for i in self.history.items if isinstance(i, ChatMessage) and i.role == "system"]
             self.history.items[:] = kept
-        self._tools.tools = {t.name: t for t in agent.tools}
+        self._answers.tools.tools = {t.name: t for t in agent.tools}
         agent._session = self
-        await self.pipeline.update_agent(agent.instructions, list(self._tools.tools.values()))
+        await self.pipeline.update_agent(agent.instructions, list(self._answers.tools.tools.values()))
         self._emit("agent_changed", {"agent": agent, "previous": old})
-        self._spawn(self._guarded(agent.on_enter(), "on_enter"), "on_enter")
+        entering = self._spawn(self._guarded(agent.on_enter(), "on_enter"), "on_enter")
+        await asyncio.wait((entering,), timeout=HANDOFF_TIMEOUT)
 
     async def close(self, reason: str = "closed") -> None:
         """Stop everything the session started; idempotent; safe from inside a tool or callback and while
@@ -379,7 +362,7 @@ class AgentSession:
         if self._close_task is None:
             # the caller's context (a connection's log tag, say), but closing from a tool is not "inside" it
             context = contextvars.copy_context()
-            context.run(_TOOL_OF.set, None)
+            context.run(TOOL_OF.set, None)
             self._close_task = asyncio.get_running_loop().create_task(self._close(reason), context=context)
         await asyncio.shield(self._close_task)
 
@@ -444,13 +427,13 @@ class AgentSession:
         self._cancel_barge_in()
         if self._wake is not None:
             self._wake.cancel()
-        self._interrupt_speeches(list(self._speeches))
+        self._answers.interrupt_speeches(list(self._answers.speeches))
         self._update_states()
         token = _IN_EXIT.set(True)
         try:
             async with asyncio.timeout(EXIT_PLAYOUT_TIMEOUT):
                 await self.agent.on_exit()
-                for speech in list(self._speeches):  # a goodbye said in on_exit is heard
+                for speech in list(self._answers.speeches):  # a goodbye said in on_exit is heard
                     await speech.wait_for_playout()
         except TimeoutError:
             logger.warning("on_exit and its goodbye took over %.0f s; closing anyway", EXIT_PLAYOUT_TIMEOUT)
@@ -472,9 +455,9 @@ class AgentSession:
             self._transport.clear()
             if self._owns_transport:
                 await self._transport.close()
-        for speech in self._speeches:
+        for speech in self._answers.speeches:
             speech._finish(interrupted=True)
-        self._speeches.clear()
+        self._answers.speeches.clear()
         self._emit("closed", {"reason": reason})
         self._notify("agentsession_session_closed", reason=reason)
         await asyncio.sleep(0)  # let sync "closed" callbacks run before async ones are cancelled
@@ -488,10 +471,14 @@ class AgentSession:
 
     async def _input_loop(self) -> None:
         converter = AudioConverter(self.pipeline.input_sample_rate)
+        vad = self._local_vad
         async for frame in self.transport.audio_input():
             for out in converter.push(frame):
                 self._pushed += out.duration
                 self.pipeline.push_audio(out)
+                if vad is not None:
+                    for event in vad.push(out):
+                        self._on_local_vad(event.kind == "start")
                 if self._emitter.has_listeners("user_audio"):
                     self._emit("user_audio", {"frame": out, "at": self._loop_time() - self._clock_anchor[0]})
 
@@ -518,34 +505,41 @@ class AgentSession:
 
     def _handle(self, event: PipelineEvent) -> None:
         if isinstance(event, AgentAudio):
-            response = self._response(event.response_id)
+            response = self._answers.response(event.response_id)
             if response is not None:
-                self._on_agent_audio(response, event.frame)
+                self._answers.on_agent_audio(response, event.frame)
         elif isinstance(event, AgentTranscript):
-            response = self._response(event.response_id)
+            response = self._answers.response(event.response_id)
             if response is not None:
-                item = self._item(response)
-                item.text = event.text if event.final else item.text + event.text
-                self._emit("agent_transcript", {"text": event.text, "final": event.final,
-                                                "speech_id": response.speech.id})
+                self._answers.on_transcript(response, event)
         elif isinstance(event, ToolCall):
-            response = self._response(event.response_id)
+            response = self._answers.response(event.response_id)
             if response is not None:
-                self._on_tool_call(response, event)
+                self._answers.on_tool_call(response, event)
         elif isinstance(event, ResponseDone):
-            response = self._response(event.response_id)
+            response = self._answers.response(event.response_id)
             if response is not None:
-                self._on_response_done(response, event)
+                self._answers.on_response_done(response, event)
         elif isinstance(event, UserSpeechStarted):
-            self._on_user_speech_started()
+            if self._local_vad is None:  # with a VAD of its own, the session knows sooner than this model
+                self._on_user_speech_started()
         elif isinstance(event, UserSpeechStopped):
-            self._on_user_speech_stopped(event)
+            if self._local_vad is None:
+                self._on_user_speech_stopped(event)
         elif isinstance(event, UserTranscript):
-            self._emit("user_transcript", {"text": event.text, "final": event.final})
+            data: dict[str, Any] = {"text": event.text, "final": event.final}
+            if event.end_of_turn is not None:
+                data["end_of_turn"] = event.end_of_turn
+            self._emit("user_transcript", data)
+            pending = self._answers.user_turn_pending
+            if event.final and pending is not None and not pending.responses:
+                pending.metrics.stt_latency = event.stt_latency
+                if event.end_of_turn is not None:
+                    pending.metrics.end_of_turn_reason = event.end_of_turn  # type: ignore[assignment]
             if event.final and event.text.strip():
-                self._add_user_message(event.text)
+                self._answers.add_user_message(event.text)
         elif isinstance(event, ToolCallCancelled):
-            self._tools.cancel(event.ids)
+            self._answers.tools.cancel(event.ids)
         elif isinstance(event, Error):
             self.report_error(event.message, recoverable=event.recoverable, code=event.code)
         elif isinstance(event, Reconnecting):
@@ -556,230 +550,13 @@ class AgentSession:
 
     # ------------------------------------------------------------------ speeches and responses
 
-    def _new_speech(self, trigger: str, *, allow_interruptions: bool = True, barge_in: bool = True,
-                    origin: float | None = None, eou: float | None = None) -> SpeechHandle | None:
-        if not self._ready(trigger):
-            return None
-        handle = SpeechHandle(self, trigger=trigger, allow_interruptions=allow_interruptions, barge_in=barge_in)
-        now = self._loop_time()
-        handle.origin = now if origin is None else origin
-        handle.requested = now
-        self._turns += 1
-        handle.metrics.turn = self._turns
-        handle.metrics.eou_delay = eou
-        self._speeches.append(handle)
-        if self._wake is not None:
-            self._wake.activity()
-        self._update_states()
-        return handle
-
-    def _handle_or_done(self, handle: SpeechHandle | None) -> SpeechHandle:
-        """A refused call (the session is closing) still returns a handle: one that is already done."""
-        if handle is None:
-            handle = SpeechHandle(self, trigger="refused")
-            handle._finish(interrupted=True)
-        return handle
-
-    def _response(self, rid: str) -> Response | None:
-        """The live response with this id; a new one (bound to its speech) on its first event; ``None`` for a
-        response the session stopped."""
-        response = self._responses.get(rid)
-        if response is not None:
-            return response
-        if rid in self._stopped:
-            return None
-        speech = next((s for s in self._speeches if rid in s.expecting), None)
-        if speech is None:  # a response the model started by itself: the answer to the user's turn
-            speech = self._user_turn_pending or self._new_speech("user" if self._user_turn_pending else "model")
-            self._user_turn_pending = None
-            if speech is None:
-                return None
-        speech.expecting.discard(rid)
-        response = Response(rid, speech)
-        speech.responses.append(response)
-        self._responses[rid] = response
-        return response
-
-    def _item(self, response: Response) -> ChatMessage:
-        if response.item is None:
-            response.item = self.history.add_message("assistant", "", created_at=self.now())
-        return response.item
-
-    def _on_agent_audio(self, response: Response, frame: AudioFrame) -> None:
-        assert self._playout is not None
-        item = self._item(response)
-        item.audio_duration = (item.audio_duration or 0.0) + frame.duration
-        metrics = response.speech.metrics
-        if metrics.ttfa is None:
-            metrics.ttfa = self._loop_time() - response.speech.requested
-        response.received += frame.duration
-        was_playing = self._playout.active
-        self._playout.push(response, frame)
-        if not was_playing:
-            self._update_states()
-
-    @property
-    def _playing_now(self) -> bool:
-        return self._playout is not None and self._playout.active
-
-    def _on_tool_call(self, response: Response, call: ToolCall) -> None:
-        response.calls.append(call)
-        self.history.add_function_call(call.id, call.name, call.arguments)
-        token = _TOOL_OF.set(response.speech)
-        try:
-            self._tools.start(call)  # the tool's task inherits _TOOL_OF
-        finally:
-            _TOOL_OF.reset(token)
-        self._update_states()
-
-    def _on_tool_result(self, call: ToolCall, result: ToolResult) -> None:
-        self._emit("function_tool_called", {
-            "call_id": call.id, "name": call.name, "arguments": call.arguments, "result": result.output,
-            "is_error": result.is_error, "duration": result.duration,
-        })
-        if result.is_error:
-            self._emit("error", {"message": f"tool {call.name!r} failed: {result.output}", "recoverable": True,
-                                 "code": "tool_error"})
-
-    def _on_response_done(self, response: Response, event: ResponseDone) -> None:
-        assert self._playout is not None
-        speech = response.speech
-        response.done = True
-        del self._responses[response.id]
-        self._stopped.add(response.id)  # a model that sends more of it (after a reconnect, say) is not heard
-        for key, value in event.usage.items():
-            if isinstance(value, int | float) and isinstance(speech.metrics.usage.get(key, 0), int | float):
-                speech.metrics.usage[key] = speech.metrics.usage.get(key, 0) + value
-            else:
-                speech.metrics.usage[key] = value
-        if response.calls:  # before its playout ends: a response of calls only is played out at once
-            speech.tools_running += 1
-            self._spawn(self._finish_tools(speech, response.calls), "tools")
-        if event.interrupted:  # the model cut it short itself (a dropped connection, say)
-            heard = response.heard(self._playout.played)
-            self._playout.stop([response])
-            self._cut(response, heard)
-        else:
-            self._playout.end(response)
-        self._settle(speech, interrupted=event.interrupted)
-        self._update_states()
-
-    async def _finish_tools(self, speech: SpeechHandle, calls: list[ToolCall]) -> None:
-        """All calls of one response are in: add their results to the history and continue, once."""
-        try:
-            results = await self._tools.results(calls)
-        finally:
-            speech.tools_running -= 1
-        if speech.done() or self._tearing_down:
-            self._settle(speech, interrupted=True)
-            return
-        for result in results:
-            self.history.add_function_output(result.call_id, result.name, result.output, result.is_error)
-        handoff = next((r.handoff for r in results if r.handoff is not None), None)
-        if handoff is not None:
-            await self.update_agent(handoff)
-        rid = speech.next_response_id()
-        speech.requested = self._loop_time()
-        self._update_states()
-        await self.pipeline.send_tool_results(results, response_id=rid)
-
-    def _settle(self, speech: SpeechHandle, *, interrupted: bool = False) -> None:
-        """Finish ``speech`` if nothing of it is left to generate or to play."""
-        if speech.done() or not (speech.settled() or (interrupted and speech.finished_work)):
-            return
-        self._finish_speech(speech, interrupted=interrupted or speech.interrupted)
-
-    def _finish_speech(self, speech: SpeechHandle, *, interrupted: bool) -> None:
-        if not speech._finish(interrupted=interrupted):
-            return
-        if speech in self._speeches:
-            self._speeches.remove(speech)
-        if speech is self._user_turn_pending:
-            self._user_turn_pending = None
-        for rid in speech.expecting:
-            self._stopped.add(rid)  # (expected, never begun)
-        metrics = speech.metrics
-        metrics.interrupted = interrupted
-        metrics.timestamp = self.now()
-        assert self._playout is not None
-        metrics.audio_duration = sum(r.heard(self._playout.played) if interrupted else r.received
-                                     for r in speech.responses)
-        self._emit("metrics_collected", metrics.as_dict())
-        self._notify("agentsession_metrics_collected", metrics=metrics)
-        self._update_states()
-
-    def _interrupt_speeches(self, speeches: Iterable[SpeechHandle]) -> asyncio.Task[None] | None:
-        """Stop ``speeches``: drop their unplayed audio, cut their history and the model's context at what
-        was heard, and tell the pipeline (in the background: this is called from sync code too)."""
-        own = _TOOL_OF.get()  # a tool interrupting its own speech: its audio stops, the tool and the answer go on
-        speeches = [s for s in speeches if not s.done()]
-        if not speeches or self._playout is None:
-            return None
-        played = self._playout.played
-        heard: dict[str, float | None] = {}
-        responses: list[Response] = []
-        for speech in speeches:
-            for response in speech.responses:
-                if not response.played_out and (speech is not own or response.done):
-                    responses.append(response)
-                    heard[response.id] = response.heard(played) if response.received else None
-            if speech is own:
-                continue
-            for rid in speech.expecting:
-                heard[rid] = None
-            self._tools.cancel([c.id for r in speech.responses for c in r.calls])
-        speeches = [s for s in speeches if s is not own]
-        self._playout.stop(responses)
-        for response in responses:
-            self._responses.pop(response.id, None)
-            self._cut(response, heard[response.id] or 0.0)
-        for rid in heard:
-            self._stopped.add(rid)
-        for speech in speeches:
-            speech.expecting.clear()
-            self._finish_speech(speech, interrupted=True)
-        self._update_states()
-        return self._spawn(self._tell_pipeline_interrupted(heard), "interrupt") if heard else None
-
-    async def _tell_pipeline_interrupted(self, heard: dict[str, float | None]) -> None:
-        try:
-            await self.pipeline.interrupt(heard)
-        except Exception:
-            logger.exception("the pipeline failed to interrupt")
-
-    def _cut(self, response: Response, heard: float) -> None:
-        """The history keeps what the user heard of ``response``: nothing at all if it never started."""
-        item = response.item
-        if item is None or item not in self.history.items:
-            return
-        if response.start is None:
-            self.history.items.remove(item)
-        elif item.audio_duration is not None and heard < item.audio_duration:
-            self.history.truncate(item.id, heard)
-
-    # ------------------------------------------------------------------ playout callbacks
-
-    def _on_playout_started(self, response: Response) -> None:
-        speech = response.speech
-        if speech.metrics.e2e is None:
-            speech.metrics.e2e = self._loop_time() - speech.origin
-        self._update_states()
-
-    def _on_played_out(self, response: Response) -> None:
-        self._settle(response.speech)
-        self._update_states()
-
-    def _on_frame_played(self, frame: AudioFrame) -> None:
-        if self._emitter.has_listeners("agent_audio"):
-            self._emit("agent_audio", {"frame": frame, "at": self._loop_time() - self._clock_anchor[0]})
-
     # ------------------------------------------------------------------ the user's speech
 
     def _on_user_speech_started(self) -> None:
         self._user_speaking = True
         if self._wake is not None:
             self._wake.activity()
-        if self.allow_interruptions and self._barge_in is None and any(s.barge_in for s in self._speeches):
+        if self.allow_interruptions and self._barge_in is None and any(s.barge_in for s in self._answers.speeches):
             if self.min_interruption_duration == 0:
                 self._barge_in_now()
             else:
@@ -797,9 +574,29 @@ class AgentSession:
         else:
             eou = max(0.0, self._pushed - event.audio_end) if event.audio_end is not None else None
             now = self._loop_time()
-            pending = self._user_turn_pending
+            pending = self._answers.user_turn_pending
             if pending is None or pending.responses:
-                self._user_turn_pending = self._new_speech("user", origin=now - (eou or 0.0), eou=eou)
+                pending = self._answers.user_turn_pending = self._answers.new_speech(
+                    "user", origin=now - (eou or 0.0), eou=eou)
+                if pending is not None and self.pipeline.reports_first_audio:
+                    pending.metrics.end_of_turn_reason = "model_vad"  # the model's own voice detection
+        self._update_states()
+
+    def _on_local_vad(self, started: bool) -> None:
+        """The session's own VAD heard the user start or stop: the user state, barge-in and the wake-up
+        follow it; the model still decides when the turn is over and answers."""
+        if started:
+            self._on_user_speech_started()
+            return
+        self._user_speaking = False
+        if self._barge_in is not None:
+            self._cancel_barge_in()
+            self._emit("false_interruption", {"timestamp": self.now()})
+        elif self._answers.user_turn_pending is None:
+            # the model answers the turn when it judges it over; if it does not within a while, it won't
+            pending = self._answers.user_turn_pending = self._answers.new_speech("user")
+            if pending is not None:
+                asyncio.get_running_loop().call_later(UNANSWERED_AFTER, self._answers.drop_if_unanswered, pending)
         self._update_states()
 
     def _on_link_lost(self, event: Reconnecting) -> None:
@@ -808,9 +605,9 @@ class AgentSession:
         self._emit("reconnecting", {"attempt": event.attempt, "reason": event.reason, "timestamp": self.now()})
         self._cancel_barge_in()
         self._user_speaking = False
-        pending = self._user_turn_pending
+        pending = self._answers.user_turn_pending
         if pending is not None and not pending.responses:
-            self._finish_speech(pending, interrupted=True)  # its answer will not come from this link
+            self._answers.finish_speech(pending, interrupted=True)  # its answer will not come from this link
         self._update_states()
 
     def _confirm_barge_in(self) -> None:
@@ -819,33 +616,22 @@ class AgentSession:
             self._barge_in_now()
 
     def _barge_in_now(self) -> None:
-        self._interrupt_speeches([s for s in self._speeches if s.barge_in])
+        self._answers.interrupt_speeches([s for s in self._answers.speeches if s.barge_in])
 
     def _cancel_barge_in(self) -> None:
         if self._barge_in is not None:
             self._barge_in.cancel()
             self._barge_in = None
 
-    def _add_user_message(self, text: str) -> None:
-        """Some models transcribe the user only after their answer started: keep the history in spoken order."""
-        message = ChatMessage("user", text, created_at=self.now())
-        items = self.history.items
-        answering = next((r.item for s in self._speeches if s.trigger == "user" for r in s.responses
-                          if r.item is not None), None)
-        if answering is not None and answering in items:
-            items.insert(items.index(answering), message)
-        else:
-            items.append(message)
-
     # ------------------------------------------------------------------ states and wake-up
 
     def _update_states(self) -> None:
-        playing = self._playing_now
+        playing = self._answers.playing
         if playing:
             agent = AgentState.SPEAKING
         elif self._user_speaking:
             agent = AgentState.LISTENING
-        elif self._speeches:
+        elif self._answers.speeches:
             agent = AgentState.THINKING
         else:
             agent = AgentState.IDLE
@@ -870,6 +656,8 @@ class AgentSession:
 
     async def _run_wake_up(self) -> None:
         assert self.wake_up is not None and self._hooks is not None
+        if self._job is not None and self._job.shutting_down:  # the room ended: nobody to wake up
+            return
         idle_s = float(self.wake_up)
         self._emit("wake_up", {"idle_s": idle_s, "timestamp": self.now()})
         try:

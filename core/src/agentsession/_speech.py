@@ -14,7 +14,7 @@ from ._metrics import TurnMetrics
 from ._pipeline_events import ToolCall
 
 if TYPE_CHECKING:
-    from ._session import AgentSession
+    from ._answers import Answers
 
 
 @dataclass(eq=False)
@@ -47,9 +47,7 @@ class SpeechHandle:
     Like VideoSDK's ``UtteranceHandle`` and LiveKit's ``SpeechHandle``.
     """
 
-    _ids = itertools.count(1)
-
-    def __init__(self, session: AgentSession, *, trigger: str, allow_interruptions: bool = True,
+    def __init__(self, answers: Answers, *, trigger: str, allow_interruptions: bool = True,
                  barge_in: bool = True) -> None:
         self.id = f"speech_{uuid.uuid4().hex[:8]}"
         self.trigger = trigger
@@ -61,7 +59,7 @@ class SpeechHandle:
         self.tools_running = 0
         self.origin = 0.0  # loop time latency is measured from
         self.requested = 0.0  # loop time the response was asked for
-        self._session = session
+        self._answers = answers
         self._interrupted = False
         self._response_count = itertools.count(1)
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -82,7 +80,7 @@ class SpeechHandle:
     def interrupt(self, *, force: bool = False) -> SpeechHandle:
         """Stop this speech now (unless it does not allow interruptions and ``force`` is not set)."""
         if not self.done() and (self.allow_interruptions or force):
-            self._session._interrupt_speeches([self])
+            self._answers.interrupt_speeches([self])
         return self
 
     async def wait_for_playout(self) -> None:

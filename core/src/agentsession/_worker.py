@@ -94,6 +94,11 @@ class JobContext:
         await self.transport.start()
         self._connected = True
 
+    @property
+    def shutting_down(self) -> bool:
+        """Whether the job is ending (its room ended, Ctrl-C, a session closed): nothing new should start."""
+        return self._shutdown is not None and self._shutdown.done()
+
     def request_shutdown(self, reason: str) -> None:
         """Make ``wait_for_shutdown`` return ``reason``."""
         fut = self._future()

@@ -41,6 +41,15 @@ def agentsession_models() -> dict[str, Any]:  # type: ignore[empty-body]
 
 
 @hookspec
+def agentsession_vads() -> dict[str, tuple[int, Any]]:  # type: ignore[empty-body]
+    """Return ``{name: (rank, factory)}`` of voice activity detectors; ``factory()`` makes a ``VAD``.
+
+    A session whose model reports no user speech of its own runs the installed VAD of highest rank on the
+    user's audio (core's ``EnergyVAD`` has rank 0; a neural VAD should rank higher).
+    """
+
+
+@hookspec
 def agentsession_session_started(session: AgentSession) -> None:
     """The session started. Runs on the event loop, before the agent's ``on_enter``: a plugin may
     subscribe to ``session.on(...)`` events here."""

@@ -319,7 +319,7 @@ async def test_a_session_talks_through_the_devices(fake_sd: Any) -> None:
         await transport.close()
     text = out.getvalue()
     assert "agent: a fine answer" in text
-    assert "turn 1 (user)" in text and "end to end" in text
+    assert "turn 1 (user)" in text and "e2e" in text
     assert "session summary" in text and "playout_underruns 0" in text
 
 

@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 
 from agentsession import Agent, AgentSession, JobContext, RealTimePipeline, WorkerJob, function_tool
+from agentsession._metrics import TurnMetrics
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall
 from agentsession_console_io import (
     ConsoleMode,
@@ -70,7 +71,7 @@ async def test_live_view_shows_a_whole_conversation_on_a_terminal(fake_sd: Any) 
         await transport.close()
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
     for expected in ("you typed: what time is it?", "agent: let me look", 'tool get_time({"zone": "CET"}) -> 12:00',
-                     "agent: it is noon", "turn 1 (text)", "model to first audio", "session summary"):
+                     "agent: it is noon", "turn 1 (text)", "first audio", "session summary"):
         assert expected in text, expected
     assert "\x1b[" in out.getvalue()  # styled for a terminal
 
@@ -91,7 +92,7 @@ def test_view_renders_state_meter_partials_and_colours_latency_by_budget() -> No
     assert "speaking" in shown and "thinking" in shown
     assert "-12.0 dB" in shown and "muted (agent speaking)" in shown
     assert "you: hello there" in shown and "agent: Hi," in shown
-    assert "turn 3 (user)" in shown and "200 ms" in shown and "1400 ms" in shown and "interrupted" in shown
+    assert "turn 3 (user)  eou 200  first audio 450  e2e 1400 ms  cut" in shown
     assert [view._latency(k, v).style for k, v in (("eou_delay", 0.2), ("ttfa", 0.45), ("e2e", 1.4))] == \
         ["green", "yellow", "red"]
     assert view.meter().plain.count("#") == round(24 * (1 - 12 / 60))
@@ -115,7 +116,7 @@ def test_without_a_terminal_the_view_writes_plain_lines() -> None:
         "agent speaking",
         "agent: Hello there.",
         f"tool lookup({{}}) -> {'x' * 77}... (12 ms)",
-        "turn 1 (say)  model to first audio 300 ms  end to end 310 ms",
+        "turn 1 (say)  first audio 300  e2e 310 ms",
         "error: boom",
     ]
     assert "\x1b[" not in out.getvalue()
@@ -284,3 +285,48 @@ def test_the_doctor_checks_the_console_s_devices(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(_mode, "load_sounddevice", missing)
     ((problem, fix),) = ConsoleMode().problems()
     assert problem == "the PortAudio library was not found" and "apt-get install libportaudio2" in fix
+
+
+def _cascade_turn(turn: int, *, interrupted: bool = False) -> dict[str, Any]:
+    metrics = TurnMetrics(turn=turn, trigger="user", eou_delay=0.5, stt_latency=0.21, llm_ttft=0.38,
+                          llm_duration=1.24, tts_ttfb=0.14, ttfa=0.79, e2e=1.35, interrupted=interrupted,
+                          audio_generated=2.1, audio_played=1.3 if interrupted else 2.1,
+                          interrupted_at=1.3 if interrupted else None, end_of_turn_reason="silence")
+    metrics.add_tool("get_weather", 0.412)
+    return metrics.as_dict()
+
+
+def test_the_turn_line_shows_each_stage_measured_and_where_a_turn_was_cut() -> None:
+    view = ConsoleView(Console(file=io.StringIO()), live=True)
+    cascade = view.turn_line(_cascade_turn(2, interrupted=True)).plain
+    assert cascade == "turn 2 (user)  eou 500  stt 210  llm 380/1240  tools 1x 412  tts 140  e2e 1350 ms  cut at 1.3/2.1 s"
+    realtime = TurnMetrics(turn=3, trigger="user", eou_delay=0.42, realtime_ttfa=0.38, ttfa=0.38, e2e=0.9)
+    line = view.turn_line(realtime.as_dict()).plain
+    assert line == "turn 3 (user)  eou 420  model 380  e2e 900 ms"  # ttfa is the model's: shown once
+    assert len(line) <= 76  # inside the live panel at 80 columns
+    styles = {span.style for span in view.turn_line(_cascade_turn(4)).spans}
+    assert "green" in styles and "yellow" in styles  # stt 210 of 500 is green, e2e 1350 of 1500 yellow
+
+
+def test_the_exit_summary_fits_80_columns_with_every_stage() -> None:
+    console = Console(record=True, width=80, file=io.StringIO())
+    view = ConsoleView(console, live=False)
+    view.turns = [TurnMetrics(turn=1, trigger="say", ttfa=0.3, e2e=0.32, audio_generated=1.0,
+                              audio_played=1.0).as_dict(),
+                  _cascade_turn(2), _cascade_turn(3, interrupted=True),
+                  TurnMetrics(turn=4, trigger="model", eou_delay=0.4, realtime_ttfa=0.61, ttfa=0.61, e2e=1.02,
+                              audio_duration=0.8).as_dict()]
+    console.print(view.summary({"played_s": 4.2}))
+    text = console.export_text()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = next(line for line in lines if line.startswith("turn"))
+    # ttfa is left out: the stages say where the time went
+    assert header.split() == ["turn", "trigger", "eou", "stt", "ttft", "llm", "tts", "model", "e2e", "tools",
+                              "heard", "cut"]
+    rows = {line.split()[0]: line.split() for line in lines if line.strip()[:1].isdigit()}
+    assert rows["1"] == ["1", "say", "-", "-", "-", "-", "-", "-", "320", "1.0/1.0"]
+    assert rows["3"] == ["3", "user", "500", "210", "380", "1240", "140", "-", "1350", "412", "1.3/2.1", "1.3"]
+    assert rows["4"][-1] == "0.8"  # an older record: audio_duration is what was heard
+    assert "e2e: end of speech to first audio played" in " ".join(text.split())
+

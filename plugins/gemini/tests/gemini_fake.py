@@ -11,8 +11,9 @@ The scripted "model": it answers each client turn and each tool response with ``
 24 kHz audio plus an output transcription and usage (text parts instead, if the setup asked for the TEXT
 modality), then ``turnComplete``; a turn whose text mentions "tool" gets a ``toolCall`` of the first
 declared function instead ("all tools": one call of each). Realtime audio runs through a tiny energy VAD:
-speech then ``silence_ms`` of quiet ends the user's turn (input transcription, then an answer); speech
-during an answer stops it with ``interrupted``, and so does a new client turn.
+speech then ``silence_ms`` of quiet ends the user's turn (input transcription of ``heard``, then an answer, or
+a ``toolCall`` of the declared functions ``heard`` names); speech during an answer stops it with
+``interrupted``, and so does a new client turn.
 
 Session resumption as the real server does it: a new handle at the start of a connection and after each
 completed turn (unless ``issue_handles`` is off); each handle stands for the conversation at that point
@@ -32,6 +33,7 @@ import asyncio
 import datetime
 import ipaddress
 import json
+import re
 import ssl
 import tempfile
 from dataclasses import dataclass, field
@@ -140,6 +142,7 @@ class FakeLiveServer:
         self.chunk_seconds = chunk_seconds
         self.chunk_delay = chunk_delay
         self.silence_ms = silence_ms
+        self.heard = "hello gemini"  # what the fake "hears" in the user's speech
         self.connections: list[Connection] = []
         self.handles_issued = 0
         self.issue_handles = True
@@ -363,13 +366,15 @@ class FakeLiveServer:
             conn.quiet += window.size / 16000
             if conn.quiet * 1000 >= self.silence_ms:
                 conn.speech = conn.quiet = 0.0
-                transcript = types.Transcription(text="hello gemini")
-                conn.history.append(("user", "hello gemini"))
+                transcript = types.Transcription(text=self.heard)
+                conn.history.append(("user", self.heard))
                 await self.send(
                     types.LiveServerMessage(server_content=types.LiveServerContent(input_transcription=transcript)),
                     conn,
                 )
-                self._answer(conn)
+                tools = [d.name or "" for t in conn.setup.tools or () for d in t.function_declarations or ()]
+                named = [name for name in tools if re.search(rf"\b{re.escape(name)}\b", self.heard)]
+                self._answer(conn, tools=named or None)
 
     def _answer(self, conn: Connection, tools: list[str] | None = None) -> None:
         if conn.answer is not None and not conn.answer.done():

@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 from gemini_fake import FakeLiveServer
 
-from agentsession import Agent, AgentSession, AgentState, AudioFrame, ChatMessage, RealTimePipeline, function_tool
+from agentsession import (
+    Agent,
+    AgentSession,
+    AgentState,
+    AudioFrame,
+    ChatMessage,
+    EnergyVAD,
+    RealTimePipeline,
+    function_tool,
+)
 from agentsession.testing import FakeTransport, tone, virtual_clock, wait_for_state
 from agentsession_gemini import GeminiRealtime
 
@@ -54,7 +63,10 @@ async def run(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Run]:
                                reconnect_delay=0.01, max_reconnects=2)
         transport = FakeTransport()
         await transport.start()
-        session = AgentSession(WeatherAgent(), RealTimePipeline(model), min_interruption_duration=0.2)
+        # Gemini reports no user speech: the session runs a VAD of its own; the tests speak in tones, which
+        # are speech to EnergyVAD (a neural VAD rightly hears none)
+        session = AgentSession(WeatherAgent(), RealTimePipeline(model), min_interruption_duration=0.2,
+                               vad=EnergyVAD())
         r = Run(server, session, transport)
         await session.start(transport=transport)
         yield r
@@ -65,7 +77,7 @@ async def run(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Run]:
 async def test_user_speech_gives_a_turn_with_transcript_and_answer(run: Run) -> None:
     transcripts: list[dict[str, Any]] = []
     run.session.on("user_transcript", lambda d: d["final"] and transcripts.append(d))
-    audio = np.concatenate([tone(0.5, 24000).data, AudioFrame.silence(0.5, 24000).data])
+    audio = np.concatenate([tone(0.5, 24000).data, AudioFrame.silence(1.0, 24000).data])
     await run.transport.feed(AudioFrame(audio, 24000), realtime=False)
     await run.state(AgentState.SPEAKING)
     await run.state(AgentState.IDLE)

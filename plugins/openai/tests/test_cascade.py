@@ -127,7 +127,9 @@ async def test_tts_streams_24k_pcm(http_server: FakeOpenAIHTTP) -> None:
 async def test_cascade_end_to_end_with_a_tool(http_server: FakeOpenAIHTTP) -> None:
     http_server.tool_arguments["get_weather"] = {"city": "Paris"}
     kwargs = {"api_key": API_KEY, "base_url": http_server.base_url}
-    pipeline = CascadingPipeline(stt=OpenAISTT(**kwargs), llm=OpenAILLM(**kwargs), tts=OpenAITTS(**kwargs))
+    # this fake speaks HTTP only: one transcription request per utterance (test_stt_stream.py covers streaming)
+    pipeline = CascadingPipeline(stt=OpenAISTT(**kwargs), llm=OpenAILLM(**kwargs), tts=OpenAITTS(**kwargs),
+                                 streaming_stt=False)
     session = AgentSession(WeatherAgent(), pipeline)
     await session.start()
     try:
@@ -155,3 +157,27 @@ def test_models_hook() -> None:
     assert isinstance(models["openai-llm"](model="x"), OpenAILLM)
     check = "import sys, agentsession_openai.plugin; assert 'openai' not in sys.modules"
     subprocess.run([sys.executable, "-c", check], check=True, timeout=60)  # discovery doesn't import the SDK
+
+
+async def test_videosdk_constructor_arguments(http_server: FakeOpenAIHTTP) -> None:
+    """The arguments VideoSDK's documentation passes its OpenAI cascade classes work as they do there (issue 12)."""
+    http_server.tool_arguments["get_weather"] = {"city": "Paris"}
+    llm = OpenAILLM(api_key=API_KEY, base_url=http_server.base_url, model="gpt-4o", temperature=0.7,
+                    tool_choice="auto", max_completion_tokens=1000)
+    tts = OpenAITTS(api_key=API_KEY, base_url=http_server.base_url, model="tts-1", voice="alloy", speed=1.0,
+                    response_format="pcm")
+    try:
+        ctx = ChatContext()
+        ctx.add_message("user", "Weather in Paris? Use get_weather.")
+        await collect(llm, ctx)
+        request = http_server.chat_requests[0]
+        assert (request["tool_choice"], request["max_completion_tokens"], request["temperature"]) == ("auto", 1000, 0.7)
+        [part async for part in llm.chat(ctx)]  # no tools: no tool_choice (the API refuses one without tools)
+        assert "tool_choice" not in http_server.chat_requests[1]
+        [f async for f in tts.synthesize("Hi.")]
+        assert http_server.speech_requests[0]["response_format"] == "pcm"
+    finally:
+        await llm.aclose()
+        await tts.aclose()
+    with pytest.raises(ValueError, match="pcm"):
+        OpenAITTS(api_key=API_KEY, response_format="mp3")  # it streams raw PCM: anything else is refused

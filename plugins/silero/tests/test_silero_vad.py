@@ -223,3 +223,12 @@ def test_entry_point_imports() -> None:
     (entry,) = [ep for ep in entry_points(group="agentsession") if ep.name == "silero"]
     module = entry.load()
     assert module.create_vad is create_vad
+
+
+def test_silero_is_the_best_vad_installed() -> None:
+    """Found through its entry point (``agentsession_vads``): a session whose model reports no user speech
+    runs it."""
+    from agentsession._manager import best_vad, create_manager
+    from agentsession_silero import SileroVAD
+
+    assert isinstance(best_vad(create_manager()), SileroVAD)

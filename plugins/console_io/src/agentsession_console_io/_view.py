@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -38,13 +39,28 @@ _METER_CELLS = 24
 _METER_FLOOR_DB = -60.0
 
 
+#: the stages of a turn as the view shows them: (``TurnMetrics`` field, short label), in turn order
+STAGE_LABELS = (("eou_delay", "eou"), ("stt_latency", "stt"), ("llm_ttft", "ttft"), ("llm_duration", "llm"),
+                ("tts_ttfb", "tts"), ("realtime_ttfa", "model"), ("ttfa", "ttfa"), ("e2e", "e2e"))
+#: what the short labels stand for (the summary's caption)
+LEGEND = ("eou: end of utterance, stt: speech to text, ttft: LLM to first token, llm: LLM total, "
+          "tts: TTS to first audio, model: realtime model to first audio, ttfa: turn over to first audio, "
+          "e2e: end of speech to first audio played, heard: seconds heard/generated, cut: interrupted at (s); "
+          "'-': not measured")
+
+
 @dataclass(frozen=True)
 class LatencyBudgets:
-    """Per-turn latency budgets in seconds; figures over budget are shown red, close to it yellow."""
+    """Per-turn latency budgets in seconds; figures over budget are shown red, close to it yellow (stages
+    without a budget, such as the LLM's total, are not coloured)."""
 
     eou_delay: float = 0.8
     ttfa: float = 0.8
     e2e: float = 1.5
+    stt_latency: float = 0.5
+    llm_ttft: float = 0.6
+    tts_ttfb: float = 0.3
+    realtime_ttfa: float = 0.8
 
 
 class ConsoleView:
@@ -198,13 +214,40 @@ class ConsoleView:
 
     def _on_metrics(self, metrics: dict[str, Any]) -> None:
         self.turns.append(metrics)
-        parts: list[Text | str] = [(Text(f"turn {metrics['turn']} ({metrics['trigger']})", style="bold"))]
-        for key, label in (("eou_delay", "end of utterance"), ("ttfa", "model to first audio"), ("e2e", "end to end")):
-            if metrics.get(key) is not None:
-                parts += [f"  {label} ", self._latency(key, metrics[key])]
-        if metrics.get("interrupted"):
-            parts.append(Text("  interrupted", style="yellow"))
-        self._line_for("metrics_collected", Text.assemble(*parts))
+        self._line_for("metrics_collected", self.turn_line(metrics))
+
+    def turn_line(self, m: dict[str, Any]) -> Text:
+        """One turn in a line, in ms: ``turn 2 (user)  eou 500  stt 200  llm 400/800  tts 120  e2e 1350 ms``.
+
+        The stages measured, in order (``llm`` is time to first token / total); ``first audio`` (``ttfa``)
+        only where no stage explains it; tool time; where an interrupted answer was cut (heard/generated).
+        """
+        parts: list[Text | str] = [Text(f"turn {m.get('turn', '?')} ({m.get('trigger', '?')})", style="bold")]
+        staged = any(m.get(k) is not None for k in ("stt_latency", "llm_ttft", "llm_duration", "tts_ttfb",
+                                                    "realtime_ttfa"))
+        for key, label in (("eou_delay", "eou"), ("stt_latency", "stt")):
+            if m.get(key) is not None:
+                parts += [f"  {label} ", self._latency(key, m[key], unit="")]
+        if m.get("llm_ttft") is not None or m.get("llm_duration") is not None:
+            parts += ["  llm ", self._latency("llm_ttft", m.get("llm_ttft"), unit=""), "/",
+                      self._latency("llm_duration", m.get("llm_duration"), unit="")]
+        tools = [t for t in m.get("tools") or () if isinstance(t, dict)]
+        if tools:
+            took = sum(t.get("duration") or 0.0 for t in tools)
+            errors = sum(1 for t in tools if t.get("is_error"))
+            parts.append(Text(f"  tools {len(tools)}x {took * 1000:.0f}" + (f" ({errors} failed)" if errors else ""),
+                              style="red" if errors else "magenta"))
+        for key, label in (("tts_ttfb", "tts"), ("realtime_ttfa", "model")):
+            if m.get(key) is not None:
+                parts += [f"  {label} ", self._latency(key, m[key], unit="")]
+        if not staged and m.get("ttfa") is not None:
+            parts += ["  first audio ", self._latency("ttfa", m["ttfa"], unit="")]
+        if m.get("e2e") is not None:
+            parts += ["  e2e ", self._latency("e2e", m["e2e"], unit="")]
+        parts.append(" ms")
+        if m.get("interrupted"):
+            parts.append(Text("  cut" + _cut(m), style="yellow"))
+        return Text.assemble(*parts)
 
     # ------------------------------------------------------------------ rendering
 
@@ -219,10 +262,15 @@ class ConsoleView:
         else:
             self.console.print(text, soft_wrap=True, highlight=False)
 
-    def _latency(self, key: str, seconds: float) -> Text:
-        budget: float = getattr(self.budgets, key)
-        style = "red" if seconds > budget else "yellow" if seconds > 0.75 * budget else "green"
-        return Text(f"{seconds * 1000:.0f} ms", style=style)
+    def _latency(self, key: str, seconds: float | None, *, unit: str = " ms") -> Text:
+        if seconds is None:
+            return Text("-", style="dim")
+        budget: float | None = getattr(self.budgets, key, None)
+        if budget is None:
+            style = ""
+        else:
+            style = "red" if seconds > budget else "yellow" if seconds > 0.75 * budget else "green"
+        return Text(f"{seconds * 1000:.0f}{unit}", style=style)
 
     def _devices(self) -> str:
         t = self._transport
@@ -259,17 +307,50 @@ class ConsoleView:
         return Panel(Group(*rows), title="agentsession console", subtitle="Ctrl-C to quit", border_style="blue")
 
     def summary(self, stats: dict[str, float | int]) -> Group:
-        """One row per turn with its latencies (coloured against the budgets), the transport's figures below."""
-        table = Table(title="session summary", caption="eou: end of utterance, ttfa: model to first audio, e2e: end to end")
-        for column in ("turn", "trigger", "eou", "ttfa", "e2e", "audio", "interrupted"):
-            table.add_column(column, justify="left" if column == "trigger" else "right")
+        """One row per turn with the stages measured in any turn (ms, coloured against the budgets), tool
+        time, audio heard/generated and where an interruption cut it; the transport's figures below. Columns
+        nobody measured are left out, so it fits 80 columns for a cascade and for a realtime model."""
+        stages = [(k, label) for k, label in STAGE_LABELS if any(m.get(k) is not None for m in self.turns)]
+        if any(k in ("stt_latency", "llm_ttft", "tts_ttfb", "realtime_ttfa") for k, _ in stages):
+            stages = [(k, label) for k, label in stages if k != "ttfa"]  # the stages say where it went
+        with_tools = any(m.get("tools") for m in self.turns)
+        table = Table(title="session summary (ms)", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                      padding=(0, 1, 0, 0), caption=LEGEND, caption_justify="left")
+        columns = ["turn", "trigger", *(label for _, label in stages), *(["tools"] if with_tools else []),
+                   "heard", "cut"]
+        for column in columns:
+            table.add_column(column, justify="left" if column == "trigger" else "right", no_wrap=True)
         for m in self.turns:
-            cells: list[Text | str] = [str(m["turn"]), str(m["trigger"])]
-            for key in ("eou_delay", "ttfa", "e2e"):
-                cells.append(self._latency(key, m[key]) if m.get(key) is not None else "-")
-            cells += [f"{m.get('audio_duration', 0.0):.1f} s", "yes" if m.get("interrupted") else ""]
+            cells: list[Text | str] = [str(m.get("turn", "?")), str(m.get("trigger", "?"))]
+            cells += [self._latency(key, m.get(key), unit="") for key, _ in stages]
+            if with_tools:
+                tools = [t for t in m.get("tools") or () if isinstance(t, dict)]
+                cells.append(f"{sum(t.get('duration') or 0.0 for t in tools) * 1000:.0f}" if tools else "")
+            cut = m.get("interrupted_at")
+            cells += [_heard(m), Text("yes" if cut is None else f"{cut:.1f}", style="yellow")
+                      if m.get("interrupted") else ""]
             table.add_row(*cells)
         return Group(table, Text("audio: " + ", ".join(f"{k} {v}" for k, v in stats.items()), style="dim"))
+
+
+def _heard(m: dict[str, Any]) -> str:
+    """Seconds heard/generated (``audio_duration`` for records without ``audio_played``)."""
+    played = m.get("audio_played")
+    if played is None:
+        played = m.get("audio_duration")
+    generated = m.get("audio_generated")
+    if generated is None:
+        return "-" if played is None else f"{played:.1f}"
+    return f"{'-' if played is None else f'{played:.1f}'}/{generated:.1f}"
+
+
+def _cut(m: dict[str, Any]) -> str:
+    """`` at 1.3/2.1 s``: where an interrupted answer was cut, of what was generated ('' if not measured)."""
+    at = m.get("interrupted_at")
+    if at is None:
+        return ""
+    generated = m.get("audio_generated")
+    return f" at {at:.1f}" + (f"/{generated:.1f}" if generated is not None else "") + " s"
 
 
 def _value(state: Any) -> str:

@@ -179,6 +179,8 @@ class GeminiRealtime(RealtimeModel):
     """
 
     provider = "gemini"
+    #: automatic activity detection sends no "user started speaking": the session runs its own VAD
+    reports_user_speech = False
     input_sample_rate = 16000
     output_sample_rate = 24000
 

@@ -59,16 +59,24 @@ class OpenAILLM(_OpenAIHTTP, LLM):
     _what = "OpenAILLM"
 
     def __init__(self, model: str = "gpt-4o-mini", *, api_key: str | None = None, base_url: str | None = None,
-                 temperature: float | None = None) -> None:
+                 temperature: float | None = None, tool_choice: Literal["auto", "required", "none"] | None = None,
+                 max_completion_tokens: int | None = None) -> None:
+        """``tool_choice`` is sent with requests that offer tools; ``None`` settings are left to the API."""
         super().__init__(model, api_key, base_url)
         self.temperature = temperature
+        self.tool_choice = tool_choice
+        self.max_completion_tokens = max_completion_tokens
 
     async def chat(self, ctx: ChatContext, *, tools: Sequence[FunctionTool] = ()) -> AsyncIterator[str | ToolCall]:
         kwargs: dict[str, Any] = {"model": self.model, "messages": chat_messages(ctx), "stream": True}
         if tools:
             kwargs["tools"] = [{"type": "function", "function": tool.schema()} for tool in tools]
+            if self.tool_choice is not None:
+                kwargs["tool_choice"] = self.tool_choice
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
+        if self.max_completion_tokens is not None:
+            kwargs["max_completion_tokens"] = self.max_completion_tokens
         stream = await self.client.chat.completions.create(**kwargs)
         calls: dict[int, dict[str, str]] = {}
         completion_id = ""
@@ -177,7 +185,12 @@ class OpenAITTS(_OpenAIHTTP, TTS):
     sample_rate = 24000
 
     def __init__(self, model: str = "gpt-4o-mini-tts", voice: str = "alloy", *, api_key: str | None = None,
-                 base_url: str | None = None, instructions: str | None = None, speed: float | None = None) -> None:
+                 base_url: str | None = None, instructions: str | None = None, speed: float | None = None,
+                 response_format: Literal["pcm"] = "pcm") -> None:
+        """``response_format`` is accepted as VideoSDK's examples pass it: the audio is streamed as raw PCM, so
+        ``"pcm"`` is the only format."""
+        if response_format != "pcm":
+            raise ValueError(f"OpenAITTS streams raw PCM: response_format must be 'pcm', got {response_format!r}")
         super().__init__(model, api_key, base_url)
         self.voice = voice
         self.instructions = instructions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,7 @@ SECRET_WORDS = frozenset({"apikey", "auth", "authorization", "bearer", "cookie",
 KEY_SHAPES = re.compile(r"\bsk-[A-Za-z0-9_-]{20,}|\bAIza[0-9A-Za-z_-]{35}\b")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few field names, on every line: decide each once
 def is_secret_field(name: str) -> bool:
     """Whether a field called ``name`` holds a secret."""
     words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()

@@ -1,12 +1,20 @@
-"""The ``silero`` entry point (group ``agentsession``).
+"""The ``silero`` entry point (group ``agentsession``): advertises ``SileroVAD`` as the best VAD installed.
 
-It implements no hook yet: core has no hookspec that advertises VADs. The factory a session can call for
-"the best VAD installed" is ``agentsession_silero.create_vad``; importing this module is cheap (onnxruntime
-and the model load when the first ``SileroVAD`` is made).
+Importing this module is cheap: onnxruntime and the model load when the first ``SileroVAD`` is made.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from agentsession import hookimpl
+
 from ._vad import create_vad
 
-__all__ = ["create_vad"]
+__all__ = ["agentsession_vads", "create_vad"]
+
+
+@hookimpl
+def agentsession_vads() -> dict[str, tuple[int, Callable[..., Any]]]:
+    return {"silero": (100, create_vad)}

@@ -64,11 +64,62 @@ function markInterrupted(row) {
   if (row === undefined) row = running ? null : lastRow;  // a turn still running gets its row later
   if (row && !row.classList.contains("interrupted")) {
     row.classList.add("interrupted");
-    row.children[1].textContent += " (interrupted)";
+    const trigger = row.children[1];
+    if (!trigger.textContent.includes("cut at")) trigger.textContent += " (interrupted)";  // the metrics say where
   }
 }
 
 const ms = (s) => (s === null || s === undefined ? "-" : `${Math.round(s * 1000)} ms`);
+
+// Latency per turn (ms): a stage's column appears once a turn measured it; '-' is "not measured".
+// "first audio" (ttfa) is shown only while no stage (stt, llm, tts, model) explains it.
+const LATENCY_COLUMNS = ["eou_delay", "stt_latency", "llm_ttft", "tts_ttfb", "realtime_ttfa", "ttfa", "e2e"];
+const STAGES = ["stt_latency", "llm_ttft", "tts_ttfb", "realtime_ttfa"];
+const measured = new Set();
+const num = (s) => (s === null || s === undefined ? "-" : String(Math.round(s * 1000)));
+const secs = (s) => (s === null || s === undefined ? "-" : s.toFixed(1));
+
+function latencyCells(msg) {
+  let trigger = msg.trigger;
+  if (msg.interrupted) trigger += msg.interrupted_at == null ? " (cut)" : ` (cut at ${secs(msg.interrupted_at)} s)`;
+  const heard = msg.audio_played ?? msg.audio_duration;
+  const cells = { turn: String(msg.turn), trigger,
+                  heard: msg.audio_generated == null ? secs(heard) : `${secs(heard)}/${secs(msg.audio_generated)}` };
+  for (const key of LATENCY_COLUMNS) cells[key] = num(msg[key]);
+  if (msg.llm_ttft != null && msg.llm_duration != null) cells.llm_ttft += `/${num(msg.llm_duration)}`;
+  return cells;
+}
+
+function latencyDetails(msg) {
+  const parts = [];
+  if (msg.end_of_turn_reason) parts.push(`turn ended by ${msg.end_of_turn_reason}`);
+  for (const t of msg.tools || []) parts.push(`tool ${t.name} ${num(t.duration)} ms${t.is_error ? " (error)" : ""}`);
+  if (msg.input_tokens != null || msg.output_tokens != null)
+    parts.push(`tokens ${msg.input_tokens ?? "-"} in, ${msg.output_tokens ?? "-"} out`);
+  return parts.join("; ");
+}
+
+function addLatencyRow(msg) {
+  for (const key of LATENCY_COLUMNS) if (msg[key] !== null && msg[key] !== undefined) measured.add(key);
+  const staged = STAGES.some((k) => measured.has(k));
+  const visible = (key) => measured.has(key) && !(key === "ttfa" && staged);
+  const table = $("metrics");
+  const cells = latencyCells(msg);
+  const row = document.createElement("tr");
+  row.title = latencyDetails(msg);
+  for (const th of table.querySelectorAll("thead th")) {
+    const key = th.dataset.key;
+    const td = document.createElement("td");
+    td.textContent = cells[key];
+    td.dataset.key = key;
+    row.appendChild(td);
+  }
+  table.querySelector("tbody").appendChild(row);
+  for (const cell of table.querySelectorAll("th, td")) {
+    if (LATENCY_COLUMNS.includes(cell.dataset.key)) cell.hidden = !visible(cell.dataset.key);
+  }
+  return row;
+}
 
 function onMessage(raw) {
   let msg;
@@ -112,13 +163,7 @@ function onMessage(raw) {
     }
     case "metrics_collected": {
       playground.metrics.push(msg);
-      const row = document.createElement("tr");
-      for (const v of [msg.turn, msg.trigger, ms(msg.eou_delay), ms(msg.ttfa), ms(msg.e2e)]) {
-        const td = document.createElement("td");
-        td.textContent = v;
-        row.appendChild(td);
-      }
-      $("metrics").querySelector("tbody").appendChild(row);
+      const row = addLatencyRow(msg);
       if (msg.interrupted) markInterrupted(row);
       lastRow = row;
       lastAgentLine = agentLine || turnAgentLines[turnAgentLines.length - 1] || lastAgentLine;
