@@ -128,13 +128,14 @@ class Answers:
     def on_agent_audio(self, response: Response, frame: AudioFrame) -> None:
         assert self.playout is not None
         item = self.item(response)
-        item.audio_duration = (item.audio_duration or 0.0) + frame.duration
+        duration = frame.duration
+        item.audio_duration = (item.audio_duration or 0.0) + duration
         metrics = response.speech.metrics
         if metrics.ttfa is None:
             metrics.ttfa = self._s._loop_time() - response.speech.requested
             if self._s.pipeline.reports_first_audio:
                 metrics.realtime_ttfa = metrics.ttfa
-        response.received += frame.duration
+        response.received += duration
         was_playing = self.playout.active
         self.playout.push(response, frame)
         if not was_playing:

@@ -103,7 +103,7 @@ class SpeechPlayout:
                     await self._drain_or_more()
                     continue
                 self._wake.clear()
-                if self._on_idle is not None:
+                if self._on_idle is not None and not self._pending:  # nothing left to play: states change
                     self._on_idle()
                 await self._wake.wait()
                 continue
