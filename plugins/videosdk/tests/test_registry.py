@@ -110,6 +110,8 @@ async def test_sixty_jobs_run_exactly_once_and_no_worker_goes_over_its_threshold
     assert max(env.control.peak.values()) == 3 and len(env.control.peak) == 3
     assert {w for _, w, _ in env.registry.refusals} == set(ids)
     assert all("capacity" in reason for *_, reason in env.registry.refusals)
+    # the worker reports its status after the jobs' own final statuses: wait for it, not for a moment
+    await env.registry.wait_for(lambda: env.registry.workers[ids[0]].statuses[-1]["job_count"] == 0)
     statuses = env.registry.workers[ids[0]].statuses
     assert max(s["job_count"] for s in statuses) == 3 and max(s["load"] for s in statuses) == 0.75
     assert statuses[-1]["job_count"] == 0 and statuses[-1]["status"] == "available"
