@@ -388,6 +388,9 @@ class AudioConverter:
 
     def push(self, frame: AudioFrame) -> list[AudioFrame]:
         """Convert a frame of any rate/channels; return the complete output frames."""
+        if frame.sample_rate == self._rate and frame.channels == self._channels and (
+                self._resampler is None or self._resampler.input_rate == self._rate):
+            return self._reframer.push(frame)  # nothing to convert (the common case on the audio path)
         if frame.channels > self._channels:
             frame = frame.to_mono()  # mix down before resampling: half the work
         return self._resample(frame.data, frame.sample_rate)
