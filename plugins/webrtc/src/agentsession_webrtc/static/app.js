@@ -178,7 +178,7 @@ function onMessage(raw) {
       showError(msg.recoverable === false ? `the agent failed: ${msg.message}` : `agent error: ${msg.message}`);
       break;
     case "closed":
-      hangUp(`session closed: ${msg.reason}`);
+      if (pc) hangUp(`session closed: ${msg.reason}`);  // not after the user hung up: their reason stands
       break;
   }
 }
@@ -304,7 +304,7 @@ function hangUp(reason) {
   pc = null;
   if (peer) {
     send({ type: "disconnect" });
-    if (channel) channel.onclose = null;
+    if (channel) channel.onclose = channel.onmessage = null;
     peer.close();
   }
   if (mic) mic.getTracks().forEach((t) => t.stop());
