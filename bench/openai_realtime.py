@@ -83,9 +83,9 @@ class PacedServer(FakeRealtimeServer):
     def chunk_delay(self, value: float) -> None:  # the base class sets a fixed delay: pacing replaces it
         pass
 
-    async def _speak(self, conn: FakeConnection, rid: str, item_id: str, reply: Reply) -> str:
+    async def _speak(self, conn: FakeConnection, rid: str, item_id: str, reply: Reply, output_index: int = 0) -> str:
         _TICK.set([asyncio.get_running_loop().time()])  # this response's task has a context of its own
-        return await super()._speak(conn, rid, item_id, reply)
+        return await super()._speak(conn, rid, item_id, reply, output_index)
 
     async def _on_event(self, conn: FakeConnection, event: Any, raw: dict[str, Any]) -> None:
         await super()._on_event(conn, event, raw)
@@ -209,7 +209,8 @@ class ProbedRealtime(OpenAIRealtime):
         else:
             at = now
             self.unprobed += 1
-        if rid not in self._cancelled:
+        current = self._current
+        if current is not None and current.server_id == rid:  # what the plugin forwards (not a stopped response)
             self.emitted.append(at)
             self.parse.append(now - at)
         super()._on_audio(rid, item_id, content_index, delta)
