@@ -210,7 +210,6 @@ class AgentSession:
         if self._starting is not None or self._closed_early:
             raise AgentSessionError("an AgentSession can be started once")
         self._starting = asyncio.current_task()
-        self._start_stopped = asyncio.Event()
         self._loop = loop = asyncio.get_running_loop()
         self._clock_anchor = (loop.time(), time.time())
         self._set_agent_state(AgentState.STARTING)
