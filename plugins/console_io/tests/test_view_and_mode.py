@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from agentsession import Agent, AgentSession, JobContext, RealTimePipeline, WorkerJob, function_tool
-from agentsession._metrics import TurnMetrics
+from agentsession.plugin import TurnMetrics
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall
 from agentsession_console_io import (
     ConsoleMode,

@@ -10,9 +10,8 @@ import pytest
 from openai_fake_transcription import API_KEY, FakeTranscriptionServer
 
 from agentsession import STT, AudioFrame, ModelError
-from agentsession._stt_stream import SpeechEvent, SpeechStream
-from agentsession.testing import tone
-from agentsession.testing._stt_stream_contract import STTStreamContract, frames_of
+from agentsession.plugin import SpeechEvent, SpeechStream
+from agentsession.testing import STTStreamContract, frames_of, tone
 from agentsession_openai import OpenAISTT
 from agentsession_openai._stt_stream import OpenAISpeechStream
 

@@ -23,8 +23,8 @@ from opentelemetry.trace import StatusCode
 
 import agentsession_otel.plugin as entry_point
 from agentsession import Agent, AgentSession, RealTimePipeline, function_tool, hookimpl
-from agentsession._manager import discover
-from agentsession._metrics import TurnMetrics
+from agentsession.plugin import TurnMetrics
+from agentsession.plugin import discover_plugins as discover
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, FakeTransport
 from agentsession_otel import OtelObserver, enabled_by, providers_from_env, stage_spans
 

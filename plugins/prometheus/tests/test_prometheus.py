@@ -17,8 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import agentsession_prometheus.plugin as entry_point
 from agentsession import Agent, AgentSession, RealTimePipeline, hookimpl
-from agentsession._metrics import TurnMetrics
-from agentsession._pipeline_events import Error
+from agentsession.plugin import Error, TurnMetrics
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeTransport
 from agentsession_prometheus import PrometheusMetrics, metrics_response, metrics_text, start_http_server
 
@@ -126,7 +125,7 @@ def test_the_entry_point_offers_metrics_to_the_worker() -> None:
 
 
 def test_several_processes_are_summed_in_multiprocess_mode(tmp_path: Path) -> None:
-    child = ("from agentsession._metrics import TurnMetrics\n"
+    child = ("from agentsession.plugin import TurnMetrics\n"
              "from agentsession_prometheus import PrometheusMetrics\n"
              "PrometheusMetrics().record_turn(TurnMetrics(turn=1, trigger='user', e2e=0.5), 'openai')\n")
     reader = ("import sys\nfrom agentsession_prometheus import metrics_text\n"

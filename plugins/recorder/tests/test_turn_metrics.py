@@ -10,7 +10,7 @@ import pytest
 
 import agentsession_recorder.plugin as recorder
 from agentsession import Agent, AgentSession, RealTimePipeline
-from agentsession._metrics import TurnMetrics
+from agentsession.plugin import TurnMetrics
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeTransport, run_virtual
 from agentsession_recorder import DIR_ENV
 

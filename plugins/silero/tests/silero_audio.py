@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from agentsession._audio import AudioFrame, Resampler
+from agentsession.plugin import AudioFrame, Resampler
 
 ESPEAK_RATE = 22050
 TRACK_SECONDS = 30.0

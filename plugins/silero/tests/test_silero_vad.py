@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from silero_audio import Track, at_rate
 
-from agentsession._audio import AudioFrame
-from agentsession._models import VAD, VADEvent
-from agentsession._vad import EnergyVAD, UtteranceCollector
+from agentsession.plugin import VAD, AudioFrame, EnergyVAD, UtteranceCollector, VADEvent
 from agentsession_silero import SileroVAD, bundled_model_path, create_vad
 
 # the issue's tolerances: a start from 0.15 s before to 0.35 s after the onset, an end within 1.5 s of the offset
@@ -228,7 +226,7 @@ def test_entry_point_imports() -> None:
 def test_silero_is_the_best_vad_installed() -> None:
     """Found through its entry point (``agentsession_vads``): a session whose model reports no user speech
     runs it."""
-    from agentsession._manager import best_vad, create_manager
+    from agentsession.plugin import installed_vad
     from agentsession_silero import SileroVAD
 
-    assert isinstance(best_vad(create_manager()), SileroVAD)
+    assert isinstance(installed_vad(), SileroVAD)

@@ -228,7 +228,7 @@ class Control:
 AGENT = r'''
 import asyncio, os
 from agentsession import JobContext, WorkerJob
-from agentsession._options import Options
+from agentsession.plugin import Options
 
 
 async def entrypoint(ctx: JobContext) -> None:

@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 
 from agentsession import JobContext, RoomOptions
-from agentsession._worker import transport_modes
+from agentsession.plugin import transport_modes
 from agentsession_videosdk import RoomConfig, RoomConfigError, RoomMode, VideoSDKTransport
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.secret-token-value.signature"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from registry_fakes import AGENT, ROOM_TOKEN, Control, FakeRegistry
 
-from agentsession._options import Options
+from agentsession.plugin import Options
 from agentsession_videosdk._registry import agent_url
 
 TOKEN = "worker-token-abcdefghijklmnop"

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agentsession._metrics import TurnMetrics
+from agentsession.plugin import TurnMetrics
 
 # the DevTools client of the end-to-end browser test (tests run with --import-mode=importlib: load it by path)
 _spec = importlib.util.spec_from_file_location("playground_browser_test", Path(__file__).with_name("test_browser.py"))

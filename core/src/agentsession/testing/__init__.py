@@ -6,6 +6,7 @@ from .._clock import VirtualClockEventLoop, run_virtual, virtual_clock
 from ._contracts import LLMContract, RealtimeModelContract, STTContract, TransportContract, TTSContract
 from ._fake_model import FakeRealtimeModel, FakeResponse, FakeToolCall, tone
 from ._fake_transport import FakeTransport
+from ._stt_stream_contract import STTStreamContract, frames_of
 from ._waiting import read_events, wait_for_state
 
 __all__ = [
@@ -16,12 +17,14 @@ __all__ = [
     "LLMContract",
     "RealtimeModelContract",
     "STTContract",
+    "STTStreamContract",
     "TTSContract",
     "TransportContract",
     "VirtualClockEventLoop",
     "run_virtual",
     "read_events",
     "tone",
+    "frames_of",
     "virtual_clock",
     "wait_for_state",
 ]

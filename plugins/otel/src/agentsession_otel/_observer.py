@@ -25,7 +25,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agentsession import hookimpl, redact
-from agentsession._metrics import TurnMetrics
+from agentsession.plugin import TurnMetrics
 
 from ._config import Providers
 

@@ -28,7 +28,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from agentsession import hookimpl
-from agentsession._metrics import TurnMetrics
+from agentsession.plugin import TurnMetrics
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from agentsession import AgentSessionError, Transport, TransportMode
-from agentsession._options import Options, active_options
+from agentsession.plugin import Options, active_options
 
 if TYPE_CHECKING:
     from agentsession import JobContext
