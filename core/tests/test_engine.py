@@ -217,7 +217,8 @@ async def test_allow_interruptions_false_survives_speech_and_interrupt_but_not_f
     model.user_starts_speaking()
     await settle(0.5)
     await session.interrupt()
-    handle.interrupt()
+    with pytest.raises(RuntimeError, match="does not allow interruptions"):  # as VideoSDK's UtteranceHandle
+        handle.interrupt()
     assert not handle.done() and model.interrupts == []
     await session.interrupt(force=True)
     assert handle.done() and handle.interrupted and len(model.interrupts) == 1

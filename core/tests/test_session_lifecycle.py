@@ -177,22 +177,24 @@ async def test_session_uses_the_jobs_transport_and_shutdown_follows_close() -> N
 
 async def test_start_before_connect_is_a_clear_error() -> None:
     ctx = JobContext(transport=FakeTransport())
-    from agentsession._worker import _current_job
+    from agentsession._ports import current_job
 
-    token = _current_job.set(ctx)
+    token = current_job.set(ctx)
     try:
         session = AgentSession(QuietAgent(), RealTimePipeline(FakeRealtimeModel()))
         with pytest.raises(AgentSessionError, match="ctx.connect"):
             await session.start()
     finally:
-        _current_job.reset(token)
+        current_job.reset(token)
 
 
 def test_bad_arguments_are_rejected_early() -> None:
     with pytest.raises(TypeError, match="Agent"):
         AgentSession("agent", RealTimePipeline(FakeRealtimeModel()))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Pipeline"):
-        AgentSession(QuietAgent(), FakeRealtimeModel())  # type: ignore[arg-type]
+        AgentSession(QuietAgent(), "pipeline")  # type: ignore[arg-type]
+    model = FakeRealtimeModel()  # a realtime model is a pipeline in its own right
+    assert AgentSession(QuietAgent(), model).pipeline.model is model
     with pytest.raises(ValueError, match="instructions"):
         Agent(instructions="")
 

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 from ._agent import Agent
 from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame, Reframer, Resampler
+from ._cascade import Cascade, ConversationFlow
 from ._chat import ChatContext, ChatItem, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
 from ._clock import VirtualClockEventLoop, run_virtual
 from ._emitter import EventEmitter
 from ._errors import AgentSessionError, ModelError, PluginError
+from ._events import EVENT_NAMES, EventName, SessionEvent
 from ._file_transport import FileMode, FileTransport
 from ._manager import available_models, create_model
 from ._metrics import TurnMetrics
-from ._models import LLM, STT, TTS, VAD, EventChannel, ModelOptions, RealtimeModel, VADEvent
+from ._models import LLM, STT, TTS, VAD, EventChannel, ModelOptions, PipelineEngine, RealtimeModel, VADEvent
 from ._options import Options
 from ._parrot import ParrotModel
+from ._pipeline import CascadingPipeline, EOUConfig, InterruptConfig, Pipeline, RealTimePipeline
 from ._pipeline_events import (
     AgentAudio,
     AgentTranscript,
@@ -31,13 +34,14 @@ from ._pipeline_events import (
     UserSpeechStopped,
     UserTranscript,
 )
-from ._pipelines import CascadingPipeline, ConversationFlow, Pipeline, RealTimePipeline
+from ._pipeline_hooks import PipelineHooks, run_stt, run_tts
 from ._playout import PlayoutBuffer
 from ._pool import JobResult, JobSpec, PooledProcess, PoolFull, PoolJob, ProcessPool
 from ._processes import program_command
 from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._session import AgentSession, RunResult
 from ._speech import SpeechHandle
+from ._speech import SpeechHandle as UtteranceHandle
 from ._states import AgentState, UserState
 from ._stt_stream import BufferedSpeechStream, SpeechEvent, SpeechStream
 from ._tools import MAX_OUTPUT, FunctionTool, ToolError, ToolResult, ToolThreads, function_tool, tool_threads
@@ -51,7 +55,8 @@ from .hookspecs import hookimpl, hookspec
 __version__ = "0.1.0"
 
 __all__ = [
-    "Agent", "AgentAudio", "AgentSession", "AgentSessionError", "AgentState", "AgentTranscript", "AudioConverter",
+    "Agent", "AgentAudio", "Cascade", "EOUConfig", "EVENT_NAMES", "EventName", "InterruptConfig", "PipelineEngine",
+    "PipelineHooks", "SessionEvent", "UtteranceHandle", "run_stt", "run_tts", "AgentSession", "AgentSessionError", "AgentState", "AgentTranscript", "AudioConverter",
     "AudioFrame", "BufferedSpeechStream", "BufferedTransport", "CascadingPipeline", "ChatContext", "ChatItem",
     "ChatMessage", "ChatRole", "ConversationFlow", "EndpointDecision", "Endpointing", "EnergyVAD", "Error",
     "EventChannel", "EventEmitter", "FileMode", "FileTransport", "FunctionCall", "FunctionCallOutput",

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from ._chat import ChatContext
 from ._errors import AgentSessionError
-from ._tools import FunctionTool, collect_tools
-
-if TYPE_CHECKING:
-    from ._session import AgentSession
+from ._ports import SessionView
+from ._tools import FunctionTool, HandoffTarget, collect_tools
 
 
-class Agent:
+class Agent(HandoffTarget):
     """Subclass it: give ``instructions``, add ``@function_tool`` methods, override ``on_enter``/``on_exit``."""
 
-    def __init__(self, instructions: str, tools: Sequence[FunctionTool] = (), *, inherit_context: bool = True) -> None:
-        """``inherit_context``: when this agent takes over from another (a tool returned it), keep the
-        conversation so far (default) or start from a clean history."""
+    def __init__(self, instructions: str, tools: Sequence[FunctionTool] | None = None, agent_id: str | None = None,
+                 *, inherit_context: bool = True) -> None:
+        """``tools``: function tools besides the ``@function_tool`` methods; ``agent_id`` (VideoSDK's): a stable
+        name for this agent (default: a new uuid); ``inherit_context``: when this agent takes over from another
+        (a tool returned it), keep the conversation so far (default) or start from a clean history."""
         if not isinstance(instructions, str) or not instructions.strip():
             raise ValueError("Agent instructions must be a non-empty string")
         self.instructions = instructions
         self.inherit_context = inherit_context
-        self._extra_tools = list(tools)
-        self._session: AgentSession | None = None
+        self.id = agent_id if agent_id is not None else str(uuid.uuid4())
+        self._extra_tools = _checked_tools(tools or ())
+        self._session: SessionView | None = None
 
     @property
     def tools(self) -> list[FunctionTool]:
@@ -36,8 +37,23 @@ class Agent:
             raise ValueError(f"duplicate tool names on {type(self).__name__}: {', '.join(duplicates)}")
         return tools
 
+    def update_tools(self, tools: Sequence[FunctionTool]) -> None:
+        """Replace the tools passed in (the ``@function_tool`` methods stay); a running session tells its model."""
+        self._extra_tools = _checked_tools(tools)
+        self.tools  # noqa: B018 - refuses duplicate names now, not at the model
+        if self._session is not None:
+            self._session.sync_agent()
+
+    def register_tools(self) -> None:
+        """Check the tools (VideoSDK's name): a tool that is not a ``FunctionTool`` is a ``ValueError``."""
+        _checked_tools(self._extra_tools)
+
+    async def hangup(self) -> None:
+        """End the call once what is being said has been played (``session.hangup()``)."""
+        await self.session.hangup("manual_hangup")
+
     @property
-    def session(self) -> AgentSession:
+    def session(self) -> SessionView:
         """The session running this agent (set by ``AgentSession``)."""
         if self._session is None:
             raise AgentSessionError(f"{type(self).__name__} is not attached to an AgentSession yet")
@@ -53,3 +69,11 @@ class Agent:
 
     async def on_exit(self) -> None:
         """Called when the session closes (or another agent takes over); it may still ``say()`` a goodbye."""
+
+
+def _checked_tools(tools: Sequence[FunctionTool]) -> list[FunctionTool]:
+    bad = [t for t in tools if not isinstance(t, FunctionTool)]
+    if bad:
+        name = getattr(bad[0], "__name__", type(bad[0]).__name__)
+        raise ValueError(f"{name} is not a FunctionTool: decorate it with @function_tool")
+    return list(tools)

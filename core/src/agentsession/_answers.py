@@ -7,20 +7,26 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ._audio import AudioFrame
-from ._chat import ChatMessage
+from ._chat import ChatContext, ChatMessage
+from ._events import (
+    AgentAudioPlayed,
+    AgentTranscribed,
+    ErrorOccurred,
+    FunctionToolCalled,
+    MetricsCollected,
+    SessionEvent,
+)
 from ._pipeline_events import AgentTranscript, ResponseDone, ToolCall
 from ._speech import Response, SpeechHandle
 from ._speech_playout import SpeechPlayout
 from ._tool_runner import ToolRunner
-from ._tools import ToolResult
+from ._tools import FunctionTool, HandoffTarget, ToolResult
 from ._transport import Transport
-
-if TYPE_CHECKING:
-    from ._session import AgentSession
 
 logger = logging.getLogger("agentsession.session")
 
@@ -44,59 +50,124 @@ class _RecentIds:
             del self._ids[next(iter(self._ids))]
 
 
-class Answers:
-    """The session's answers (one per session). It reads the session's history, pipeline and clock, and
-    asks it to re-derive the states when something changes."""
+class Engine(Protocol):
+    """What ``Answers`` asks of the pipeline: results of tool calls, and stopping responses."""
 
-    def __init__(self, session: AgentSession) -> None:
-        self._s = session
+    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None: ...
+
+    async def interrupt(self, heard: Mapping[str, float | None]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AnswersHost:
+    """All ``Answers`` uses of its session: a narrow port, so answers never reach into the session."""
+
+    history: ChatContext
+    engine: Callable[[], Engine]  # the pipeline being driven (it changes on nothing but is read late)
+    ready: Callable[[str], bool]  # whether a new speech may start (``what``: its trigger)
+    clock: Callable[[], float]  # the loop's clock (latencies)
+    now: Callable[[], float]  # wall-clock time (timestamps)
+    spawn: Callable[[Coroutine[Any, Any, Any], str], asyncio.Task[Any]]  # a task the session owns
+    emit: Callable[[SessionEvent], None]  # a session event
+    listening: Callable[[str], bool]  # whether anything listens to that event
+    notify: Callable[..., None]  # a notify hook
+    changed: Callable[[], None]  # something the states derive from changed (an entry point of answers' own)
+    activity: Callable[[], None]  # the conversation is active (the wake-up timer re-arms)
+    tearing_down: Callable[[], bool]
+    hand_over: Callable[[HandoffTarget], Awaitable[None]]  # a tool returned an agent
+    first_audio_is_model: bool  # the time to first audio is one model's (realtime), not stages'
+    elapsed: Callable[[], float]  # seconds since the session started, on the loop's clock (audio events' ``at``)
+    hook: Callable[..., None]  # a pipeline hook's observers (``"agent_turn_start"``, ``"llm"``, ...)
+    answered: Callable[[SpeechHandle], None]  # the model started an answer of its own accord
+
+
+class Answers:
+    """The session's answers (one per session), driven through ``AnswersHost``.
+
+    Its methods called from the session's entry points leave re-deriving the states to the session; its own
+    entry points (playout callbacks, tool groups, timers) call ``host.changed()`` once at their end.
+    """
+
+    def __init__(self, host: AnswersHost) -> None:
+        self._h = host
         self.speeches: list[SpeechHandle] = []  # not done, in the order they were asked for
         self.responses: dict[str, Response] = {}  # live responses by id
         self.stopped = _RecentIds()  # responses stopped or ended: later events of theirs are dropped
-        self.user_turn_pending: SpeechHandle | None = None  # the user's turn ended; its answer is awaited
+        self._pending: SpeechHandle | None = None  # the user's turn ended; its answer is awaited
         self.playout: SpeechPlayout | None = None
-        self.tools = ToolRunner(session._spawn, self.on_tool_result)
+        self.tools = ToolRunner(host.spawn, self.on_tool_result)
         self.turns = 0
         self._call_speech: dict[str, SpeechHandle] = {}  # tool call id -> the speech it belongs to
 
     def start_playout(self, transport: Transport) -> asyncio.Task[None]:
         self.playout = SpeechPlayout(transport, self.on_playout_started, self.on_played_out, self.on_frame_played,
-                                     self._s._update_states)
+                                     self._h.changed)
         return self.playout.start()
 
+    def set_tools(self, tools: Sequence[FunctionTool]) -> list[FunctionTool]:
+        """The tools the model may call from now on (an agent's); returns them."""
+        self.tools.tools = {t.name: t for t in tools}
+        return list(self.tools.tools.values())
+
+    @property
+    def pending_turn(self) -> SpeechHandle | None:
+        """The user's turn that ended and whose answer is awaited, if any."""
+        return self._pending
+
+    def end_user_turn(self, *, origin: float | None = None, eou: float | None = None) -> SpeechHandle | None:
+        """The user's turn ended: its answer is awaited (a new speech, unless one is already waiting)."""
+        pending = self._pending
+        if pending is None or pending.responses:
+            pending = self._pending = self.new_speech("user", origin=origin, eou=eou)
+        return pending
+
     def drop_if_unanswered(self, speech: SpeechHandle) -> None:
-        """``speech`` (a user turn) got no answer: it is over, with nothing said."""
-        if speech is self.user_turn_pending and not speech.responses:
+        """``speech`` (a user turn) got no answer: it is over, with nothing said (a timer's entry point)."""
+        if speech is self._pending and not speech.responses:
             self.finish_speech(speech, interrupted=False)
+            self._h.changed()
+
+    def drop_pending_turn(self) -> None:
+        """The awaited answer will not come (the link dropped): the user's turn is over, cut."""
+        pending = self._pending
+        if pending is not None and not pending.responses:
+            self.finish_speech(pending, interrupted=True)
 
     def on_transcript(self, response: Response, event: AgentTranscript) -> None:
         item = self.item(response)
-        item.text = event.text if event.final else item.text + event.text
-        self._s._emit("agent_transcript", {"text": event.text, "final": event.final, "speech_id": response.speech.id})
+        if item is not None:
+            item.text = event.text if event.final else item.text + event.text
+        self._h.emit(AgentTranscribed(text=event.text, final=event.final, speech_id=response.speech.id))
+        if event.final and event.text.strip():
+            self._h.hook("llm", {"text": event.text})
 
     def new_speech(self, trigger: str, *, allow_interruptions: bool = True, barge_in: bool = True,
-                    origin: float | None = None, eou: float | None = None) -> SpeechHandle | None:
-        if not self._s._ready(trigger):
+                   origin: float | None = None, eou: float | None = None) -> SpeechHandle | None:
+        if not self._h.ready(trigger):
             return None
-        handle = SpeechHandle(self, trigger=trigger, allow_interruptions=allow_interruptions, barge_in=barge_in)
-        now = self._s._loop_time()
+        handle = SpeechHandle(self.interrupt_one, trigger=trigger, allow_interruptions=allow_interruptions,
+                              barge_in=barge_in)
+        now = self._h.clock()
         handle.origin = now if origin is None else origin
         handle.requested = now
         self.turns += 1
         handle.metrics.turn = self.turns
         handle.metrics.eou_delay = eou
         handle.metrics.speech_id = handle.id
-        handle.metrics.started_at = self._s.now() - (now - handle.origin)
+        handle.metrics.started_at = self._h.now() - (now - handle.origin)
         self.speeches.append(handle)
-        if self._s._wake is not None:
-            self._s._wake.activity()
-        self._s._update_states()
+        self._h.activity()
         return handle
+
+    def interrupt_one(self, speech: SpeechHandle) -> None:
+        """``handle.interrupt()``: an entry point of its own."""
+        self.interrupt_speeches([speech])
+        self._h.changed()
 
     def handle_or_done(self, handle: SpeechHandle | None) -> SpeechHandle:
         """A refused call (the session is closing) still returns a handle: one that is already done."""
         if handle is None:
-            handle = SpeechHandle(self, trigger="refused")
+            handle = SpeechHandle(self.interrupt_one, trigger="refused")
             handle._finish(interrupted=True)
         return handle
 
@@ -110,36 +181,38 @@ class Answers:
             return None
         speech = next((s for s in self.speeches if rid in s.expecting), None)
         if speech is None:  # a response the model started by itself: the answer to the user's turn
-            speech = self.user_turn_pending or self.new_speech("user" if self.user_turn_pending else "model")
-            self.user_turn_pending = None
+            pending, self._pending = self._pending, None
+            speech = pending or self.new_speech("model")
             if speech is None:
                 return None
+            if pending is None:
+                self._h.answered(speech)
+            self._h.hook("user_turn_end")
         speech.expecting.discard(rid)
         response = Response(rid, speech)
         speech.responses.append(response)
         self.responses[rid] = response
         return response
 
-    def item(self, response: Response) -> ChatMessage:
-        if response.item is None:
-            response.item = self._s.history.add_message("assistant", "", created_at=self._s.now())
+    def item(self, response: Response) -> ChatMessage | None:
+        """The response's message in the history (made on first use); ``None`` for a speech kept out of it."""
+        if response.item is None and response.speech.in_history:
+            response.item = self._h.history.add_message("assistant", "", created_at=self._h.now())
         return response.item
 
     def on_agent_audio(self, response: Response, frame: AudioFrame) -> None:
         assert self.playout is not None
         item = self.item(response)
         duration = frame.duration
-        item.audio_duration = (item.audio_duration or 0.0) + duration
+        if item is not None:
+            item.audio_duration = (item.audio_duration or 0.0) + duration
         metrics = response.speech.metrics
         if metrics.ttfa is None:
-            metrics.ttfa = self._s._loop_time() - response.speech.requested
-            if self._s.pipeline.reports_first_audio:
+            metrics.ttfa = self._h.clock() - response.speech.requested
+            if self._h.first_audio_is_model:
                 metrics.realtime_ttfa = metrics.ttfa
         response.received += duration
-        was_playing = self.playout.active
         self.playout.push(response, frame)
-        if not was_playing:
-            self._s._update_states()
 
     @property
     def playing(self) -> bool:
@@ -148,25 +221,22 @@ class Answers:
     def on_tool_call(self, response: Response, call: ToolCall) -> None:
         response.calls.append(call)
         self._call_speech[call.id] = response.speech
-        self._s.history.add_function_call(call.id, call.name, call.arguments)
+        self._h.history.add_function_call(call.id, call.name, call.arguments)
         token = TOOL_OF.set(response.speech)
         try:
             self.tools.start(call)  # the tool's task inherits TOOL_OF
         finally:
             TOOL_OF.reset(token)
-        self._s._update_states()
 
     def on_tool_result(self, call: ToolCall, result: ToolResult) -> None:
         speech = self._call_speech.pop(call.id, None)
         if speech is not None:
             speech.metrics.add_tool(call.name, result.duration, is_error=result.is_error, call_id=call.id)
-        self._s._emit("function_tool_called", {
-            "call_id": call.id, "name": call.name, "arguments": call.arguments, "result": result.output,
-            "is_error": result.is_error, "duration": result.duration,
-        })
+        self._h.emit(FunctionToolCalled(call_id=call.id, name=call.name, arguments=call.arguments,
+                                        result=result.output, is_error=result.is_error, duration=result.duration))
         if result.is_error:
-            self._s._emit("error", {"message": f"tool {call.name!r} failed: {result.output}", "recoverable": True,
-                                 "code": "tool_error"})
+            self._h.emit(ErrorOccurred(message=f"tool {call.name!r} failed: {result.output}", recoverable=True,
+                                       code="tool_error", component="tool"))
 
     def on_response_done(self, response: Response, event: ResponseDone) -> None:
         assert self.playout is not None
@@ -182,7 +252,7 @@ class Answers:
                 setattr(speech.metrics, stage, seconds)
         if response.calls:  # before its playout ends: a response of calls only is played out at once
             speech.tools_running += 1
-            self._s._spawn(self.finish_tools(speech, response.calls), "tools")
+            self._h.spawn(self.finish_tools(speech, response.calls), "tools")
         if event.interrupted:  # the model cut it short itself (a dropped connection, say)
             heard = response.heard(self.playout.played)
             self.playout.stop([response])
@@ -190,7 +260,6 @@ class Answers:
         else:
             self.playout.end(response)
         self.settle(speech, interrupted=event.interrupted)
-        self._s._update_states()
 
     async def finish_tools(self, speech: SpeechHandle, calls: list[ToolCall]) -> None:
         """All calls of one response are in: add their results to the history and continue, once."""
@@ -198,18 +267,19 @@ class Answers:
             results = await self.tools.results(calls)
         finally:
             speech.tools_running -= 1
-        if speech.done() or self._s._tearing_down:
+        if speech.done() or self._h.tearing_down():
             self.settle(speech, interrupted=True)
+            self._h.changed()
             return
         for result in results:
-            self._s.history.add_function_output(result.call_id, result.name, result.output, result.is_error)
+            self._h.history.add_function_output(result.call_id, result.name, result.output, result.is_error)
         handoff = next((r.handoff for r in results if r.handoff is not None), None)
         if handoff is not None:
-            await self._s.update_agent(handoff)
+            await self._h.hand_over(handoff)
         rid = speech.next_response_id()
-        speech.requested = self._s._loop_time()
-        self._s._update_states()
-        await self._s.pipeline.send_tool_results(results, response_id=rid)
+        speech.requested = self._h.clock()
+        self._h.changed()
+        await self._h.engine().send_tool_results(results, response_id=rid)
 
     def settle(self, speech: SpeechHandle, *, interrupted: bool = False) -> None:
         """Finish ``speech`` if nothing of it is left to generate or to play."""
@@ -222,22 +292,23 @@ class Answers:
             return
         if speech in self.speeches:
             self.speeches.remove(speech)
-        if speech is self.user_turn_pending:
-            self.user_turn_pending = None
+        if speech is self._pending:
+            self._pending = None
         for rid in speech.expecting:
             self.stopped.add(rid)  # (expected, never begun)
         metrics = speech.metrics
         metrics.interrupted = interrupted
-        metrics.timestamp = self._s.now()
+        metrics.timestamp = self._h.now()
         assert self.playout is not None
         metrics.audio_generated = sum(r.received for r in speech.responses) if speech.responses else None
         metrics.audio_duration = sum(r.heard(self.playout.played) if interrupted else r.received
                                      for r in speech.responses)
         metrics.audio_played = metrics.audio_duration if speech.responses else None
         metrics.interrupted_at = metrics.audio_duration if interrupted else None
-        self._s._emit("metrics_collected", metrics.as_dict())
-        self._s._notify("agentsession_metrics_collected", metrics=metrics)
-        self._s._update_states()
+        self._h.emit(MetricsCollected(metrics=metrics))
+        self._h.notify("agentsession_metrics_collected", metrics=metrics)
+        if any(r.start is not None for r in speech.responses):
+            self._h.hook("agent_turn_end")
 
     def interrupt_speeches(self, speeches: Iterable[SpeechHandle]) -> asyncio.Task[None] | None:
         """Stop ``speeches``: drop their unplayed audio, cut their history and the model's context at what
@@ -269,45 +340,46 @@ class Answers:
         for speech in speeches:
             speech.expecting.clear()
             self.finish_speech(speech, interrupted=True)
-        self._s._update_states()
-        return self._s._spawn(self.tell_pipeline_interrupted(heard), "interrupt") if heard else None
+        return self._h.spawn(self.tell_pipeline_interrupted(heard), "interrupt") if heard else None
 
     async def tell_pipeline_interrupted(self, heard: dict[str, float | None]) -> None:
         try:
-            await self._s.pipeline.interrupt(heard)
+            await self._h.engine().interrupt(heard)
         except Exception:
             logger.exception("the pipeline failed to interrupt")
 
     def cut(self, response: Response, heard: float) -> None:
         """The history keeps what the user heard of ``response``: nothing at all if it never started."""
         item = response.item
-        if item is None or item not in self._s.history.items:
+        history = self._h.history
+        if item is None or item not in history.items:
             return
         if response.start is None:
-            self._s.history.items.remove(item)
+            history.items.remove(item)
         elif item.audio_duration is not None and heard < item.audio_duration:
-            self._s.history.truncate(item.id, heard)
+            history.truncate(item.id, heard)
 
     # ------------------------------------------------------------------ playout callbacks
 
     def on_playout_started(self, response: Response) -> None:
         speech = response.speech
         if speech.metrics.e2e is None:
-            speech.metrics.e2e = self._s._loop_time() - speech.origin
-        self._s._update_states()
+            speech.metrics.e2e = self._h.clock() - speech.origin
+            self._h.hook("agent_turn_start")
+        self._h.changed()
 
     def on_played_out(self, response: Response) -> None:
         self.settle(response.speech)
-        self._s._update_states()
+        self._h.changed()
 
     def on_frame_played(self, frame: AudioFrame) -> None:
-        if self._s._emitter.has_listeners("agent_audio"):
-            self._s._emit("agent_audio", {"frame": frame, "at": self._s._loop_time() - self._s._clock_anchor[0]})
+        if self._h.listening("agent_audio"):
+            self._h.emit(AgentAudioPlayed(frame=frame, at=self._h.elapsed()))
 
     def add_user_message(self, text: str) -> None:
         """Some models transcribe the user only after their answer started: keep the history in spoken order."""
-        message = ChatMessage("user", text, created_at=self._s.now())
-        items = self._s.history.items
+        message = ChatMessage("user", text, created_at=self._h.now())
+        items = self._h.history.items
         answering = next((r.item for s in self.speeches if s.trigger == "user" for r in s.responses
                           if r.item is not None), None)
         if answering is not None and answering in items:

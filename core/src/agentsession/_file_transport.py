@@ -23,8 +23,7 @@ from ._states import AgentState, UserState
 from ._transport import PacedTransport, Transport, TransportMode
 
 if TYPE_CHECKING:
-    from ._session import AgentSession
-    from ._worker import JobContext
+    from ._ports import JobView, SessionView
 
 logger = logging.getLogger("agentsession.file")
 
@@ -83,7 +82,7 @@ class FileTransport(PacedTransport):
         self._partial: Path | None = None
         self._written = 0
         self._t0 = 0.0
-        self._session: AgentSession | None = None
+        self._session: SessionView | None = None
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -99,7 +98,7 @@ class FileTransport(PacedTransport):
         self._t0 = asyncio.get_running_loop().time()
         await super().start()
 
-    def bind(self, session: AgentSession) -> None:
+    def bind(self, session: SessionView) -> None:
         self._session = session
 
     async def audio_input(self) -> AsyncIterator[AudioFrame]:
@@ -341,7 +340,7 @@ class FileMode(TransportMode):
             raise AgentSessionError(f"{len(failed)} of {workers} worker processes failed (exit codes {codes})")
 
     @staticmethod
-    def _create(ctx: JobContext) -> FileTransport:
+    def _create(ctx: JobView) -> FileTransport:
         o = ctx.options
         return FileTransport(o.input[0], (o.output or [None])[0], speed=o.speed, sample_rate=o.output_rate)
 

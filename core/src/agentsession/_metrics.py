@@ -89,7 +89,9 @@ class TurnMetrics:
 
     Latencies:
 
-    - ``eou_delay``: end of the user's speech -> the turn was declared over, for ``end_of_turn_reason``:
+    - ``eou_delay``: the user's last voiced audio -> the turn was declared over, whole: ``vad_silence`` (the
+      VAD's silence before it reported the end of speech) plus ``endpointing_delay`` (the wait after that, a
+      cascade's turn detection), both recorded; for ``end_of_turn_reason``:
       ``"silence"`` (the VAD's silence timeout), ``"turn_detector"`` (a turn-detector model said so),
       ``"max_delay"`` (the detector said "not yet" and the hold ran out), ``"model_vad"`` (a realtime
       model's own voice detection).
@@ -122,6 +124,8 @@ class TurnMetrics:
     speech_id: str | None = None
     started_at: float | None = None
     end_of_turn_reason: EndOfTurnReason | None = None
+    vad_silence: float | None = None
+    endpointing_delay: float | None = None
     stt_latency: float | None = None
     llm_ttft: float | None = None
     llm_duration: float | None = None
@@ -146,7 +150,8 @@ class TurnMetrics:
         values: dict[str, Any] = {k: v for k, v in data.items() if k in known}
         values["turn"] = int(data.get("turn") or 0)
         values["trigger"] = str(data.get("trigger") or "?")
-        for name in (*STAGES, "audio_generated", "audio_played", "interrupted_at", "started_at"):
+        for name in (*STAGES, "audio_generated", "audio_played", "interrupted_at", "started_at", "vad_silence",
+                     "endpointing_delay"):
             values[name] = _float(data.get(name))
         for name in ("input_tokens", "output_tokens"):
             count = _float(data.get(name))

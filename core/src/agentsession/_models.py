@@ -76,33 +76,36 @@ class EventChannel:
             yield item
 
 
-class RealtimeModel(ABC):
-    """A speech-to-speech model (OpenAI Realtime, Gemini Live, ...).
+class PipelineEngine(ABC):
+    """What an ``AgentSession`` drives: mono 20 ms frames in at ``input_sample_rate``, ``PipelineEvent``s out
+    (delivered to the sink given to ``attach``), and the control calls below. A ``RealtimeModel`` is one in its
+    own right; a cascade of STT, LLM and TTS is another; ``Pipeline`` picks the one its components make.
 
-    It receives mono 20 ms frames at ``input_sample_rate`` and emits pipeline events through
-    ``self.channel.emit``. Contract (checked by ``agentsession.testing.RealtimeModelContract``):
+    Contract (checked by ``agentsession.testing.RealtimeModelContract``):
 
     - every ``say``/``reply``/``send_text``/``send_tool_results`` is answered by one response whose events
-      carry the ``response_id`` the call gave, and which ends with ``ResponseDone``; a response the model
-      starts by itself (an answer to the user's speech) carries an id of the model's own, new each time;
+      carry the ``response_id`` the call gave, and which ends with ``ResponseDone``; a response the engine
+      starts by itself (an answer to the user's speech) carries an id of its own, new each time;
     - responses are generated one at a time, in the order they were asked for; a response's ``ToolCall``s
       come before its ``ResponseDone``;
     - after ``interrupt(heard)`` returns, no event of the responses named in ``heard`` is emitted;
     - ``close()`` is idempotent and ends the event stream.
     """
 
-    input_sample_rate: int = 24000
-    provider: str = "unknown"
-    #: whether the model reports the user's speech (``UserSpeechStarted``/``Stopped``) as it happens; when it
-    #: does not, the session runs a VAD of its own on the user's audio for the user state, barge-in and wake-up
+    #: whether its events say when the user speaks (``UserSpeechStarted``/``Stopped``) as it happens; when
+    #: they do not, the session runs a VAD of its own on the user's audio for the user state, barge-in and wake-up
     reports_user_speech: bool = True
+    #: whether the time to the first audio is one model's (a realtime model) rather than stages' (a cascade)
+    reports_first_audio: bool = False
+    input_sample_rate: int = 24000
 
-    def __init__(self) -> None:
-        self.channel = EventChannel()
+    @abstractmethod
+    def attach(self, sink: EventSink) -> None:
+        """Deliver every ``PipelineEvent`` to ``sink`` as it happens; ``None`` when the stream ends."""
 
     @abstractmethod
     async def start(self, options: ModelOptions) -> None:
-        """Connect and configure the model."""
+        """Connect and configure; ``options`` carries the agent's instructions and tools and the history."""
 
     @abstractmethod
     def push_audio(self, frame: AudioFrame) -> None:
@@ -124,13 +127,13 @@ class RealtimeModel(ABC):
     async def interrupt(self, heard: Mapping[str, float | None]) -> None:
         """Stop the responses named in ``heard``: cancel the one being generated, drop those asked for and
         not begun. Each value is how many seconds of that response's audio the user heard (``None``: none
-        of it reached the user); the model cuts its own record of the response there, so its context
+        of it reached the user); the engine cuts its own record of the response there, so its context
         matches what the user heard."""
 
     @abstractmethod
     async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
-        """Hand the results of all the tool calls of one response to the model together, and continue
-        with response ``response_id``."""
+        """Hand the results of all the tool calls of one response over together, and continue with
+        response ``response_id``."""
 
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         """Change the instructions and tools mid-session, keeping the conversation (an agent handoff)."""
@@ -138,7 +141,28 @@ class RealtimeModel(ABC):
 
     @abstractmethod
     async def close(self) -> None:
-        """Disconnect; idempotent; must end the event stream (``self.channel.end()``)."""
+        """Disconnect; idempotent; must end the event stream."""
+
+
+class RealtimeModel(PipelineEngine):
+    """A speech-to-speech model (OpenAI Realtime, Gemini Live, ...): a pipeline engine of its own.
+
+    It emits its events through ``self.channel.emit``; ``close()`` must end them (``self.channel.end()``).
+    A model that can answer in text only (``supports_text_output``) also runs with a separate TTS
+    (``Pipeline(llm=model, tts=...)``, VideoSDK's hybrid mode): then ``text_output`` is set before ``start``.
+    """
+
+    provider: str = "unknown"
+    reports_first_audio = True
+    #: whether the model can answer in text instead of audio (set ``text_output`` before ``start``)
+    supports_text_output: bool = False
+
+    def __init__(self) -> None:
+        self.channel = EventChannel()
+        self.text_output = False
+
+    def attach(self, sink: EventSink) -> None:
+        self.channel.attach(sink)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ class UserTranscript:
     final: bool = True
     end_of_turn: str | None = None
     stt_latency: float | None = None  # the user stopped -> this final transcript (a cascade's STT)
+    #: the user stopped (the VAD's end of speech) -> this end of the turn: the endpointing's wait (a cascade)
+    endpointing_delay: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,8 @@ class Error:
     message: str
     recoverable: bool = True
     code: str | None = None
+    #: what failed: ``"stt"``, ``"llm"``, ``"tts"``, ``"realtime"``, ``"turn_detector"``, ``"tool"``, ...
+    component: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

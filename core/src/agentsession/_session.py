@@ -1,6 +1,7 @@
-"""``AgentSession``: the coordinator. It runs an agent on a pipeline and a transport, and delegates: playout
-to ``SpeechPlayout``, answers to ``SpeechHandle``s, tools to ``ToolRunner``, the wake-up to ``WakeUpTimer``,
-plugin hooks to ``HookCaller``. States are derived in one place (``_update_states``) from a few facts."""
+"""``AgentSession``: the coordinator. It runs an agent on a pipeline's engine and a transport, and delegates:
+answers (speeches, responses, playout, tools, interruption) to ``Answers`` through a narrow port, the wake-up to
+``WakeUpTimer``, plugin hooks to ``HookCaller``, pipeline hooks to ``PipelineHooks``. States are derived in one
+place (``_update_states``), once per entry point (a pipeline event, an API call, a timer, a playout callback)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,36 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
 from ._agent import Agent
-from ._answers import TOOL_OF, Answers
+from ._answers import TOOL_OF, Answers, AnswersHost
 from ._audio import AudioConverter
+from ._cascade import ConversationFlow
 from ._chat import ChatContext, ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
 from ._emitter import EventEmitter
 from ._errors import AgentSessionError
+from ._events import (
+    AgentChanged,
+    AgentStateChanged,
+    Closed,
+    ErrorOccurred,
+    FalseInterruption,
+    ReconnectedEvent,
+    ReconnectingEvent,
+    SessionEvent,
+    UserAudio,
+    UserStateChanged,
+    UserTranscribed,
+    WakeUp,
+    check_event_name,
+)
 from ._hooks import HookCaller
 from ._manager import best_vad, create_manager
-from ._models import VAD, ModelOptions
+from ._models import VAD, ModelOptions, PipelineEngine, RealtimeModel
+from ._pipeline import Pipeline
 from ._pipeline_events import (
     AgentAudio,
     AgentTranscript,
@@ -37,15 +55,13 @@ from ._pipeline_events import (
     UserSpeechStopped,
     UserTranscript,
 )
-from ._pipelines import ConversationFlow, Pipeline
+from ._ports import JobView, current_job
 from ._secrets import install_log_redaction
 from ._speech import SpeechHandle
 from ._states import AgentState, UserState
+from ._tools import HandoffTarget
 from ._transport import NullTransport, Transport
 from ._wake_up import WakeUpTimer, call_handler
-
-if TYPE_CHECKING:
-    from ._worker import JobContext
 
 logger = logging.getLogger("agentsession.session")
 
@@ -87,7 +103,7 @@ class AgentSession:
     def __init__(
         self,
         agent: Agent,
-        pipeline: Pipeline,
+        pipeline: Pipeline | RealtimeModel,
         conversation_flow: ConversationFlow | None = None,
         wake_up: float | None = None,
         plugins: Sequence[object] | None = None,
@@ -96,20 +112,27 @@ class AgentSession:
         min_interruption_duration: float = 0.5,
         vad: VAD | None = None,
     ) -> None:
-        """``vad``: the voice detector the session runs on the user's audio when the model reports no user
-        speech of its own (Gemini Live); by default the best one installed (``agentsession_vads``)."""
+        """``pipeline``: a ``Pipeline`` (or a realtime model alone). ``vad``: the voice detector the session runs
+        on the user's audio when the model reports no user speech of its own (Gemini Live); by default the best
+        one installed (``agentsession_vads``). A pipeline's ``interrupt_config`` sets ``min_interruption_duration``."""
         if not isinstance(agent, Agent):
             raise TypeError(f"agent must be an Agent, got {type(agent).__name__}")
+        if isinstance(pipeline, RealtimeModel):
+            pipeline = Pipeline(llm=pipeline)
         if not isinstance(pipeline, Pipeline):
-            raise TypeError(
-                f"pipeline must be a Pipeline (RealTimePipeline or CascadingPipeline), got {type(pipeline).__name__}"
-            )
+            raise TypeError(f"pipeline must be a Pipeline (Pipeline(llm=...), RealTimePipeline, CascadingPipeline) "
+                            f"or a realtime model, got {type(pipeline).__name__}")
         if conversation_flow is not None and not isinstance(conversation_flow, ConversationFlow):
             raise TypeError(f"conversation_flow must be a ConversationFlow, got {type(conversation_flow).__name__}")
         if wake_up is not None and (isinstance(wake_up, bool) or not wake_up > 0):
             raise ValueError(f"wake_up must be a number of seconds > 0, got {wake_up!r}")
         if min_interruption_duration < 0:
             raise ValueError("min_interruption_duration must be >= 0")
+        if conversation_flow is not None:
+            pipeline.conversation_flow = conversation_flow
+        interrupt_config = pipeline.interrupt_config
+        if interrupt_config is not None:
+            min_interruption_duration = interrupt_config.interrupt_min_duration
         self.agent = agent
         self.pipeline = pipeline
         self.conversation_flow = conversation_flow
@@ -125,7 +148,8 @@ class AgentSession:
         self._hooks: HookCaller | None = None
         self._transport: Transport | None = None
         self._owns_transport = False
-        self._job: JobContext | None = None
+        self._job: JobView | None = None
+        self._engine: PipelineEngine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock_anchor = (0.0, 0.0)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -135,14 +159,22 @@ class AgentSession:
         self._close_task: asyncio.Task[None] | None = None
         self._closed_early = False
         self._user_state = UserState.IDLE
-        self._agent_state = AgentState.STARTING
+        self._agent_state = AgentState.IDLE  # before start(): not running yet (VideoSDK's initial state)
         # the facts the states are derived from
         self._user_speaking = False
         self._closing = False
         self._tearing_down = False
         self._pushed = 0.0  # seconds of user audio pushed to the pipeline
         self._local_vad: VAD | None = None  # runs when the pipeline does not report the user's speech
-        self._answers = Answers(self)
+        self._answered_while_speaking = False  # the model answered the utterance the local VAD still hears
+        self._unanswered: asyncio.TimerHandle | None = None
+        self._answers = Answers(AnswersHost(
+            history=self.history, engine=self._driven, ready=self._ready, clock=self._loop_time, now=self.now,
+            spawn=self._spawn, emit=self._emit, listening=self._emitter.has_listeners, notify=self._notify,
+            changed=self._update_states, activity=self._activity, tearing_down=lambda: self._tearing_down,
+            hand_over=self._hand_over, first_audio_is_model=pipeline.is_realtime and pipeline.tts is None,
+            elapsed=self._elapsed, hook=pipeline.hooks.fire, answered=self._model_answered,
+        ))
         self._barge_in: asyncio.TimerHandle | None = None
         self._wake: WakeUpTimer | None = None
 
@@ -162,6 +194,11 @@ class AgentSession:
         return self._answers.speeches[0] if self._answers.speeches else None
 
     @property
+    def current_utterance(self) -> SpeechHandle | None:
+        """VideoSDK 1.0's name for ``current_speech``."""
+        return self.current_speech
+
+    @property
     def transport(self) -> Transport:
         if self._transport is None:
             raise AgentSessionError("the session has no transport before start()")
@@ -178,10 +215,13 @@ class AgentSession:
         return self._closed_early or (self._close_task is not None and self._close_task.done())
 
     def on(self, event: str, callback: Callable[[Any], Any] | None = None) -> Any:
-        """Subscribe to a session event (sync or async callback; usable as a decorator)."""
+        """Subscribe to a session event (sync or async callback; usable as a decorator). An unknown name is a
+        ``ValueError`` naming the closest one (the names: ``agentsession.EventName``)."""
+        check_event_name(event)
         return self._emitter.on(event, callback)
 
     def once(self, event: str, callback: Callable[[Any], Any]) -> Any:
+        check_event_name(event)
         return self._emitter.once(event, callback)
 
     def off(self, event: str, callback: Callable[[Any], Any] | None = None) -> None:
@@ -197,16 +237,53 @@ class AgentSession:
         loop = self._loop
         return wall_t0 + (loop.time() - loop_t0) if loop is not None else time.time()
 
-    def get_context_history(self) -> list[dict[str, Any]]:
-        """The conversation so far as plain dicts (VideoSDK's name for ``history.to_dict()["items"]``)."""
+    def get_context_history(self, *, include_function_calls: bool = False, include_system_messages: bool = False
+                            ) -> list[dict[str, Any]]:
+        """The conversation so far as plain dicts, as VideoSDK gives it: the user's and the agent's messages,
+        with tool calls and their outputs, and system messages, only when asked for."""
         items: list[dict[str, Any]] = self.history.to_dict()["items"]
-        return items
+        return [item for item in items
+                if (include_function_calls or item.get("type") not in ("function_call", "function_call_output"))
+                and (include_system_messages or item.get("role") != "system")]
 
-    async def start(self, *, transport: Transport | None = None) -> None:
+    async def start(self, wait_for_participant: bool = False, run_until_shutdown: bool = False, *,
+                    transport: Transport | None = None) -> None:
         """Discover plugins, connect the pipeline, start the agent. ``transport`` defaults to the current job's.
+
+        VideoSDK 1.0's lifecycle in one call: ``wait_for_participant`` connects the job (if the entrypoint did not)
+        and waits for the user (in file, console and playground modes the input is the user, there at once);
+        ``run_until_shutdown`` then returns only when the job ends (room ended, input done, Ctrl-C, the session
+        closed), having closed the session and shut the job down.
 
         ``close()`` while this runs stops it: the pipeline is closed and ``start()`` raises ``AgentSessionError``.
         """
+        job = current_job.get() if transport is None else None
+        if job is not None and (wait_for_participant or run_until_shutdown) and not job.connected:
+            await job.connect()
+        if job is not None and wait_for_participant:
+            await job.wait_for_participant()
+        await self._start(transport)
+        if run_until_shutdown:
+            if job is not None:
+                await job.wait_for_shutdown()
+                await self.close()
+                await job.shutdown()
+            else:
+                await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Return once the session has closed."""
+        while self._close_task is None and not self._closed_early:
+            await self._emitter_closed()
+        if self._close_task is not None:
+            await asyncio.shield(self._close_task)
+
+    async def _emitter_closed(self) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._emitter.once("closed", lambda _: None if done.done() else done.set_result(None))
+        await done
+
+    async def _start(self, transport: Transport | None) -> None:
         if self._starting is not None or self._closed_early:
             raise AgentSessionError("an AgentSession can be started once")
         self._starting = asyncio.current_task()
@@ -222,19 +299,18 @@ class AgentSession:
                 "or install a plugin implementing agentsession_wake_up"
             )
         self._pm, self._hooks = pm, hooks
-        if not self.pipeline.reports_user_speech:
+        engine = self._engine = self.pipeline.engine
+        if not engine.reports_user_speech:
             self._local_vad = self.vad if self.vad is not None else best_vad(pm)
         self._transport = transport or self._job_transport()
         if self._transport is None:
             self._transport = NullTransport()
             self._owns_transport = True
             await self._transport.start()
-        self._answers.tools.tools = {t.name: t for t in self.agent.tools}
+        tools = self._answers.set_tools(self.agent.tools)
         self.agent._session = self
-        self.pipeline.conversation_flow = self.conversation_flow
         try:
-            await self.pipeline.start(ModelOptions(self.agent.instructions, list(self._answers.tools.tools.values()),
-                                                   self.history))
+            await engine.start(ModelOptions(self.agent.instructions, tools, self.history))
             if self._closed_early:
                 raise asyncio.CancelledError
         except BaseException as exc:  # a missing API key, or close() meanwhile: leave nothing running
@@ -252,8 +328,8 @@ class AgentSession:
         self._tasks.add(self._answers.start_playout(self._transport))
         self._transport.bind(self)
         if self._job is not None:
-            self._job._attach(self)
-        self.pipeline.attach(self._on_event)
+            self._job.attach_session(self)
+        engine.attach(self._on_event)
         self._spawn(self._input_loop(), "audio-input")
         text = self._transport.text_input()
         if text is not None:
@@ -262,30 +338,39 @@ class AgentSession:
         self._update_states()
         self._spawn(self._guarded(self.agent.on_enter(), "on_enter"), "on_enter")
 
-    async def say(self, text: str, *, allow_interruptions: bool = True, wait_for_playback: bool = False
-                  ) -> SpeechHandle:
-        """Speak ``text``; returns its handle (``await handle`` waits until it was played out; so does
-        ``wait_for_playback``)."""
-        if not isinstance(text, str) or not text.strip():
+    async def say(self, message: str | None = None, *, interruptible: bool | None = None,
+                  allow_interruptions: bool | None = None, wait_for_playback: bool = False,
+                  add_to_chat_context: bool = True, text: str | None = None) -> SpeechHandle:
+        """Speak ``message``; returns its handle (``await handle`` waits until it was played out; so does
+        ``wait_for_playback``). ``interruptible`` (VideoSDK's name) or ``allow_interruptions``: whether the
+        user's speech and ``interrupt()`` may cut it; ``add_to_chat_context=False`` keeps it out of the history
+        (a hold message, say). ``text`` is the older name of ``message``."""
+        message = _one_of("message", message, "text", text)
+        if not isinstance(message, str) or not message.strip():
             raise ValueError("say() needs non-empty text")
-        handle = self._answers.new_speech("say", allow_interruptions=allow_interruptions)
+        allow = _one_of("interruptible", interruptible, "allow_interruptions", allow_interruptions, default=True)
+        handle = self._answers.new_speech("say", allow_interruptions=allow)
         if handle is not None:
-            await self.pipeline.say(text, response_id=handle.next_response_id())
+            handle.in_history = add_to_chat_context
+            self._update_states()
+            await self._driven().say(message, response_id=handle.next_response_id())
             if wait_for_playback:
                 await handle.wait_for_playout()
         return self._answers.handle_or_done(handle)
 
     async def reply(self, instructions: str | None = None, wait_for_playback: bool = True, *,
-                    allow_interruptions: bool = True) -> SpeechHandle:
+                    interruptible: bool | None = None, allow_interruptions: bool | None = None) -> SpeechHandle:
         """Generate a response now, with optional extra ``instructions``.
 
         As in VideoSDK, with ``wait_for_playback`` (the default) it returns once the answer has been played
-        out, and the user's speech does not barge in on it (``interrupt()`` still can, if it allows
-        interruptions).
+        out, and the user's speech does not barge in on it (``interrupt()`` still can, if it is
+        ``interruptible``, VideoSDK's name for ``allow_interruptions``).
         """
-        handle = self._answers.new_speech("reply", allow_interruptions=allow_interruptions, barge_in=not wait_for_playback)
+        allow = _one_of("interruptible", interruptible, "allow_interruptions", allow_interruptions, default=True)
+        handle = self._answers.new_speech("reply", allow_interruptions=allow, barge_in=not wait_for_playback)
         if handle is not None:
-            await self.pipeline.reply(instructions, response_id=handle.next_response_id())
+            self._update_states()
+            await self._driven().reply(instructions, response_id=handle.next_response_id())
             if wait_for_playback:
                 await handle.wait_for_playout()
         return self._answers.handle_or_done(handle)
@@ -297,29 +382,66 @@ class AgentSession:
         if not self._ready("send_text"):
             return self._answers.handle_or_done(None)
         self._answers.interrupt_speeches([s for s in self._answers.speeches if s.barge_in])
-        self._emit("user_transcript", {"text": text, "final": True, "typed": True})
+        self._emit(UserTranscribed(text=text, final=True, typed=True))
         self._answers.add_user_message(text)
+        self.pipeline.hooks.fire("user_turn_start", text)
+        self.pipeline.hooks.fire("user_turn_end")
         handle = self._answers.new_speech("text")
         assert handle is not None
-        await self.pipeline.send_text(text, response_id=handle.next_response_id())
+        self._update_states()
+        await self._driven().send_text(text, response_id=handle.next_response_id())
         return handle
 
-    async def interrupt(self, *, force: bool = False) -> None:
+    def interrupt(self, *, force: bool = False) -> Awaitable[None]:
         """Stop what the agent is saying and about to say; drop unplayed audio; cut the history (and the
         model's context) at what the user heard. Speeches that do not allow interruptions keep going
-        unless ``force``."""
+        unless ``force``. It acts at once, awaited or not (VideoSDK's is synchronous); awaiting it waits
+        until the pipeline has been told."""
+        told: asyncio.Task[None] | None = None
         if self._started and not self._tearing_down:
             self._cancel_barge_in()
-            told = self._answers.interrupt_speeches([s for s in self._answers.speeches if force or s.allow_interruptions])
-            if told is not None:
-                await asyncio.shield(told)
+            told = self._answers.interrupt_speeches(
+                [s for s in self._answers.speeches if force or s.allow_interruptions])
+            self._update_states()
+        if told is not None:
+            return asyncio.shield(told)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
-    def report_error(self, message: str, *, recoverable: bool = True, code: str | None = None) -> None:
+    async def hangup(self, reason: str = "hangup") -> None:
+        """End the call once what is being said has been played (at most ``EXIT_PLAYOUT_TIMEOUT`` seconds):
+        the session closes and its job ends (VideoSDK's ``session.hangup()``; ``agent.hangup()`` calls it)."""
+        if not self._started or self._closing:
+            await self.close(reason)
+            return
+        own = TOOL_OF.get()
+        waiting = [s.wait_for_playout() for s in self._answers.speeches if s is not own]
+        if waiting:
+            try:
+                async with asyncio.timeout(EXIT_PLAYOUT_TIMEOUT):
+                    await asyncio.gather(*waiting)
+            except TimeoutError:
+                logger.warning("hangup: what was being said took over %.0f s; hanging up", EXIT_PLAYOUT_TIMEOUT)
+        await self.close(reason)
+
+    def sync_agent(self) -> Awaitable[None]:
+        """The running agent's instructions or tools changed (``agent.update_tools``): the model is told in
+        the background; await the result to wait for it."""
+        if not self._started or self._closing:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        tools = self._answers.set_tools(self.agent.tools)
+        return self._spawn(self._driven().update_agent(self.agent.instructions, tools), "update-agent")
+
+    def report_error(self, message: str, *, recoverable: bool = True, code: str | None = None,
+                     component: str | None = None) -> None:
         """Emit an ``error`` event from outside the pipeline (a transport's dropped connection, say);
         a non-recoverable one closes the session."""
-        self._emit("error", {"message": message, "recoverable": recoverable, "code": code})
+        self._emit(ErrorOccurred(message=message, recoverable=recoverable, code=code, component=component))
         if not recoverable and self._started and not self._closing:
-            asyncio.get_running_loop().create_task(self.close("error"))
+            self._spawn(self.close("error"), "close")
 
     async def run(self, *, user_input: str, timeout: float = 60.0) -> RunResult:
         """Test API: send ``user_input`` as typed text and return what the turn added to the history."""
@@ -340,10 +462,10 @@ class AgentSession:
         if not agent.inherit_context:
             kept = [i for i in self.history.items if isinstance(i, ChatMessage) and i.role == "system"]
             self.history.items[:] = kept
-        self._answers.tools.tools = {t.name: t for t in agent.tools}
+        tools = self._answers.set_tools(agent.tools)
         agent._session = self
-        await self.pipeline.update_agent(agent.instructions, list(self._answers.tools.tools.values()))
-        self._emit("agent_changed", {"agent": agent, "previous": old})
+        await self._driven().update_agent(agent.instructions, tools)
+        self._emit(AgentChanged(agent=agent, previous=old))
         entering = self._spawn(self._guarded(agent.on_enter(), "on_enter"), "on_enter")
         await asyncio.wait((entering,), timeout=HANDOFF_TIMEOUT)
 
@@ -363,6 +485,7 @@ class AgentSession:
             context = contextvars.copy_context()
             context.run(TOOL_OF.set, None)
             self._close_task = asyncio.get_running_loop().create_task(self._close(reason), context=context)
+            self._close_task.add_done_callback(_retrieve)
         await asyncio.shield(self._close_task)
 
     async def leave(self) -> None:
@@ -389,23 +512,23 @@ class AgentSession:
             raise
         except Exception as exc:
             logger.exception("%s raised", what)
-            self._emit("error", {"message": f"{what} raised {type(exc).__name__}: {exc}", "recoverable": True})
+            self._emit(ErrorOccurred(message=f"{what} raised {type(exc).__name__}: {exc}", recoverable=True,
+                                     code=f"{what}_failed", component="agent"))
 
     def _job_transport(self) -> Transport | None:
-        from ._worker import JobContext
-
-        job = JobContext.current()
+        job = current_job.get()
         if job is None:
             return None
         if not job.connected or job.transport is None:
             raise AgentSessionError("call `await ctx.connect()` before `session.start()`")
         self._job = job
-        return job.transport
+        transport: Transport = job.transport
+        return transport
 
     async def _abort_start(self) -> None:
         self._closed_early = True
         try:
-            await self.pipeline.close()
+            await self._driven().close()
         except Exception:
             logger.exception("pipeline close failed")
         if self._owns_transport and self._transport is not None:
@@ -419,11 +542,33 @@ class AgentSession:
         if self._tearing_down or (self._closing and not _IN_EXIT.get()):
             logger.debug("%s() ignored: the session is closing", what)
             return False
+        if self._closing and self._transport is not None and self._transport.user_gone:
+            logger.debug("%s() ignored: the user is gone (%s)", what, type(self._transport).__name__)
+            return False
         return True
+
+    def _driven(self) -> PipelineEngine:
+        """The engine of the pipeline (made at ``start()``)."""
+        if self._engine is None:
+            raise AgentSessionError("the pipeline runs once the session started")
+        return self._engine
+
+    def _elapsed(self) -> float:
+        return self._loop_time() - self._clock_anchor[0]
+
+    def _activity(self) -> None:
+        if self._wake is not None:
+            self._wake.activity()
+
+    async def _hand_over(self, target: HandoffTarget) -> None:
+        if isinstance(target, Agent):
+            await self.update_agent(target)
 
     async def _close(self, reason: str) -> None:
         self._closing = True
         self._cancel_barge_in()
+        if self._unanswered is not None:
+            self._unanswered.cancel()
         if self._wake is not None:
             self._wake.cancel()
         self._answers.interrupt_speeches(list(self._answers.speeches))
@@ -447,9 +592,10 @@ class AgentSession:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         try:
-            await self.pipeline.close()
+            await self._driven().close()
         except Exception:
             logger.exception("pipeline close failed")
+        await self.pipeline.hooks.aclose()
         if self._transport is not None:
             self._transport.clear()
             if self._owns_transport:
@@ -457,29 +603,30 @@ class AgentSession:
         for speech in self._answers.speeches:
             speech._finish(interrupted=True)
         self._answers.speeches.clear()
-        self._emit("closed", {"reason": reason})
+        self._emit(Closed(reason=reason))
         self._notify("agentsession_session_closed", reason=reason)
         await asyncio.sleep(0)  # let sync "closed" callbacks run before async ones are cancelled
         await self._emitter.aclose()
         if self._hooks is not None:
             await self._hooks.aclose()
         if self._job is not None:
-            self._job._session_closed(self, reason)
+            self._job.session_closed(self, reason)
 
     # ------------------------------------------------------------------ input
 
     async def _input_loop(self) -> None:
-        converter = AudioConverter(self.pipeline.input_sample_rate)
+        engine = self._driven()
+        converter = AudioConverter(engine.input_sample_rate)
         vad = self._local_vad
         async for frame in self.transport.audio_input():
             for out in converter.push(frame):
                 self._pushed += out.duration
-                self.pipeline.push_audio(out)
+                engine.push_audio(out)
                 if vad is not None:
                     for event in vad.push(out):
-                        self._on_local_vad(event.kind == "start")
+                        self._on_local_vad(event.kind == "start", event.position)
                 if self._emitter.has_listeners("user_audio"):
-                    self._emit("user_audio", {"frame": out, "at": self._loop_time() - self._clock_anchor[0]})
+                    self._emit(UserAudio(frame=out, at=self._elapsed()))
 
     async def _text_loop(self, texts: Any) -> None:
         """Typed lines are turns in a row: each waits for the answer to the one before."""
@@ -489,11 +636,12 @@ class AgentSession:
                 await handle.wait_for_playout()
 
     def _on_event(self, event: PipelineEvent | None) -> None:
-        """The pipeline's events arrive here synchronously, on the loop, as the model emits them."""
+        """The pipeline's events arrive here synchronously, on the loop, as the engine emits them."""
         if event is None:
             if not self._closing:
-                self._emit("error", {"message": "the pipeline ended its event stream", "recoverable": False})
-                asyncio.get_running_loop().create_task(self.close("pipeline ended"))
+                self._emit(ErrorOccurred(message="the pipeline ended its event stream", recoverable=False,
+                                         code="pipeline_ended", component="pipeline"))
+                self._spawn(self.close("pipeline ended"), "close")
             return
         if self._tearing_down:
             return
@@ -501,6 +649,7 @@ class AgentSession:
             self._handle(event)
         except Exception:
             logger.exception("handling %s failed", type(event).__name__)
+        self._update_states()
 
     def _handle(self, event: PipelineEvent) -> None:
         if isinstance(event, AgentAudio):
@@ -526,35 +675,37 @@ class AgentSession:
             if self._local_vad is None:
                 self._on_user_speech_stopped(event)
         elif isinstance(event, UserTranscript):
-            data: dict[str, Any] = {"text": event.text, "final": event.final}
-            if event.end_of_turn is not None:
-                data["end_of_turn"] = event.end_of_turn
-            self._emit("user_transcript", data)
-            pending = self._answers.user_turn_pending
-            if event.final and pending is not None and not pending.responses:
-                pending.metrics.stt_latency = event.stt_latency
-                if event.end_of_turn is not None:
-                    pending.metrics.end_of_turn_reason = event.end_of_turn  # type: ignore[assignment]
-            if event.final and event.text.strip():
-                self._answers.add_user_message(event.text)
+            self._on_user_transcript(event)
         elif isinstance(event, ToolCallCancelled):
             self._answers.tools.cancel(event.ids)
         elif isinstance(event, Error):
-            self.report_error(event.message, recoverable=event.recoverable, code=event.code)
+            self.report_error(event.message, recoverable=event.recoverable, code=event.code,
+                              component=event.component or ("realtime" if self.pipeline.is_realtime else None))
         elif isinstance(event, Reconnecting):
             self._on_link_lost(event)
         elif isinstance(event, Reconnected):
-            self._emit("reconnected", {"downtime": event.downtime, "audio_lost": event.audio_lost,
-                                       "timestamp": self.now()})
+            self._emit(ReconnectedEvent(downtime=event.downtime, audio_lost=event.audio_lost, timestamp=self.now()))
 
-    # ------------------------------------------------------------------ speeches and responses
+    def _on_user_transcript(self, event: UserTranscript) -> None:
+        self._emit(UserTranscribed(text=event.text, final=event.final, end_of_turn=event.end_of_turn))
+        pending = self._answers.pending_turn
+        if event.final and pending is not None and not pending.responses:
+            metrics = pending.metrics
+            metrics.stt_latency = event.stt_latency
+            if event.end_of_turn is not None:
+                metrics.end_of_turn_reason = event.end_of_turn  # type: ignore[assignment]
+            if event.endpointing_delay is not None:  # the end of turn, whole: the VAD's silence + this wait
+                metrics.endpointing_delay = event.endpointing_delay
+                metrics.eou_delay = (metrics.vad_silence or 0.0) + event.endpointing_delay
+        if event.final and event.text.strip():
+            self._answers.add_user_message(event.text)
+            self.pipeline.hooks.fire("user_turn_start", event.text)
 
     # ------------------------------------------------------------------ the user's speech
 
     def _on_user_speech_started(self) -> None:
         self._user_speaking = True
-        if self._wake is not None:
-            self._wake.activity()
+        self._activity()
         if self.allow_interruptions and self._barge_in is None and any(s.barge_in for s in self._answers.speeches):
             if self.min_interruption_duration == 0:
                 self._barge_in_now()
@@ -562,57 +713,68 @@ class AgentSession:
                 self._barge_in = asyncio.get_running_loop().call_later(
                     self.min_interruption_duration, self._confirm_barge_in
                 )
-        self._update_states()
 
     def _on_user_speech_stopped(self, event: UserSpeechStopped) -> None:
         self._user_speaking = False
         if self._barge_in is not None:
-            self._cancel_barge_in()
-            logger.debug("false interruption ignored (shorter than %.2f s)", self.min_interruption_duration)
-            self._emit("false_interruption", {"timestamp": self.now()})
+            self._false_interruption()
+            return
+        silence = max(0.0, self._pushed - event.audio_end) if event.audio_end is not None else None
+        pending = self._answers.end_user_turn(origin=self._loop_time() - (silence or 0.0), eou=silence)
+        if pending is not None:
+            pending.metrics.vad_silence = silence
+            if self.pipeline.is_realtime:
+                pending.metrics.end_of_turn_reason = "model_vad"  # the model's own voice detection
+
+    def _on_local_vad(self, started: bool, position: float) -> None:
+        """The session's own VAD heard the user start or stop: the user state, barge-in and the wake-up follow
+        it; the model still decides when the turn is over and answers. One rule for the turn: an answer the
+        model starts while the VAD still hears the user belongs to that utterance, so its end opens no turn
+        waiting for an answer already given."""
+        if started:
+            self._answered_while_speaking = False
+            self._on_user_speech_started()
         else:
-            eou = max(0.0, self._pushed - event.audio_end) if event.audio_end is not None else None
-            now = self._loop_time()
-            pending = self._answers.user_turn_pending
-            if pending is None or pending.responses:
-                pending = self._answers.user_turn_pending = self._answers.new_speech(
-                    "user", origin=now - (eou or 0.0), eou=eou)
-                if pending is not None and self.pipeline.reports_first_audio:
-                    pending.metrics.end_of_turn_reason = "model_vad"  # the model's own voice detection
+            self._user_speaking = False
+            if self._barge_in is not None:
+                self._false_interruption()
+            elif not self._answered_while_speaking and self._answers.pending_turn is None:
+                # the model answers the turn when it judges it over; if it does not within a while, it won't
+                silence = max(0.0, self._pushed - position)
+                pending = self._answers.end_user_turn(origin=self._loop_time() - silence, eou=silence)
+                if pending is not None:
+                    pending.metrics.vad_silence = silence
+                    if self._unanswered is not None:
+                        self._unanswered.cancel()
+                    self._unanswered = asyncio.get_running_loop().call_later(
+                        UNANSWERED_AFTER, self._answers.drop_if_unanswered, pending)
+            self._answered_while_speaking = False
         self._update_states()
 
-    def _on_local_vad(self, started: bool) -> None:
-        """The session's own VAD heard the user start or stop: the user state, barge-in and the wake-up
-        follow it; the model still decides when the turn is over and answers."""
-        if started:
-            self._on_user_speech_started()
-            return
-        self._user_speaking = False
-        if self._barge_in is not None:
-            self._cancel_barge_in()
-            self._emit("false_interruption", {"timestamp": self.now()})
-        elif self._answers.user_turn_pending is None:
-            # the model answers the turn when it judges it over; if it does not within a while, it won't
-            pending = self._answers.user_turn_pending = self._answers.new_speech("user")
-            if pending is not None:
-                asyncio.get_running_loop().call_later(UNANSWERED_AFTER, self._answers.drop_if_unanswered, pending)
-        self._update_states()
+    def _model_answered(self, speech: SpeechHandle) -> None:
+        """The model started an answer of its own accord (``speech`` is it)."""
+        if self._local_vad is not None and self._user_speaking:
+            self._answered_while_speaking = True  # the answer to the utterance the VAD still hears
+            speech.trigger = speech.metrics.trigger = "user"
+
+    def _false_interruption(self) -> None:
+        self._cancel_barge_in()
+        logger.debug("false interruption ignored (shorter than %.2f s)", self.min_interruption_duration)
+        self._emit(FalseInterruption(timestamp=self.now()))
 
     def _on_link_lost(self, event: Reconnecting) -> None:
         """The provider link is down: what it said about the user (speaking, a turn being answered) no longer
         holds; states are derived again from what is known."""
-        self._emit("reconnecting", {"attempt": event.attempt, "reason": event.reason, "timestamp": self.now()})
+        self._emit(ReconnectingEvent(attempt=event.attempt, reason=event.reason, timestamp=self.now()))
         self._cancel_barge_in()
         self._user_speaking = False
-        pending = self._answers.user_turn_pending
-        if pending is not None and not pending.responses:
-            self._answers.finish_speech(pending, interrupted=True)  # its answer will not come from this link
-        self._update_states()
+        self._answers.drop_pending_turn()  # its answer will not come from this link
 
     def _confirm_barge_in(self) -> None:
         self._barge_in = None
         if self._user_speaking:
             self._barge_in_now()
+            self._update_states()
 
     def _barge_in_now(self) -> None:
         self._answers.interrupt_speeches([s for s in self._answers.speeches if s.barge_in])
@@ -626,7 +788,9 @@ class AgentSession:
 
     def _update_states(self) -> None:
         playing = self._answers.playing
-        if playing:
+        if self._closing:
+            agent = AgentState.CLOSING  # a goodbye said in on_exit plays while closing
+        elif playing:
             agent = AgentState.SPEAKING
         elif self._user_speaking:
             agent = AgentState.LISTENING
@@ -634,22 +798,20 @@ class AgentSession:
             agent = AgentState.THINKING
         else:
             agent = AgentState.IDLE
-        if self._closing and not playing:
-            agent = AgentState.CLOSING
         user = UserState.SPEAKING if self._user_speaking else UserState.LISTENING if playing else UserState.IDLE
         if user != self._user_state:
             old, self._user_state = self._user_state, user
-            self._emit("user_state_changed", {"state": user, "previous": old, "timestamp": self.now()})
+            self._emit(UserStateChanged(state=user, previous=old, timestamp=self.now()))
             self._notify("agentsession_user_state_changed", old=old, new=user)
         self._set_agent_state(agent)
         if self._wake is not None:
             self._wake.update(agent is AgentState.IDLE and not self._user_speaking and not self._closing)
 
     def _set_agent_state(self, agent: AgentState) -> None:
-        if agent == self._agent_state and agent is not AgentState.STARTING:
+        if agent == self._agent_state:  # one event per real change
             return
         old, self._agent_state = self._agent_state, agent
-        self._emit("agent_state_changed", {"state": agent, "previous": old, "timestamp": self.now()})
+        self._emit(AgentStateChanged(state=agent, previous=old, timestamp=self.now()))
         if agent is not AgentState.STARTING:
             self._notify("agentsession_agent_state_changed", old=old, new=agent)
 
@@ -658,7 +820,7 @@ class AgentSession:
         if self._job is not None and self._job.shutting_down:  # the room ended: nobody to wake up
             return
         idle_s = float(self.wake_up)
-        self._emit("wake_up", {"idle_s": idle_s, "timestamp": self.now()})
+        self._emit(WakeUp(idle_s=idle_s, timestamp=self.now()))
         try:
             if self.on_wake_up is not None:
                 await call_handler(self.on_wake_up)
@@ -666,7 +828,8 @@ class AgentSession:
                 await self._hooks.wake_up(session=self, idle_s=idle_s)
         except Exception as exc:
             logger.exception("wake-up handler raised")
-            self._emit("error", {"message": f"wake-up handler raised {exc!r}", "recoverable": True})
+            self._emit(ErrorOccurred(message=f"wake-up handler raised {exc!r}", recoverable=True,
+                                     code="wake_up_failed", component="agent"))
 
     # ------------------------------------------------------------------ helpers
 
@@ -674,8 +837,8 @@ class AgentSession:
         assert self._loop is not None
         return self._loop.time()
 
-    def _emit(self, event: str, data: dict[str, Any]) -> None:
-        self._emitter.emit(event, data)
+    def _emit(self, event: SessionEvent) -> None:
+        self._emitter.emit(event.event_name, event)
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
         if self._hooks is not None:
@@ -686,3 +849,15 @@ class AgentSession:
             f"<AgentSession agent={type(self.agent).__name__} pipeline={type(self.pipeline).__name__} "
             f"agent_state={self._agent_state.value} user_state={self._user_state.value}>"
         )
+
+
+def _one_of(name: str, value: Any, other_name: str, other: Any, *, default: Any = None) -> Any:
+    """One argument known by two names (VideoSDK's and ours): either, not both."""
+    if value is not None and other is not None and value != other:
+        raise TypeError(f"give {name}= or {other_name}=, not both")
+    return value if value is not None else other if other is not None else default
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("closing the session failed", exc_info=task.exception())

@@ -7,14 +7,11 @@ import itertools
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._chat import ChatMessage
 from ._metrics import TurnMetrics
 from ._pipeline_events import ToolCall
-
-if TYPE_CHECKING:
-    from ._answers import Answers
 
 
 @dataclass(eq=False)
@@ -44,11 +41,13 @@ class SpeechHandle:
     """One answer the user will hear: a ``say``, a ``reply``, or the answer to a user's turn, with the
     answers after its tool calls. Awaiting it waits until it was played out (or interrupted).
 
-    Like VideoSDK's ``UtteranceHandle`` and LiveKit's ``SpeechHandle``.
+    Like LiveKit's ``SpeechHandle``; also VideoSDK 1.0's ``UtteranceHandle`` (``is_interruptible``; its
+    ``interrupt()`` refuses a speech that does not allow interruptions unless forced).
+    ``interrupt`` is what stops it (the session's answers give it; a handle holds nothing else of the session).
     """
 
-    def __init__(self, answers: Answers, *, trigger: str, allow_interruptions: bool = True,
-                 barge_in: bool = True) -> None:
+    def __init__(self, interrupt: Callable[[SpeechHandle], object], *, trigger: str,
+                 allow_interruptions: bool = True, barge_in: bool = True) -> None:
         self.id = f"speech_{uuid.uuid4().hex[:8]}"
         self.trigger = trigger
         self.allow_interruptions = allow_interruptions
@@ -57,9 +56,10 @@ class SpeechHandle:
         self.responses: list[Response] = []
         self.expecting: set[str] = set()  # response ids asked for and not begun
         self.tools_running = 0
+        self.in_history = True  # its words go to the history (``say(add_to_chat_context=False)``: not)
         self.origin = 0.0  # loop time latency is measured from
         self.requested = 0.0  # loop time the response was asked for
-        self._answers = answers
+        self._stop = interrupt
         self._interrupted = False
         self._response_count = itertools.count(1)
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -77,10 +77,18 @@ class SpeechHandle:
         """Whether it has been played out, or interrupted."""
         return self._done.done()
 
+    @property
+    def is_interruptible(self) -> bool:
+        """VideoSDK's name for ``allow_interruptions``."""
+        return self.allow_interruptions
+
     def interrupt(self, *, force: bool = False) -> SpeechHandle:
-        """Stop this speech now (unless it does not allow interruptions and ``force`` is not set)."""
-        if not self.done() and (self.allow_interruptions or force):
-            self._answers.interrupt_speeches([self])
+        """Stop this speech now. A speech that does not allow interruptions raises ``RuntimeError`` (as
+        VideoSDK's ``UtteranceHandle`` does) unless ``force``."""
+        if not force and not self.allow_interruptions:
+            raise RuntimeError(f"{self.id} does not allow interruptions: use interrupt(force=True)")
+        if not self.done():
+            self._stop(self)
         return self
 
     async def wait_for_playout(self) -> None:

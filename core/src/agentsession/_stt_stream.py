@@ -31,7 +31,7 @@ logger = logging.getLogger("agentsession.stt")
 SpeechEventType: TypeAlias = Literal["speech_started", "interim", "final", "speech_stopped"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpeechEvent:
     """One thing a ``SpeechStream`` learnt.
 
@@ -47,6 +47,17 @@ class SpeechEvent:
     utterance_id: str = ""
     position: float | None = None
     error: str | None = None
+
+    @property
+    def data(self) -> SpeechEvent:
+        """VideoSDK's ``event.data`` (``event.data.text``): the event itself (a pipeline ``"stt"`` hook may set
+        ``event.data.text`` before it yields the event on)."""
+        return self
+
+    @property
+    def event_type(self) -> SpeechEventType:
+        """VideoSDK's name for ``type``."""
+        return self.type
 
 
 

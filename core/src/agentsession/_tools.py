@@ -168,6 +168,10 @@ class ToolError(Exception):
     """Raised by a tool to report a clean error message to the model."""
 
 
+class HandoffTarget:
+    """What a tool returns to hand the conversation over to another agent: ``Agent`` is one (it lives above
+    this module, which only needs to recognise it)."""
+
 @dataclass(frozen=True)
 class ToolResult:
     """Outcome of one tool call, ready to be sent back to the model."""
@@ -177,7 +181,7 @@ class ToolResult:
     output: str
     is_error: bool = False
     duration: float = 0.0
-    handoff: Any = field(default=None, repr=False, compare=False)  # the Agent a tool returned to hand over to
+    handoff: HandoffTarget | None = field(default=None, repr=False, compare=False)  # the Agent to hand over to
 
 
 # --------------------------------------------------------------------------- FunctionTool
@@ -406,9 +410,7 @@ class FunctionTool:
         except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001 - a failing tool must not break the session
             return error(self._log_failure(call_id, e))
 
-        from ._agent import Agent  # here: _agent imports this module
-
-        if isinstance(value, Agent):
+        if isinstance(value, HandoffTarget):
             return replace(result(json.dumps({"result": f"handed over to {type(value).__name__}"})), handoff=value)
         try:
             if isinstance(value, str):

@@ -6,16 +6,13 @@ import argparse
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ._audio import AudioFrame
 from ._playout import PlayoutBuffer
-
-if TYPE_CHECKING:
-    from ._session import AgentSession
-    from ._worker import JobContext
+from ._ports import JobView, SessionView
 
 
 class Transport(ABC):
@@ -28,6 +25,9 @@ class Transport(ABC):
     ``close`` is idempotent and ends ``audio_input``.
     """
 
+    #: the user hung up (closed the page, left the room): nobody hears what is played any more, so a goodbye
+    #: in ``on_exit`` is skipped and the job ends at once
+    user_gone: bool = False
     #: sample rate and channel count ``play`` takes (the session converts to them)
     sample_rate: int = 24000
     channels: int = 1
@@ -69,7 +69,7 @@ class Transport(ABC):
         """Wait until a user is there and return their id (default: the user of a one-user transport is)."""
         return participant_id or "user"
 
-    def bind(self, session: AgentSession) -> None:
+    def bind(self, session: SessionView) -> None:
         """Called by ``session.start()``; a transport may subscribe to the session's events here."""
 
     async def close(self) -> None:
@@ -188,7 +188,7 @@ class NullTransport(PacedTransport):
         await super().close()
 
 
-TransportFactory = Callable[["JobContext"], Transport]
+TransportFactory = Callable[[JobView], Transport]
 
 
 class TransportMode:
@@ -216,7 +216,7 @@ class TransportMode:
         ``agentsession doctor`` shows them and fails for this mode; keep it quick and free of side effects."""
         return []
 
-    def create(self, ctx: JobContext) -> Transport:
+    def create(self, ctx: JobView) -> Transport:
         """Build the transport for one job."""
         return self.factory(ctx)
 

@@ -62,6 +62,8 @@ class Endpointing:
 
     min_endpointing_delay: float = 0.5
     max_endpointing_delay: float = 6.0
+    #: scale the wait between the two by the detector's certainty (VideoSDK's ``EOUConfig(mode="ADAPTIVE")``)
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_endpointing_delay <= self.max_endpointing_delay:
@@ -80,6 +82,11 @@ class Endpointing:
         """
         if probability is None:
             return EndpointDecision(self.min_endpointing_delay, "silence")
+        if self.adaptive:
+            span = self.max_endpointing_delay - self.min_endpointing_delay
+            delay = self.max_endpointing_delay - span * min(1.0, max(0.0, probability))
+            return EndpointDecision(delay, "max_delay" if probability < unlikely_threshold else "turn_detector",
+                                    probability)
         if probability < unlikely_threshold:
             return EndpointDecision(self.max_endpointing_delay, "max_delay", probability)
         return EndpointDecision(self.min_endpointing_delay, "turn_detector", probability)

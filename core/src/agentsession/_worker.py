@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextvars
 import gc
 import inspect
 import logging
@@ -15,20 +14,16 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._errors import AgentSessionError, PluginError
 from ._manager import create_manager, provided
 from ._options import Options
+from ._ports import SessionView, current_job
 from ._secrets import install_log_redaction, mask
 from ._transport import Transport, TransportMode, as_mode
 
-if TYPE_CHECKING:
-    from ._session import AgentSession
-
 logger = logging.getLogger("agentsession.worker")
-
-_current_job: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("agentsession_job", default=None)
 
 DEFAULT_MODE = "room"
 EXIT_GRACE = 10.0  # seconds the process may take to exit once its jobs ended
@@ -65,7 +60,7 @@ class JobContext:
         self.options = argparse.Namespace()
         self.mode: TransportMode | None = None
         self._shutdown: asyncio.Future[str] | None = None
-        self._sessions: list[AgentSession] = []
+        self._sessions: list[SessionView] = []
         self._shutdown_callbacks: list[Callable[[], Awaitable[None] | None]] = []
         self._connected = False
 
@@ -77,7 +72,8 @@ class JobContext:
     @staticmethod
     def current() -> JobContext | None:
         """The job the calling code runs in, if any."""
-        return _current_job.get()
+        job = current_job.get()
+        return job if isinstance(job, JobContext) else None
 
     async def connect(self) -> None:
         """Build and start the transport (join the room, open the devices, ...)."""
@@ -90,7 +86,7 @@ class JobContext:
                     "JobContext(transport=...)"
                 )
             self.transport = self.mode.create(self)
-        _current_job.set(self)
+        current_job.set(self)
         await self.transport.start()
         self._connected = True
 
@@ -161,10 +157,12 @@ class JobContext:
             self._shutdown = asyncio.get_running_loop().create_future()
         return self._shutdown
 
-    def _attach(self, session: AgentSession) -> None:
+    def attach_session(self, session: SessionView) -> None:
+        """A session of this job started (called by ``session.start()``): the job ends when it closes."""
         self._sessions.append(session)
 
-    def _session_closed(self, session: AgentSession, reason: str) -> None:
+    def session_closed(self, session: SessionView, reason: str) -> None:
+        """A session of this job closed (called by the session): the job ends."""
         if session in self._sessions:
             self._sessions.remove(session)
         self.request_shutdown(f"session closed: {reason}")
@@ -263,7 +261,7 @@ class WorkerJob:
             if transport is not None:
                 ctx.transport = transport
             self._jobs.add(ctx)
-            _current_job.set(ctx)
+            current_job.set(ctx)
             try:
                 await self._run_job(ctx)
             finally:

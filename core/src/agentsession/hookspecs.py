@@ -16,7 +16,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from ._metrics import TurnMetrics
-    from ._session import AgentSession
+    from ._ports import SessionView
     from ._states import AgentState, UserState
     from ._transport import TransportFactory, TransportMode
 
@@ -50,33 +50,33 @@ def agentsession_vads() -> dict[str, tuple[int, Any]]:  # type: ignore[empty-bod
 
 
 @hookspec
-def agentsession_session_started(session: AgentSession) -> None:
+def agentsession_session_started(session: SessionView) -> None:
     """The session started. Runs on the event loop, before the agent's ``on_enter``: a plugin may
     subscribe to ``session.on(...)`` events here."""
 
 
 @hookspec
-def agentsession_session_closed(session: AgentSession, reason: str) -> None:
+def agentsession_session_closed(session: SessionView, reason: str) -> None:
     """The session closed for ``reason``."""
 
 
 @hookspec
-def agentsession_user_state_changed(session: AgentSession, old: UserState, new: UserState) -> None:
+def agentsession_user_state_changed(session: SessionView, old: UserState, new: UserState) -> None:
     """The user's state changed."""
 
 
 @hookspec
-def agentsession_agent_state_changed(session: AgentSession, old: AgentState, new: AgentState) -> None:
+def agentsession_agent_state_changed(session: SessionView, old: AgentState, new: AgentState) -> None:
     """The agent's state changed."""
 
 
 @hookspec
-def agentsession_metrics_collected(session: AgentSession, metrics: TurnMetrics) -> None:
+def agentsession_metrics_collected(session: SessionView, metrics: TurnMetrics) -> None:
     """A turn's metrics are complete."""
 
 
 @hookspec(firstresult=True)
-def agentsession_wake_up(session: AgentSession, idle_s: float) -> Any:
+def agentsession_wake_up(session: SessionView, idle_s: float) -> Any:
     """The conversation has been idle for ``idle_s`` seconds and ``session.on_wake_up`` did not handle it.
 
     Runs on the event loop; the first implementation that handles it wins. Return ``True`` when handled,

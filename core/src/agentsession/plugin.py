@@ -9,10 +9,11 @@ from __future__ import annotations
 from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame, Reframer, Resampler
 from ._chat import ChatContext, ChatItem, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
 from ._errors import AgentSessionError, ModelError, PluginError
+from ._events import EVENT_NAMES, EventName, SessionEvent
 from ._manager import PluginInfo, best_vad, create_manager
 from ._manager import discover as discover_plugins
 from ._metrics import TurnMetrics
-from ._models import LLM, STT, TTS, VAD, EventChannel, ModelOptions, RealtimeModel, VADEvent
+from ._models import LLM, STT, TTS, VAD, EventChannel, EventSink, ModelOptions, PipelineEngine, RealtimeModel, VADEvent
 from ._options import Options, active_options
 from ._pipeline_events import (
     AgentAudio,
@@ -29,6 +30,7 @@ from ._pipeline_events import (
     UserTranscript,
 )
 from ._playout import PlayoutBuffer
+from ._ports import JobView, SessionView
 from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._stt_stream import BufferedSpeechStream, SpeechEvent, SpeechStream
 from ._tools import FunctionTool, ToolResult
@@ -51,7 +53,8 @@ def transport_modes() -> dict[str, TransportMode]:
     return modes()
 
 __all__ = [
-    "AgentAudio", "AgentSessionError", "AgentTranscript", "AudioConverter", "AudioFrame", "BufferedSpeechStream",
+    "AgentAudio", "AgentSessionError", "EVENT_NAMES", "EventName", "EventSink", "JobView", "PipelineEngine",
+    "SessionEvent", "SessionView", "AgentTranscript", "AudioConverter", "AudioFrame", "BufferedSpeechStream",
     "BufferedTransport", "ChatContext", "ChatItem", "ChatMessage", "ChatRole", "EndpointDecision", "Endpointing",
     "EnergyVAD", "Error", "EventChannel", "FunctionCall", "FunctionCallOutput", "FunctionTool", "LLM", "ModelError",
     "ModelOptions", "NullTransport", "Options", "PacedTransport", "PipelineEvent", "PlayoutBuffer", "PluginError",

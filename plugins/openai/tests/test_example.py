@@ -60,9 +60,8 @@ async def test_example_end_to_end_against_the_fake_server(realtime_server: FakeR
                                        "--output", str(tmp_path / "out.wav"))
     assert code == 0, err
     agent = [line.removeprefix("agent: ") for line in out.splitlines() if line.startswith("agent: ")]
-    if agent[:1] == ["starting -> starting"]:  # start() announces STARTING to listeners subscribed before it
-        agent = agent[1:]
-    assert agent == ["starting -> idle", "idle -> thinking", "thinking -> speaking", "speaking -> idle",  # greeting
+    assert agent == ["idle -> starting", "starting -> idle",  # start() announces STARTING: a real change
+                     "idle -> thinking", "thinking -> speaking", "speaking -> idle",  # the greeting
                      "idle -> listening", "listening -> thinking", "thinking -> speaking", "speaking -> idle",
                      "idle -> closing"]
     assert 'tool: get_weather({"city": "Paris"})' in out

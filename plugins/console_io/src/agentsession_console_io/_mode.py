@@ -16,7 +16,8 @@ from ._view import ConsoleView
 if TYPE_CHECKING:
     import asyncio
 
-    from agentsession import JobContext
+    from agentsession.plugin import JobView
+
 
 
 class _ListDevices(argparse.Action):
@@ -112,5 +113,5 @@ class ConsoleMode(TransportMode):
             view=ConsoleView(live=False if text else None),
         )
 
-    def _create(self, ctx: JobContext) -> ConsoleTransport:
+    def _create(self, ctx: JobView) -> ConsoleTransport:
         return self.transport_for(ctx.options)

@@ -19,7 +19,7 @@ from agentsession import AgentState, AudioFrame, EnergyVAD, PacedTransport, Play
 from ._devices import ConsoleDeviceError, DeviceConfig, Kind, load_sounddevice, resolve, translate
 
 if TYPE_CHECKING:
-    from agentsession import AgentSession
+    from agentsession.plugin import SessionView
 
     from ._view import ConsoleView
 
@@ -79,7 +79,7 @@ class ConsoleTransport(PacedTransport):
         self._input_q: asyncio.Queue[AudioFrame | None] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._streams: dict[Kind, Any] = {}
-        self._session: AgentSession | None = None
+        self._session: SessionView | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
@@ -168,7 +168,7 @@ class ConsoleTransport(PacedTransport):
             raise translate(exc, config.kind, config.name) from None
         logger.info("%s: %s", config.kind, config.describe())
 
-    def bind(self, session: AgentSession) -> None:
+    def bind(self, session: SessionView) -> None:
         self._session = session
         if self.view is not None:
             self.view.attach(session)

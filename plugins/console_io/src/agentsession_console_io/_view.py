@@ -20,7 +20,7 @@ from rich.text import Text
 from agentsession import AgentState, UserState
 
 if TYPE_CHECKING:
-    from agentsession import AgentSession
+    from agentsession.plugin import SessionView
 
     from ._transport import ConsoleTransport
 
@@ -127,7 +127,7 @@ class ConsoleView:
                 self._log_streams.append((handler, handler.setStream(sys.stderr)))
         self._refresher = asyncio.get_running_loop().create_task(self._refresh(), name="console-view")
 
-    def attach(self, session: AgentSession) -> None:
+    def attach(self, session: SessionView) -> None:
         """Subscribe to the session's events.
 
         Without the live panel, the events the application already listens to (it prints them, as the examples

@@ -128,9 +128,10 @@ def _subscribe(session: AgentSession, rec: SessionRecorder) -> None:
 
 def _models(pipeline: object) -> str:
     parts = []
+    model = getattr(pipeline, "model", None)
     for attr in ("model", "stt", "llm", "tts"):
         component = getattr(pipeline, attr, None)
-        if component is not None:
+        if component is not None and not (attr == "llm" and component is model):  # a realtime model, named once
             name = getattr(component, "provider", None) or type(component).__name__
             parts.append(name if attr == "model" else f"{attr}={name}")
     return ", ".join(parts)

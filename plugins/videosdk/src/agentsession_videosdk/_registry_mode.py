@@ -14,7 +14,7 @@ from agentsession import AgentSessionError, Transport, TransportMode
 from agentsession.plugin import Options, active_options
 
 if TYPE_CHECKING:
-    from agentsession import JobContext
+    from agentsession.plugin import JobView
 
     from ._registry_worker import RegistryWorker
 
@@ -36,7 +36,7 @@ class RegistryMode(TransportMode):
         parser.add_argument("--max-processes", type=int, help="jobs at most at once (default: Options.max_processes)")
 
     @staticmethod
-    def _no_factory(ctx: JobContext) -> Transport:
+    def _no_factory(ctx: JobView) -> Transport:
         raise AgentSessionError("the registry mode runs each job in a pool process as a room job")
 
     def worker_options(self) -> Options:

@@ -15,7 +15,7 @@ from ._config import RoomConfig
 from ._convert import from_av
 
 if TYPE_CHECKING:
-    from agentsession import AgentSession
+    from agentsession.plugin import SessionView
 
 logger = logging.getLogger("agentsession.videosdk")
 
@@ -139,7 +139,7 @@ class VideoSDKTransport(BufferedTransport):
                 return
             yield frame
 
-    def bind(self, session: AgentSession) -> None:
+    def bind(self, session: SessionView) -> None:
         session.on("agent_state_changed", self._send_agent_state)
         session.on("agent_transcript", lambda data: self._send_transcript(data, self._local_id()))
         session.on("user_transcript", lambda data: self._send_transcript(data, self.listening_to))
@@ -291,6 +291,7 @@ class VideoSDKTransport(BufferedTransport):
             if timeout is not None:
                 self._arm("empty", timeout, f"no participant joined within {timeout:g} s")
         elif timeout is None:
+            self.user_gone = True  # nobody left to hear a goodbye
             self.end("the last participant left")
         else:
             self._arm("empty", timeout, f"the room stayed empty for {timeout:g} s")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
-from agentsession import JobContext, TransportMode, hookimpl
+from agentsession import TransportMode, hookimpl
+from agentsession.plugin import JobView
 
 from ._config import RoomConfig
 from ._registry_mode import RegistryMode
@@ -31,7 +32,7 @@ class RoomMode(TransportMode):
         return []
 
     @staticmethod
-    def _create(ctx: JobContext) -> VideoSDKTransport:
+    def _create(ctx: JobView) -> VideoSDKTransport:
         options = ctx.options
         config = RoomConfig.from_options(ctx.room_options, room_id=getattr(options, "room_id", None),
                                          playground=getattr(options, "playground", None) or None)

@@ -22,7 +22,7 @@ from ._transport import WebRTCTransport
 from ._workers import WORKER_ENV, PlaygroundWorkers, until_stdin_closes, worker_argv
 
 if TYPE_CHECKING:
-    from agentsession import JobContext
+    from agentsession.plugin import JobView
 
 logger = logging.getLogger("agentsession.webrtc")
 
@@ -95,7 +95,7 @@ class PlaygroundMode(TransportMode):
         return None
 
     @staticmethod
-    def _no_factory(ctx: JobContext) -> Transport:
+    def _no_factory(ctx: JobView) -> Transport:
         raise AgentSessionError(
             "playground transports are made per browser connection: run the job with `python main.py playground`"
         )

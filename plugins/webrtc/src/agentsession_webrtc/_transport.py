@@ -10,7 +10,7 @@ import fractions
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import av
@@ -21,7 +21,7 @@ from aiortc.mediastreams import MediaStreamError
 from agentsession import AudioFrame, BufferedTransport, PlayoutBuffer, redact
 
 if TYPE_CHECKING:
-    from agentsession import AgentSession
+    from agentsession.plugin import SessionView
 
 logger = logging.getLogger("agentsession.webrtc")
 
@@ -114,7 +114,7 @@ class WebRTCTransport(BufferedTransport):
         self._texts: asyncio.Queue[str | None] = asyncio.Queue(maxsize=32)
         self._channel: RTCDataChannel | None = None
         self._pending: list[str] = []
-        self._session: AgentSession | None = None
+        self._session: SessionView | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dropped = 0
         self._closed = False
@@ -171,7 +171,7 @@ class WebRTCTransport(BufferedTransport):
     def text_input(self) -> AsyncIterator[str] | None:
         return self._read_texts()
 
-    def bind(self, session: AgentSession) -> None:
+    def bind(self, session: SessionView) -> None:
         self._session = session
         # what aiortc's callbacks start from now on (an interrupt from the page) runs in the job's context, as if
         # the job had started it (the playground tags a job's output by its context)
@@ -202,6 +202,7 @@ class WebRTCTransport(BufferedTransport):
         fut = self._ended_future()
         if not fut.done():
             logger.info("playground connection %s ended: %s", self.id[:8], reason)
+            self.user_gone = True  # the page hung up, or its connection died: nobody hears a goodbye
         super().end(reason)
 
     async def close(self) -> None:
@@ -261,7 +262,7 @@ class WebRTCTransport(BufferedTransport):
 
     def _forwarder(self, event: str) -> Any:
         def forward(data: Any) -> None:
-            self.send({"type": event, **(data if isinstance(data, dict) else {"data": data})})
+            self.send({"type": event, **(dict(data) if isinstance(data, Mapping) else {"data": data})})
 
         return forward
 
@@ -297,7 +298,7 @@ class WebRTCTransport(BufferedTransport):
                     self._texts.put_nowait(text[:_MAX_TEXT])
         elif kind == "interrupt":
             if self._session is not None:
-                self._spawn(self._session.interrupt(), "interrupt")
+                self._spawn(_interrupt_in_task(self._session), "interrupt")  # in the job's context
         elif kind == "disconnect":
             self.end("disconnected from the page")
         elif kind == "ping":
@@ -371,3 +372,7 @@ def _json_default(value: object) -> object:
     if isinstance(value, enum.Enum):
         return value.value
     return str(value)
+
+
+async def _interrupt_in_task(session: Any) -> None:
+    await session.interrupt()

@@ -1,4 +1,5 @@
-"""Pipelines: what the session drives. A realtime model, or a cascade of VAD, STT, LLM and TTS."""
+"""The cascade: VAD -> STT -> end of turn -> ``ConversationFlow.run`` (the LLM with tools) -> TTS, as one
+``PipelineEngine``; and ``ConversationFlow``, VideoSDK's shape of the turn-taking logic between them."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import contextvars
 import itertools
 import logging
 import re
-from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any
 
+from ._agent import Agent
 from ._audio import AudioConverter, AudioFrame
 from ._chat import ChatContext
-from ._models import LLM, STT, TTS, VAD, EventChannel, EventSink, ModelOptions, RealtimeModel
+from ._models import LLM, STT, TTS, VAD, EventChannel, EventSink, ModelOptions, PipelineEngine
 from ._pipeline_events import (
     AgentAudio,
     AgentTranscript,
@@ -25,13 +26,11 @@ from ._pipeline_events import (
     UserSpeechStopped,
     UserTranscript,
 )
-from ._stt_stream import BufferedSpeechStream, SpeechStream
+from ._pipeline_hooks import _STT, _TTS, PipelineHooks, TextStream
+from ._stt_stream import BufferedSpeechStream, SpeechEvent, SpeechStream
 from ._tools import FunctionTool, ToolResult
 from ._turn_detection import Endpointing, TurnDetector
 from ._vad import EnergyVAD, UtteranceCollector
-
-if TYPE_CHECKING:
-    from ._agent import Agent
 
 logger = logging.getLogger("agentsession.pipeline")
 
@@ -85,111 +84,6 @@ class ConversationFlow:
         """The user turn has been answered (or cut short)."""
 
 
-class Pipeline(ABC):
-    """What an ``AgentSession`` drives: audio in, ``PipelineEvent``s out, plus control calls.
-
-    The control calls mirror ``RealtimeModel``'s (its docstring states the contract): each response the
-    session asks for carries the ``response_id`` the session gave it.
-    """
-
-    conversation_flow: ConversationFlow | None = None
-
-    @property
-    def reports_user_speech(self) -> bool:
-        """Whether the pipeline's events say when the user speaks (a cascade's VAD does)."""
-        return True
-
-    #: whether the time to the first audio is one model's (a realtime model) rather than stages' (a cascade)
-    reports_first_audio: bool = False
-
-    @property
-    @abstractmethod
-    def input_sample_rate(self) -> int:
-        """Rate of the mono 20 ms frames ``push_audio`` takes."""
-
-    @abstractmethod
-    async def start(self, options: ModelOptions) -> None: ...
-
-    @abstractmethod
-    def push_audio(self, frame: AudioFrame) -> None: ...
-
-    @abstractmethod
-    def attach(self, sink: EventSink) -> None:
-        """Deliver every ``PipelineEvent`` to ``sink`` as it happens; ``None`` when the stream ends."""
-
-    @abstractmethod
-    async def send_text(self, text: str, *, response_id: str) -> None: ...
-
-    @abstractmethod
-    async def say(self, text: str, *, response_id: str) -> None: ...
-
-    @abstractmethod
-    async def reply(self, instructions: str | None = None, *, response_id: str) -> None: ...
-
-    @abstractmethod
-    async def interrupt(self, heard: Mapping[str, float | None]) -> None:
-        """Stop the responses named in ``heard`` and cut each at the seconds the user heard."""
-
-    @abstractmethod
-    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None: ...
-
-    @abstractmethod
-    async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
-        """Switch to another agent's instructions and tools, keeping the conversation."""
-
-    @abstractmethod
-    async def close(self) -> None: ...
-
-
-class RealTimePipeline(Pipeline):
-    """A speech-to-speech model behind the session."""
-
-    reports_first_audio = True
-
-    def __init__(self, model: RealtimeModel) -> None:
-        if not isinstance(model, RealtimeModel):
-            raise TypeError(f"RealTimePipeline needs a RealtimeModel, got {type(model).__name__}")
-        self.model = model
-
-    @property
-    def input_sample_rate(self) -> int:
-        return self.model.input_sample_rate
-
-    @property
-    def reports_user_speech(self) -> bool:
-        return self.model.reports_user_speech
-
-    async def start(self, options: ModelOptions) -> None:
-        await self.model.start(options)
-
-    def push_audio(self, frame: AudioFrame) -> None:
-        self.model.push_audio(frame)
-
-    def attach(self, sink: EventSink) -> None:
-        self.model.channel.attach(sink)
-
-    async def send_text(self, text: str, *, response_id: str) -> None:
-        await self.model.send_text(text, response_id=response_id)
-
-    async def say(self, text: str, *, response_id: str) -> None:
-        await self.model.say(text, response_id=response_id)
-
-    async def reply(self, instructions: str | None = None, *, response_id: str) -> None:
-        await self.model.reply(instructions, response_id=response_id)
-
-    async def interrupt(self, heard: Mapping[str, float | None]) -> None:
-        await self.model.interrupt(heard)
-
-    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
-        await self.model.send_tool_results(results, response_id=response_id)
-
-    async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
-        await self.model.update_agent(instructions, tools)
-
-    async def close(self) -> None:
-        await self.model.close()
-
-
 TurnPredicate = Callable[[ChatContext, str], Awaitable[bool]]
 """An older form of turn detector: ``True`` when the text looks like the end of the turn."""
 
@@ -204,7 +98,7 @@ class _PredicateDetector(TurnDetector):
         return 1.0 if await self._predicate(chat_ctx, transcript) else 0.0
 
 
-class CascadingPipeline(Pipeline):
+class Cascade(PipelineEngine):
     """VAD -> STT -> end of turn -> ``ConversationFlow.run`` (the LLM with tools) -> TTS, sentence by sentence.
 
     Listening: the VAD cuts the user's audio into utterances; the STT's stream (``STT.stream()``) transcribes
@@ -213,10 +107,14 @@ class CascadingPipeline(Pipeline):
     ``endpointing`` turns that into a wait: the turn ends after ``min_endpointing_delay`` of silence when it
     looks over, after ``max_endpointing_delay`` when it does not, and at once goes on if the user speaks again
     meanwhile. The final ``UserTranscript`` says why the turn ended (``end_of_turn``: ``"silence"``,
-    ``"turn_detector"`` or ``"max_delay"``), and the LLM starts right then.
+    ``"turn_detector"`` or ``"max_delay"``) and how long the endpointing waited after the VAD's end of speech,
+    and the LLM starts right then.
 
     Responses are generated one at a time, in the order asked. A user turn's response gets an id of the
-    cascade's own (``cascade-N``).
+    cascade's own (``cascade-N``). A stage that fails or stays silent past its timeout (``llm_timeout`` for
+    each LLM token, ``tts_timeout`` for each TTS chunk) is an ``Error`` naming the component, and the response
+    ends there: the turn never hangs. The pipeline hooks (``llm``, ``tts``, ``stt`` transforms, ``turn_state``)
+    run here.
     """
 
     def __init__(
@@ -226,22 +124,23 @@ class CascadingPipeline(Pipeline):
         llm: LLM,
         tts: TTS,
         vad: VAD | None = None,
-        turn_detector: TurnDetector | TurnPredicate | None = None,
+        turn_detector: TurnDetector | None = None,
         endpointing: Endpointing | None = None,
-        turn_hold: float | None = None,
         streaming_stt: bool | None = None,
+        hooks: PipelineHooks | None = None,
+        conversation_flow: ConversationFlow | None = None,
+        llm_timeout: float = 30.0,
+        tts_timeout: float = 15.0,
     ) -> None:
-        """``streaming_stt``: transcribe while the user speaks (default: when the STT can, ``stt.streaming``),
-        else one request per utterance. ``turn_hold`` is the older name of ``max_endpointing_delay``."""
         self.stt, self.llm, self.tts = stt, llm, tts
         self.vad = vad if vad is not None else EnergyVAD()
         self._utterances = UtteranceCollector(self.vad, preroll=float(getattr(self.vad, "prefix_padding", 0.3)))
-        if turn_detector is not None and not isinstance(turn_detector, TurnDetector):
-            turn_detector = _PredicateDetector(turn_detector)
-        self.turn_detector: TurnDetector | None = turn_detector
-        if endpointing is None:
-            endpointing = Endpointing() if turn_hold is None else Endpointing(max_endpointing_delay=turn_hold)
-        self.endpointing = endpointing
+        self.turn_detector = turn_detector
+        self.endpointing = endpointing if endpointing is not None else Endpointing()
+        self.hooks = hooks if hooks is not None else PipelineHooks()
+        self.conversation_flow = conversation_flow
+        self.llm_timeout, self.tts_timeout = llm_timeout, tts_timeout
+        self.input_sample_rate = stt.sample_rate
         self._channel = EventChannel()
         self._options = ModelOptions(instructions="")
         self._stream: SpeechStream | None = None
@@ -254,15 +153,15 @@ class CascadingPipeline(Pipeline):
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._tts_out = AudioConverter(tts.sample_rate)
+        self._hook_audio: asyncio.Queue[AudioFrame | None] | None = None  # the "stt" hook's input
         self.streaming_stt = stt.streaming if streaming_stt is None else streaming_stt
-
-    @property
-    def input_sample_rate(self) -> int:
-        return self.stt.sample_rate
 
     async def start(self, options: ModelOptions) -> None:
         self._options = options
-        self._listen_to(self.stt.stream() if self.streaming_stt else self._one_request_per_utterance())
+        if self.hooks.stt_stream is not None:
+            self._spawn(self._listen_through_hook(self.hooks.stt_stream))
+        else:
+            self._listen_to(self.stt.stream() if self.streaming_stt else self._one_request_per_utterance())
 
     def _one_request_per_utterance(self) -> SpeechStream:
         return BufferedSpeechStream(self.stt.transcribe, self.stt.sample_rate)
@@ -283,6 +182,9 @@ class CascadingPipeline(Pipeline):
             self._speaking = False
             self._stopped_at = asyncio.get_running_loop().time()
             self._channel.emit(UserSpeechStopped(audio_end=event.position))
+            if self._hook_audio is not None:
+                self._hook_audio.put_nowait(audio)
+                continue
             if stream is None:
                 continue
             if not streaming:
@@ -321,6 +223,8 @@ class CascadingPipeline(Pipeline):
         self._cancel_end_of_turn()
         if self._stream is not None:
             await self._stream.aclose()
+        if self._hook_audio is not None:
+            self._hook_audio.put_nowait(None)
         tasks = list(self._tasks) + list(self._responses.values())
         for task in tasks:
             task.cancel()
@@ -340,6 +244,8 @@ class CascadingPipeline(Pipeline):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # ------------------------------------------------------------------ listening
+
     def _listen_to(self, stream: SpeechStream) -> None:
         self._stream = stream
         self._spawn(self._listen(stream))
@@ -348,20 +254,58 @@ class CascadingPipeline(Pipeline):
         """What the STT hears: interim text as it comes, and each final on to the end-of-turn decision."""
         try:
             async for event in stream:
-                if event.type == "interim" and event.text.strip():
-                    self._channel.emit(UserTranscript(f"{self._held_text} {event.text}".strip(), final=False))
-                elif event.type == "final":
-                    if event.error:
-                        self._channel.emit(Error(f"speech-to-text failed: {event.error}", recoverable=True))
-                    await self._on_final(event.text.strip())
+                await self._on_speech_event(event)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             logger.warning("the speech-to-text stream failed (%s): one request per utterance from now on", exc)
             self._channel.emit(Error(f"speech-to-text streaming failed ({exc}); transcribing each utterance in one "
-                                     "request from now on", recoverable=True, code="stt_stream_failed"))
+                                     "request from now on", recoverable=True, code="stt_stream_failed",
+                                     component="stt"))
             if stream is self._stream:
                 self._listen_to(self._one_request_per_utterance())
+
+    async def _on_speech_event(self, event: SpeechEvent) -> None:
+        if event.type == "interim" and event.text.strip():
+            self._channel.emit(UserTranscript(f"{self._held_text} {event.text}".strip(), final=False))
+        elif event.type == "final":
+            if event.error:
+                self._channel.emit(Error(f"speech-to-text failed: {event.error}", recoverable=True,
+                                         code="stt_failed", component="stt"))
+            await self._on_final(event.text.strip())
+
+    async def _listen_through_hook(self, hook: Callable[[AsyncIterator[Any]], AsyncIterator[Any]]) -> None:
+        """The ``"stt"`` hook between the utterances and the STT: it gets each utterance's audio and yields
+        the speech events it keeps (``run_stt`` transcribes)."""
+        queue: asyncio.Queue[AudioFrame | None] = asyncio.Queue()
+        self._hook_audio = queue
+
+        async def utterances() -> AsyncIterator[AudioFrame]:
+            while (audio := await queue.get()) is not None:
+                yield audio
+
+        async def transcribe(audio: AsyncIterator[Any]) -> AsyncIterator[SpeechEvent]:
+            async for chunk in audio:
+                frame = chunk if isinstance(chunk, AudioFrame) else AudioFrame.from_bytes(bytes(chunk), self.stt.sample_rate)
+                try:
+                    text = await self.stt.transcribe(frame)
+                except Exception as exc:  # noqa: BLE001 - a failed utterance is a final with its error
+                    yield SpeechEvent("final", "", error=str(exc))
+                    continue
+                yield SpeechEvent("final", text)
+
+        token = _STT.set(transcribe)
+        try:
+            async for event in hook(utterances()):
+                if isinstance(event, SpeechEvent):
+                    await self._on_speech_event(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("the \"stt\" hook failed")
+            self._channel.emit(Error(f"the \"stt\" hook failed: {exc}", recoverable=False, component="stt"))
+        finally:
+            _STT.reset(token)
 
     async def _on_final(self, text: str) -> None:
         if not text:
@@ -376,10 +320,15 @@ class CascadingPipeline(Pipeline):
             try:
                 probability = await self.turn_detector.end_of_turn_probability(self._options.chat_ctx,
                                                                                self._held_text)
-            except Exception:
+            except Exception as exc:
                 logger.exception("the turn detector failed; the silence decides")
+                self._channel.emit(Error(f"the turn detector failed ({exc}); the silence decides",
+                                         recoverable=True, code="turn_detector_failed", component="turn_detector"))
         threshold = self.turn_detector.unlikely_threshold if self.turn_detector is not None else 0.0
         decision = self.endpointing.decide(probability, threshold)
+        if probability is not None and self.hooks.has("turn_state"):
+            self.hooks.fire("turn_state", {"text": self._held_text, "eou_probability": probability,
+                                           "state": "Incomplete" if probability < threshold else "Complete"})
         if self._speaking:
             return  # the user already goes on: the turn ends after their next utterance
         loop = asyncio.get_running_loop()
@@ -397,7 +346,9 @@ class CascadingPipeline(Pipeline):
         if self._speaking or not self._held_text:
             return
         text, self._held_text = self._held_text, ""
-        self._channel.emit(UserTranscript(text, final=True, end_of_turn=reason, stt_latency=self._stt_latency))
+        waited = asyncio.get_running_loop().time() - self._stopped_at if self._stopped_at is not None else None
+        self._channel.emit(UserTranscript(text, final=True, end_of_turn=reason, stt_latency=self._stt_latency,
+                                          endpointing_delay=waited))
         self._stt_latency = None
         rid = f"cascade-{next(self._ids)}"
         self._start_response(rid, self._respond(rid, user_text=text, flow=True))
@@ -405,6 +356,8 @@ class CascadingPipeline(Pipeline):
     def _nothing_to_answer(self) -> None:
         """The user's turn ended without text to answer: an empty response ends it."""
         self._channel.emit(ResponseDone(response_id=f"cascade-{next(self._ids)}"))
+
+    # ------------------------------------------------------------------ answering
 
     def _start_response(self, response_id: str, coro: Awaitable[None]) -> None:
         previous = list(self._responses.values())
@@ -420,9 +373,10 @@ class CascadingPipeline(Pipeline):
                 del self._responses[rid]
 
     async def _speak_only(self, rid: str, text: str) -> None:
-        await self._speak(rid, text)
+        stages: dict[str, float] = {}
+        failed = await self._guard(rid, self._speak(rid, _one(text), stages))
         self._channel.emit(AgentTranscript(text, final=True, response_id=rid))
-        self._channel.emit(ResponseDone(response_id=rid))
+        self._channel.emit(ResponseDone(response_id=rid, stages=stages, interrupted=failed))
 
     def _context(self, user_text: str | None, instructions: str | None) -> ChatContext:
         ctx = ChatContext([])
@@ -440,60 +394,136 @@ class CascadingPipeline(Pipeline):
     ) -> None:
         loop = asyncio.get_running_loop()
         stages: dict[str, float] = {}
+        spoken: list[str] = []
 
         async def llm_text() -> AsyncIterator[str]:
             ctx = self._context(user_text, instructions)  # now: the flow may have changed the history
             asked = loop.time()
-            async for chunk in self.llm.chat(ctx, tools=self._options.tools):
-                stages.setdefault("llm_ttft", loop.time() - asked)
-                if isinstance(chunk, ToolCall):
-                    self._channel.emit(replace(chunk, response_id=rid))
-                else:
-                    yield chunk
-            stages["llm_duration"] = stages.get("llm_duration", 0.0) + loop.time() - asked
+            try:
+                async for chunk in _each_within(self.llm.chat(ctx, tools=self._options.tools), self.llm_timeout,
+                                                "llm"):
+                    stages.setdefault("llm_ttft", loop.time() - asked)
+                    if isinstance(chunk, ToolCall):
+                        self._channel.emit(replace(chunk, response_id=rid))
+                    else:
+                        yield chunk
+            finally:
+                stages["llm_duration"] = stages.get("llm_duration", 0.0) + loop.time() - asked
 
-        conversation = self.conversation_flow if flow and user_text is not None else None
-        token = _LLM_STREAM.set(llm_text)
-        text, pending = "", ""
-        try:
-            if conversation is not None:
-                await conversation.on_turn_start(user_text or "")
-            chunks = conversation.run(user_text or "") if conversation is not None else llm_text()
-            async for chunk in chunks:
-                text += chunk
-                pending += chunk
-                self._channel.emit(AgentTranscript(chunk, final=False, response_id=rid))
-                *sentences, pending = _SENTENCE_END.split(pending)
-                for sentence in sentences:
-                    await self._speak(rid, sentence, stages)
-            if pending.strip():
-                await self._speak(rid, pending, stages)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            logger.exception("LLM/TTS turn failed")
-            self._channel.emit(Error(f"response failed: {exc}", recoverable=True))
-        finally:
-            _LLM_STREAM.reset(token)
-            if conversation is not None:
-                await _guarded(conversation.on_turn_end(), "ConversationFlow.on_turn_end")
+        async def sentences() -> AsyncIterator[str]:
+            conversation = self.conversation_flow if flow and user_text is not None else None
+            token = _LLM_STREAM.set(llm_text)
+            try:
+                if conversation is not None:
+                    await conversation.on_turn_start(user_text or "")
+                chunks: TextStream = conversation.run(user_text or "") if conversation is not None else llm_text()
+                if self.hooks.llm_stream is not None:
+                    chunks = self.hooks.llm_stream(chunks)
+                pending = ""
+                async for chunk in chunks:
+                    spoken.append(chunk)
+                    pending += chunk
+                    self._channel.emit(AgentTranscript(chunk, final=False, response_id=rid))
+                    *done, pending = _SENTENCE_END.split(pending)
+                    for sentence in done:
+                        yield sentence
+                if pending.strip():
+                    yield pending
+            finally:
+                _LLM_STREAM.reset(token)
+                if conversation is not None:
+                    await _guarded(conversation.on_turn_end(), "ConversationFlow.on_turn_end")
+
+        failed = await self._guard(rid, self._speak(rid, sentences(), stages))
+        text = "".join(spoken)
         if text:
             self._channel.emit(AgentTranscript(text, final=True, response_id=rid))
-        self._channel.emit(ResponseDone(response_id=rid, stages=stages))
+        self._channel.emit(ResponseDone(response_id=rid, stages=stages, interrupted=failed and not text))
 
-    async def _speak(self, rid: str, text: str, stages: dict[str, float] | None = None) -> None:
-        if not text.strip():
-            return
-        asked = asyncio.get_running_loop().time()
-        first = stages is not None and "tts_ttfb" not in stages
-        async for frame in self.tts.synthesize(text):
-            if first and stages is not None:
-                stages["tts_ttfb"] = asyncio.get_running_loop().time() - asked
-                first = False
-            for out in self._tts_out.push(frame):
+    async def _guard(self, rid: str, speaking: Awaitable[None]) -> bool:
+        """Run one response's speaking; a stage that fails is an ``Error`` naming it. True when it failed."""
+        try:
+            await speaking
+        except asyncio.CancelledError:
+            raise
+        except _StageFailed as exc:
+            logger.error("response %s: %s", rid, exc)
+            self._channel.emit(Error(str(exc), recoverable=True, code=f"{exc.component}_failed",
+                                     component=exc.component))
+            return True
+        except Exception as exc:
+            logger.exception("response %s failed", rid)
+            self._channel.emit(Error(f"the response failed: {exc}", recoverable=True, code="response_failed",
+                                     component="pipeline"))
+            return True
+        return False
+
+    async def _speak(self, rid: str, texts: TextStream, stages: dict[str, float]) -> None:
+        """Speak ``texts`` (sentences) through the ``"tts"`` hook if there is one, else the TTS."""
+        loop = asyncio.get_running_loop()
+        asked: list[float] = []
+
+        async def timed(source: TextStream) -> TextStream:
+            async for text in source:
+                if text.strip():
+                    asked.append(loop.time())
+                    yield text
+
+        hook = self.hooks.tts_stream
+        token = _TTS.set(self._synthesize)
+        try:
+            audio = hook(timed(texts)) if hook is not None else self._synthesize(timed(texts))
+            async for chunk in audio:
+                frame = chunk if isinstance(chunk, AudioFrame) else AudioFrame.from_bytes(bytes(chunk), self.tts.sample_rate)
+                if asked and "tts_ttfb" not in stages:
+                    stages["tts_ttfb"] = loop.time() - asked[0]
+                for out in self._tts_out.push(frame):
+                    self._channel.emit(AgentAudio(out, response_id=rid))
+        finally:
+            _TTS.reset(token)
+            for out in self._tts_out.flush():
                 self._channel.emit(AgentAudio(out, response_id=rid))
-        for out in self._tts_out.flush():
-            self._channel.emit(AgentAudio(out, response_id=rid))
+
+    async def _synthesize(self, texts: TextStream) -> AsyncIterator[AudioFrame]:
+        """``run_tts``: each text through the TTS, each chunk within ``tts_timeout``."""
+        async for text in texts:
+            if text.strip():
+                async for frame in _each_within(self.tts.synthesize(text), self.tts_timeout, "tts"):
+                    yield frame
+
+
+class _StageFailed(Exception):
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(message)
+        self.component = component
+
+
+async def _each_within(source: AsyncIterator[Any], timeout: float, component: str) -> AsyncIterator[Any]:
+    """``source``'s items, each within ``timeout`` seconds; a failure or silence is ``_StageFailed``."""
+    names = {"llm": "the LLM", "tts": "the TTS"}
+    iterator = source.__aiter__()
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    item = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise _StageFailed(component, f"{names[component]} sent nothing for {timeout:g} s") from None
+            except (asyncio.CancelledError, _StageFailed):
+                raise
+            except Exception as exc:
+                raise _StageFailed(component, f"{names[component]} failed: {type(exc).__name__}: {exc}") from exc
+            yield item
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _one(text: str) -> TextStream:
+    yield text
 
 
 def _in_this_turn(ctx: ChatContext, user_text: str) -> bool:
