@@ -9,6 +9,16 @@ from __future__ import annotations
 from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame, Reframer, Resampler
 from ._chat import ChatContext, ChatItem, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
 from ._errors import AgentSessionError, ModelError, PluginError
+from ._link import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    AudioBacklog,
+    AudioChunk,
+    LinkProtocol,
+    Liveness,
+    ProviderLink,
+    Request,
+    abort,
+)
 from ._manager import PluginInfo, best_vad, create_manager
 from ._manager import discover as discover_plugins
 from ._metrics import TurnMetrics
@@ -51,6 +61,8 @@ def transport_modes() -> dict[str, TransportMode]:
     return modes()
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE", "AudioBacklog", "AudioChunk", "LinkProtocol", "Liveness", "ProviderLink", "Request",
+    "abort",
     "AgentAudio", "AgentSessionError", "AgentTranscript", "AudioConverter", "AudioFrame", "BufferedSpeechStream",
     "BufferedTransport", "ChatContext", "ChatItem", "ChatMessage", "ChatRole", "EndpointDecision", "Endpointing",
     "EnergyVAD", "Error", "EventChannel", "FunctionCall", "FunctionCallOutput", "FunctionTool", "LLM", "ModelError",
