@@ -134,8 +134,8 @@ async def test_a_server_that_stalls_during_the_models_turn_is_left_after_stall_t
             at, reconnecting = await rec.until(is_(Reconnecting))
             assert model.stall_timeout <= at - stalled_at <= model.stall_timeout + TICK + 0.2
             assert reconnecting.attempt == 1
-            assert reconnecting.reason.startswith("stalled: no server message for 15")
-            assert "during the model's turn" in reconnecting.reason
+            assert reconnecting.reason.startswith("stalled: no progress of the response for 15")
+            assert reconnecting.reason.endswith(" s")
             cut = [e for _, e in rec.events if isinstance(e, Error | ResponseDone)]
             assert isinstance(cut[0], Error) and cut[0].code == "connection_lost"
             assert cut[1:] == [ResponseDone(interrupted=True, response_id="a")]
@@ -288,7 +288,7 @@ async def test_a_reconnect_that_stalls_in_its_setup_fails_within_connect_timeout
             at2, second = await rec.until(is_(Reconnecting, attempt=2))
             # the 0.5 s backoff, the 5 s bound on the setup, and websockets' closing handshake (2 s, not 10 s)
             assert at2 - at <= 0.5 + 5.0 + model.close_timeout + 0.2
-            assert second.reason.startswith("attempt failed: TimeoutError")
+            assert second.reason.startswith("attempt 1 failed: TimeoutError")
             server.stall_new = False
             await rec.until(is_(Reconnected))
         finally:

@@ -146,8 +146,8 @@ async def test_a_server_that_stalls_during_a_response_is_left_after_stall_timeou
             stalled_at = loop.time()
             at, reconnecting = await rec.until(is_(Reconnecting))
             assert model.stall_timeout <= at - stalled_at <= model.stall_timeout + TICK + 0.2
-            assert reconnecting.attempt == 1 and reconnecting.reason.startswith("stalled: no server event")
-            assert "during a response" in reconnecting.reason
+            assert reconnecting.attempt == 1 and reconnecting.reason.startswith("stalled: no progress of the response")
+            assert reconnecting.reason.endswith(" s")
             cut = [e for _, e in rec.events if isinstance(e, Error | ResponseDone)]
             assert cut == [Error("the OpenAI Realtime connection dropped during a response; it was cut short",
                                  recoverable=True, code="connection_lost"),
