@@ -19,7 +19,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ._audio import AudioFrame
 from ._errors import ModelError
-from ._models import EventChannel
+from ._models import EventChannel, RealtimeModel
 from ._pipeline_events import Error, Reconnected, Reconnecting
 from ._secrets import redact
 
@@ -645,3 +645,62 @@ def abort(ws: Any) -> None:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class LinkedRealtimeModel(RealtimeModel):
+    """A ``RealtimeModel`` over a :class:`ProviderLink` (``self._link``, made in the subclass's ``__init__``):
+    the link's settings and figures as read-only attributes, and ``close()`` (the link, then the SDK client)."""
+
+    _link: ProviderLink[Any, Any]
+
+    @property
+    def connect_timeout(self) -> float:
+        return self._link.connect_timeout
+
+    @property
+    def response_timeout(self) -> float:
+        return self._link.liveness.response_timeout
+
+    @property
+    def stall_timeout(self) -> float:
+        return self._link.liveness.stall_timeout
+
+    @property
+    def close_timeout(self) -> float:
+        return self._link.close_timeout
+
+    @property
+    def outage_buffer(self) -> float:
+        return self._link.backlog.outage_buffer
+
+    @property
+    def reconnect_delay(self) -> float:
+        return self._link.reconnect_delay
+
+    @property
+    def max_message_size(self) -> int | None:
+        return self._link.max_message_size
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the link was lost and reconnected."""
+        return self._link.reconnects
+
+    @property
+    def audio_lost(self) -> float:
+        """Seconds of the user's audio that never reached a server (the outage buffer overflowed)."""
+        return self._link.audio_lost
+
+    async def close(self) -> None:
+        if self._link.closed:
+            return
+        await self._link.close()
+        try:
+            async with asyncio.timeout(self._link.close_timeout):
+                await self._close_client()
+        except (Exception, TimeoutError):
+            logger.debug("%s: closing the client failed", self._link.name, exc_info=True)
+        self.channel.end()
+
+    async def _close_client(self) -> None:
+        """Close the provider SDK's client, if the model made one."""

@@ -13,6 +13,7 @@ from ._link import (
     DEFAULT_MAX_MESSAGE_SIZE,
     AudioBacklog,
     AudioChunk,
+    LinkedRealtimeModel,
     LinkProtocol,
     Liveness,
     ProviderLink,
@@ -61,7 +62,7 @@ def transport_modes() -> dict[str, TransportMode]:
     return modes()
 
 __all__ = [
-    "DEFAULT_MAX_MESSAGE_SIZE", "AudioBacklog", "AudioChunk", "LinkProtocol", "Liveness", "ProviderLink", "Request",
+    "DEFAULT_MAX_MESSAGE_SIZE", "AudioBacklog", "AudioChunk", "LinkedRealtimeModel", "LinkProtocol", "Liveness", "ProviderLink", "Request",
     "abort",
     "AgentAudio", "AgentSessionError", "AgentTranscript", "AudioConverter", "AudioFrame", "BufferedSpeechStream",
     "BufferedTransport", "ChatContext", "ChatItem", "ChatMessage", "ChatRole", "EndpointDecision", "Endpointing",

@@ -16,17 +16,21 @@ from typing import Any
 from google import genai
 from google.genai import errors, types
 
-from agentsession import (
+from agentsession.plugin import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     AgentAudio,
     AgentTranscript,
+    AudioChunk,
     AudioFrame,
     ChatContext,
     ChatMessage,
     EnergyVAD,
     FunctionTool,
+    LinkedRealtimeModel,
     ModelError,
     ModelOptions,
-    RealtimeModel,
+    ProviderLink,
+    Request,
     ResponseDone,
     ToolCall,
     ToolCallCancelled,
@@ -34,8 +38,8 @@ from agentsession import (
     UserSpeechStarted,
     UserSpeechStopped,
     UserTranscript,
+    abort,
 )
-from agentsession.plugin import DEFAULT_MAX_MESSAGE_SIZE, AudioChunk, ProviderLink, Request, abort
 
 from ._schema import function_declarations
 from ._shared import Credentials, response_payload
@@ -113,7 +117,7 @@ class _Generation:
     audio: float = 0.0  # seconds of its audio received
 
 
-class GeminiRealtime(RealtimeModel):
+class GeminiRealtime(LinkedRealtimeModel):
     """Gemini Live (``BidiGenerateContent``) as a ``RealtimeModel``.
 
     Audio goes up as 16 kHz pcm16 (the core resamples) and comes back as 24 kHz pcm16. Turn taking is
@@ -207,13 +211,6 @@ class GeminiRealtime(RealtimeModel):
         self.language = language or self.config.language_code
         self.temperature = temperature
         self.max_reconnects = max_reconnects
-        self.reconnect_delay = reconnect_delay
-        self.connect_timeout = connect_timeout
-        self.response_timeout = response_timeout
-        self.stall_timeout = stall_timeout
-        self.close_timeout = close_timeout
-        self.outage_buffer = outage_buffer
-        self.max_message_size = max_message_size
         self._options = ModelOptions(instructions="")
         self._started = False
         self._handle: str | None = None
@@ -246,11 +243,6 @@ class GeminiRealtime(RealtimeModel):
     def resumption_handle(self) -> str | None:
         """The latest session resumption handle the server gave."""
         return self._handle
-
-    @property
-    def audio_lost(self) -> float:
-        """Seconds of the user's audio that never reached a server (the outage buffer overflowed)."""
-        return self._link.audio_lost
 
     # ------------------------------------------------------------------ RealtimeModel API
 
@@ -335,16 +327,8 @@ class GeminiRealtime(RealtimeModel):
             return  # not connected: the next connection has the new setup
         self._hand_over_when_idle("reconnecting with the new agent's setup")
 
-    async def close(self) -> None:
-        if self._link.closed:
-            return
-        await self._link.close()
-        try:
-            async with asyncio.timeout(self.close_timeout):
-                await self._credentials.aclose()
-        except TimeoutError:
-            logger.debug("closing the Gemini client took over %g s", self.close_timeout)
-        self.channel.end()
+    async def _close_client(self) -> None:
+        await self._credentials.aclose()
 
     # ------------------------------------------------------------------ the link's protocol
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -41,9 +40,11 @@ from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from agentsession import (
+from agentsession.plugin import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     AgentAudio,
     AgentTranscript,
+    AudioChunk,
     AudioFrame,
     ChatContext,
     ChatMessage,
@@ -51,19 +52,22 @@ from agentsession import (
     FunctionCall,
     FunctionCallOutput,
     FunctionTool,
+    LinkedRealtimeModel,
     ModelError,
     ModelOptions,
-    RealtimeModel,
+    ProviderLink,
     Reframer,
+    Request,
     ResponseDone,
     ToolCall,
     ToolResult,
     UserSpeechStarted,
     UserSpeechStopped,
     UserTranscript,
+    abort,
     mask,
+    redact,
 )
-from agentsession.plugin import DEFAULT_MAX_MESSAGE_SIZE, AudioChunk, ProviderLink, Request, abort, redact
 
 from ._client import make_client
 
@@ -141,7 +145,7 @@ class _Response:
     call_ids: set[str] = field(default_factory=set)
 
 
-class OpenAIRealtime(RealtimeModel):
+class OpenAIRealtime(LinkedRealtimeModel):
     """Speech to speech with OpenAI's Realtime API (``gpt-realtime``), through ``AsyncOpenAI().realtime.connect``.
 
     - Input: the session's mono 24 kHz frames, batched into 100 ms ``input_audio_buffer.append`` events
@@ -206,11 +210,11 @@ class OpenAIRealtime(RealtimeModel):
         max_reconnect_attempts: int = 5,
         reconnect_delay: float = 0.5,
         max_reconnect_delay: float = 8.0,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         response_timeout: float = 10.0,
         stall_timeout: float = 15.0,
         close_timeout: float = 2.0,
         outage_buffer: float = 10.0,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         super().__init__()
         if max_reconnect_attempts < 0:
@@ -233,15 +237,8 @@ class OpenAIRealtime(RealtimeModel):
         self.max_output_tokens = cfg.max_output_tokens if max_output_tokens is _UNSET else max_output_tokens
         self.tool_choice = cfg.tool_choice or "auto"
         self.output_modalities = ["audio"] if any(m.lower() == "audio" for m in cfg.modalities) else ["text"]
-        self.connect_timeout = connect_timeout
         self.max_reconnect_attempts = max_reconnect_attempts
-        self.reconnect_delay = reconnect_delay
         self.max_reconnect_delay = max_reconnect_delay
-        self.response_timeout = response_timeout
-        self.stall_timeout = stall_timeout
-        self.close_timeout = close_timeout
-        self.outage_buffer = outage_buffer
-        self.max_message_size = max_message_size
         self._link: ProviderLink[AsyncRealtimeConnection, RealtimeResponseCreateParamsParam] = ProviderLink(
             self, self.channel, name="OpenAI Realtime", connect_timeout=connect_timeout,
             response_timeout=response_timeout, stall_timeout=stall_timeout, close_timeout=close_timeout,
@@ -268,16 +265,6 @@ class OpenAIRealtime(RealtimeModel):
             f"OpenAIRealtime(model={self.model!r}, voice={self.voice!r}, api_key={mask(self._api_key)!r}, "
             f"base_url={self.base_url!r})"
         )
-
-    @property
-    def reconnects(self) -> int:
-        """How many times the link was lost and reconnected."""
-        return self._link.reconnects
-
-    @property
-    def audio_lost(self) -> float:
-        """Seconds of the user's audio that never reached a server (the outage buffer overflowed)."""
-        return self._link.audio_lost
 
     # ------------------------------------------------------------------ RealtimeModel
 
@@ -347,18 +334,10 @@ class OpenAIRealtime(RealtimeModel):
         if not sent:
             liveness.answered(event_id)
 
-    async def close(self) -> None:
-        if self._link.closed:
-            return
-        await self._link.close()
+    async def _close_client(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
-                async with asyncio.timeout(self.close_timeout):
-                    await client.close()
-            except (Exception, TimeoutError):
-                logger.debug("closing the OpenAI client failed", exc_info=True)
-        self.channel.end()
+            await client.close()
 
     # ------------------------------------------------------------------ the link's protocol
 
