@@ -18,7 +18,10 @@ part, ``audio_end_ms`` within the audio sent) and recorded in ``Connection.trunc
 Faults, for the liveness tests: ``drop()`` cuts every connection (no close frame); ``stall()`` leaves the TCP
 connection open and forwards nothing (the server stops reading, and every event it would send waits);
 ``trickle()`` is a slow-loris: the server's bytes go out one at a time, ``trickle_interval`` apart, so no
-message ever completes. The user audio a connection received is kept in ``Connection.audio`` (pcm16).
+message ever completes; ``hang()`` stops the response in flight where it is while the server goes on
+sending unrelated events (``rate_limits.updated``) every second; ``close(reason)`` closes with 1011 and a
+reason; ``echo_key()`` sends an error quoting the key the client sent; ``send_raw()`` sends any text. The
+user audio a connection received is kept in ``Connection.audio`` (pcm16).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from openai.types.realtime import (
     InputAudioBufferCommittedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
+    RateLimitsUpdatedEvent,
     RealtimeClientEvent,
     RealtimeConversationItemAssistantMessage,
     RealtimeConversationItemFunctionCall,
@@ -128,10 +132,12 @@ class Connection:
     truncations: list[tuple[str, int]] = field(default_factory=list)
     audio: bytearray = field(default_factory=bytearray)  # the user audio received (pcm16 mono 24 kHz)
     gate: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while stalled: events wait
+    going: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while hung: the response waits
     faults: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.gate.set()
+        self.going.set()
 
     def of_type(self, kind: str) -> list[Any]:
         return [e for e in self.received if e.type == kind]
@@ -283,6 +289,33 @@ class FakeRealtimeServer:
         transport.write = held  # type: ignore[method-assign]
         conn.faults.append(asyncio.get_running_loop().create_task(dribble()))
         return conn
+
+    def hang(self, conn: Connection | None = None) -> Connection:
+        """The response in flight on ``conn`` stops where it is; unrelated events go on, one a second."""
+        conn = conn or self.current
+        conn.going.clear()
+
+        async def chatter() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                await self._send(conn, RateLimitsUpdatedEvent(type="rate_limits.updated", event_id=self._id("event"),
+                                                              rate_limits=[]))
+
+        conn.faults.append(asyncio.get_running_loop().create_task(chatter()))
+        return conn
+
+    async def close(self, reason: str, code: int = 1011) -> None:
+        """Close the current connection with ``code`` and ``reason``."""
+        await self.current.ws.close(code, reason)
+
+    async def echo_key(self) -> None:
+        """An error quoting the key the client sent, as a careless proxy would."""
+        key = (self.current.authorization or "").removeprefix("Bearer ")
+        await self.send_error("invalid_value", f"Incorrect API key provided: {key}")
+
+    async def send_raw(self, data: str) -> None:
+        """Send ``data`` as one message on the current connection."""
+        await self.current.ws.send(data)
 
     async def _send(self, conn: Connection, event: BaseModel) -> None:
         await conn.gate.wait()
@@ -508,6 +541,7 @@ class FakeRealtimeServer:
         words = reply.text.split(" ")
         stragglers = None
         for i, chunk in enumerate(chunks):
+            await conn.going.wait()
             if conn.cancelled.is_set():
                 stragglers = self.stragglers if stragglers is None else stragglers - 1
                 if stragglers <= 0:
