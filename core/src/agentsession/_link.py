@@ -558,14 +558,21 @@ class ProviderLink(Generic[C, P]):
             await asyncio.gather(reader, watchdog, handover, sender, return_exceptions=True)
         if reader in done:
             exc = reader.exception()
+            if self._oversized(conn):  # the websocket refused a message over max_message_size
+                return False, f"a server message over {self.max_message_size} bytes (1009, message too big)"
             if exc is None:
                 return False, redact(reader.result())
             if isinstance(exc, ModelError) and not exc.recoverable:
-                self._fail(str(exc))
+                self._fail(str(exc), exc.code or "connection_failed")
             return False, self.describe(exc)
         if watchdog in done:
             return False, f"stalled: {watchdog.result()}"
         return True, self._handover_reason
+
+    def _oversized(self, conn: C) -> bool:
+        """Whether the socket was failed for an inbound message too big (websockets sends close code 1009)."""
+        protocol = getattr(self.protocol.link_socket(conn), "protocol", None)
+        return getattr(getattr(protocol, "close_sent", None), "code", None) == 1009
 
     async def _watch(self) -> str:
         """Check the link's liveness every tick; returns why it is judged stalled."""
@@ -585,7 +592,7 @@ class ProviderLink(Generic[C, P]):
                 conn = await self._open(first=False)
             except ModelError as exc:
                 if not exc.recoverable:
-                    self._fail(f"{self.name} refused the reconnect: {exc}")
+                    self._fail(f"{self.name} refused the reconnect: {exc}", exc.code or "reconnect_failed")
                     return None
                 reason = f"attempt {attempt} failed: {exc}"
             except (Exception, TimeoutError) as exc:
@@ -595,16 +602,16 @@ class ProviderLink(Generic[C, P]):
                 return conn
             logger.warning("%s: reconnect %d/%d failed: %s", self.name, attempt, self.max_reconnects, redact(reason))
         self._fail(f"lost the {self.name} connection ({reason}) and could not reconnect after "
-                   f"{self.max_reconnects} attempts")
+                   f"{self.max_reconnects} attempts", "reconnect_failed")
         return None
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, code: str) -> None:
         if self.failed:
             return
         self.failed = True
         self.conn = None
         logger.error("%s", redact(message))
-        self.error(message, recoverable=False, code="reconnect_failed")
+        self.error(message, recoverable=False, code=code)
 
     # ------------------------------------------------------------------ closing
 
