@@ -143,19 +143,16 @@ class GeminiRealtime(LinkedRealtimeModel):
     reconnects with the new setup once the current turn is over: resuming with the session resumption
     handle (the server keeps the conversation), or replaying the history when there is none (or the
     context holds unheard words). The session is resumed likewise after ``go_away`` or a dropped socket;
-    ``max_reconnects`` failures in a row end it with a non-recoverable ``Error``.
+    ``max_reconnects`` failed attempts after a loss end it with a non-recoverable ``Error``.
 
-    Liveness: besides the socket's own state, the link counts as stalled (closed, and reconnected as for a
-    drop) when a request (a client turn, tool results) has no answer (the model's turn) within
-    ``response_timeout`` seconds, a send blocks that long, or no server message at all arrives for
-    ``stall_timeout`` seconds during the model's turn or, with input transcription on (the server then
-    transcribes as the user speaks), after at least 0.5 s of the user's voice. A quiet room is not a stall.
-    A lost or stalled link emits ``Reconnecting(attempt, reason)`` (and again before each further attempt),
-    then ``Reconnected(downtime, audio_lost)``; a ``go_away`` or an agent handoff reconnects without them.
-    The user's audio meanwhile is kept (the last ``outage_buffer`` seconds, with what was sent since the
-    server last said anything, from the start of a turn the local VAD heard begin) and sent first, in order,
-    on the new connection; what did not fit is ``Reconnected.audio_lost``. ``close()`` returns within about
-    ``close_timeout`` seconds whatever the socket does.
+    The link (backlog, liveness, reconnects, bounded close, masking) is core's ``ProviderLink``. A request
+    unanswered (the model's turn not begun) within ``response_timeout``, the model's turn making no progress
+    for ``stall_timeout`` (other messages do not count), or, with input transcription on, the user's voice
+    unanswered that long: the link is stalled, closed and reconnected as for a drop, with
+    ``Reconnecting``/``Reconnected``. A message the SDK cannot read is logged and skipped. ``go_away`` is a
+    planned handover: the answer in flight is received to its end, then the session is resumed, without
+    those events. The user's audio meanwhile is kept (the last ``outage_buffer`` seconds) and sent first on
+    the new connection; what did not fit is ``Reconnected.audio_lost``.
 
     Configure it with keywords, with ``config=GeminiLiveConfig(...)`` (VideoSDK's shape), or both: a
     keyword given wins over the config.

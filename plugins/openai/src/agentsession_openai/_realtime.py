@@ -166,13 +166,12 @@ class OpenAIRealtime(LinkedRealtimeModel):
     - ``say(text)``: an in-band ``response.create`` whose instructions ask the model to speak ``text``
       verbatim (with tools off). The model voices it, so it is near-verbatim, not guaranteed.
     - ``update_agent``: ``session.update`` with the new instructions and tools; the conversation is kept.
-    - Liveness: besides the socket's own state, the link counts as stalled (and is closed and reconnected
-      as for a drop) when a ``response.create`` or ``session.update`` gets no answer within
-      ``response_timeout`` seconds, a send blocks that long, or no server event at all arrives for
-      ``stall_timeout`` seconds while one is owed: during a response, after at least 0.5 s of the user's
-      voice (server VAD answers voice with ``speech_started``), or after the user fell silent in a turn the
-      server saw start (it owes ``speech_stopped``). A quiet room, where the server has nothing to say, is
-      not a stall. Checked every ``min(0.5, timeout / 10)`` seconds.
+    - The link (backlog, liveness, reconnects, bounded close, masking) is core's ``ProviderLink``. Liveness:
+      a ``response.create`` or ``session.update`` unanswered within ``response_timeout``, a response whose
+      own events stop for ``stall_timeout`` (other events do not count), the user's voice unanswered for
+      ``stall_timeout`` (server VAD answers it with ``speech_started``), or a turn the server saw start and
+      never ended: the link is stalled, closed and reconnected as for a drop. A server message over
+      ``max_message_size`` bytes (websockets' ``max_size``) is a link fault too. A quiet room is not a stall.
     - Reconnect: a dropped or stalled socket is reopened with exponential backoff; the session config and
       the session's history (``ModelOptions.chat_ctx``: text messages, function calls and outputs) are
       replayed. A response in flight is reported (``Error`` recoverable + ``ResponseDone(interrupted)``);
