@@ -51,6 +51,8 @@ from cryptography.x509.oid import NameOID
 from google.genai import types
 from websockets.asyncio.server import ServerConnection, serve
 
+from agentsession.testing import every, slow_loris
+
 PATH_SUFFIX = ".GenerativeService.BidiGenerateContent"
 
 
@@ -238,40 +240,16 @@ class FakeLiveServer:
     def trickle(self, conn: Connection | None = None) -> Connection:
         """A slow-loris on ``conn``: what the server writes from now on goes out a byte per ``trickle_interval``."""
         conn = conn or self.current
-        transport = conn.ws.transport
-        write = transport.write
-        pending = bytearray()
-        wake = asyncio.Event()
-
-        def held(data: bytes | bytearray | memoryview) -> None:
-            pending.extend(data)
-            wake.set()
-
-        async def dribble() -> None:
-            while True:
-                await wake.wait()
-                while pending:
-                    write(bytes(pending[:1]))
-                    del pending[:1]
-                    await asyncio.sleep(self.trickle_interval)
-                wake.clear()
-
-        transport.write = held  # type: ignore[method-assign]
-        conn.faults.append(asyncio.get_running_loop().create_task(dribble()))
+        conn.faults.append(slow_loris(conn.ws.transport, self.trickle_interval))
         return conn
 
     def hang(self, conn: Connection | None = None) -> Connection:
         """The answer in flight on ``conn`` stops where it is; unrelated messages go on, one a second."""
         conn = conn or self.current
         conn.going.clear()
-
-        async def chatter() -> None:
-            while True:
-                await asyncio.sleep(1.0)
-                update = types.LiveServerSessionResumptionUpdate(resumable=False)
-                await self.send(types.LiveServerMessage(session_resumption_update=update), conn)
-
-        conn.faults.append(asyncio.get_running_loop().create_task(chatter()))
+        update = types.LiveServerSessionResumptionUpdate(resumable=False)
+        conn.faults.append(every(1.0, lambda: self.send(types.LiveServerMessage(session_resumption_update=update),
+                                                        conn)))
         return conn
 
     async def close(self, reason: str, code: int = 1011, conn: Connection | None = None) -> None:

@@ -76,6 +76,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from agentsession.testing import every, slow_loris
+
 CLIENT_EVENTS: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
 RATE = 24000
 API_KEY = "sk-test-fake-realtime-0123456789abcdef"
@@ -268,40 +270,15 @@ class FakeRealtimeServer:
     def trickle(self, conn: Connection | None = None) -> Connection:
         """A slow-loris on ``conn``: what the server writes from now on goes out a byte per ``trickle_interval``."""
         conn = conn or self.current
-        transport = conn.ws.transport
-        write = transport.write
-        pending = bytearray()
-        wake = asyncio.Event()
-
-        def held(data: bytes | bytearray | memoryview) -> None:
-            pending.extend(data)
-            wake.set()
-
-        async def dribble() -> None:
-            while True:
-                await wake.wait()
-                while pending:
-                    write(bytes(pending[:1]))
-                    del pending[:1]
-                    await asyncio.sleep(self.trickle_interval)
-                wake.clear()
-
-        transport.write = held  # type: ignore[method-assign]
-        conn.faults.append(asyncio.get_running_loop().create_task(dribble()))
+        conn.faults.append(slow_loris(conn.ws.transport, self.trickle_interval))
         return conn
 
     def hang(self, conn: Connection | None = None) -> Connection:
         """The response in flight on ``conn`` stops where it is; unrelated events go on, one a second."""
         conn = conn or self.current
         conn.going.clear()
-
-        async def chatter() -> None:
-            while True:
-                await asyncio.sleep(1.0)
-                await self._send(conn, RateLimitsUpdatedEvent(type="rate_limits.updated", event_id=self._id("event"),
-                                                              rate_limits=[]))
-
-        conn.faults.append(asyncio.get_running_loop().create_task(chatter()))
+        conn.faults.append(every(1.0, lambda: self._send(conn, RateLimitsUpdatedEvent(
+            type="rate_limits.updated", event_id=self._id("event"), rate_limits=[]))))
         return conn
 
     async def close(self, reason: str, code: int = 1011) -> None:

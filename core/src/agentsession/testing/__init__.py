@@ -9,10 +9,12 @@ from ._fake_transport import FakeTransport
 from ._link_contract import (
     EventRecorder,
     ProviderLinkContract,
+    every,
     find_pcm,
     is_event,
     push_in_time,
     quiet_noise,
+    slow_loris,
     voice_pcm,
 )
 from ._stt_stream_contract import STTStreamContract, frames_of
@@ -21,10 +23,12 @@ from ._waiting import read_events, wait_for_state
 __all__ = [
     "EventRecorder",
     "ProviderLinkContract",
+    "every",
     "find_pcm",
     "is_event",
     "push_in_time",
     "quiet_noise",
+    "slow_loris",
     "voice_pcm",
     "FakeRealtimeModel",
     "FakeResponse",
