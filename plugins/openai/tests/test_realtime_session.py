@@ -52,6 +52,19 @@ class Run:
         await wait_for_state(self.session, state)
 
 
+def spy_interrupts(model: OpenAIRealtime) -> list[dict[str, float | None]]:
+    """What the session passes to each ``model.interrupt`` call, recorded (and passed on)."""
+    calls: list[dict[str, float | None]] = []
+    interrupt = model.interrupt
+
+    async def spy(heard: Mapping[str, float | None]) -> None:
+        calls.append(dict(heard))
+        await interrupt(heard)
+
+    model.interrupt = spy  # type: ignore[method-assign]
+    return calls
+
+
 @asynccontextmanager
 async def running(greet: bool = False, **options: Any) -> AsyncIterator[Run]:
     async with FakeRealtimeServer() as server:
@@ -75,14 +88,7 @@ async def test_barge_in_cancels_and_truncates_at_what_was_heard() -> None:
             "type": "server_vad", "create_response": False, "interrupt_response": False}) as run:
         server = run.server
         server.reply_audio, server.chunk_delay = 3.0, 0.05  # 3 s of speech, streamed at twice real time
-        heard_args: list[dict[str, float | None]] = []
-        interrupt = run.model.interrupt
-
-        async def spy(heard: Mapping[str, float | None]) -> None:
-            heard_args.append(dict(heard))
-            await interrupt(heard)
-
-        run.model.interrupt = spy  # type: ignore[method-assign]
+        heard_args = spy_interrupts(run.model)
         await run.state(AgentState.SPEAKING)
         await asyncio.sleep(0.6)  # the user hears some of the greeting, then talks over it
         feeding = asyncio.ensure_future(run.transport.feed(tone(0.8, 24000)))
@@ -116,14 +122,7 @@ async def test_interrupting_an_answer_queued_behind_another_cuts_only_it_at_its_
         server.preamble, server.preamble_audio = "Let me check.", 1.0
         server.reply_audio = 3.0  # chunk_delay is tiny: both answers arrive long before they are played
         server.tool_arguments["get_weather"] = {"city": "Paris"}
-        heard_args: list[dict[str, float | None]] = []
-        interrupt = run.model.interrupt
-
-        async def spy(heard: Mapping[str, float | None]) -> None:
-            heard_args.append(dict(heard))
-            await interrupt(heard)
-
-        run.model.interrupt = spy  # type: ignore[method-assign]
+        heard_args = spy_interrupts(run.model)
         into_follow_up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         played = 0.0
 
