@@ -186,8 +186,8 @@ class ProbedRealtime(OpenAIRealtime):
         self._arrived: deque[float] = deque()
         self.unprobed = 0  # deltas the probe missed (0, or the latencies are misaligned)
 
-    async def _open(self) -> AsyncRealtimeConnection:
-        conn = await super()._open()
+    async def link_open(self, first: bool) -> AsyncRealtimeConnection:
+        conn = await super().link_open(first)
         # the plugin has read session.updated: no delta is queued yet, so the probe sees every one of them
         assembler = conn._connection.recv_messages
         put = assembler.put

@@ -10,6 +10,17 @@ from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame, Reframer, Resam
 from ._chat import ChatContext, ChatItem, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
 from ._errors import AgentSessionError, ModelError, PluginError
 from ._events import EVENT_NAMES, EventName, SessionEvent
+from ._link import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    AudioBacklog,
+    AudioChunk,
+    LinkedRealtimeModel,
+    LinkProtocol,
+    Liveness,
+    ProviderLink,
+    Request,
+    abort,
+)
 from ._manager import PluginInfo, best_vad, create_manager
 from ._manager import discover as discover_plugins
 from ._metrics import TurnMetrics
@@ -53,6 +64,8 @@ def transport_modes() -> dict[str, TransportMode]:
     return modes()
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE", "AudioBacklog", "AudioChunk", "LinkedRealtimeModel", "LinkProtocol", "Liveness",
+    "ProviderLink", "Request", "abort",
     "AgentAudio", "AgentSessionError", "EVENT_NAMES", "EventName", "EventSink", "JobView", "PipelineEngine",
     "SessionEvent", "SessionView", "AgentTranscript", "AudioConverter", "AudioFrame", "BufferedSpeechStream",
     "BufferedTransport", "ChatContext", "ChatItem", "ChatMessage", "ChatRole", "EndpointDecision", "Endpointing",

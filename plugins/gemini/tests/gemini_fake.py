@@ -23,8 +23,10 @@ with it starts from that conversation. An unknown handle closes the connection w
 Faults, for the liveness tests: ``drop()`` cuts the socket (no close frame); ``stall()`` leaves it open and
 forwards nothing (the server stops reading, and every message it would send waits); ``trickle()`` is a
 slow-loris: the server's bytes go out one at a time, ``trickle_interval`` apart, so no message completes;
-``stall_new`` stalls each new connection before its ``setupComplete``. The user audio a connection received
-is kept in ``Connection.audio`` (pcm16 mono 16 kHz).
+``stall_new`` stalls each new connection before its ``setupComplete``; ``hang()`` stops the answer in flight
+where it is while the server goes on sending unrelated messages (a session resumption update) every second;
+``close(reason)`` closes with 1011 and a reason; ``send_raw()`` sends any text. The user audio a connection
+received is kept in ``Connection.audio`` (pcm16 mono 16 kHz).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from google.genai import types
 from websockets.asyncio.server import ServerConnection, serve
+
+from agentsession.testing import every, slow_loris
 
 PATH_SUFFIX = ".GenerativeService.BidiGenerateContent"
 
@@ -124,10 +128,12 @@ class Connection:
     pending_calls: set[str] = field(default_factory=set)  # function calls made and not answered yet
     audio: bytearray = field(default_factory=bytearray)  # the user audio received
     gate: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while stalled: messages wait
+    going: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while hung: the answer waits
     faults: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.gate.set()
+        self.going.set()
 
     @property
     def text_modality(self) -> bool:
@@ -234,35 +240,33 @@ class FakeLiveServer:
     def trickle(self, conn: Connection | None = None) -> Connection:
         """A slow-loris on ``conn``: what the server writes from now on goes out a byte per ``trickle_interval``."""
         conn = conn or self.current
-        transport = conn.ws.transport
-        write = transport.write
-        pending = bytearray()
-        wake = asyncio.Event()
-
-        def held(data: bytes | bytearray | memoryview) -> None:
-            pending.extend(data)
-            wake.set()
-
-        async def dribble() -> None:
-            while True:
-                await wake.wait()
-                while pending:
-                    write(bytes(pending[:1]))
-                    del pending[:1]
-                    await asyncio.sleep(self.trickle_interval)
-                wake.clear()
-
-        transport.write = held  # type: ignore[method-assign]
-        conn.faults.append(asyncio.get_running_loop().create_task(dribble()))
+        conn.faults.append(slow_loris(conn.ws.transport, self.trickle_interval))
         return conn
+
+    def hang(self, conn: Connection | None = None) -> Connection:
+        """The answer in flight on ``conn`` stops where it is; unrelated messages go on, one a second."""
+        conn = conn or self.current
+        conn.going.clear()
+        update = types.LiveServerSessionResumptionUpdate(resumable=False)
+        conn.faults.append(every(1.0, lambda: self.send(types.LiveServerMessage(session_resumption_update=update),
+                                                        conn)))
+        return conn
+
+    async def close(self, reason: str, code: int = 1011, conn: Connection | None = None) -> None:
+        """Close ``conn`` (the current one) with ``code`` and ``reason``."""
+        await (conn or self.current).ws.close(code, reason)
+
+    async def send_raw(self, data: str, conn: Connection | None = None) -> None:
+        """Send ``data`` as one message on ``conn`` (the current one)."""
+        await (conn or self.current).ws.send(data)
 
     async def send(self, message: types.LiveServerMessage, conn: Connection | None = None) -> None:
         conn = conn or self.current
         await conn.gate.wait()
         await conn.ws.send(json.dumps(message.model_dump(mode="json", by_alias=True, exclude_none=True)))
 
-    async def go_away(self, conn: Connection | None = None) -> None:
-        await self.send(types.LiveServerMessage(go_away=types.LiveServerGoAway(time_left="1s")), conn)
+    async def go_away(self, conn: Connection | None = None, time_left: str = "1s") -> None:
+        await self.send(types.LiveServerMessage(go_away=types.LiveServerGoAway(time_left=time_left)), conn)
 
     def drop(self, conn: Connection | None = None) -> None:
         """Cut the socket without a close frame (a network failure)."""
@@ -399,6 +403,7 @@ class FakeLiveServer:
         said = ""
         try:
             for i in range(self.reply_chunks):
+                await conn.going.wait()
                 if conn.text_modality:
                     part = types.Part(text=f"word{i} ")
                     content = types.LiveServerContent(model_turn=types.Content(role="model", parts=[part]))

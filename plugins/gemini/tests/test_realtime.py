@@ -601,7 +601,7 @@ async def test_gives_up_after_n_failures_with_a_fatal_error(server: FakeLiveServ
         server.drop()
         events = await read_events(model, lambda e: isinstance(e, Error) and not e.recoverable)
         fatal = events[-1]
-        assert isinstance(fatal, Error) and "gave up after 2 reconnects" in fatal.message
+        assert isinstance(fatal, Error) and "could not reconnect after 2 attempts" in fatal.message
         assert len(server.connections) == 1  # refused attempts never got past the handshake
         assert server.refuse == 10 - 2
         await model.send_text("anyone?", response_id="x")  # ignored, no hang

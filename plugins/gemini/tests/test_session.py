@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -54,10 +55,14 @@ class Run:
         await wait_for_state(self.session, state)
 
 
-@pytest.fixture
-async def run(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Run]:
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "SSL_CERT_FILE", "GOOGLE_GEMINI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+@asynccontextmanager
+async def running() -> AsyncIterator[Run]:
     async with FakeLiveServer() as server:
         model = GeminiRealtime(api_key="session-test-key-123456", http_options=server.http_options(),
                                reconnect_delay=0.01, max_reconnects=2)
@@ -69,76 +74,88 @@ async def run(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Run]:
                                vad=EnergyVAD())
         r = Run(server, session, transport)
         await session.start(transport=transport)
-        yield r
-        await session.close()
-        await transport.close()
+        try:
+            yield r
+        finally:
+            await session.close()
+            await transport.close()
 
 
-async def test_user_speech_gives_a_turn_with_transcript_and_answer(run: Run) -> None:
-    transcripts: list[dict[str, Any]] = []
-    run.session.on("user_transcript", lambda d: d["final"] and transcripts.append(d))
-    audio = np.concatenate([tone(0.5, 24000).data, AudioFrame.silence(1.0, 24000).data])
-    await run.transport.feed(AudioFrame(audio, 24000), realtime=False)
-    await run.state(AgentState.SPEAKING)
-    await run.state(AgentState.IDLE)
-    assert transcripts == [{"text": "hello gemini", "final": True}]
-    states = [s for s in run.states if s is not AgentState.STARTING]  # STARTING: emitted by start() or not
-    assert states[:4] == [AgentState.IDLE, AgentState.LISTENING, AgentState.THINKING, AgentState.SPEAKING]
-    said = [i.text for i in run.session.history.items if isinstance(i, ChatMessage) and i.role == "assistant"]
-    assert said == ["word0 word1 word2 word3 word4 "]
-    assert len(run.transport.output) / 24000 == pytest.approx(5 * 0.04, abs=0.021)
-    assert not run.errors
+@virtual_clock
+async def test_user_speech_gives_a_turn_with_transcript_and_answer() -> None:
+    async with running() as run:
+        transcripts: list[dict[str, Any]] = []
+        run.session.on("user_transcript", lambda d: d["final"] and transcripts.append(d))
+        audio = np.concatenate([tone(0.5, 24000).data, AudioFrame.silence(1.0, 24000).data])
+        await run.transport.feed(AudioFrame(audio, 24000), realtime=False)
+        await run.state(AgentState.SPEAKING)
+        await run.state(AgentState.IDLE)
+        assert transcripts == [{"text": "hello gemini", "final": True}]
+        states = [s for s in run.states if s is not AgentState.STARTING]  # STARTING: emitted by start() or not
+        assert states[:4] == [AgentState.IDLE, AgentState.LISTENING, AgentState.THINKING, AgentState.SPEAKING]
+        said = [i.text for i in run.session.history.items if isinstance(i, ChatMessage) and i.role == "assistant"]
+        assert said == ["word0 word1 word2 word3 word4 "]
+        assert len(run.transport.output) / 24000 == pytest.approx(5 * 0.04, abs=0.021)
+        assert not run.errors
 
 
-async def test_server_interrupted_clears_playout(run: Run) -> None:
-    run.server.reply_chunks, run.server.chunk_seconds, run.server.chunk_delay = 20, 0.1, 0.02  # 2 s of speech
-    await run.session.say("Let me tell you a long story.")
-    await run.state(AgentState.SPEAKING)
-    await asyncio.sleep(0.3)
-    await run.transport.feed(tone(0.1, 24000), realtime=False)  # the user talks over it
-    await run.state(AgentState.LISTENING)
-    heard = len(run.transport.output) / 24000
-    await asyncio.sleep(0.2)
-    assert len(run.transport.output) / 24000 == pytest.approx(heard, abs=0.021), "playout went on"
-    assert heard < 1.0
-    story = next(i for i in run.session.history.items if isinstance(i, ChatMessage) and i.role == "assistant")
-    assert story.interrupted
+@virtual_clock
+async def test_server_interrupted_clears_playout() -> None:
+    async with running() as run:
+        run.server.reply_chunks, run.server.chunk_seconds, run.server.chunk_delay = 20, 0.1, 0.02  # 2 s of speech
+        await run.session.say("Let me tell you a long story.")
+        await run.state(AgentState.SPEAKING)
+        await asyncio.sleep(0.3)
+        await run.transport.feed(tone(0.1, 24000), realtime=False)  # the user talks over it
+        await run.state(AgentState.LISTENING)
+        heard = len(run.transport.output) / 24000
+        await asyncio.sleep(0.2)
+        assert len(run.transport.output) / 24000 == pytest.approx(heard, abs=1e-6), "playout went on"
+        assert heard < 1.0
+        story = next(i for i in run.session.history.items if isinstance(i, ChatMessage) and i.role == "assistant")
+        assert story.interrupted
 
 
-async def test_tool_call_through_the_session(run: Run) -> None:
-    called: list[dict[str, Any]] = []
-    run.session.on("function_tool_called", called.append)
-    result = await run.session.run(user_input="Weather? Use the tool.", timeout=TIMEOUT)
-    assert [c.name for c in result.function_calls] == ["get_weather"]
-    assert '"temp": 21' in result.function_outputs[0].output
-    assert result.text == "word0 word1 word2 word3 word4 "
-    message = await run.server.wait_message(lambda m: m.tool_response is not None)
-    assert message.tool_response is not None and message.tool_response.function_responses is not None
-    assert message.tool_response.function_responses[0].response == {"city": "Paris", "temp": 21}
-    assert called[0]["result"] == '{"city": "Paris", "temp": 21}'
-    assert not run.errors
+@virtual_clock
+async def test_tool_call_through_the_session() -> None:
+    async with running() as run:
+        called: list[dict[str, Any]] = []
+        run.session.on("function_tool_called", called.append)
+        result = await run.session.run(user_input="Weather? Use the tool.", timeout=TIMEOUT)
+        assert [c.name for c in result.function_calls] == ["get_weather"]
+        assert '"temp": 21' in result.function_outputs[0].output
+        assert result.text == "word0 word1 word2 word3 word4 "
+        message = await run.server.wait_message(lambda m: m.tool_response is not None)
+        assert message.tool_response is not None and message.tool_response.function_responses is not None
+        assert message.tool_response.function_responses[0].response == {"city": "Paris", "temp": 21}
+        assert called[0]["result"] == '{"city": "Paris", "temp": 21}'
+        assert not run.errors
 
 
-async def test_go_away_mid_conversation_keeps_the_session_going(run: Run) -> None:
-    await run.session.run(user_input="Hello", timeout=TIMEOUT)
-    await run.server.go_away()
-    second = await run.server.wait_connections(2)
-    assert second.setup.session_resumption is not None and second.setup.session_resumption.handle
-    result = await run.session.run(user_input="Still there?", timeout=TIMEOUT)
-    assert result.text == "word0 word1 word2 word3 word4 "
-    assert not run.errors
+@virtual_clock
+async def test_go_away_mid_conversation_keeps_the_session_going() -> None:
+    async with running() as run:
+        await run.session.run(user_input="Hello", timeout=TIMEOUT)
+        await run.server.go_away()
+        second = await run.server.wait_connections(2)
+        assert second.setup.session_resumption is not None and second.setup.session_resumption.handle
+        result = await run.session.run(user_input="Still there?", timeout=TIMEOUT)
+        assert result.text == "word0 word1 word2 word3 word4 "
+        assert not run.errors
 
 
-async def test_reconnect_gives_up_with_a_fatal_error_and_the_session_closes(run: Run) -> None:
-    closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    run.session.on("closed", lambda d: closed.done() or closed.set_result(d["reason"]))
-    run.server.refuse = 10
-    run.server.drop()
-    assert await asyncio.wait_for(closed, TIMEOUT) == "error"
-    assert [e.get("code") for e in run.errors] == ["connection_failed"]
-    assert [e["attempt"] for e in run.reconnecting] == [1, 2]  # the drop, then the first refused attempt
-    assert not run.errors[-1]["recoverable"]
-    assert run.server.refuse == 8  # exactly max_reconnects attempts
+@virtual_clock
+async def test_reconnect_gives_up_with_a_fatal_error_and_the_session_closes() -> None:
+    async with running() as run:
+        closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        run.session.on("closed", lambda d: closed.done() or closed.set_result(d["reason"]))
+        run.server.refuse = 10
+        run.server.drop()
+        assert await asyncio.wait_for(closed, TIMEOUT) == "error"
+        assert [e.get("code") for e in run.errors] == ["reconnect_failed"]
+        assert [e["attempt"] for e in run.reconnecting] == [1, 2]  # the drop, then the first refused attempt
+        assert not run.errors[-1]["recoverable"]
+        assert run.server.refuse == 8  # exactly max_reconnects attempts
 
 
 class Pirate(Agent):
@@ -238,7 +255,7 @@ async def test_a_slow_loris_mid_answer_is_left_and_the_agent_is_not_stuck_speaki
             trickled_at = loop.time()
             at, reconnecting = await until("reconnecting")
             assert model.stall_timeout <= at - trickled_at <= model.stall_timeout + 0.7
-            assert "during the model's turn" in reconnecting["reason"]
+            assert "no progress of the response" in reconnecting["reason"]
             await wait_for_state(session, AgentState.IDLE, timeout=1.0)
             _, reconnected = await until("reconnected")
             assert reconnected["audio_lost"] == 0.0

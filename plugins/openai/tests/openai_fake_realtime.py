@@ -18,7 +18,10 @@ part, ``audio_end_ms`` within the audio sent) and recorded in ``Connection.trunc
 Faults, for the liveness tests: ``drop()`` cuts every connection (no close frame); ``stall()`` leaves the TCP
 connection open and forwards nothing (the server stops reading, and every event it would send waits);
 ``trickle()`` is a slow-loris: the server's bytes go out one at a time, ``trickle_interval`` apart, so no
-message ever completes. The user audio a connection received is kept in ``Connection.audio`` (pcm16).
+message ever completes; ``hang()`` stops the response in flight where it is while the server goes on
+sending unrelated events (``rate_limits.updated``) every second; ``close(reason)`` closes with 1011 and a
+reason; ``echo_key()`` sends an error quoting the key the client sent; ``send_raw()`` sends any text. The
+user audio a connection received is kept in ``Connection.audio`` (pcm16).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from openai.types.realtime import (
     InputAudioBufferCommittedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
+    RateLimitsUpdatedEvent,
     RealtimeClientEvent,
     RealtimeConversationItemAssistantMessage,
     RealtimeConversationItemFunctionCall,
@@ -71,6 +75,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+from agentsession.testing import every, slow_loris
 
 CLIENT_EVENTS: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
 RATE = 24000
@@ -128,10 +134,12 @@ class Connection:
     truncations: list[tuple[str, int]] = field(default_factory=list)
     audio: bytearray = field(default_factory=bytearray)  # the user audio received (pcm16 mono 24 kHz)
     gate: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while stalled: events wait
+    going: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while hung: the response waits
     faults: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.gate.set()
+        self.going.set()
 
     def of_type(self, kind: str) -> list[Any]:
         return [e for e in self.received if e.type == kind]
@@ -262,27 +270,29 @@ class FakeRealtimeServer:
     def trickle(self, conn: Connection | None = None) -> Connection:
         """A slow-loris on ``conn``: what the server writes from now on goes out a byte per ``trickle_interval``."""
         conn = conn or self.current
-        transport = conn.ws.transport
-        write = transport.write
-        pending = bytearray()
-        wake = asyncio.Event()
-
-        def held(data: bytes | bytearray | memoryview) -> None:
-            pending.extend(data)
-            wake.set()
-
-        async def dribble() -> None:
-            while True:
-                await wake.wait()
-                while pending:
-                    write(bytes(pending[:1]))
-                    del pending[:1]
-                    await asyncio.sleep(self.trickle_interval)
-                wake.clear()
-
-        transport.write = held  # type: ignore[method-assign]
-        conn.faults.append(asyncio.get_running_loop().create_task(dribble()))
+        conn.faults.append(slow_loris(conn.ws.transport, self.trickle_interval))
         return conn
+
+    def hang(self, conn: Connection | None = None) -> Connection:
+        """The response in flight on ``conn`` stops where it is; unrelated events go on, one a second."""
+        conn = conn or self.current
+        conn.going.clear()
+        conn.faults.append(every(1.0, lambda: self._send(conn, RateLimitsUpdatedEvent(
+            type="rate_limits.updated", event_id=self._id("event"), rate_limits=[]))))
+        return conn
+
+    async def close(self, reason: str, code: int = 1011) -> None:
+        """Close the current connection with ``code`` and ``reason``."""
+        await self.current.ws.close(code, reason)
+
+    async def echo_key(self) -> None:
+        """An error quoting the key the client sent, as a careless proxy would."""
+        key = (self.current.authorization or "").removeprefix("Bearer ")
+        await self.send_error("invalid_value", f"Incorrect API key provided: {key}")
+
+    async def send_raw(self, data: str) -> None:
+        """Send ``data`` as one message on the current connection."""
+        await self.current.ws.send(data)
 
     async def _send(self, conn: Connection, event: BaseModel) -> None:
         await conn.gate.wait()
@@ -508,6 +518,7 @@ class FakeRealtimeServer:
         words = reply.text.split(" ")
         stragglers = None
         for i, chunk in enumerate(chunks):
+            await conn.going.wait()
             if conn.cancelled.is_set():
                 stragglers = self.stragglers if stragglers is None else stragglers - 1
                 if stragglers <= 0:

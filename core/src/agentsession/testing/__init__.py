@@ -6,10 +6,30 @@ from .._clock import VirtualClockEventLoop, run_virtual, virtual_clock
 from ._contracts import LLMContract, RealtimeModelContract, STTContract, TransportContract, TTSContract
 from ._fake_model import FakeRealtimeModel, FakeResponse, FakeToolCall, tone
 from ._fake_transport import FakeTransport
+from ._link_contract import (
+    EventRecorder,
+    ProviderLinkContract,
+    every,
+    find_pcm,
+    is_event,
+    push_in_time,
+    quiet_noise,
+    slow_loris,
+    voice_pcm,
+)
 from ._stt_stream_contract import STTStreamContract, frames_of
 from ._waiting import read_events, wait_for_state
 
 __all__ = [
+    "EventRecorder",
+    "ProviderLinkContract",
+    "every",
+    "find_pcm",
+    "is_event",
+    "push_in_time",
+    "quiet_noise",
+    "slow_loris",
+    "voice_pcm",
     "FakeRealtimeModel",
     "FakeResponse",
     "FakeToolCall",

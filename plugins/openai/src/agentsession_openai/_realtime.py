@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import logging
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from openai import AsyncOpenAI, OpenAIError
+from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from openai.types.realtime import (
     ConversationItemInputAudioTranscriptionCompletedEvent,
@@ -39,32 +38,35 @@ from openai.types.realtime import (
 from openai.types.websocket_connection_options import WebSocketConnectionOptions
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from agentsession import (
+from agentsession.plugin import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     AgentAudio,
     AgentTranscript,
+    AudioChunk,
     AudioFrame,
     ChatContext,
     ChatMessage,
     EnergyVAD,
-    Error,
     FunctionCall,
     FunctionCallOutput,
     FunctionTool,
+    LinkedRealtimeModel,
     ModelError,
     ModelOptions,
-    RealtimeModel,
-    Reconnected,
-    Reconnecting,
+    ProviderLink,
     Reframer,
+    Request,
     ResponseDone,
     ToolCall,
     ToolResult,
     UserSpeechStarted,
     UserSpeechStopped,
     UserTranscript,
+    abort,
     mask,
+    redact,
 )
 
 from ._client import make_client
@@ -83,7 +85,6 @@ _SAY_INSTRUCTIONS = (
     "Say exactly the following text, word for word, in your normal voice. Do not add, drop or change "
     "anything and do not answer it:\n\n{text}"
 )
-_NETWORK_ERRORS = (ConnectionClosed, WebSocketException, OpenAIError, OSError)
 _AUDIO_DELTA = "response.output_audio.delta"
 _TEXT_DELTAS = frozenset({"response.output_audio_transcript.delta", "response.output_text.delta"})
 _UNSET: Any = object()
@@ -93,12 +94,6 @@ _RESPONSE_ID_KEY = "agentsession_response_id"
 _AUDIO_RECORDS = 32
 #: a 100 ms chunk louder than this (dBFS) is the user's voice, for the liveness check
 _VOICE_DB = -40.0
-#: seconds of voice sent with no server event at all before the link is suspected (a cough may go unanswered)
-_MIN_VOICE = 0.5
-#: the least user audio kept while it waits to be sent, whatever ``outage_buffer`` says (a healthy link's backlog)
-_MIN_BACKLOG = 0.5
-#: audio kept from before a turn's start (its onset, VAD's prefix padding), for a new connection to hear it whole
-_TURN_PADDING = 0.3
 
 
 @dataclass
@@ -130,15 +125,6 @@ class OpenAIRealtimeConfig:
 
 
 @dataclass
-class _Request:
-    """A response the session asked for, by its id: queued, then sent (``event_id`` set)."""
-
-    rid: str
-    params: RealtimeResponseCreateParamsParam
-    event_id: str = ""
-
-
-@dataclass
 class _AudioItem:
     """One assistant audio content part of a response, and how much of its audio arrived."""
 
@@ -159,7 +145,7 @@ class _Response:
     call_ids: set[str] = field(default_factory=set)
 
 
-class OpenAIRealtime(RealtimeModel):
+class OpenAIRealtime(LinkedRealtimeModel):
     """Speech to speech with OpenAI's Realtime API (``gpt-realtime``), through ``AsyncOpenAI().realtime.connect``.
 
     - Input: the session's mono 24 kHz frames, batched into 100 ms ``input_audio_buffer.append`` events
@@ -180,13 +166,12 @@ class OpenAIRealtime(RealtimeModel):
     - ``say(text)``: an in-band ``response.create`` whose instructions ask the model to speak ``text``
       verbatim (with tools off). The model voices it, so it is near-verbatim, not guaranteed.
     - ``update_agent``: ``session.update`` with the new instructions and tools; the conversation is kept.
-    - Liveness: besides the socket's own state, the link counts as stalled (and is closed and reconnected
-      as for a drop) when a ``response.create`` or ``session.update`` gets no answer within
-      ``response_timeout`` seconds, a send blocks that long, or no server event at all arrives for
-      ``stall_timeout`` seconds while one is owed: during a response, after at least 0.5 s of the user's
-      voice (server VAD answers voice with ``speech_started``), or after the user fell silent in a turn the
-      server saw start (it owes ``speech_stopped``). A quiet room, where the server has nothing to say, is
-      not a stall. Checked every ``min(0.5, timeout / 10)`` seconds.
+    - The link (backlog, liveness, reconnects, bounded close, masking) is core's ``ProviderLink``. Liveness:
+      a ``response.create`` or ``session.update`` unanswered within ``response_timeout``, a response whose
+      own events stop for ``stall_timeout`` (other events do not count), the user's voice unanswered for
+      ``stall_timeout`` (server VAD answers it with ``speech_started``), or a turn the server saw start and
+      never ended: the link is stalled, closed and reconnected as for a drop. A server message over
+      ``max_message_size`` bytes (websockets' ``max_size``) is a link fault too. A quiet room is not a stall.
     - Reconnect: a dropped or stalled socket is reopened with exponential backoff; the session config and
       the session's history (``ModelOptions.chat_ctx``: text messages, function calls and outputs) are
       replayed. A response in flight is reported (``Error`` recoverable + ``ResponseDone(interrupted)``);
@@ -224,6 +209,7 @@ class OpenAIRealtime(RealtimeModel):
         max_reconnect_attempts: int = 5,
         reconnect_delay: float = 0.5,
         max_reconnect_delay: float = 8.0,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         response_timeout: float = 10.0,
         stall_timeout: float = 15.0,
         close_timeout: float = 2.0,
@@ -232,8 +218,6 @@ class OpenAIRealtime(RealtimeModel):
         super().__init__()
         if max_reconnect_attempts < 0:
             raise ValueError("max_reconnect_attempts must be >= 0")
-        if min(response_timeout, stall_timeout, close_timeout) <= 0 or outage_buffer < 0:
-            raise ValueError("response_timeout, stall_timeout and close_timeout must be > 0, outage_buffer >= 0")
         self.config = config if config is not None else OpenAIRealtimeConfig()
         cfg = self.config
         if cfg.temperature is not None:
@@ -252,55 +236,28 @@ class OpenAIRealtime(RealtimeModel):
         self.max_output_tokens = cfg.max_output_tokens if max_output_tokens is _UNSET else max_output_tokens
         self.tool_choice = cfg.tool_choice or "auto"
         self.output_modalities = ["audio"] if any(m.lower() == "audio" for m in cfg.modalities) else ["text"]
-        self.connect_timeout = connect_timeout
         self.max_reconnect_attempts = max_reconnect_attempts
-        self.reconnect_delay = reconnect_delay
         self.max_reconnect_delay = max_reconnect_delay
-        self.response_timeout = response_timeout
-        self.stall_timeout = stall_timeout
-        self.close_timeout = close_timeout
-        self.outage_buffer = outage_buffer
+        self._link: ProviderLink[AsyncRealtimeConnection, RealtimeResponseCreateParamsParam] = ProviderLink(
+            self, self.channel, name="OpenAI Realtime", connect_timeout=connect_timeout,
+            response_timeout=response_timeout, stall_timeout=stall_timeout, close_timeout=close_timeout,
+            outage_buffer=outage_buffer, max_reconnects=max_reconnect_attempts, reconnect_delay=reconnect_delay,
+            max_reconnect_delay=max_reconnect_delay, max_message_size=max_message_size,
+            # without server VAD, the server has nothing to say about the user's audio
+            voice_owed=self.turn_detection is not None,
+        )
         self._client: AsyncOpenAI | None = None
-        self._conn: AsyncRealtimeConnection | None = None
         self._instructions = ""
         self._tools: Sequence[FunctionTool] = ()
         self._chat_ctx = ChatContext()
         self._reframer = Reframer(SAMPLE_RATE, frame_ms=100)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closed = False
-        self._queued: list[_Request] = []  # responses asked for and not sent yet, in order
         self._missed: list[ConversationItemParam] = []  # items not sent while disconnected
-        self.reconnects = 0
-        #: seconds of the user's audio that never reached a server (the outage buffer overflowed)
-        self.audio_lost = 0.0
-        # the user's audio: 100 ms chunks with their position (seconds pushed before them) waiting to be sent,
-        # and those sent since the server last answered (replayed if the link turns out to be gone)
-        self._pushed = 0.0
-        self._backlog: deque[tuple[float, AudioFrame]] = deque()
-        self._backlog_s = 0.0
-        self._unconfirmed: deque[tuple[float, AudioFrame, bool]] = deque()  # (position, chunk, voiced)
-        self._unconfirmed_s = 0.0
-        self._unconfirmed_dropped = 0.0  # seconds sent since the server last answered that were not kept
-        self._audio_ready = asyncio.Event()
-        self._origin: float | None = None  # position of the first chunk sent on this connection
-        self._dead: AsyncRealtimeConnection | None = None  # a connection a send failed on
-        self._broken: str | None = None  # why a send judged the link stalled
-        self._heard_at = 0.0  # loop time of the server's last event
         self._reset_connection_state()
 
     def _reset_connection_state(self) -> None:
         self._current: _Response | None = None  # the response being generated
-        self._requested: _Request | None = None  # sent, not created yet
-        self._stopped: set[str] = set()  # responses interrupt() named that the server has not ended yet
         # the audio items of recent responses (by our id), for truncation at what the user heard
         self._audio_items: OrderedDict[str, list[_AudioItem]] = OrderedDict()
-        # liveness: requests awaiting their answer (event id -> (type, loop time sent)), the server's view of
-        # the user's turn, and the user's voice and silence sent since the server last said anything
-        self._awaiting: dict[str, tuple[str, float]] = {}
-        self._server_speech = False
-        self._voice_since: float | None = None
-        self._voiced = 0.0
-        self._silent_since: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -315,60 +272,38 @@ class OpenAIRealtime(RealtimeModel):
         self._tools = list(options.tools)
         self._chat_ctx = options.chat_ctx
         self._client = make_client(self._api_key, "OpenAIRealtime", self.base_url, self.websocket_base_url)
-        try:
-            conn = await self._open()
-        except ModelError:
-            raise
-        except (*_NETWORK_ERRORS, TimeoutError) as exc:
-            raise ModelError(f"cannot connect to the OpenAI Realtime API: {_describe(exc)}", code="connect_failed") from None
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._supervise(conn), name="openai-realtime:reader"),
-            loop.create_task(self._send_audio(), name="openai-realtime:audio"),
-        ]
+        await self._link.start()
 
     def push_audio(self, frame: AudioFrame) -> None:
         if frame.sample_rate != SAMPLE_RATE:
             raise ValueError(f"OpenAIRealtime takes {SAMPLE_RATE} Hz frames, got {frame.sample_rate} Hz")
-        if self._closed:
-            return
         # batched here, so the sender wakes once per 100 ms chunk rather than for every frame
-        chunks = self._reframer.push(frame.to_mono())
-        if not chunks:
-            return
-        for chunk in chunks:
-            self._backlog.append((self._pushed, chunk))
-            self._backlog_s += chunk.duration
-            self._pushed += chunk.duration
-        self._trim_backlog()
-        self._audio_ready.set()
+        for chunk in self._reframer.push(frame.to_mono()):
+            self._link.push(chunk, EnergyVAD.level_db(chunk) > _VOICE_DB)
 
     async def send_text(self, text: str, *, response_id: str) -> None:
         await self._send_item(_message("user", text))
-        await self._request_response(response_id, {})
+        self._link.ask(response_id, {})
 
     async def say(self, text: str, *, response_id: str) -> None:
-        await self._request_response(
-            response_id, {"instructions": _SAY_INSTRUCTIONS.format(text=text), "tool_choice": "none"}
-        )
+        self._link.ask(response_id, {"instructions": _SAY_INSTRUCTIONS.format(text=text), "tool_choice": "none"})
 
     async def reply(self, instructions: str | None = None, *, response_id: str) -> None:
         params: RealtimeResponseCreateParamsParam = {}
         if instructions:
             params["instructions"] = f"{self._instructions}\n\n{instructions}" if self._instructions else instructions
-        await self._request_response(response_id, params)
+        self._link.ask(response_id, params)
 
     async def interrupt(self, heard: Mapping[str, float | None]) -> None:
         if not heard:
             return
         # all bookkeeping before the first await: from here on no event of these responses is emitted
-        self._queued = [request for request in self._queued if request.rid not in heard]
-        current, requested = self._current, self._requested
-        cancel = current is not None and current.rid in heard and current.rid not in self._stopped
+        link = self._link
+        link.drop(heard)  # the one asked for is cancelled as soon as the server creates it
+        current = self._current
+        cancel = current is not None and current.rid in heard and current.rid not in link.stopped
         if current is not None and cancel:
-            self._stopped.add(current.rid)
-        if requested is not None and requested.rid in heard:
-            self._stopped.add(requested.rid)  # cancelled as soon as the server creates it
+            link.stopped.add(current.rid)
         cuts = [(items, position, current is not None and current.rid == rid)
                 for rid, position in heard.items() if (items := self._audio_items.pop(rid, None))]
         if current is not None and cancel:
@@ -379,14 +314,15 @@ class OpenAIRealtime(RealtimeModel):
     async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
         for result in results:
             await self._send_item({"type": "function_call_output", "call_id": result.call_id, "output": result.output})
-        await self._request_response(response_id, {})
+        self._link.ask(response_id, {})
 
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         self._instructions = instructions
         self._tools = list(tools)
         # while disconnected, the reconnect sends the whole new config
         event_id = f"as_{uuid.uuid4().hex[:16]}"
-        self._awaiting[event_id] = ("session.update", self._now())
+        liveness = self._link.liveness
+        liveness.expect(event_id, "session.update", self._link.now())
         sent = await self._send({"type": "session.update", "event_id": event_id,
                                  "session": cast(RealtimeSessionCreateRequestParam, {
                                      "type": "realtime",
@@ -395,28 +331,14 @@ class OpenAIRealtime(RealtimeModel):
                                      "tool_choice": self.tool_choice,
                                  })})
         if not sent:
-            self._awaiting.pop(event_id, None)
+            liveness.answered(event_id)
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)  # every await in them is bounded
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await self._close_conn(conn)
+    async def _close_client(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
-                async with asyncio.timeout(self.close_timeout):
-                    await client.close()
-            except (Exception, TimeoutError):
-                logger.debug("closing the OpenAI client failed", exc_info=True)
-        self.channel.end()
+            await client.close()
 
-    # ------------------------------------------------------------------ connection
+    # ------------------------------------------------------------------ the link's protocol
 
     def _tool_schemas(self) -> list[dict[str, Any]]:
         return [{"type": "function", **tool.schema()} for tool in self._tools]
@@ -442,146 +364,99 @@ class OpenAIRealtime(RealtimeModel):
             config["max_output_tokens"] = self.max_output_tokens
         return cast(RealtimeSessionCreateRequestParam, config)
 
-    async def _open(self) -> AsyncRealtimeConnection:
+    async def link_open(self, first: bool) -> AsyncRealtimeConnection:
         """Connect, configure the session, replay the history; the connection is live when this returns."""
         assert self._client is not None
-        # the closing handshake is bounded by close_timeout (websockets' default waits 10 s for a stalled peer)
-        options = cast(WebSocketConnectionOptions, {"close_timeout": self.close_timeout})
+        # the closing handshake is bounded by close_timeout (websockets' default waits 10 s for a stalled peer);
+        # an inbound message over max_message_size fails the socket (1009), which the link reconnects
+        options = cast(WebSocketConnectionOptions, {"close_timeout": self.close_timeout,
+                                                    "max_size": self.max_message_size, "compression": None})
         manager = self._client.realtime.connect(model=self.model, websocket_connection_options=options)
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                conn = await manager.enter()
+            conn = await manager.enter()
         except InvalidStatus as exc:
             status = exc.response.status_code
             raise ModelError(
                 f"the OpenAI Realtime API refused the connection (HTTP {status})",
-                recoverable=False,
+                recoverable=not first and status != 401,
                 code="invalid_api_key" if status == 401 else f"http_{status}",
             ) from None
         try:
-            async with asyncio.timeout(self.connect_timeout):  # a server that stalls now fails the attempt
-                await conn.send({"type": "session.update", "session": self._session_config()})
-                await _session_updated(conn)
-                replayed = [_chat_item(item) for item in self._chat_ctx.items]
-                items = [item for item in replayed if item is not None]
-                for item in items:
+            await conn.send({"type": "session.update", "session": self._session_config()})
+            await _session_updated(conn)
+            replayed = [_chat_item(item) for item in self._chat_ctx.items]
+            items = [item for item in replayed if item is not None]
+            for item in items:
+                await conn.send({"type": "conversation.item.create", "item": item})
+            while self._missed:  # sent while we were away and not yet in the replayed history
+                item = self._missed[0]
+                if item in items:
+                    items.remove(item)
+                else:
                     await conn.send({"type": "conversation.item.create", "item": item})
-                while self._missed:  # sent while we were away and not yet in the replayed history
-                    item = self._missed[0]
-                    if item in items:
-                        items.remove(item)
-                    else:
-                        await conn.send({"type": "conversation.item.create", "item": item})
-                    self._missed.pop(0)
+                self._missed.pop(0)
         except BaseException:
-            _abort(conn)  # given up on: no closing handshake to wait for
-            await self._wait_closed(conn)
+            abort(conn._connection)  # given up on: no closing handshake to wait for
+            await self._link.wait_closed(conn)
             raise
-        self._conn = conn
-        self._origin = None
-        self._heard_at = self._now()
-        self._broken = None
-        self._audio_ready.set()  # what was kept meanwhile goes first
         logger.info("connected to the OpenAI Realtime API (%s, %d history items replayed)", self.model, len(replayed))
         return conn
 
-    async def _supervise(self, conn: AsyncRealtimeConnection) -> None:
-        """Read events and watch the link; on a drop or a stall, report what was lost and reconnect."""
+    def link_socket(self, conn: AsyncRealtimeConnection) -> ClientConnection:
+        return conn._connection  # the SDK's websocket
+
+    async def link_close(self, conn: AsyncRealtimeConnection) -> None:
+        await conn.close()
+
+    async def link_read(self, conn: AsyncRealtimeConnection) -> str:
         while True:
-            reason = await self._serve(conn)
-            if self._closed:
-                return
-            logger.warning("OpenAI Realtime connection lost (%s); reconnecting", reason)
-            lost_before, down_at = self.audio_lost, self._now()
-            self._on_drop()
-            _abort(conn)  # gone already, or stalled: a closing handshake would wait for nothing
-            await self._wait_closed(conn)
-            reconnected = await self._reconnect(reason, down_at, lost_before)
-            if reconnected is None:
-                self.channel.emit(
-                    Error(
-                        f"lost the OpenAI Realtime connection ({reason}) and could not reconnect after "
-                        f"{self.max_reconnect_attempts} attempts",
-                        recoverable=False,
-                        code="reconnect_failed",
-                    )
-                )
-                return
-            conn = reconnected
-            self.reconnects += 1
-            await self._pump()
-
-    async def _serve(self, conn: AsyncRealtimeConnection) -> str:
-        """Read until the socket closes or the watchdog finds the link stalled; returns why it ended."""
-        loop = asyncio.get_running_loop()
-        reader = loop.create_task(self._read(conn), name="openai-realtime:read")
-        watchdog = loop.create_task(self._watch(), name="openai-realtime:watchdog")
-        try:
-            done, _ = await asyncio.wait({reader, watchdog}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (reader, watchdog):
-                task.cancel()
-            await asyncio.gather(reader, watchdog, return_exceptions=True)
-        if reader in done:
-            return reader.result()
-        return f"stalled: {watchdog.result()}"
-
-    async def _watch(self) -> str:
-        """Check the link's liveness every tick; returns why it is judged stalled."""
-        tick = min(0.5, self.response_timeout / 10, self.stall_timeout / 10)
-        while True:
-            await asyncio.sleep(tick)
-            reason = self._broken or self._stall(self._now())
-            if reason is not None:
-                return reason
-
-    def _stall(self, now: float) -> str | None:
-        """Why the link is stalled at ``now``, or ``None`` while it is alive (or has nothing to say)."""
-        for kind, sent_at in self._awaiting.values():
-            if now - sent_at >= self.response_timeout:
-                return f"no answer to {kind} in {self.response_timeout:g} s"
-        quiet = now - self._heard_at
-        if quiet < self.stall_timeout:
-            return None
-        if self._current is not None:
-            return f"no server event for {quiet:.1f} s during a response"
-        if self.turn_detection is None:
-            return None  # without server VAD, the server has nothing to say about the user's audio
-        voice = self._voice_since
-        if voice is not None and self._voiced >= _MIN_VOICE and now - voice >= self.stall_timeout:
-            return f"no server event for {now - voice:.1f} s while the user spoke"
-        silent = self._silent_since
-        if self._server_speech and silent is not None and now - max(silent, self._heard_at) >= self.stall_timeout:
-            return f"no end of the user's turn {now - max(silent, self._heard_at):.1f} s after they stopped"
-        return None
-
-    async def _read(self, conn: AsyncRealtimeConnection) -> str:
-        try:
-            while True:
-                try:
-                    raw = await conn.recv_bytes()
-                except ConnectionClosed:
-                    break
-                await self._on_message(conn, raw)
-            # closed: the SDK's own iterator takes the close as it always would (its reconnect policy, unset
-            # here, and its unsent messages), raising the error or ending on a normal close
-            async for event in conn:
-                await self._on_event(event)
-        except _NETWORK_ERRORS as exc:
-            return _describe(exc)
+            try:
+                raw = await conn.recv_bytes()
+            except ConnectionClosed:
+                break
+            await self._on_message(conn, raw)
+        # closed: the SDK's own iterator takes the close as it always would (its reconnect policy, unset
+        # here, and its unsent messages), raising the error or ending on a normal close
+        async for event in conn:
+            await self._on_event(event)
         return "the server closed the connection"
+
+    async def link_send_audio(self, conn: AsyncRealtimeConnection, chunks: list[AudioChunk]) -> None:
+        for chunk in chunks:
+            # the event is built by hand: the SDK's typed transform of it costs 8x the JSON (135 us per append,
+            # 10 appends a second per session); the shape is the SDK's own and the tests' fake server validates
+            # it against the SDK's client-event types
+            audio = base64.b64encode(chunk.frame.to_bytes()).decode("ascii")
+            await conn.send_raw(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+
+    async def link_send_request(self, conn: AsyncRealtimeConnection,
+                                request: Request[RealtimeResponseCreateParamsParam]) -> None:
+        request.key = f"as_{uuid.uuid4().hex[:16]}"
+        params: RealtimeResponseCreateParamsParam = {**request.payload, "metadata": {_RESPONSE_ID_KEY: request.rid}}
+        self._link.liveness.expect(request.key, "response.create", self._link.now())
+        await conn.send({"type": "response.create", "event_id": request.key, "response": params})
+
+    def link_lost(self, reason: str, dropped: bool) -> None:
+        current = self._current
+        if current is not None and current.rid not in self._link.stopped:  # the model cut it: say so
+            self._link.error("the OpenAI Realtime connection dropped during a response; it was cut short",
+                             code="connection_lost")
+            self.channel.emit(ResponseDone(interrupted=True, response_id=current.rid))
+        self._reset_connection_state()  # the new server session knows none of these items
 
     async def _on_message(self, conn: AsyncRealtimeConnection, raw: bytes) -> None:
         """One server message: the deltas straight from the JSON (the SDK's typed parse of the whole
         server-event union costs ~56 us, 50 times a second), anything else as the SDK's typed event."""
         kind: object = "?"
-        self._heard_at = self._now()
-        self._voice_since, self._voiced = None, 0.0
+        link = self._link
         try:
             data = json.loads(raw)
             kind = data.get("type") if isinstance(data, dict) else None
-            if not self._server_speech and kind != "input_audio_buffer.speech_started":
-                self._confirm()  # it answers: what was sent before arrived
+            # it answers: what was sent before arrived (a turn's start keeps the turn's audio, below)
+            link.heard(confirm=not link.liveness.server_speech and kind != "input_audio_buffer.speech_started")
+            current = self._current
+            if current is not None and data.get("response_id") == current.server_id:
+                link.progress()  # the response awaited moves on (unrelated events do not count)
             if kind == _AUDIO_DELTA:
                 self._on_audio(data["response_id"], data["item_id"], data["content_index"], data["delta"])
             elif kind in _TEXT_DELTAS:
@@ -597,204 +472,15 @@ class OpenAIRealtime(RealtimeModel):
         except Exception:
             logger.exception("handling the server event %r failed", getattr(event, "type", "?"))
 
-    def _on_drop(self) -> None:
-        self._conn = None
-        self._replay_unconfirmed()
-        current, requested = self._current, self._requested
-        if current is not None and current.rid not in self._stopped:  # the model cut it: say so
-            self.channel.emit(
-                Error("the OpenAI Realtime connection dropped during a response; it was cut short",
-                      recoverable=True, code="connection_lost")
-            )
-            self.channel.emit(ResponseDone(interrupted=True, response_id=current.rid))
-        if requested is not None and requested.rid not in self._stopped:
-            requested.event_id = ""
-            self._queued.insert(0, requested)  # never begun: asked again on the next connection
-        self._reset_connection_state()  # the new server session knows none of these items
-
-    async def _reconnect(self, reason: str, down_at: float, lost_before: float) -> AsyncRealtimeConnection | None:
-        for attempt in range(1, self.max_reconnect_attempts + 1):
-            self.channel.emit(Reconnecting(attempt, reason))
-            await asyncio.sleep(min(self.reconnect_delay * 2 ** (attempt - 1), self.max_reconnect_delay))
-            try:
-                conn = await self._open()
-            except ModelError as exc:
-                if exc.code == "invalid_api_key":
-                    logger.error("reconnect refused: %s", exc)
-                    return None
-                logger.warning("reconnect attempt %d/%d failed: %s", attempt, self.max_reconnect_attempts, exc)
-                reason = f"attempt {attempt} failed: {exc}"
-            except (*_NETWORK_ERRORS, TimeoutError) as exc:
-                logger.warning("reconnect attempt %d/%d failed: %s", attempt, self.max_reconnect_attempts,
-                               _describe(exc))
-                reason = f"attempt {attempt} failed: {_describe(exc)}"
-            else:
-                self.channel.emit(Reconnected(self._now() - down_at, self.audio_lost - lost_before))
-                return conn
-        return None
-
-    async def _close_conn(self, conn: AsyncRealtimeConnection) -> None:
-        """The closing handshake, bounded by ``close_timeout``; the socket is aborted if it takes longer."""
-        try:
-            async with asyncio.timeout(self.close_timeout):
-                await conn.close()
-        except BaseException as exc:
-            _abort(conn)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            logger.debug("closing the realtime socket: %s", _describe(exc))
-        await self._wait_closed(conn)
-
-    async def _wait_closed(self, conn: AsyncRealtimeConnection) -> None:
-        """Wait (briefly) for a closed or aborted socket to be torn down, websockets' keepalive task with it."""
-        ws = getattr(conn, "_connection", None)  # the SDK's websocket
-        if not isinstance(ws, ClientConnection):
-            return
-        try:
-            async with asyncio.timeout(self.close_timeout):
-                await ws.wait_closed()
-                keepalive = ws.keepalive_task
-                if keepalive is not None and not keepalive.done():
-                    await asyncio.wait({keepalive})
-        except TimeoutError:
-            logger.debug("the realtime socket was not torn down in %g s", self.close_timeout)
-
     async def _send(self, event: RealtimeClientEventParam) -> bool:
-        conn = self._conn
-        if conn is None or conn is self._dead:
-            return False
-        try:
-            async with asyncio.timeout(self.response_timeout):
-                await conn.send(event)
-        except TimeoutError:
-            self._broken = f"a send blocked for {self.response_timeout:g} s"
-            return False
-        except _NETWORK_ERRORS as exc:
-            logger.debug("send failed (%s); the reader will reconnect", _describe(exc))
-            return False
-        return True
+        conn = self._link.conn
+        return conn is not None and await self._link.send(lambda: conn.send(event))
 
     async def _send_item(self, item: ConversationItemParam) -> None:
         if not await self._send({"type": "conversation.item.create", "item": item}):
             self._missed.append(item)
 
-    async def _send_audio(self) -> None:
-        """Send the backlog, in order, while a live connection is there (it is kept, bounded, meanwhile)."""
-        while True:
-            await self._audio_ready.wait()
-            self._audio_ready.clear()
-            while self._backlog:
-                conn = self._conn
-                if conn is None or conn is self._dead:
-                    break  # kept until the next connection
-                position, chunk = self._backlog.popleft()
-                self._backlog_s -= chunk.duration
-                # held as sent and unconfirmed from now on: replayed if the link turns out to be gone
-                voiced = self._note_sent(chunk)
-                self._unconfirmed.append((position, chunk, voiced))
-                self._unconfirmed_s += chunk.duration
-                while self._unconfirmed_s > self.outage_buffer + 1e-9 and len(self._unconfirmed) > 1:
-                    dropped = self._unconfirmed.popleft()[1].duration
-                    self._unconfirmed_s -= dropped
-                    self._unconfirmed_dropped += dropped  # lost if the link turns out to be gone
-                if self._origin is None:
-                    self._origin = position
-                try:
-                    # the event is built by hand: the SDK's typed transform of it costs 8x the JSON (135 us
-                    # per append, 10 appends a second per session); the shape is the SDK's own and the
-                    # tests' fake server validates it against the SDK's client-event types
-                    audio = base64.b64encode(chunk.to_bytes()).decode("ascii")
-                    async with asyncio.timeout(self.response_timeout):  # not wait_for: it can swallow a cancel
-                        await conn.send_raw(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
-                except TimeoutError:
-                    self._broken = f"a send blocked for {self.response_timeout:g} s"
-                    self._dead = conn
-                except _NETWORK_ERRORS:
-                    self._dead = conn  # the reader will see it closed
-
-    def _note_sent(self, chunk: AudioFrame) -> bool:
-        """The user's voice and silence as sent, for the liveness check; whether ``chunk`` is voice."""
-        now = self._now()
-        voiced = EnergyVAD.level_db(chunk) > _VOICE_DB
-        if voiced:
-            self._silent_since = None
-            if not self._server_speech:  # the server owes a speech_started
-                if self._voice_since is None:
-                    self._voice_since = now
-                self._voiced += chunk.duration
-        elif self._silent_since is None:
-            self._silent_since = now
-        return voiced
-
-    def _trim_backlog(self) -> None:
-        """Keep the last ``outage_buffer`` seconds waiting to be sent; what goes is lost."""
-        limit = max(self.outage_buffer, _MIN_BACKLOG) + 1e-9
-        while self._backlog_s > limit:
-            _, chunk = self._backlog.popleft()
-            self._backlog_s -= chunk.duration
-            self.audio_lost += chunk.duration
-
-    def _confirm(self, keep_from: float | None = None) -> None:
-        """The server answered: forget the audio sent before (before ``keep_from``, a position, if given), but for
-        the voice at its end, which the server may not have had time to hear start."""
-        voice = self._trailing_voice()
-        if voice is not None:
-            keep_from = voice - _TURN_PADDING if keep_from is None else min(keep_from, voice - _TURN_PADDING)
-        while self._unconfirmed and (keep_from is None or self._unconfirmed[0][0] + 1e-9 < keep_from):
-            self._unconfirmed_s -= self._unconfirmed.popleft()[1].duration
-        if not self._unconfirmed:
-            self._unconfirmed_s = 0.0
-        self._unconfirmed_dropped = 0.0
-
-    def _trailing_voice(self) -> float | None:
-        """Where the voice at the end of what was sent began (pauses under ``_TURN_PADDING`` s bridged)."""
-        if not self._unconfirmed:
-            return None
-        start = None
-        last_position, last_chunk, _ = self._unconfirmed[-1]
-        end = last_position + last_chunk.duration
-        for position, chunk, voiced in reversed(self._unconfirmed):
-            if end - (position + chunk.duration) > _TURN_PADDING:
-                break
-            if voiced:
-                start = end = position
-        return start
-
-    def _replay_unconfirmed(self) -> None:
-        """The link is gone: what was sent since the server last answered goes again, before the rest (what of it
-        was not kept is lost)."""
-        self.audio_lost += self._unconfirmed_dropped
-        self._unconfirmed_dropped = 0.0
-        if self._unconfirmed:
-            self._backlog.extendleft((position, chunk) for position, chunk, _ in reversed(self._unconfirmed))
-            self._backlog_s += self._unconfirmed_s
-            self._unconfirmed.clear()
-            self._unconfirmed_s = 0.0
-            self._trim_backlog()
-
-    def _now(self) -> float:
-        return asyncio.get_running_loop().time()
-
     # ------------------------------------------------------------------ responses
-
-    async def _request_response(self, rid: str, params: RealtimeResponseCreateParamsParam) -> None:
-        self._queued.append(_Request(rid, params))
-        await self._pump()
-
-    async def _pump(self) -> None:
-        """Send the next queued ``response.create`` when no response is being generated."""
-        if self._conn is None or self._current is not None or self._requested is not None or not self._queued:
-            return
-        request = self._queued.pop(0)
-        request.event_id = f"as_{uuid.uuid4().hex[:16]}"
-        self._requested = request
-        params: RealtimeResponseCreateParamsParam = {**request.params, "metadata": {_RESPONSE_ID_KEY: request.rid}}
-        self._awaiting[request.event_id] = ("response.create", self._now())
-        if not await self._send({"type": "response.create", "event_id": request.event_id, "response": params}):
-            self._awaiting.pop(request.event_id, None)
-            if self._requested is request:
-                self._requested = None
-                self._queued.insert(0, request)
 
     async def _truncate(self, items: list[_AudioItem], position: float | None, generating: bool) -> None:
         """Cut a response's audio items at ``position`` seconds of its audio (``None``: nothing heard).
@@ -814,10 +500,6 @@ class OpenAIRealtime(RealtimeModel):
                                   "content_index": item.content_index, "audio_end_ms": audio_end_ms})
             offset = end
 
-    def _position(self, ms: int) -> float:
-        """Seconds of input audio pushed at ``ms`` of this connection's input buffer."""
-        return (self._origin if self._origin is not None else self._pushed) + ms / 1000
-
     def _remember_audio(self, response: _Response) -> None:
         self._audio_items[response.rid] = response.audio
         while len(self._audio_items) > _AUDIO_RECORDS:
@@ -826,7 +508,7 @@ class OpenAIRealtime(RealtimeModel):
     def _live(self, server_id: str) -> _Response | None:
         """The response ``server_id`` if it is the one being generated and was not stopped."""
         current = self._current
-        if current is None or current.server_id != server_id or current.rid in self._stopped:
+        if current is None or current.server_id != server_id or current.rid in self._link.stopped:
             return None
         return current
 
@@ -836,19 +518,17 @@ class OpenAIRealtime(RealtimeModel):
         kind = event.type
         if kind == "input_audio_buffer.speech_started":
             started = cast(InputAudioBufferSpeechStartedEvent, event)
-            self._server_speech = True
+            self._link.liveness.server_speech = True
             # the turn's audio is held from its start (with VAD's prefix padding): a new connection hears it whole
-            self._confirm(keep_from=self._position(started.audio_start_ms) - _TURN_PADDING)
+            self._link.backlog.confirm(turn_start=self._link.position(started.audio_start_ms))
             self.channel.emit(UserSpeechStarted())
         elif kind == "input_audio_buffer.speech_stopped":
             stopped = cast(InputAudioBufferSpeechStoppedEvent, event)
-            self._server_speech = False
-            self._confirm()
-            self.channel.emit(UserSpeechStopped(audio_end=self._position(stopped.audio_end_ms)))
+            self._link.liveness.server_speech = False
+            self._link.backlog.confirm()
+            self.channel.emit(UserSpeechStopped(audio_end=self._link.position(stopped.audio_end_ms)))
         elif kind == "session.updated":
-            first = next((eid for eid, (what, _) in self._awaiting.items() if what == "session.update"), None)
-            if first is not None:
-                self._awaiting.pop(first)
+            self._link.liveness.answered_first("session.update")
         elif kind == "conversation.item.input_audio_transcription.delta":
             delta = cast(ConversationItemInputAudioTranscriptionDeltaEvent, event).delta
             if delta:
@@ -889,14 +569,11 @@ class OpenAIRealtime(RealtimeModel):
         response = event.response
         server_id = response.id or ""
         ours = (response.metadata or {}).get(_RESPONSE_ID_KEY)
-        requested = self._requested
-        if ours is not None and requested is not None and requested.rid == ours:
-            self._requested = None
-            self._awaiting.pop(requested.event_id, None)
+        self._link.begin(ours)
         current = _Response(ours or server_id, server_id)  # the server VAD's own responses keep its id
         self._current = current
         self._remember_audio(current)
-        if current.rid in self._stopped:  # interrupt() came before the server created it
+        if current.rid in self._link.stopped:  # interrupt() came before the server created it
             await self._send({"type": "response.cancel", "response_id": server_id})
 
     def _on_audio(self, server_id: str, item_id: str, content_index: int, delta: str) -> None:
@@ -908,7 +585,7 @@ class OpenAIRealtime(RealtimeModel):
         if not items or items[-1].item_id != item_id or items[-1].content_index != content_index:
             items.append(_AudioItem(item_id, content_index))
         items[-1].ms += len(pcm) * 500 / SAMPLE_RATE  # pcm16 mono: 2 bytes a sample, counted even if dropped
-        if current.rid not in self._stopped:
+        if current.rid not in self._link.stopped:
             self.channel.emit(AgentAudio(AudioFrame.from_bytes(pcm, SAMPLE_RATE), response_id=current.rid))
 
     def _on_text_delta(self, server_id: str, delta: str) -> None:
@@ -936,23 +613,21 @@ class OpenAIRealtime(RealtimeModel):
         current = self._current
         if current is None or current.server_id != (response.id or ""):
             logger.debug("response.done for an unknown response %s", response.id)
-            await self._pump()
             return
         self._current = None
-        if current.rid in self._stopped:  # interrupt() stopped it: nothing more of it is reported
-            self._stopped.discard(current.rid)
-            await self._pump()
+        self._link.end()
+        if current.rid in self._link.stopped:  # interrupt() stopped it: nothing more of it is reported
+            self._link.stopped.discard(current.rid)
             return
         if response.status == "failed":
             error = response.status_details.error if response.status_details else None
             message = (error.message if error else None) or "the response failed"
-            self.channel.emit(Error(f"OpenAI Realtime: {message}", recoverable=True, code=error.code if error else None))
+            self._link.error(f"OpenAI Realtime: {message}", code=error.code if error else None)
         usage = response.usage.model_dump(exclude_none=True) if response.usage else {}
         for call in current.calls:  # with the response complete: results can't overtake its response.done
             self.channel.emit(call)
         self.channel.emit(ResponseDone(interrupted=response.status == "cancelled", usage=usage,
                                        response_id=current.rid))
-        await self._pump()
 
     async def _on_error(self, event: RealtimeErrorEvent) -> None:
         error = event.error
@@ -960,23 +635,23 @@ class OpenAIRealtime(RealtimeModel):
         if code == "response_cancel_not_active":
             logger.debug("response.cancel found no active response")
             return
+        link = self._link
         if error.event_id:
-            self._awaiting.pop(error.event_id, None)
-        requested = self._requested
-        if requested is not None and error.event_id == requested.event_id:
-            self._requested = None
-            if requested.rid in self._stopped:  # stopped before it began: nothing owed
-                self._stopped.discard(requested.rid)
-            elif code == "conversation_already_has_active_response":
-                self._queued.insert(0, requested)  # asked too early: asked again after the current one
-                return
-            else:
-                self.channel.emit(Error(f"OpenAI Realtime: {error.message}", recoverable=True, code=code))
+            link.liveness.answered(error.event_id)
+        requested = link.requested
+        if requested is not None and error.event_id == requested.key:
+            retry = code == "conversation_already_has_active_response"  # asked too early: again after the current
+            link.refused(requested, retry=retry and requested.rid not in link.stopped)
+            if requested.rid in link.stopped:  # stopped before it began: nothing owed
+                link.stopped.discard(requested.rid)
+            elif not retry:
+                link.error(f"OpenAI Realtime: {error.message}", code=code)
                 self.channel.emit(ResponseDone(response_id=requested.rid))
-            await self._pump()
+            if not retry:
+                link.pump()
             return
         fatal = code in _FATAL_CODES or error.type == "authentication_error"
-        self.channel.emit(Error(f"OpenAI Realtime: {error.message}", recoverable=not fatal, code=code))
+        link.error(f"OpenAI Realtime: {error.message}", recoverable=not fatal, code=code)
 
 
 async def _session_updated(conn: AsyncRealtimeConnection) -> None:
@@ -987,8 +662,8 @@ async def _session_updated(conn: AsyncRealtimeConnection) -> None:
         if event.type == "error":
             error = event.error
             fatal = error.code in _FATAL_CODES or error.type == "authentication_error"
-            raise ModelError(f"OpenAI Realtime rejected the session: {error.message}", recoverable=not fatal,
-                             code=error.code)
+            raise ModelError(redact(f"OpenAI Realtime rejected the session: {error.message}"),
+                             recoverable=not fatal, code=error.code)
 
 
 def _message(role: str, text: str) -> ConversationItemParam:
@@ -1018,15 +693,3 @@ def _turn_detection(value: Mapping[str, Any] | BaseModel | None) -> dict[str, An
     """Turn detection as sent: what was given, over our defaults (server VAD; barge-in is the session's)."""
     given = _plain(value)
     return None if given is None else {**DEFAULT_TURN_DETECTION, **given}
-
-
-def _abort(conn: AsyncRealtimeConnection) -> None:
-    """Drop the socket now, without a closing handshake (the SDK keeps the websocket as ``_connection``)."""
-    transport = getattr(getattr(conn, "_connection", None), "transport", None)
-    if transport is not None:
-        transport.abort()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
