@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ._chat import ChatContext
 from ._errors import AgentSessionError
+from ._mcp import MCPServer
 from ._tools import FunctionTool, collect_tools
 
 if TYPE_CHECKING:
@@ -16,11 +17,17 @@ if TYPE_CHECKING:
 class Agent:
     """Subclass it: give ``instructions``, add ``@function_tool`` methods, override ``on_enter``/``on_exit``."""
 
-    def __init__(self, instructions: str, tools: Sequence[FunctionTool] = (), *, inherit_context: bool = True) -> None:
+    def __init__(self, instructions: str, tools: Sequence[FunctionTool] = (), *, inherit_context: bool = True,
+                 mcp_servers: Sequence[MCPServer] = ()) -> None:
         """``inherit_context``: when this agent takes over from another (a tool returned it), keep the
-        conversation so far (default) or start from a clean history."""
+        conversation so far (default) or start from a clean history. ``mcp_servers``: MCP servers
+        (``MCPServerStdio``, ``MCPServerHTTP``) started with this agent, whose tools are offered next to its own."""
         if not isinstance(instructions, str) or not instructions.strip():
             raise ValueError("Agent instructions must be a non-empty string")
+        wrong = [type(s).__name__ for s in mcp_servers if not isinstance(s, MCPServer)]
+        if wrong:
+            raise TypeError(f"mcp_servers takes MCPServerStdio/MCPServerHTTP instances; got {', '.join(wrong)}")
+        self.mcp_servers: list[MCPServer] = list(mcp_servers)
         self.instructions = instructions
         self.inherit_context = inherit_context
         self._extra_tools = list(tools)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ._audio import AudioConverter, AudioFrame
 from ._chat import ChatContext
+from ._fallback import FallbackBase
 from ._models import LLM, STT, TTS, VAD, EventChannel, EventSink, ModelOptions, RealtimeModel
 from ._pipeline_events import (
     AgentAudio,
@@ -262,6 +263,9 @@ class CascadingPipeline(Pipeline):
 
     async def start(self, options: ModelOptions) -> None:
         self._options = options
+        for part in (self.stt, self.llm, self.tts):  # fallback providers report their switches as Error events
+            if isinstance(part, FallbackBase):
+                part.report_to(self._channel.emit)
         self._listen_to(self.stt.stream() if self.streaming_stt else self._one_request_per_utterance())
 
     def _one_request_per_utterance(self) -> SpeechStream:

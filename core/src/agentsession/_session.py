@@ -22,6 +22,7 @@ from ._emitter import EventEmitter
 from ._errors import AgentSessionError
 from ._hooks import HookCaller
 from ._manager import best_vad, create_manager
+from ._mcp import MCPTools
 from ._models import VAD, ModelOptions
 from ._pipeline_events import (
     AgentAudio,
@@ -41,6 +42,7 @@ from ._pipelines import ConversationFlow, Pipeline
 from ._secrets import install_log_redaction
 from ._speech import SpeechHandle
 from ._states import AgentState, UserState
+from ._tools import FunctionTool
 from ._transport import NullTransport, Transport
 from ._wake_up import WakeUpTimer, call_handler
 
@@ -145,6 +147,9 @@ class AgentSession:
         self._answers = Answers(self)
         self._barge_in: asyncio.TimerHandle | None = None
         self._wake: WakeUpTimer | None = None
+        # MCP: the agent's MCP servers run with it (nothing starts for an agent without any)
+        self._mcp = MCPTools(lambda message: self.report_error(message, code="mcp_server_failed", component="mcp"),
+                             self._mcp_tools_withdrawn)
 
     # ------------------------------------------------------------------ public API
 
@@ -229,10 +234,11 @@ class AgentSession:
             self._transport = NullTransport()
             self._owns_transport = True
             await self._transport.start()
-        self._answers.tools.tools = {t.name: t for t in self.agent.tools}
         self.agent._session = self
         self.pipeline.conversation_flow = self.conversation_flow
         try:
+            await self._mcp.start(self.agent.mcp_servers)  # MCP
+            self._answers.tools.tools = self._agent_tools()
             await self.pipeline.start(ModelOptions(self.agent.instructions, list(self._answers.tools.tools.values()),
                                                    self.history))
             if self._closed_early:
@@ -314,10 +320,14 @@ class AgentSession:
             if told is not None:
                 await asyncio.shield(told)
 
-    def report_error(self, message: str, *, recoverable: bool = True, code: str | None = None) -> None:
+    def report_error(self, message: str, *, recoverable: bool = True, code: str | None = None,
+                     component: str | None = None) -> None:
         """Emit an ``error`` event from outside the pipeline (a transport's dropped connection, say);
-        a non-recoverable one closes the session."""
-        self._emit("error", {"message": message, "recoverable": recoverable, "code": code})
+        a non-recoverable one closes the session. ``component``: the part that failed, if known."""
+        data: dict[str, Any] = {"message": message, "recoverable": recoverable, "code": code}
+        if component is not None:  # fallback providers and MCP servers name theirs
+            data["component"] = component
+        self._emit("error", data)
         if not recoverable and self._started and not self._closing:
             asyncio.get_running_loop().create_task(self.close("error"))
 
@@ -340,7 +350,8 @@ class AgentSession:
         if not agent.inherit_context:
             kept = [i for i in self.history.items if isinstance(i, ChatMessage) and i.role == "system"]
             self.history.items[:] = kept
-        self._answers.tools.tools = {t.name: t for t in agent.tools}
+        await self._mcp.start(agent.mcp_servers)  # MCP: the old agent's servers stop, the new one's start
+        self._answers.tools.tools = self._agent_tools()
         agent._session = self
         await self.pipeline.update_agent(agent.instructions, list(self._answers.tools.tools.values()))
         self._emit("agent_changed", {"agent": agent, "previous": old})
@@ -408,6 +419,7 @@ class AgentSession:
             await self.pipeline.close()
         except Exception:
             logger.exception("pipeline close failed")
+        await self._mcp.stop()  # MCP
         if self._owns_transport and self._transport is not None:
             await self._transport.close()
         if self._hooks is not None:
@@ -450,6 +462,7 @@ class AgentSession:
             await self.pipeline.close()
         except Exception:
             logger.exception("pipeline close failed")
+        await self._mcp.stop()  # MCP
         if self._transport is not None:
             self._transport.clear()
             if self._owns_transport:
@@ -540,7 +553,8 @@ class AgentSession:
         elif isinstance(event, ToolCallCancelled):
             self._answers.tools.cancel(event.ids)
         elif isinstance(event, Error):
-            self.report_error(event.message, recoverable=event.recoverable, code=event.code)
+            self.report_error(event.message, recoverable=event.recoverable, code=event.code,
+                              component=event.component)
         elif isinstance(event, Reconnecting):
             self._on_link_lost(event)
         elif isinstance(event, Reconnected):
@@ -667,6 +681,27 @@ class AgentSession:
         except Exception as exc:
             logger.exception("wake-up handler raised")
             self._emit("error", {"message": f"wake-up handler raised {exc!r}", "recoverable": True})
+
+    # ------------------------------------------------------------------ MCP
+
+    def _agent_tools(self) -> dict[str, FunctionTool]:
+        """The agent's own tools, then its MCP servers' (an MCP tool named like one of the agent's is left out)."""
+        tools = {t.name: t for t in self.agent.tools}
+        for tool in self._mcp.tools:
+            tools.setdefault(tool.name, tool)
+        return tools
+
+    async def _mcp_tools_withdrawn(self) -> None:
+        """An MCP server died: the model is offered the tools left (a model that can't change them mid-session
+        keeps offering them; their calls are answered with an error)."""
+        if self._tearing_down:
+            return
+        self._answers.tools.tools = self._agent_tools()
+        try:
+            await self.pipeline.update_agent(self.agent.instructions, list(self._answers.tools.tools.values()))
+        except NotImplementedError:
+            logger.warning("%s cannot change its tools mid-session: the lost MCP tools stay offered and fail",
+                           type(self.pipeline).__name__)
 
     # ------------------------------------------------------------------ helpers
 
