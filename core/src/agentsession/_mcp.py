@@ -238,8 +238,13 @@ class MCPServerStdio(MCPServer):
 
     @property
     def name(self) -> str:
-        script = next((a for a in self.process_arguments if not a.startswith("-")), None)
-        return Path(script).name if script else Path(self.executable_path).name
+        args, exe = self.process_arguments, Path(self.executable_path).name
+        if args[:1] == ["-m"] and len(args) > 1:
+            return args[1]
+        if args[:1] == ["-c"]:
+            return f"{exe} -c"
+        script = next((a for a in args if not a.startswith("-")), None)
+        return Path(script).name if script else exe
 
     def _streams(self) -> contextlib.AbstractAsyncContextManager[Any]:
         from mcp import StdioServerParameters, stdio_client
@@ -341,6 +346,11 @@ class MCPTools:
         if not servers:
             return
         self._servers = list(servers)
+        from ._clock import VirtualClockEventLoop
+
+        if isinstance(asyncio.get_running_loop(), VirtualClockEventLoop):
+            logger.warning("MCP servers run on real time: on a virtual clock (file mode's --speed max) their "
+                           "timeouts expire at once; run without --speed max")
         results = await asyncio.gather(*(s.start(self._lost) for s in self._servers), return_exceptions=True)
         for server, result in zip(self._servers, results, strict=True):
             if isinstance(result, BaseException):
