@@ -281,3 +281,32 @@ async def test_a_cascade_whose_every_tts_fails_reports_it_and_ends_the_turn() ->
     assert first.calls == second.calls == 1
     await session.close()
     await transport.close()
+
+
+@virtual_clock
+async def test_a_providers_own_timeout_error_is_its_error_not_the_attempt_timeout() -> None:
+    class TimingOutSTT(STT):
+        async def transcribe(self, audio: AudioFrame, *, language: str | None = None) -> str:
+            raise TimeoutError("upstream read timed out")
+
+    stt = FallbackSTT([TimingOutSTT(), CountingSTT()])
+    errors = reports(stt)
+    assert (await stt.transcribe(tone(0.5, 16000))).endswith("seconds of audio")
+    assert "TimeoutError: upstream read timed out" in errors[0].message
+
+
+def test_the_fallback_example_runs() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "examples" / "fallback.py"), "file", "--input",
+                           str(root / "examples" / "hello.wav"), "--speed", "max"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("fallback_switch (llm): LLM provider primary-llm failed") for line in lines), lines
+    assert any(line.startswith("fallback_switch (tts): TTS provider primary-tts failed") for line in lines), lines
+    assert "agent: It is sunny and 21 degrees. Anything else?" in [line.rstrip() for line in lines]
+    assert any(line.startswith("turn 1: ") and not line.startswith("turn 1: 0.00") for line in lines), lines

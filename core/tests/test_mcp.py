@@ -293,3 +293,13 @@ def test_ctrl_c_ends_the_job_and_its_mcp_server(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert not alive(server), "the MCP server's process outlived Ctrl-C"
+
+
+def test_the_mcp_example_runs(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "mcp_tools.py"
+    done = subprocess.run([sys.executable, str(example), "file", "--input", str(HELLO), "--output",
+                           str(tmp_path / "out.wav")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("MCP tool get_time({}) -> It is ") for line in lines), lines
+    assert "ended: input done" in lines and not any(line.startswith("error") for line in lines)

@@ -185,12 +185,14 @@ class FallbackBase(Generic[P]):
         self._exhausted("; ".join(reasons))
 
     async def _first_item(self, stream: AsyncIterator[T]) -> T | object:
+        timeout = asyncio.timeout(self.attempt_timeout)
         try:
-            async with asyncio.timeout(self.attempt_timeout):
+            async with timeout:
                 return await anext(stream, _END)
-        except TimeoutError:
+        except TimeoutError as exc:  # ours, or the provider's own
             await _aclose(stream)
-            raise _Failed(f"no result within {self.attempt_timeout:g} s") from None
+            raise _Failed(f"no result within {self.attempt_timeout:g} s" if timeout.expired() else _reason(exc)) \
+                from None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
