@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,23 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from agentsession import Agent, MCPServerHTTP, MCPServerStdio, function_tool
+from test_cascade import FakeSTT, FakeTTS
+
+from agentsession import (
+    LLM,
+    Agent,
+    AgentSession,
+    CascadingPipeline,
+    ChatContext,
+    FunctionCallOutput,
+    FunctionTool,
+    MCPServerHTTP,
+    MCPServerStdio,
+    ToolCall,
+    function_tool,
+)
 from agentsession._mcp import detect_transport
-from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall
+from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, FakeTransport
 from core_helpers import started
 
 SERVER = Path(__file__).resolve().parent / "mcp_servers" / "tools_server.py"
@@ -303,3 +317,52 @@ def test_the_mcp_example_runs(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert any(line.startswith("MCP tool get_time({}) -> It is ") for line in lines), lines
     assert "ended: input done" in lines and not any(line.startswith("error") for line in lines)
+
+
+async def test_closing_a_session_while_its_server_starts_leaves_no_process(tmp_path: Path) -> None:
+    from agentsession import AgentSessionError, RealTimePipeline
+
+    fifo = tmp_path / "pid"
+    os.mkfifo(fifo)
+    hung = MCPServerStdio(sys.executable, ["-c", f"import os, time; open({str(fifo)!r}, 'w').write(str(os.getpid()));"
+                                                 " time.sleep(60)"])
+    session = AgentSession(WeatherAgent(hung), RealTimePipeline(FakeRealtimeModel()))
+    starting = asyncio.create_task(session.start())
+    pid = int(await asyncio.to_thread(fifo.read_text))  # the server's process runs and never answers
+    assert alive(pid)
+    await session.close()
+    with pytest.raises(AgentSessionError, match="closed while it was starting"):
+        await starting
+    assert not alive(pid)
+
+
+class WeatherLLM(LLM):
+    """A cascade LLM: calls ``get_weather`` for Paris, then reads the result out."""
+
+    def __init__(self) -> None:
+        self.offered: list[dict[str, Any]] = []
+
+    async def chat(self, ctx: ChatContext, *, tools: Sequence[FunctionTool] = ()) -> AsyncIterator[str | ToolCall]:
+        self.offered = [t.schema() for t in tools]
+        outputs = [i for i in ctx.items if isinstance(i, FunctionCallOutput)]
+        if outputs:
+            yield f"It is {json.loads(outputs[-1].output)['temp']} degrees."
+            return
+        yield ToolCall("c1", "get_weather", json.dumps({"city": "Paris"}), response_id="llm-1")
+
+
+async def test_a_cascade_offers_and_calls_the_servers_tools() -> None:
+    llm, tts = WeatherLLM(), FakeTTS()
+    transport = FakeTransport()
+    await transport.start()
+    session = AgentSession(WeatherAgent(stdio_server()), CascadingPipeline(stt=FakeSTT("?"), llm=llm, tts=tts))
+    await session.start(transport=transport)
+    try:
+        result = await session.run(user_input="Weather in Paris?")
+        assert json.loads(result.function_outputs[0].output)["temp"] == 21
+        assert tts.spoken == ["It is 21 degrees."]
+        weather = next(t for t in llm.offered if t["name"] == "get_weather")
+        assert weather["parameters"]["required"] == ["city"]
+    finally:
+        await session.close()
+        await transport.close()

@@ -110,7 +110,10 @@ class MCPServer(ABC):
         task = self._task
         if task is None or task.done():
             return
-        self._stop.set()
+        if self._client is None:
+            task.cancel()  # still starting (or already lost): nothing to wind down; the SDK kills a child process
+        else:
+            self._stop.set()
         done, _ = await asyncio.wait([task], timeout=STOP_TIMEOUT)
         if not done:
             logger.warning("MCP server %s did not stop within %g s: cancelled", self.name, STOP_TIMEOUT)
