@@ -236,9 +236,11 @@ class TestFallbackTTSContract(TTSContract):
         return FallbackTTS([BrokenTTS(), ToneTTS()])
 
 
-def cascade_session(tts: TTS) -> tuple[AgentSession, FakeTransport, dict[str, list[dict[str, object]]]]:
+def cascade_session(tts: TTS, stt: STT | None = None, llm: LLM | None = None
+                    ) -> tuple[AgentSession, FakeTransport, dict[str, list[dict[str, object]]]]:
     transport = FakeTransport()
-    session = AgentSession(QuietAgent(), CascadingPipeline(stt=FakeSTT("Hello?"), llm=FakeLLM(), tts=tts))
+    session = AgentSession(QuietAgent(), CascadingPipeline(stt=stt or FakeSTT("Hello?"), llm=llm or FakeLLM(),
+                                                           tts=tts))
     seen: dict[str, list[dict[str, object]]] = {"error": [], "metrics_collected": [], "agent_transcript": []}
     for name, events in seen.items():
         session.on(name, events.append)
@@ -310,3 +312,34 @@ def test_the_fallback_example_runs() -> None:
     assert any(line.startswith("fallback_switch (tts): TTS provider primary-tts failed") for line in lines), lines
     assert "agent: It is sunny and 21 degrees. Anything else?" in [line.rstrip() for line in lines]
     assert any(line.startswith("turn 1: ") and not line.startswith("turn 1: 0.00") for line in lines), lines
+
+
+@virtual_clock
+async def test_a_cascade_whose_first_stt_and_llm_fail_still_answers() -> None:
+    tts = FakeTTS()
+    stt = FallbackSTT([BrokenSTT(), FakeSTT("Hello?")])
+    llm = FallbackLLM([ScriptedLLM("primary", "fail"), FakeLLM()])
+    session, transport, seen = cascade_session(tts, stt, llm)
+    await transport.start()
+    await session.start(transport=transport)
+    await transport.feed(utterance(1.0))
+    await settle(10)
+    assert tts.spoken == ["Hello there."]
+    assert [(e["code"], e["component"]) for e in seen["error"]] == [("fallback_switch", "stt"),
+                                                                     ("fallback_switch", "llm")]
+    await session.close()
+    await transport.close()
+
+
+@virtual_clock
+async def test_a_cascade_whose_every_stt_fails_reports_it_and_ends_the_turn() -> None:
+    tts = FakeTTS()
+    session, transport, seen = cascade_session(tts, FallbackSTT([BrokenSTT(), BrokenSTT()]))
+    await transport.start()
+    await session.start(transport=transport)
+    await transport.feed(utterance(1.0))
+    await settle(10)
+    assert [e["code"] for e in seen["error"]][:2] == ["fallback_switch", "fallback_exhausted"]
+    assert tts.spoken == [] and f"{session.agent_state}" == "idle" and not session.closed
+    await session.close()
+    await transport.close()
