@@ -23,7 +23,7 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-packages=(-e "core[testing,plot,files]")
+packages=(-e "core[testing,plot,files,mcp]")
 for dir in plugins/*/; do
   [ -f "$dir/pyproject.toml" ] && packages+=(-e "$dir")
 done

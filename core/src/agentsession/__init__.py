@@ -13,8 +13,10 @@ from ._clock import VirtualClockEventLoop, run_virtual
 from ._emitter import EventEmitter
 from ._errors import AgentSessionError, ModelError, PluginError
 from ._events import EVENT_NAMES, EventName, SessionEvent
+from ._fallback import FallbackLLM, FallbackStats, FallbackSTT, FallbackTTS
 from ._file_transport import FileMode, FileTransport
 from ._manager import available_models, create_model
+from ._mcp import MCPServer, MCPServerHTTP, MCPServerStdio
 from ._metrics import TurnMetrics
 from ._models import LLM, STT, TTS, VAD, EventChannel, ModelOptions, PipelineEngine, RealtimeModel, VADEvent
 from ._options import Options
@@ -44,7 +46,16 @@ from ._speech import SpeechHandle
 from ._speech import SpeechHandle as UtteranceHandle
 from ._states import AgentState, UserState
 from ._stt_stream import BufferedSpeechStream, SpeechEvent, SpeechStream
-from ._tools import MAX_OUTPUT, FunctionTool, ToolError, ToolResult, ToolThreads, function_tool, tool_threads
+from ._tools import (
+    MAX_OUTPUT,
+    FunctionTool,
+    RawFunctionTool,
+    ToolError,
+    ToolResult,
+    ToolThreads,
+    function_tool,
+    tool_threads,
+)
 from ._transport import BufferedTransport, NullTransport, PacedTransport, Transport, TransportMode
 from ._turn_detection import EndpointDecision, Endpointing, TextTurnDetector, TurnDetector
 from ._vad import EnergyVAD, UtteranceCollector
@@ -59,10 +70,10 @@ __all__ = [
     "PipelineHooks", "SessionEvent", "UtteranceHandle", "run_stt", "run_tts", "AgentSession", "AgentSessionError", "AgentState", "AgentTranscript", "AudioConverter",
     "AudioFrame", "BufferedSpeechStream", "BufferedTransport", "CascadingPipeline", "ChatContext", "ChatItem",
     "ChatMessage", "ChatRole", "ConversationFlow", "EndpointDecision", "Endpointing", "EnergyVAD", "Error",
-    "EventChannel", "EventEmitter", "FileMode", "FileTransport", "FunctionCall", "FunctionCallOutput",
-    "FunctionTool", "JobContext", "JobResult", "JobSpec", "LLM", "MAX_OUTPUT", "ModelError", "ModelOptions",
+    "EventChannel", "EventEmitter", "FallbackLLM", "FallbackSTT", "FallbackStats", "FallbackTTS", "FileMode", "FileTransport", "FunctionCall", "FunctionCallOutput",
+    "FunctionTool", "JobContext", "JobResult", "JobSpec", "LLM", "MAX_OUTPUT", "MCPServer", "MCPServerHTTP", "MCPServerStdio", "ModelError", "ModelOptions",
     "NullTransport", "Options", "PacedTransport", "ParrotModel", "Pipeline", "PipelineEvent", "PlayoutBuffer",
-    "PluginError", "PoolFull", "PoolJob", "PooledProcess", "ProcessPool", "RealTimePipeline", "RealtimeModel", "Reconnected", "Reconnecting",
+    "PluginError", "PoolFull", "PoolJob", "PooledProcess", "ProcessPool", "RawFunctionTool", "RealTimePipeline", "RealtimeModel", "Reconnected", "Reconnecting",
     "RedactingFilter", "Reframer", "Resampler", "ResponseDone", "RoomOptions", "RunResult", "STT", "SUPPORTED_RATES",
     "SpeechEvent", "SpeechHandle", "SpeechStream", "TTS", "TextTurnDetector", "ToolCall", "ToolCallCancelled",
     "ToolError", "ToolResult", "ToolThreads", "Transport", "TransportMode", "TurnDetector", "TurnMetrics",

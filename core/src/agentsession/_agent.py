@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from ._chat import ChatContext
 from ._errors import AgentSessionError
+from ._mcp import MCPServer
 from ._ports import SessionView
 from ._tools import FunctionTool, HandoffTarget, collect_tools
 
@@ -15,12 +16,19 @@ class Agent(HandoffTarget):
     """Subclass it: give ``instructions``, add ``@function_tool`` methods, override ``on_enter``/``on_exit``."""
 
     def __init__(self, instructions: str, tools: Sequence[FunctionTool] | None = None, agent_id: str | None = None,
-                 *, inherit_context: bool = True) -> None:
+                 mcp_servers: Sequence[MCPServer] | None = None, *, inherit_context: bool = True) -> None:
         """``tools``: function tools besides the ``@function_tool`` methods; ``agent_id`` (VideoSDK's): a stable
-        name for this agent (default: a new uuid); ``inherit_context``: when this agent takes over from another
-        (a tool returned it), keep the conversation so far (default) or start from a clean history."""
+        name for this agent (default: a new uuid); ``mcp_servers``: MCP servers (``MCPServerStdio``,
+        ``MCPServerHTTP``) started with this agent, whose tools are offered next to its own; ``inherit_context``:
+        when this agent takes over from another (a tool returned it), keep the conversation so far (default) or
+        start from a clean history."""
         if not isinstance(instructions, str) or not instructions.strip():
             raise ValueError("Agent instructions must be a non-empty string")
+        mcp_servers = mcp_servers or ()
+        wrong = [type(s).__name__ for s in mcp_servers if not isinstance(s, MCPServer)]
+        if wrong:
+            raise TypeError(f"mcp_servers takes MCPServerStdio/MCPServerHTTP instances; got {', '.join(wrong)}")
+        self.mcp_servers: list[MCPServer] = list(mcp_servers)
         self.instructions = instructions
         self.inherit_context = inherit_context
         self.id = agent_id if agent_id is not None else str(uuid.uuid4())

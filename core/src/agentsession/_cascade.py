@@ -15,6 +15,7 @@ from typing import Any
 from ._agent import Agent
 from ._audio import AudioConverter, AudioFrame
 from ._chat import ChatContext
+from ._fallback import FallbackBase
 from ._models import LLM, STT, TTS, VAD, EventChannel, EventSink, ModelOptions, PipelineEngine
 from ._pipeline_events import (
     AgentAudio,
@@ -158,6 +159,9 @@ class Cascade(PipelineEngine):
 
     async def start(self, options: ModelOptions) -> None:
         self._options = options
+        for part in (self.stt, self.llm, self.tts):  # fallback providers report their switches as Error events
+            if isinstance(part, FallbackBase):
+                part.report_to(self._channel.emit)
         if self.hooks.stt_stream is not None:
             self._spawn(self._listen_through_hook(self.hooks.stt_stream))
         else:

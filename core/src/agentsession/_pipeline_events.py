@@ -96,7 +96,8 @@ class ResponseDone:
 
 @dataclass(frozen=True, slots=True)
 class Error:
-    """A provider error; a non-recoverable one closes the session."""
+    """A provider error; a non-recoverable one closes the session. ``component`` says which part failed, when
+    the pipeline knows (``"stt"``, ``"llm"``, ``"tts"``, ``"mcp"``)."""
 
     message: str
     recoverable: bool = True

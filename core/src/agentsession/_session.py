@@ -39,6 +39,7 @@ from ._events import (
 )
 from ._hooks import HookCaller
 from ._manager import best_vad, create_manager
+from ._mcp import MCPTools
 from ._models import VAD, ModelOptions, PipelineEngine, RealtimeModel
 from ._pipeline import Pipeline
 from ._pipeline_events import (
@@ -59,7 +60,7 @@ from ._ports import JobView, current_job
 from ._secrets import install_log_redaction
 from ._speech import SpeechHandle
 from ._states import AgentState, UserState
-from ._tools import HandoffTarget
+from ._tools import FunctionTool, HandoffTarget
 from ._transport import NullTransport, Transport
 from ._wake_up import WakeUpTimer, call_handler
 
@@ -177,6 +178,9 @@ class AgentSession:
         ))
         self._barge_in: asyncio.TimerHandle | None = None
         self._wake: WakeUpTimer | None = None
+        # MCP: the agent's MCP servers run with it (nothing starts for an agent without any)
+        self._mcp = MCPTools(lambda message: self.report_error(message, code="mcp_server_failed", component="mcp"),
+                             self._mcp_tools_withdrawn)
 
     # ------------------------------------------------------------------ public API
 
@@ -307,9 +311,10 @@ class AgentSession:
             self._transport = NullTransport()
             self._owns_transport = True
             await self._transport.start()
-        tools = self._answers.set_tools(self.agent.tools)
         self.agent._session = self
         try:
+            await self._mcp.start(self.agent.mcp_servers)  # MCP
+            tools = self._answers.set_tools(self._agent_tools())
             await engine.start(ModelOptions(self.agent.instructions, tools, self.history))
             if self._closed_early:
                 raise asyncio.CancelledError
@@ -432,7 +437,7 @@ class AgentSession:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
-        tools = self._answers.set_tools(self.agent.tools)
+        tools = self._answers.set_tools(self._agent_tools())
         return self._spawn(self._driven().update_agent(self.agent.instructions, tools), "update-agent")
 
     def report_error(self, message: str, *, recoverable: bool = True, code: str | None = None,
@@ -462,7 +467,8 @@ class AgentSession:
         if not agent.inherit_context:
             kept = [i for i in self.history.items if isinstance(i, ChatMessage) and i.role == "system"]
             self.history.items[:] = kept
-        tools = self._answers.set_tools(agent.tools)
+        await self._mcp.start(agent.mcp_servers)  # MCP: the old agent's servers stop, the new one's start
+        tools = self._answers.set_tools(self._agent_tools())
         agent._session = self
         await self._driven().update_agent(agent.instructions, tools)
         self._emit(AgentChanged(agent=agent, previous=old))
@@ -531,6 +537,7 @@ class AgentSession:
             await self._driven().close()
         except Exception:
             logger.exception("pipeline close failed")
+        await self._mcp.stop()  # MCP
         if self._owns_transport and self._transport is not None:
             await self._transport.close()
         if self._hooks is not None:
@@ -595,6 +602,7 @@ class AgentSession:
             await self._driven().close()
         except Exception:
             logger.exception("pipeline close failed")
+        await self._mcp.stop()  # MCP
         await self.pipeline.hooks.aclose()
         if self._transport is not None:
             self._transport.clear()
@@ -830,6 +838,27 @@ class AgentSession:
             logger.exception("wake-up handler raised")
             self._emit(ErrorOccurred(message=f"wake-up handler raised {exc!r}", recoverable=True,
                                      code="wake_up_failed", component="agent"))
+
+    # ------------------------------------------------------------------ MCP
+
+    def _agent_tools(self) -> list[FunctionTool]:
+        """The agent's own tools, then its MCP servers' (an MCP tool named like one of the agent's is left out)."""
+        tools = {t.name: t for t in self.agent.tools}
+        for tool in self._mcp.tools:
+            tools.setdefault(tool.name, tool)
+        return list(tools.values())
+
+    async def _mcp_tools_withdrawn(self) -> None:
+        """An MCP server died: the model is offered the tools left (a model that can't change them mid-session
+        keeps offering them; their calls are answered with an error)."""
+        if self._tearing_down:
+            return
+        tools = self._answers.set_tools(self._agent_tools())
+        try:
+            await self._driven().update_agent(self.agent.instructions, tools)
+        except NotImplementedError:
+            logger.warning("%s cannot change its tools mid-session: the lost MCP tools stay offered and fail",
+                           type(self._driven()).__name__)
 
     # ------------------------------------------------------------------ helpers
 

@@ -37,6 +37,7 @@ from ._tool_schema import (
 __all__ = [
     "MAX_OUTPUT",
     "FunctionTool",
+    "RawFunctionTool",
     "ToolError",
     "ToolResult",
     "ToolThreads",
@@ -560,3 +561,64 @@ def collect_tools(obj: object) -> list[FunctionTool]:
             names[value.name] = attr
             tools.append(value.bind(obj))
     return tools
+
+
+# --------------------------------------------------------------------------- tools given by a raw JSON schema
+
+
+class _RawArguments:
+    """The arguments of a tool known only by its JSON schema: a JSON object with the schema's required keys
+    (the tool's owner, an MCP server say, checks the rest)."""
+
+    def __init__(self, parameters: Mapping[str, Any]) -> None:
+        required = parameters.get("required")
+        self.required = [r for r in required if isinstance(r, str)] if isinstance(required, list) else []
+
+    def convert(self, value: Mapping[str, Any], path: str, errors: list[str]) -> dict[str, Any]:
+        errors.extend(f"{name}: missing required argument" for name in self.required if name not in value)
+        return dict(value)
+
+
+class RawFunctionTool(FunctionTool):
+    """A tool given by name, description and a raw JSON schema (an MCP server's), not by a signature.
+
+    ``fn(**arguments)`` is an async callable that gets the call's arguments as they came; they are checked
+    only to be a JSON object with the schema's required keys. Everything else (timeouts, output limits,
+    errors as results) is ``FunctionTool.invoke``'s.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any],
+        timeout: float | None = 30.0,
+        max_output: int = MAX_OUTPUT,
+    ) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"RawFunctionTool {name!r}: fn must be an async function")
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise ValueError(f"RawFunctionTool: invalid tool name {name!r} "
+                             "(1-64 characters among letters, digits, '_' and '-')")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"RawFunctionTool {name!r}: timeout must be > 0 or None")
+        if max_output < 1:
+            raise ValueError(f"RawFunctionTool {name!r}: max_output must be >= 1 (characters)")
+        schema = dict(parameters)
+        schema.setdefault("type", "object")
+        schema.setdefault("properties", {})
+        self._fn = fn
+        self._instance = None
+        self._has_self = False
+        self._args = _RawArguments(schema)  # type: ignore[assignment]
+        self.name = name
+        self.description = description
+        self.parameters = schema
+        self.timeout = timeout
+        self.max_output = max_output
+        self.is_async = True
+
+    def __repr__(self) -> str:
+        return f"<RawFunctionTool {self.name}>"
