@@ -21,6 +21,7 @@ from agentsession import (
     SpeechEvent,
     SpeechStream,
     ToolCall,
+    TurnDetector,
 )
 from agentsession.testing import FakeTransport, tone, virtual_clock
 from core_helpers import QuietAgent, settle
@@ -169,6 +170,53 @@ async def test_turn_detector_holds_an_unfinished_turn() -> None:
     await settle(3)
     assert len(llm.contexts) == 1
     assert llm.contexts[0].items[-1].text == "so I was wondering about the weather?"  # type: ignore[union-attr]
+    await session.close()
+    await transport.close()
+
+
+class HearingDetector(TurnDetector):
+    """An audio detector: done when the turn's audio holds more than ``needed`` seconds of voice."""
+
+    audio_window = 8.0
+
+    def __init__(self, needed: float) -> None:
+        self.needed = needed
+        self.heard: list[tuple[str, float, float]] = []  # transcript, seconds of audio, seconds of voice
+
+    async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str, *,
+                                      audio: AudioFrame | None = None) -> float:
+        assert audio is not None and audio.channels == 1
+        voiced = np.count_nonzero(audio.data) / audio.sample_rate  # the silence is digital zero
+        self.heard.append((transcript, audio.duration, voiced))
+        return 1.0 if voiced > self.needed else 0.0
+
+
+@virtual_clock
+async def test_an_audio_turn_detector_hears_the_whole_turn_up_to_each_stop() -> None:
+    from agentsession import Endpointing
+
+    llm = FakeLLM()
+    detector = HearingDetector(needed=1.0)
+    stt = FakeSTT("part")
+    session, transport, heard = listening_session(
+        stt, llm, turn_detector=detector, endpointing=Endpointing(min_endpointing_delay=0.4, max_endpointing_delay=3.0))
+    await transport.start()
+    await session.start(transport=transport)
+    await transport.feed(AudioFrame(np.zeros((16000 * 3, 1), np.int16), 16000))  # silence before: not kept
+    await transport.feed(utterance(0.6))  # 0.3 s silence, 0.6 s voice, 0.9 s silence
+    await settle(1.0)
+    assert llm.contexts == []  # 0.6 s of voice: not done
+    await transport.feed(utterance(0.6))
+    await settle(2.0)
+    assert len(llm.contexts) == 1 and [h["end_of_turn"] for h in heard if h["final"]] == ["turn_detector"]
+    (first, one, voice1), (_, two, voice2) = detector.heard
+    assert first == "part"
+    assert voice1 == pytest.approx(0.6, abs=0.03) and voice2 == pytest.approx(1.2, abs=0.03)  # the whole turn
+    # from half a second before the VAD's start (0.1 s into the voice) to its stop (0.5 s after the voice)
+    assert one == pytest.approx(0.4 + 0.6 + 0.5, abs=0.05) and two == pytest.approx(one + 1.8, abs=0.05)
+    await transport.feed(utterance(0.6))  # a new turn starts afresh
+    await settle(1.0)
+    assert detector.heard[-1][1] == pytest.approx(one, abs=0.05)
     await session.close()
     await transport.close()
 

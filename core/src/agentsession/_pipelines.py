@@ -8,9 +8,12 @@ import itertools
 import logging
 import re
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ._audio import AudioConverter, AudioFrame
 from ._chat import ChatContext
@@ -200,8 +203,46 @@ class _PredicateDetector(TurnDetector):
     def __init__(self, predicate: TurnPredicate) -> None:
         self._predicate = predicate
 
-    async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str) -> float:
+    async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str, *,
+                                      audio: AudioFrame | None = None) -> float:
         return 1.0 if await self._predicate(chat_ctx, transcript) else 0.0
+
+
+class _TurnAudio:
+    """The user's audio of the turn in progress, for a detector that hears it: ``preroll`` seconds before the
+    VAD reported the turn's first speech, then the turn, at most ``window`` seconds (the latest)."""
+
+    def __init__(self, window: float, preroll: float = 0.5) -> None:
+        self._window, self._preroll = window, min(preroll, window)
+        self._frames: deque[AudioFrame] = deque()
+        self._duration = 0.0
+        self.open = False
+
+    def push(self, frame: AudioFrame) -> None:
+        self._frames.append(frame)
+        self._duration += frame.duration
+        self._trim()
+
+    def start(self) -> None:
+        """The user's turn began: keep its audio."""
+        self.open = True
+
+    def end(self) -> None:
+        """The turn is over: keep only a preroll for the next one."""
+        self.open = False
+        self._trim()
+
+    def audio(self) -> AudioFrame | None:
+        """The turn's audio so far (mono), or ``None`` if nothing was pushed."""
+        if not self._frames:
+            return None
+        frames = [f.to_mono() for f in self._frames]
+        return AudioFrame(np.concatenate([f.data for f in frames]), frames[0].sample_rate)
+
+    def _trim(self) -> None:
+        keep = self._window if self.open else self._preroll
+        while self._frames and self._duration - self._frames[0].duration >= keep:
+            self._duration -= self._frames.popleft().duration
 
 
 class CascadingPipeline(Pipeline):
@@ -242,6 +283,9 @@ class CascadingPipeline(Pipeline):
         if endpointing is None:
             endpointing = Endpointing() if turn_hold is None else Endpointing(max_endpointing_delay=turn_hold)
         self.endpointing = endpointing
+        window = turn_detector.audio_window if turn_detector is not None else 0.0
+        self._turn_audio = _TurnAudio(window) if window > 0 else None
+        self._stop_audio: AudioFrame | None = None  # the turn's audio up to where the user last stopped
         self._channel = EventChannel()
         self._options = ModelOptions(instructions="")
         self._stream: SpeechStream | None = None
@@ -274,13 +318,19 @@ class CascadingPipeline(Pipeline):
         streaming = stream is not None and not isinstance(stream, BufferedSpeechStream)
         if streaming:
             stream.push_audio(frame)  # type: ignore[union-attr]
+        if self._turn_audio is not None:
+            self._turn_audio.push(frame)
         for event, audio in self._utterances.push(frame):
             if audio is None:
                 self._speaking = True
+                if self._turn_audio is not None:
+                    self._turn_audio.start()
                 self._cancel_end_of_turn()  # the user went on: the turn is not over
                 self._channel.emit(UserSpeechStarted())
                 continue
             self._speaking = False
+            if self._turn_audio is not None:
+                self._stop_audio = self._turn_audio.audio()
             self._stopped_at = asyncio.get_running_loop().time()
             self._channel.emit(UserSpeechStopped(audio_end=event.position))
             if stream is None:
@@ -374,8 +424,12 @@ class CascadingPipeline(Pipeline):
         probability = None
         if self.turn_detector is not None:
             try:
-                probability = await self.turn_detector.end_of_turn_probability(self._options.chat_ctx,
-                                                                               self._held_text)
+                if self._turn_audio is not None:
+                    probability = await self.turn_detector.end_of_turn_probability(
+                        self._options.chat_ctx, self._held_text, audio=self._stop_audio)
+                else:
+                    probability = await self.turn_detector.end_of_turn_probability(self._options.chat_ctx,
+                                                                                   self._held_text)
             except Exception:
                 logger.exception("the turn detector failed; the silence decides")
         threshold = self.turn_detector.unlikely_threshold if self.turn_detector is not None else 0.0
@@ -396,14 +450,21 @@ class CascadingPipeline(Pipeline):
         self._end_timer = None
         if self._speaking or not self._held_text:
             return
+        self._turn_over()
         text, self._held_text = self._held_text, ""
         self._channel.emit(UserTranscript(text, final=True, end_of_turn=reason, stt_latency=self._stt_latency))
         self._stt_latency = None
         rid = f"cascade-{next(self._ids)}"
         self._start_response(rid, self._respond(rid, user_text=text, flow=True))
 
+    def _turn_over(self) -> None:
+        if self._turn_audio is not None:
+            self._turn_audio.end()
+            self._stop_audio = None
+
     def _nothing_to_answer(self) -> None:
         """The user's turn ended without text to answer: an empty response ends it."""
+        self._turn_over()
         self._channel.emit(ResponseDone(response_id=f"cascade-{next(self._ids)}"))
 
     def _start_response(self, response_id: str, coro: Awaitable[None]) -> None:
