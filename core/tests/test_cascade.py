@@ -221,6 +221,25 @@ async def test_an_audio_turn_detector_hears_the_whole_turn_up_to_each_stop() -> 
     await transport.close()
 
 
+@virtual_clock
+async def test_an_audio_turn_detector_hears_no_more_silence_than_it_asks_for() -> None:
+    from agentsession import Endpointing
+
+    detector = HearingDetector(needed=0.1)
+    detector.audio_silence = 0.2  # the VAD (min_silence 0.5 s) waited longer: the audio is cut before the stop
+    session, transport, heard = listening_session(
+        FakeSTT("hi"), FakeLLM(), turn_detector=detector, endpointing=Endpointing(min_endpointing_delay=0.4))
+    await transport.start()
+    await session.start(transport=transport)
+    await transport.feed(utterance(0.6))
+    await settle(2.0)
+    ((_, duration, voiced),) = detector.heard
+    assert voiced == pytest.approx(0.6, abs=0.03)
+    assert duration == pytest.approx(0.3 + 0.6 + 0.2, abs=0.03)  # from the start (0.3 s before the voice), 0.2 s after it
+    await session.close()
+    await transport.close()
+
+
 class StreamingSTT(STT):
     """Transcribes while the user speaks: an interim per pushed 200 ms of speech, the final at each flush."""
 

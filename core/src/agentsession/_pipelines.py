@@ -232,12 +232,14 @@ class _TurnAudio:
         self.open = False
         self._trim()
 
-    def audio(self) -> AudioFrame | None:
-        """The turn's audio so far (mono), or ``None`` if nothing was pushed."""
+    def audio(self, drop: float = 0.0) -> AudioFrame | None:
+        """The turn's audio so far (mono) but its last ``drop`` seconds, or ``None`` if there is none."""
         if not self._frames:
             return None
         frames = [f.to_mono() for f in self._frames]
-        return AudioFrame(np.concatenate([f.data for f in frames]), frames[0].sample_rate)
+        data = np.concatenate([f.data for f in frames])
+        data = data[: max(0, data.shape[0] - round(drop * frames[0].sample_rate))]
+        return AudioFrame(data, frames[0].sample_rate) if data.shape[0] else None
 
     def _trim(self) -> None:
         keep = self._window if self.open else self._preroll
@@ -330,7 +332,7 @@ class CascadingPipeline(Pipeline):
                 continue
             self._speaking = False
             if self._turn_audio is not None:
-                self._stop_audio = self._turn_audio.audio()
+                self._stop_audio = self._turn_audio.audio(self._extra_silence(event.position))
             self._stopped_at = asyncio.get_running_loop().time()
             self._channel.emit(UserSpeechStopped(audio_end=event.position))
             if stream is None:
@@ -456,6 +458,11 @@ class CascadingPipeline(Pipeline):
         self._stt_latency = None
         rid = f"cascade-{next(self._ids)}"
         self._start_response(rid, self._respond(rid, user_text=text, flow=True))
+
+    def _extra_silence(self, speech_end: float) -> float:
+        """Seconds of the silence the VAD heard before this stop that the detector does not want."""
+        wanted = self.turn_detector.audio_silence if self.turn_detector is not None else None
+        return 0.0 if wanted is None else max(0.0, self._utterances.position - speech_end - wanted)
 
     def _turn_over(self) -> None:
         if self._turn_audio is not None:

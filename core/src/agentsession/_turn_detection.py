@@ -43,6 +43,11 @@ class TurnDetector(ABC):
     stopped) and passes it as ``audio``. A detector that hears nothing may leave ``audio`` out of its signature:
     it is only passed to one that asks for it."""
 
+    audio_silence: float | None = None
+    """With an ``audio_window``: the most silence after the speech the detector hears (the audio passed ends
+    this long after the VAD's end of speech), so that it hears the same whatever silence the VAD waits for
+    before it reports a stop; ``None``: all of that silence."""
+
     @abstractmethod
     async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str, *,
                                       audio: AudioFrame | None = None) -> float:
