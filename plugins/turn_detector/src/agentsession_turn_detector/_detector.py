@@ -19,13 +19,14 @@ class TurnDetector(BaseTurnDetector):
     """End of turn from the sound of the user's speech (intonation, rhythm, the words as heard): Pipecat's
     Smart Turn v3 model, run with onnxruntime on the CPU in a worker thread.
 
-    It hears the last 8 s of the turn up to where the user stopped (the cascade passes them: ``audio_window``),
-    in any language the model knows; the transcript is not used. ``threshold``: under this probability the user
+    It hears the last 8 s of the turn up to 0.2 s after the user stopped speaking (the cascade passes them:
+    ``audio_window``, ``audio_silence``), in any language the model knows; the transcript is not used. ``threshold``: under this probability the user
     is judged not done, and the cascade's ``Endpointing`` waits ``max_endpointing_delay`` for more (0.5 is the
     model's own decision point). ``model_path``: another Smart Turn v3 ONNX file instead of the bundled one.
     """
 
     audio_window = float(SECONDS)
+    audio_silence = 0.2  # what it hears after the speech: Pipecat's VAD stop for Smart Turn, whatever the cascade's
 
     def __init__(self, threshold: float = 0.5, *, model_path: str | Path | None = None) -> None:
         if not 0.0 < threshold < 1.0:
