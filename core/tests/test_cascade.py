@@ -343,6 +343,49 @@ async def test_an_unfinished_sentence_waits_for_the_rest_and_a_silence_ends_it_a
     await transport.close()
 
 
+class EagerSTT(STT):
+    """A streaming STT with its own voice detection: it hears (and transcribes) speech the cascade's VAD misses."""
+
+    streaming = True
+
+    async def transcribe(self, audio: AudioFrame, *, language: str | None = None) -> str:
+        raise AssertionError("a streaming STT is not asked for whole utterances")
+
+    def stream(self, *, language: str | None = None) -> SpeechStream:
+        class Stream(SpeechStream):
+            sent = False
+
+            def push_audio(self, frame: AudioFrame) -> None:
+                if not self.sent and np.abs(frame.data).max() > 0:
+                    self.sent = True
+                    self._emit(SpeechEvent("final", "hello"))
+
+            def flush(self) -> None:
+                pass
+
+            def end_input(self) -> None:
+                self._finish()
+
+        return Stream()
+
+
+@virtual_clock
+async def test_a_final_without_a_stop_of_the_vad_leaves_an_audio_detector_out(
+        caplog: pytest.LogCaptureFixture) -> None:
+    detector = HearingDetector(needed=0.1)
+    session, transport, heard = listening_session(EagerSTT(), FakeLLM(), turn_detector=detector)
+    await transport.start()
+    await session.start(transport=transport)
+    quiet = utterance(0.6)
+    await transport.feed(AudioFrame((quiet.data // 100).astype(np.int16), 16000))  # -50 dBFS: under the VAD
+    await settle(2.0)
+    assert detector.heard == []  # no audio of the turn up to a stop of the VAD: the silence decides
+    assert [(h["text"], h.get("end_of_turn")) for h in heard if h["final"]] == [("hello", "silence")]
+    assert "turn detector failed" not in caplog.text
+    await session.close()
+    await transport.close()
+
+
 @virtual_clock
 async def test_a_cascade_turn_records_each_stage() -> None:
     llm = FakeLLM()

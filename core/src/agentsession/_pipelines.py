@@ -423,17 +423,7 @@ class CascadingPipeline(Pipeline):
         self._held_text = f"{self._held_text} {text}".strip()
         if self._stopped_at is not None:
             self._stt_latency = asyncio.get_running_loop().time() - self._stopped_at
-        probability = None
-        if self.turn_detector is not None:
-            try:
-                if self._turn_audio is not None:
-                    probability = await self.turn_detector.end_of_turn_probability(
-                        self._options.chat_ctx, self._held_text, audio=self._stop_audio)
-                else:
-                    probability = await self.turn_detector.end_of_turn_probability(self._options.chat_ctx,
-                                                                                   self._held_text)
-            except Exception:
-                logger.exception("the turn detector failed; the silence decides")
+        probability = await self._end_of_turn_probability()
         threshold = self.turn_detector.unlikely_threshold if self.turn_detector is not None else 0.0
         decision = self.endpointing.decide(probability, threshold)
         if self._speaking:
@@ -442,6 +432,21 @@ class CascadingPipeline(Pipeline):
         since = loop.time() - self._stopped_at if self._stopped_at is not None else 0.0
         self._cancel_end_of_turn()
         self._end_timer = loop.call_later(decision.remaining(since), self._end_of_turn, decision.reason)
+
+    async def _end_of_turn_probability(self) -> float | None:
+        """The detector's score for the turn so far; ``None`` (the silence decides) without a detector, when it
+        fails, or when it hears audio and the VAD has not stopped yet (a streaming STT's final came first)."""
+        detector = self.turn_detector
+        if detector is None or (self._turn_audio is not None and self._stop_audio is None):
+            return None
+        try:
+            if self._turn_audio is None:
+                return await detector.end_of_turn_probability(self._options.chat_ctx, self._held_text)
+            return await detector.end_of_turn_probability(self._options.chat_ctx, self._held_text,
+                                                          audio=self._stop_audio)
+        except Exception:
+            logger.exception("the turn detector failed; the silence decides")
+            return None
 
     def _cancel_end_of_turn(self) -> None:
         if self._end_timer is not None:
