@@ -61,6 +61,7 @@ class FakeGeminiHTTP:
         self.api_key = api_key
         self.heard = "what is the weather in paris"
         self.tool_arguments: dict[str, dict[str, Any]] = {}
+        self.speech_rate = 24000  # the rate of the speech it generates (the real API's is 24 kHz)
         self.requests: list[Request] = []
         self.protocol_errors: list[str] = []
         self._runner: web.AppRunner | None = None
@@ -153,10 +154,10 @@ class FakeGeminiHTTP:
     def _answer(self, req: Request) -> list[types.GenerateContentResponse]:
         if req.kind == "speech":
             said = " ".join(p.text or "" for c in req.contents for p in c.parts or [])
-            pcm = _tone(0.02 * len(said))
-            step = 4800  # 0.1 s
-            return [_reply(types.Part(inline_data=types.Blob(mime_type="audio/L16;codec=pcm;rate=24000",
-                                                             data=pcm[i:i + 2 * step])))
+            pcm = _tone(0.02 * len(said), self.speech_rate)
+            step = self.speech_rate // 10  # 0.1 s
+            mime = f"audio/L16;codec=pcm;rate={self.speech_rate}"
+            return [_reply(types.Part(inline_data=types.Blob(mime_type=mime, data=pcm[i:i + 2 * step])))
                     for i in range(0, len(pcm), 2 * step)]
         if req.kind == "transcription":
             samples = np.frombuffer(req.audio, "<i2").astype(np.float64)

@@ -135,6 +135,15 @@ async def test_tts_uses_the_gemini_voice_and_style_prompt(http_server: FakeGemin
     await tts.aclose()
 
 
+async def test_tts_resamples_speech_at_another_rate(http_server: FakeGeminiHTTP) -> None:
+    http_server.speech_rate = 16000
+    tts = GoogleTTS(api_key=KEY, http_options=http_server.http_options())
+    frames = [f async for f in tts.synthesize("Hello there.")]
+    assert {f.sample_rate for f in frames} == {24000}
+    assert sum(f.duration for f in frames) == pytest.approx(0.02 * len("Hello there."), abs=0.021)
+    await tts.aclose()
+
+
 async def test_tts_errors_are_model_errors_without_the_key(http_server: FakeGeminiHTTP) -> None:
     tts = GoogleTTS(api_key=KEY, model="gemini-2.5-flash", http_options=http_server.http_options())
     with pytest.raises(ModelError) as info:
