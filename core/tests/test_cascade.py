@@ -21,6 +21,7 @@ from agentsession import (
     SpeechEvent,
     SpeechStream,
     ToolCall,
+    TurnDetector,
 )
 from agentsession.testing import FakeTransport, tone, virtual_clock
 from core_helpers import QuietAgent, settle
@@ -173,6 +174,72 @@ async def test_turn_detector_holds_an_unfinished_turn() -> None:
     await transport.close()
 
 
+class HearingDetector(TurnDetector):
+    """An audio detector: done when the turn's audio holds more than ``needed`` seconds of voice."""
+
+    audio_window = 8.0
+
+    def __init__(self, needed: float) -> None:
+        self.needed = needed
+        self.heard: list[tuple[str, float, float]] = []  # transcript, seconds of audio, seconds of voice
+
+    async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str, *,
+                                      audio: AudioFrame | None = None) -> float:
+        assert audio is not None and audio.channels == 1
+        voiced = np.count_nonzero(audio.data) / audio.sample_rate  # the silence is digital zero
+        self.heard.append((transcript, audio.duration, voiced))
+        return 1.0 if voiced > self.needed else 0.0
+
+
+@virtual_clock
+async def test_an_audio_turn_detector_hears_the_whole_turn_up_to_each_stop() -> None:
+    from agentsession import Endpointing
+
+    llm = FakeLLM()
+    detector = HearingDetector(needed=1.0)
+    stt = FakeSTT("part")
+    session, transport, heard = listening_session(
+        stt, llm, turn_detector=detector, endpointing=Endpointing(min_endpointing_delay=0.4, max_endpointing_delay=3.0))
+    await transport.start()
+    await session.start(transport=transport)
+    await transport.feed(AudioFrame(np.zeros((16000 * 3, 1), np.int16), 16000))  # silence before: not kept
+    await transport.feed(utterance(0.6))  # 0.3 s silence, 0.6 s voice, 0.9 s silence
+    await settle(1.0)
+    assert llm.contexts == []  # 0.6 s of voice: not done
+    await transport.feed(utterance(0.6))
+    await settle(2.0)
+    assert len(llm.contexts) == 1 and [h["end_of_turn"] for h in heard if h["final"]] == ["turn_detector"]
+    (first, one, voice1), (_, two, voice2) = detector.heard
+    assert first == "part"
+    assert voice1 == pytest.approx(0.6, abs=0.03) and voice2 == pytest.approx(1.2, abs=0.03)  # the whole turn
+    # from half a second before the VAD's start (0.1 s into the voice) to its stop (0.5 s after the voice)
+    assert one == pytest.approx(0.4 + 0.6 + 0.5, abs=0.05) and two == pytest.approx(one + 1.8, abs=0.05)
+    await transport.feed(utterance(0.6))  # a new turn starts afresh
+    await settle(1.0)
+    assert detector.heard[-1][1] == pytest.approx(one, abs=0.05)
+    await session.close()
+    await transport.close()
+
+
+@virtual_clock
+async def test_an_audio_turn_detector_hears_no_more_silence_than_it_asks_for() -> None:
+    from agentsession import Endpointing
+
+    detector = HearingDetector(needed=0.1)
+    detector.audio_silence = 0.2  # the VAD (min_silence 0.5 s) waited longer: the audio is cut before the stop
+    session, transport, heard = listening_session(
+        FakeSTT("hi"), FakeLLM(), turn_detector=detector, endpointing=Endpointing(min_endpointing_delay=0.4))
+    await transport.start()
+    await session.start(transport=transport)
+    await transport.feed(utterance(0.6))
+    await settle(2.0)
+    ((_, duration, voiced),) = detector.heard
+    assert voiced == pytest.approx(0.6, abs=0.03)
+    assert duration == pytest.approx(0.3 + 0.6 + 0.2, abs=0.03)  # from the start (0.3 s before the voice), 0.2 s after it
+    await session.close()
+    await transport.close()
+
+
 class StreamingSTT(STT):
     """Transcribes while the user speaks: an interim per pushed 200 ms of speech, the final at each flush."""
 
@@ -272,6 +339,49 @@ async def test_an_unfinished_sentence_waits_for_the_rest_and_a_silence_ends_it_a
     assert [(h["text"], h["end_of_turn"]) for h in finals] == [
         ("so I was wondering if you know the time", "turn_detector")]
     assert len(llm.contexts) == 1
+    await session.close()
+    await transport.close()
+
+
+class EagerSTT(STT):
+    """A streaming STT with its own voice detection: it hears (and transcribes) speech the cascade's VAD misses."""
+
+    streaming = True
+
+    async def transcribe(self, audio: AudioFrame, *, language: str | None = None) -> str:
+        raise AssertionError("a streaming STT is not asked for whole utterances")
+
+    def stream(self, *, language: str | None = None) -> SpeechStream:
+        class Stream(SpeechStream):
+            sent = False
+
+            def push_audio(self, frame: AudioFrame) -> None:
+                if not self.sent and np.abs(frame.data).max() > 0:
+                    self.sent = True
+                    self._emit(SpeechEvent("final", "hello"))
+
+            def flush(self) -> None:
+                pass
+
+            def end_input(self) -> None:
+                self._finish()
+
+        return Stream()
+
+
+@virtual_clock
+async def test_a_final_without_a_stop_of_the_vad_leaves_an_audio_detector_out(
+        caplog: pytest.LogCaptureFixture) -> None:
+    detector = HearingDetector(needed=0.1)
+    session, transport, heard = listening_session(EagerSTT(), FakeLLM(), turn_detector=detector)
+    await transport.start()
+    await session.start(transport=transport)
+    quiet = utterance(0.6)
+    await transport.feed(AudioFrame((quiet.data // 100).astype(np.int16), 16000))  # -50 dBFS: under the VAD
+    await settle(2.0)
+    assert detector.heard == []  # no audio of the turn up to a stop of the VAD: the silence decides
+    assert [(h["text"], h.get("end_of_turn")) for h in heard if h["final"]] == [("hello", "silence")]
+    assert "turn detector failed" not in caplog.text
     await session.close()
     await transport.close()
 

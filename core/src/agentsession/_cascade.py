@@ -8,9 +8,12 @@ import contextvars
 import itertools
 import logging
 import re
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from ._agent import Agent
 from ._audio import AudioConverter, AudioFrame
@@ -95,8 +98,48 @@ class _PredicateDetector(TurnDetector):
     def __init__(self, predicate: TurnPredicate) -> None:
         self._predicate = predicate
 
-    async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str) -> float:
+    async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str, *,
+                                      audio: AudioFrame | None = None) -> float:
         return 1.0 if await self._predicate(chat_ctx, transcript) else 0.0
+
+
+class _TurnAudio:
+    """The user's audio of the turn in progress, for a detector that hears it: ``preroll`` seconds before the
+    VAD reported the turn's first speech, then the turn, at most ``window`` seconds (the latest)."""
+
+    def __init__(self, window: float, preroll: float = 0.5) -> None:
+        self._window, self._preroll = window, min(preroll, window)
+        self._frames: deque[AudioFrame] = deque()
+        self._duration = 0.0
+        self.open = False
+
+    def push(self, frame: AudioFrame) -> None:
+        self._frames.append(frame)
+        self._duration += frame.duration
+        self._trim()
+
+    def start(self) -> None:
+        """The user's turn began: keep its audio."""
+        self.open = True
+
+    def end(self) -> None:
+        """The turn is over: keep only a preroll for the next one."""
+        self.open = False
+        self._trim()
+
+    def audio(self, drop: float = 0.0) -> AudioFrame | None:
+        """The turn's audio so far (mono) but its last ``drop`` seconds, or ``None`` if there is none."""
+        if not self._frames:
+            return None
+        frames = [f.to_mono() for f in self._frames]
+        data = np.concatenate([f.data for f in frames])
+        data = data[: max(0, data.shape[0] - round(drop * frames[0].sample_rate))]
+        return AudioFrame(data, frames[0].sample_rate) if data.shape[0] else None
+
+    def _trim(self) -> None:
+        keep = self._window if self.open else self._preroll
+        while self._frames and self._duration - self._frames[0].duration >= keep:
+            self._duration -= self._frames.popleft().duration
 
 
 class Cascade(PipelineEngine):
@@ -142,6 +185,9 @@ class Cascade(PipelineEngine):
         self.conversation_flow = conversation_flow
         self.llm_timeout, self.tts_timeout = llm_timeout, tts_timeout
         self.input_sample_rate = stt.sample_rate
+        window = turn_detector.audio_window if turn_detector is not None else 0.0
+        self._turn_audio = _TurnAudio(window) if window > 0 else None
+        self._stop_audio: AudioFrame | None = None  # the turn's audio up to where the user last stopped
         self._channel = EventChannel()
         self._options = ModelOptions(instructions="")
         self._stream: SpeechStream | None = None
@@ -177,13 +223,19 @@ class Cascade(PipelineEngine):
         streaming = stream is not None and not isinstance(stream, BufferedSpeechStream)
         if streaming:
             stream.push_audio(frame)  # type: ignore[union-attr]
+        if self._turn_audio is not None:
+            self._turn_audio.push(frame)
         for event, audio in self._utterances.push(frame):
             if audio is None:
                 self._speaking = True
+                if self._turn_audio is not None:
+                    self._turn_audio.start()
                 self._cancel_end_of_turn()  # the user went on: the turn is not over
                 self._channel.emit(UserSpeechStarted())
                 continue
             self._speaking = False
+            if self._turn_audio is not None:
+                self._stop_audio = self._turn_audio.audio(self._extra_silence(event.position))
             self._stopped_at = asyncio.get_running_loop().time()
             self._channel.emit(UserSpeechStopped(audio_end=event.position))
             if self._hook_audio is not None:
@@ -319,15 +371,7 @@ class Cascade(PipelineEngine):
         self._held_text = f"{self._held_text} {text}".strip()
         if self._stopped_at is not None:
             self._stt_latency = asyncio.get_running_loop().time() - self._stopped_at
-        probability = None
-        if self.turn_detector is not None:
-            try:
-                probability = await self.turn_detector.end_of_turn_probability(self._options.chat_ctx,
-                                                                               self._held_text)
-            except Exception as exc:
-                logger.exception("the turn detector failed; the silence decides")
-                self._channel.emit(Error(f"the turn detector failed ({exc}); the silence decides",
-                                         recoverable=True, code="turn_detector_failed", component="turn_detector"))
+        probability = await self._end_of_turn_probability()
         threshold = self.turn_detector.unlikely_threshold if self.turn_detector is not None else 0.0
         decision = self.endpointing.decide(probability, threshold)
         if probability is not None and self.hooks.has("turn_state"):
@@ -340,6 +384,23 @@ class Cascade(PipelineEngine):
         self._cancel_end_of_turn()
         self._end_timer = loop.call_later(decision.remaining(since), self._end_of_turn, decision.reason)
 
+    async def _end_of_turn_probability(self) -> float | None:
+        """The detector's score for the turn so far; ``None`` (the silence decides) without a detector, when it
+        fails, or when it hears audio and the VAD has not stopped yet (a streaming STT's final came first)."""
+        detector = self.turn_detector
+        if detector is None or (self._turn_audio is not None and self._stop_audio is None):
+            return None
+        try:
+            if self._turn_audio is None:
+                return await detector.end_of_turn_probability(self._options.chat_ctx, self._held_text)
+            return await detector.end_of_turn_probability(self._options.chat_ctx, self._held_text,
+                                                          audio=self._stop_audio)
+        except Exception as exc:
+            logger.exception("the turn detector failed; the silence decides")
+            self._channel.emit(Error(f"the turn detector failed ({exc}); the silence decides",
+                                     recoverable=True, code="turn_detector_failed", component="turn_detector"))
+            return None
+
     def _cancel_end_of_turn(self) -> None:
         if self._end_timer is not None:
             self._end_timer.cancel()
@@ -349,6 +410,7 @@ class Cascade(PipelineEngine):
         self._end_timer = None
         if self._speaking or not self._held_text:
             return
+        self._turn_over()
         text, self._held_text = self._held_text, ""
         waited = asyncio.get_running_loop().time() - self._stopped_at if self._stopped_at is not None else None
         self._channel.emit(UserTranscript(text, final=True, end_of_turn=reason, stt_latency=self._stt_latency,
@@ -357,8 +419,19 @@ class Cascade(PipelineEngine):
         rid = f"cascade-{next(self._ids)}"
         self._start_response(rid, self._respond(rid, user_text=text, flow=True))
 
+    def _extra_silence(self, speech_end: float) -> float:
+        """Seconds of the silence the VAD heard before this stop that the detector does not want."""
+        wanted = self.turn_detector.audio_silence if self.turn_detector is not None else None
+        return 0.0 if wanted is None else max(0.0, self._utterances.position - speech_end - wanted)
+
+    def _turn_over(self) -> None:
+        if self._turn_audio is not None:
+            self._turn_audio.end()
+            self._stop_audio = None
+
     def _nothing_to_answer(self) -> None:
         """The user's turn ended without text to answer: an empty response ends it."""
+        self._turn_over()
         self._channel.emit(ResponseDone(response_id=f"cascade-{next(self._ids)}"))
 
     # ------------------------------------------------------------------ answering

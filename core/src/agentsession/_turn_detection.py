@@ -1,6 +1,7 @@
 """End-of-turn detection: how likely the user is done, and how long to wait after they stop before answering.
 
-A ``TurnDetector`` scores the transcript so far (0: surely more to come, 1: surely done). ``Endpointing``
+A ``TurnDetector`` scores the transcript so far, or the user's audio (0: surely more to come, 1: surely done).
+``Endpointing``
 turns the score into a wait, the way LiveKit Agents does: after the user stops speaking, wait
 ``min_endpointing_delay`` when the detector thinks the turn is over (or when there is no detector), and up
 to ``max_endpointing_delay`` when it thinks the user is unlikely to be done. Speech resuming during the
@@ -14,6 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from ._audio import AudioFrame
 from ._chat import ChatContext, ChatMessage
 
 __all__ = [
@@ -29,14 +31,28 @@ EndOfTurnReason: TypeAlias = Literal["silence", "turn_detector", "max_delay"]
 
 
 class TurnDetector(ABC):
-    """Scores how likely the user has finished their turn, from the conversation and the transcript so far."""
+    """Scores how likely the user has finished their turn, from the conversation and the transcript so far, or
+    from the sound of the user's turn (``audio_window`` > 0)."""
 
     unlikely_threshold: float = 0.3
     """Below this probability the user is judged unlikely to be done (``Endpointing`` then waits longer)."""
 
+    audio_window: float = 0.0
+    """Seconds of the user's audio the detector hears; 0: none (it reads the words). When it is more, a cascade
+    keeps the audio of the user's turn (from just before they started, at most this long, up to where they
+    stopped) and passes it as ``audio``. A detector that hears nothing may leave ``audio`` out of its signature:
+    it is only passed to one that asks for it."""
+
+    audio_silence: float | None = None
+    """With an ``audio_window``: the most silence after the speech the detector hears (the audio passed ends
+    this long after the VAD's end of speech), so that it hears the same whatever silence the VAD waits for
+    before it reports a stop; ``None``: all of that silence."""
+
     @abstractmethod
-    async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str) -> float:
-        """The probability (0..1) that the user, having said ``transcript`` after ``chat_ctx``, is done."""
+    async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str, *,
+                                      audio: AudioFrame | None = None) -> float:
+        """The probability (0..1) that the user, having said ``transcript`` after ``chat_ctx``, is done;
+        ``audio``: the end of the user's turn, for a detector with an ``audio_window``."""
 
     async def aclose(self) -> None:
         """Release resources (optional)."""
@@ -164,7 +180,8 @@ class TextTurnDetector(TurnDetector):
 
     unlikely_threshold: float = 0.3
 
-    async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str) -> float:
+    async def end_of_turn_probability(self, chat_ctx: ChatContext, transcript: str, *,
+                                      audio: AudioFrame | None = None) -> float:
         return self.score(transcript, agent_asked=_agent_asked_question(chat_ctx))
 
     def score(self, transcript: str, *, agent_asked: bool = False) -> float:

@@ -89,6 +89,11 @@ class UtteranceCollector:
         self._samples = 0
         self._speaking = False
 
+    @property
+    def position(self) -> float:
+        """Seconds of audio pushed so far (the VAD's events are positions on this timeline)."""
+        return self._position
+
     def push(self, frame: AudioFrame) -> list[tuple[VADEvent, AudioFrame | None]]:
         """Process one mono frame; return VAD events, each "end" with the utterance it closes."""
         self._position += frame.duration

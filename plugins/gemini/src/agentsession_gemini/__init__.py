@@ -1,4 +1,5 @@
-"""Gemini for agentsession: ``GeminiRealtime`` (Live, speech to speech) and ``GeminiLLM`` (text chat).
+"""Gemini for agentsession: ``GeminiRealtime`` (Live, speech to speech), ``GeminiLLM`` (text chat), and a
+cascade's providers under VideoSDK's names: ``GoogleLLM``, ``GoogleSTT``, ``GoogleTTS``.
 
 Names load on first use, so discovering the plugin does not import the Google SDK.
 """
@@ -9,6 +10,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._cascade import (
+        DEFAULT_GOOGLE_LLM_MODEL,
+        DEFAULT_STT_MODEL,
+        DEFAULT_TTS_MODEL,
+        GoogleLLM,
+        GoogleSTT,
+        GoogleTTS,
+        GoogleVoiceConfig,
+        VertexAIConfig,
+    )
     from ._llm import DEFAULT_LLM_MODEL, GeminiLLM
     from ._realtime import DEFAULT_MODEL, GeminiLiveConfig, GeminiRealtime
     from ._schema import convert_schema, function_declaration, function_declarations
@@ -16,6 +27,14 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "API_KEY_VARS": "._shared",
+    "DEFAULT_GOOGLE_LLM_MODEL": "._cascade",
+    "DEFAULT_STT_MODEL": "._cascade",
+    "DEFAULT_TTS_MODEL": "._cascade",
+    "GoogleLLM": "._cascade",
+    "GoogleSTT": "._cascade",
+    "GoogleTTS": "._cascade",
+    "GoogleVoiceConfig": "._cascade",
+    "VertexAIConfig": "._cascade",
     "DEFAULT_LLM_MODEL": "._llm",
     "DEFAULT_MODEL": "._realtime",
     "GeminiLLM": "._llm",
@@ -28,11 +47,19 @@ _LAZY = {
 
 __all__ = [
     "API_KEY_VARS",
+    "DEFAULT_GOOGLE_LLM_MODEL",
     "DEFAULT_LLM_MODEL",
     "DEFAULT_MODEL",
+    "DEFAULT_STT_MODEL",
+    "DEFAULT_TTS_MODEL",
     "GeminiLLM",
     "GeminiLiveConfig",
     "GeminiRealtime",
+    "GoogleLLM",
+    "GoogleSTT",
+    "GoogleTTS",
+    "GoogleVoiceConfig",
+    "VertexAIConfig",
     "convert_schema",
     "function_declaration",
     "function_declarations",

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from google.genai import errors, types
 
@@ -18,13 +19,15 @@ from agentsession import (
     FunctionTool,
     ModelError,
     ToolCall,
-    redact,
 )
 
 from ._schema import function_declarations
-from ._shared import Credentials, response_payload
+from ._shared import Credentials, api_error, response_payload
 
 DEFAULT_LLM_MODEL = "gemini-2.5-flash"
+ToolChoice = Literal["auto", "required", "none"]
+_TOOL_MODES = {"auto": types.FunctionCallingConfigMode.AUTO, "required": types.FunctionCallingConfigMode.ANY,
+               "none": types.FunctionCallingConfigMode.NONE}
 # finish reasons that mean the answer was refused or broken, when nothing came before them
 _FAILED_FINISH = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "MALFORMED_FUNCTION_CALL"}
 
@@ -47,7 +50,8 @@ class GeminiLLM(LLM):
     without an output (or an output without its call) is left out: Gemini rejects unmatched pairs.
     With no conversation yet (a greeting), the last system message is sent as the user turn.
     Function calls are streamed as ``ToolCall``s with the API's id, or a generated one; the API's id and
-    thought signature are kept and sent back with the call.
+    thought signature are kept and sent back with the call. A sampling or thinking setting left at ``None``
+    is not sent (the model's default applies); ``tool_choice`` is sent with requests that offer tools.
     """
 
     provider = "gemini"
@@ -62,12 +66,36 @@ class GeminiLLM(LLM):
         location: str | None = None,
         temperature: float | None = None,
         http_options: types.HttpOptions | None = None,
+        tool_choice: ToolChoice | None = None,
+        max_output_tokens: int | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        presence_penalty: float | None = None,
+        frequency_penalty: float | None = None,
+        seed: int | None = None,
+        safety_settings: Sequence[types.SafetySetting | dict[str, Any]] | None = None,
+        thinking_budget: int | None = None,
+        thinking_level: str | None = None,
+        include_thoughts: bool | None = None,
     ) -> None:
+        if tool_choice is not None and tool_choice not in _TOOL_MODES:
+            raise ValueError(f"tool_choice must be one of {sorted(_TOOL_MODES)} or None, got {tool_choice!r}")
         self.model = model
         self.vertexai = vertexai
         self.project = project
         self.location = location
         self.temperature = temperature
+        self.tool_choice = tool_choice
+        self.max_output_tokens = max_output_tokens
+        self.top_p = top_p
+        self.top_k = top_k
+        self.presence_penalty = presence_penalty
+        self.frequency_penalty = frequency_penalty
+        self.seed = seed
+        self.safety_settings = [types.SafetySetting.model_validate(s) for s in safety_settings or ()] or None
+        self.thinking_budget = thinking_budget
+        self.thinking_level = thinking_level
+        self.include_thoughts = include_thoughts
         self._credentials = Credentials(
             "GeminiLLM", api_key=api_key, vertexai=vertexai, project=project, location=location,
             http_options=http_options,
@@ -82,7 +110,18 @@ class GeminiLLM(LLM):
         config = types.GenerateContentConfig(
             system_instruction=system or None,
             temperature=self.temperature,
+            max_output_tokens=self.max_output_tokens,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            seed=self.seed,
+            safety_settings=self.safety_settings,
+            thinking_config=self._thinking(),
             tools=[types.Tool(function_declarations=function_declarations(tools))] if tools else None,
+            tool_config=types.ToolConfig(
+                function_calling_config=types.FunctionCallingConfig(mode=_TOOL_MODES[self.tool_choice])
+            ) if tools and self.tool_choice else None,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
         client = self._credentials.client()
@@ -102,12 +141,7 @@ class GeminiLLM(LLM):
                 if isinstance(stream, AsyncGenerator):
                     await stream.aclose()
         except errors.APIError as exc:
-            status = f" {exc.status}" if exc.status else ""
-            raise ModelError(
-                f"Gemini API error {exc.code}{status}: {redact(exc.message or str(exc))}",
-                recoverable=exc.code in (408, 429) or exc.code >= 500,
-                code=str(exc.code),
-            ) from None
+            raise api_error(exc) from None
         except ModelError:
             raise
         except Exception as exc:
@@ -117,6 +151,14 @@ class GeminiLLM(LLM):
         await self._credentials.aclose()
 
     # ------------------------------------------------------------------ helpers
+
+    def _thinking(self) -> types.ThinkingConfig | None:
+        if self.thinking_budget is None and self.thinking_level is None and self.include_thoughts is None:
+            return None
+        return types.ThinkingConfig.model_validate({
+            "thinking_budget": self.thinking_budget, "thinking_level": self.thinking_level,
+            "include_thoughts": self.include_thoughts,
+        })
 
     def _outputs(self, chunk: types.GenerateContentResponse, produced: bool, response_id: str) -> list[str | ToolCall]:
         feedback = chunk.prompt_feedback

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from google import genai
-from google.genai import types
+from google.genai import errors, types
 
 from agentsession import ModelError, env_secret, mask, protect_secret, redact
 
@@ -87,3 +87,14 @@ def response_payload(output: str, is_error: bool) -> dict[str, Any]:
     if is_error:
         return value if isinstance(value, dict) and "error" in value else {"error": value}
     return value if isinstance(value, dict) else {"output": value}
+
+
+def api_error(exc: errors.APIError) -> ModelError:
+    """The SDK's ``APIError`` as a ``ModelError``: code, status and message (secrets masked); timeouts, rate
+    limits and server errors are recoverable."""
+    status = f" {exc.status}" if exc.status else ""
+    return ModelError(
+        f"Gemini API error {exc.code}{status}: {redact(exc.message or str(exc))}",
+        recoverable=exc.code in (408, 429) or exc.code >= 500,
+        code=str(exc.code),
+    )

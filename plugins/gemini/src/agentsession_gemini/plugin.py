@@ -1,4 +1,5 @@
-"""agentsession entry point: the ``gemini-live`` and ``gemini-llm`` models (the SDK loads when one is built)."""
+"""agentsession entry point: the ``gemini-live``, ``gemini-llm``, ``google-llm``, ``google-stt`` and ``google-tts``
+models (the SDK loads when one is built)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,23 @@ def gemini_llm(**options: Any) -> Any:
     return GeminiLLM(**options)
 
 
+def _cascade(name: str) -> Any:
+    def build(**options: Any) -> Any:
+        from . import _cascade
+
+        return getattr(_cascade, name)(**options)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"Build a ``{name}`` (see its arguments)."
+    return build
+
+
 @hookimpl
 def agentsession_models() -> dict[str, Any]:
-    return {"gemini-live": gemini_live, "gemini-llm": gemini_llm}
+    return {
+        "gemini-live": gemini_live,
+        "gemini-llm": gemini_llm,
+        "google-llm": _cascade("GoogleLLM"),
+        "google-stt": _cascade("GoogleSTT"),
+        "google-tts": _cascade("GoogleTTS"),
+    }
