@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from ._agent import Agent
 from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame, Reframer, Resampler
-from ._chat import ChatContext, ChatItem, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
+from ._chat import (
+    AgentConfigUpdate,
+    AgentHandoff,
+    ChatContent,
+    ChatContext,
+    ChatItem,
+    ChatMessage,
+    ChatRole,
+    FunctionCall,
+    FunctionCallOutput,
+    ReadOnlyChatContext,
+)
 from ._clock import VirtualClockEventLoop, run_virtual
 from ._emitter import EventEmitter
 from ._errors import AgentSessionError, ModelError, PluginError
@@ -65,4 +76,9 @@ __all__ = [
     "VirtualClockEventLoop", "WorkerHTTPServer", "WorkerJob", "available_models", "create_model", "env_secret",
     "function_tool", "hookimpl", "hookspec", "mask", "program_command", "protect_secret", "redact", "run_virtual",
     "tool_threads",
+]
+
+# VideoSDK 1.0 names (``videosdk.agents``) that have a meaning here
+__all__ += [
+    "AgentConfigUpdate", "AgentHandoff", "ChatContent", "ReadOnlyChatContext",
 ]
