@@ -46,6 +46,20 @@ from ._pipelines import CascadingPipeline, ConversationFlow, Pipeline, RealTimeP
 from ._playout import PlayoutBuffer
 from ._pool import JobResult, JobSpec, PooledProcess, PoolFull, PoolJob, ProcessPool
 from ._processes import program_command
+from ._provider_compat import (
+    FlushMarker,
+    FunctionToolInfo,
+    LLMResponse,
+    SpeechData,
+    SpeechEventType,
+    STTResponse,
+    VADData,
+    VADEventType,
+    VADResponse,
+    build_openai_schema,
+    get_tool_info,
+    is_function_tool,
+)
 from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._session import AgentSession, RunResult
 from ._speech import SpeechHandle
@@ -80,5 +94,7 @@ __all__ = [
 
 # VideoSDK 1.0 names (``videosdk.agents``) that have a meaning here
 __all__ += [
-    "AgentConfigUpdate", "AgentHandoff", "ChatContent", "ReadOnlyChatContext",
+    "AgentConfigUpdate", "AgentHandoff", "ChatContent", "FlushMarker", "LLMResponse", "ReadOnlyChatContext",
+    "STTResponse", "SpeechData", "SpeechEventType", "VADData", "VADEventType", "VADResponse", "FunctionToolInfo",
+    "build_openai_schema", "get_tool_info", "is_function_tool",
 ]
