@@ -38,7 +38,8 @@ ChatContent: TypeAlias = str
 
 
 class ChatRole(StrEnum):
-    """A message's role, as VideoSDK names them (``ChatRole.USER``); messages store the plain string.
+    """A message's role, as VideoSDK names them (``ChatRole.USER``); a message's ``role`` is one (equal to its
+    plain string: ``msg.role == "user"``, ``msg.role.value`` and JSON ``"user"`` all hold).
     ``DEVELOPER`` is an instruction like ``SYSTEM`` (providers without that role get it as system text)."""
 
     SYSTEM = "system"
@@ -102,7 +103,8 @@ class ChatMessage:
         body = content if content is not None else text
         if body is None:
             raise TypeError("a ChatMessage needs its content (or text)")
-        self.role = cast(Role, str(role))  # ChatRole.USER is stored as "user"
+        # a ChatRole, which is the plain string too ("user" == ChatRole.USER): VideoSDK code reads role.value
+        self.role = cast(Role, ChatRole(role))
         self.content = _check_content(body)
         self.id = id or _new_id()
         self.interrupted = interrupted
