@@ -163,6 +163,7 @@ def test_agent_chat_context_before_start() -> None:
     agent = Agent(instructions="Help.", chat_context=seed)
     assert agent.chat_context is seed
     assert agent.inherit_context is False  # VideoSDK's default
+    assert Agent(instructions="Help.", agent_id="desk").id == "desk" and len(agent.id) == 36
     fresh = Agent(instructions="Help.")
     fresh.chat_context.add_message(role=ChatRole.ASSISTANT, content="Noted.")
     assert [m.text for m in fresh.chat_context.messages()] == ["Noted."]

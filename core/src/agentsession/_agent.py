@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -23,17 +24,20 @@ class Agent:
         *,
         inherit_context: bool = False,
         chat_context: ChatContext | None = None,
+        agent_id: str | None = None,
     ) -> None:
         """``inherit_context``: when this agent takes over from another (a tool returned it), keep the
         conversation so far, or (default, as VideoSDK) start from a clean history. ``chat_context``: items
         the conversation starts with (earlier turns, say); they join the session's history when this agent
-        is attached to it (at ``start()``, or when it takes over)."""
+        is attached to it (at ``start()``, or when it takes over). ``agent_id``: this agent's id (``self.id``;
+        default: a new one), what ``ChatContext`` items' ``agent_id`` and ``copy(filter_agent_id=)`` refer to."""
         if not isinstance(instructions, str) or not instructions.strip():
             raise ValueError("Agent instructions must be a non-empty string")
         if chat_context is not None and not isinstance(chat_context, ChatContext):
             raise TypeError(f"chat_context must be a ChatContext, got {type(chat_context).__name__}")
         self.instructions = instructions
         self.inherit_context = inherit_context
+        self.id = agent_id or str(uuid.uuid4())
         self._extra_tools = list(tools or ())
         self._own_context = chat_context if chat_context is not None else ChatContext()
         self._attached_to: AgentSession | None = None

@@ -216,7 +216,13 @@ _OPTIONAL_FIELDS = {"agent_id": None, "metadata": None, "confidence": None}
 
 
 def _clone(item: ChatItem) -> ChatItem:
-    return _copy.deepcopy(item)
+    """An independent copy (cheaper than a deep copy: only the containers inside are copied)."""
+    clone = _copy.copy(item)
+    for name in ("content", "extra", "metadata", "tools"):
+        value = getattr(clone, name, None)
+        if isinstance(value, list | dict):
+            setattr(clone, name, _copy.deepcopy(value))
+    return clone
 
 
 def _tool_name(tool: object) -> str:
