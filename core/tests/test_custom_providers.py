@@ -147,3 +147,39 @@ def test_tool_helpers_of_videosdk() -> None:
     assert is_function_tool(lookup) and not is_function_tool(print)
     with pytest.raises(ValueError, match="not a function tool"):
         get_tool_info(print)
+
+
+async def test_a_videosdk_vad_reports_starts_and_ends_and_leaves_no_task_behind(caplog: pytest.LogCaptureFixture) -> None:
+    from agentsession import VAD, VADData, VADEventType, VADResponse
+
+    class Threshold(VAD):
+        def __init__(self) -> None:
+            super().__init__(sample_rate=16000)
+            self.speaking = False
+            self.frames = 0
+
+        async def process_audio(self, audio_frames: bytes, **kwargs: Any) -> None:
+            self.frames += 1
+            if self.frames == 3:
+                raise RuntimeError("one bad frame")
+            loud = bool(np.abs(np.frombuffer(audio_frames, np.int16)).mean() > 500)
+            if loud != self.speaking:
+                self.speaking = loud
+                kind = VADEventType.START_OF_SPEECH if loud else VADEventType.END_OF_SPEECH
+                await self._vad_callback(VADResponse(event_type=kind, data=VADData(is_speech=loud)))
+
+    vad = Threshold()
+    audio = utterance(0.5)
+    events = []
+    for start in range(0, audio.data.shape[0], 320):
+        events += vad.push(AudioFrame(audio.data[start:start + 320], 16000))
+        await asyncio.sleep(0)
+    for _ in range(3):  # the last frame's event comes with the next push
+        events += vad.push(AudioFrame(np.zeros((320, 1), np.int16), 16000))
+        await asyncio.sleep(0)
+    assert [e.kind for e in events] == ["start", "end"]
+    assert events[0].position == pytest.approx(0.3, abs=0.03) and events[1].position == pytest.approx(0.8, abs=0.03)
+    assert "one bad frame" in caplog.text
+    worker = vad.__dict__["_agentsession_adapter"]._worker
+    await asyncio.sleep(0)
+    assert worker.done()  # nothing runs once the VAD has had all the audio

@@ -387,7 +387,7 @@ class VADAdapter:
         for out in self._converter.push(frame):
             self._pushed += out.duration
             self._audio.put_nowait((out.to_bytes(), self._pushed))
-        if self._worker is None:
+        if (self._worker is None or self._worker.done()) and not self._audio.empty():
             self._worker = asyncio.get_running_loop().create_task(self._feed(), name="vad-videosdk")
         events, self._events = self._events, []
         return events
@@ -396,14 +396,11 @@ class VADAdapter:
         self._events.clear()
 
     async def _feed(self) -> None:
-        while True:
-            chunk, end = await self._audio.get()
+        """Give the VAD what was pushed, in order; ends when it has had everything (the next push restarts it)."""
+        while not self._audio.empty():
+            chunk, end = self._audio.get_nowait()
             try:
                 await self._vad.process_audio(chunk)  # type: ignore[attr-defined]
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the user's voice detection
                 logger.warning("%s failed on a frame: %s", type(self._vad).__name__, redact(str(exc)))
             self._read = end
-
-    def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
