@@ -183,3 +183,19 @@ async def test_a_videosdk_vad_reports_starts_and_ends_and_leaves_no_task_behind(
     worker = vad.__dict__["_agentsession_adapter"]._worker
     await asyncio.sleep(0)
     assert worker.done()  # nothing runs once the VAD has had all the audio
+
+
+async def test_segment_text_cuts_streamed_text_for_a_tts() -> None:
+    from agentsession import FlushMarker, segment_text
+
+    async def chunks(*parts: Any) -> Any:
+        for part in parts:
+            yield part
+
+    assert [s async for s in segment_text(chunks("Hello the", "re. How", FlushMarker(), "", " are you? Fine"))] == [
+        "Hello there.", "How are you?", "Fine"]
+    assert [s async for s in segment_text("a, b", keep_delimiter=False)] == ["a", "b"]
+    words = [f"w{n} " for n in range(30)]  # no delimiter: cut at a space once 2 * min_words words are waiting
+    pieces = [s async for s in segment_text(chunks(*words), min_words=5)]
+    assert " ".join(pieces) == "".join(words).strip() and len(pieces) >= 3
+    assert all(len(p.split()) <= 10 for p in pieces)

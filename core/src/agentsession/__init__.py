@@ -59,6 +59,7 @@ from ._provider_compat import (
     build_openai_schema,
     get_tool_info,
     is_function_tool,
+    segment_text,
 )
 from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._session import AgentSession, RunResult
@@ -96,5 +97,5 @@ __all__ = [
 __all__ += [
     "AgentConfigUpdate", "AgentHandoff", "ChatContent", "FlushMarker", "LLMResponse", "ReadOnlyChatContext",
     "STTResponse", "SpeechData", "SpeechEventType", "VADData", "VADEventType", "VADResponse", "FunctionToolInfo",
-    "build_openai_schema", "get_tool_info", "is_function_tool",
+    "build_openai_schema", "get_tool_info", "is_function_tool", "segment_text",
 ]

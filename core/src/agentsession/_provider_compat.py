@@ -43,6 +43,7 @@ __all__ = [
     "build_openai_schema",
     "get_tool_info",
     "is_function_tool",
+    "segment_text",
 ]
 
 logger = logging.getLogger("agentsession.providers")
@@ -292,6 +293,45 @@ async def transcribe_with_stream(stt: STT, audio: AudioFrame, language: str | No
 
 
 # --------------------------------------------------------------------------- TTS
+
+
+async def segment_text(
+    chunks: AsyncIterator[str | FlushMarker] | str,
+    delimiters: str = ".?!,;:\n",
+    keep_delimiter: bool = True,
+    min_chars: int = 50,
+    min_words: int = 12,
+    max_buffer: int = 600,
+) -> AsyncIterator[str]:
+    """Cut streamed text into pieces a TTS can start on early (VideoSDK's helper for TTS providers): at each of
+    ``delimiters`` (kept with ``keep_delimiter``), or, in a run without one of ``max_buffer`` characters or
+    ``2 * min_words`` words, at the last space before ``max(min_chars, ...)`` characters. ``FlushMarker``s and
+    empty chunks are skipped; a plain string is one chunk."""
+
+    async def one(text: str) -> AsyncIterator[str]:
+        yield text
+
+    buffer = ""
+    async for chunk in one(chunks) if isinstance(chunks, str) else chunks:
+        if isinstance(chunk, FlushMarker) or not chunk:
+            continue
+        buffer += chunk
+        while buffer:
+            at = min((i for i in (buffer.find(d) for d in delimiters) if i != -1), default=-1)
+            if at != -1:
+                yield buffer[: at + 1] if keep_delimiter else buffer[:at]
+                buffer = buffer[at + 1 :].lstrip()
+            elif len(buffer) >= max_buffer or len(buffer.split()) >= 2 * min_words:
+                limit = max(min_chars, min(len(buffer), max_buffer))
+                cut = buffer.rfind(" ", 0, limit)
+                cut = limit if cut == -1 else cut
+                if buffer[:cut].rstrip():
+                    yield buffer[:cut].rstrip()
+                buffer = buffer[cut:].lstrip()
+            else:
+                break
+    if buffer:
+        yield buffer
 
 
 async def _queued() -> None:
