@@ -294,7 +294,8 @@ def test_videosdk_chat_role_and_add_message_content() -> None:
     assert f"{ChatRole.USER}" == "user"
     ctx = ChatContext()
     msg = ctx.add_message(role=ChatRole.USER, content="what is nginx")
-    assert msg.role == "user" and type(msg.role) is str and msg.text == "what is nginx"
+    assert msg.role == "user" and isinstance(msg.role, str) and msg.text == "what is nginx"
+    assert msg.role is ChatRole.USER and msg.role.value == "user"  # type: ignore[attr-defined]  # VideoSDK's reads
     assert ctx.add_message(ChatRole.ASSISTANT, ["It is", "a web server."]).text == "It is a web server."
     assert ctx.add_message("system", "Be brief.", message_id="s1").id == "s1"
     assert json.loads(json.dumps(ctx.to_dict()))["items"][0]["role"] == "user"

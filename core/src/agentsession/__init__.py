@@ -8,7 +8,18 @@ from __future__ import annotations
 from ._agent import Agent
 from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame, Reframer, Resampler
 from ._cascade import Cascade, ConversationFlow
-from ._chat import ChatContext, ChatItem, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
+from ._chat import (
+    AgentConfigUpdate,
+    AgentHandoff,
+    ChatContent,
+    ChatContext,
+    ChatItem,
+    ChatMessage,
+    ChatRole,
+    FunctionCall,
+    FunctionCallOutput,
+    ReadOnlyChatContext,
+)
 from ._clock import VirtualClockEventLoop, run_virtual
 from ._emitter import EventEmitter
 from ._errors import AgentSessionError, ModelError, PluginError
@@ -40,6 +51,21 @@ from ._pipeline_hooks import PipelineHooks, run_stt, run_tts
 from ._playout import PlayoutBuffer
 from ._pool import JobResult, JobSpec, PooledProcess, PoolFull, PoolJob, ProcessPool
 from ._processes import program_command
+from ._provider_compat import (
+    FlushMarker,
+    FunctionToolInfo,
+    LLMResponse,
+    SpeechData,
+    SpeechEventType,
+    STTResponse,
+    VADData,
+    VADEventType,
+    VADResponse,
+    build_openai_schema,
+    get_tool_info,
+    is_function_tool,
+    segment_text,
+)
 from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._session import AgentSession, RunResult
 from ._speech import SpeechHandle
@@ -81,4 +107,11 @@ __all__ = [
     "VirtualClockEventLoop", "WorkerHTTPServer", "WorkerJob", "available_models", "create_model", "env_secret",
     "function_tool", "hookimpl", "hookspec", "mask", "program_command", "protect_secret", "redact", "run_virtual",
     "tool_threads",
+]
+
+# VideoSDK 1.0 names (``videosdk.agents``) that have a meaning here
+__all__ += [
+    "AgentConfigUpdate", "AgentHandoff", "ChatContent", "FlushMarker", "LLMResponse", "ReadOnlyChatContext",
+    "STTResponse", "SpeechData", "SpeechEventType", "VADData", "VADEventType", "VADResponse", "FunctionToolInfo",
+    "build_openai_schema", "get_tool_info", "is_function_tool", "segment_text",
 ]

@@ -16,14 +16,19 @@ class Agent(HandoffTarget):
     """Subclass it: give ``instructions``, add ``@function_tool`` methods, override ``on_enter``/``on_exit``."""
 
     def __init__(self, instructions: str, tools: Sequence[FunctionTool] | None = None, agent_id: str | None = None,
-                 mcp_servers: Sequence[MCPServer] | None = None, *, inherit_context: bool = True) -> None:
-        """``tools``: function tools besides the ``@function_tool`` methods; ``agent_id`` (VideoSDK's): a stable
-        name for this agent (default: a new uuid); ``mcp_servers``: MCP servers (``MCPServerStdio``,
-        ``MCPServerHTTP``) started with this agent, whose tools are offered next to its own; ``inherit_context``:
-        when this agent takes over from another (a tool returned it), keep the conversation so far (default) or
-        start from a clean history."""
+                 mcp_servers: Sequence[MCPServer] | None = None, *, inherit_context: bool = False,
+                 chat_context: ChatContext | None = None) -> None:
+        """``tools``: function tools besides the ``@function_tool`` methods; ``agent_id``: this agent's id
+        (``self.id``; default: a new one), what ``ChatContext`` items' ``agent_id`` and ``copy(filter_agent_id=)``
+        refer to; ``mcp_servers``: MCP servers (``MCPServerStdio``, ``MCPServerHTTP``) started with this agent,
+        whose tools are offered next to its own; ``inherit_context``: when this agent takes over from another (a
+        tool returned it), keep the conversation so far, or (default, as VideoSDK) start from a clean history;
+        ``chat_context``: items the conversation starts with (earlier turns, say); they join the session's history
+        when this agent is attached to it (at ``start()``, or when it takes over)."""
         if not isinstance(instructions, str) or not instructions.strip():
             raise ValueError("Agent instructions must be a non-empty string")
+        if chat_context is not None and not isinstance(chat_context, ChatContext):
+            raise TypeError(f"chat_context must be a ChatContext, got {type(chat_context).__name__}")
         mcp_servers = mcp_servers or ()
         wrong = [type(s).__name__ for s in mcp_servers if not isinstance(s, MCPServer)]
         if wrong:
@@ -31,9 +36,10 @@ class Agent(HandoffTarget):
         self.mcp_servers: list[MCPServer] = list(mcp_servers)
         self.instructions = instructions
         self.inherit_context = inherit_context
-        self.id = agent_id if agent_id is not None else str(uuid.uuid4())
+        self.id = agent_id or str(uuid.uuid4())
         self._extra_tools = _checked_tools(tools or ())
-        self._session: SessionView | None = None
+        self._own_context = chat_context if chat_context is not None else ChatContext()
+        self._attached_to: SessionView | None = None
 
     @property
     def tools(self) -> list[FunctionTool]:
@@ -61,16 +67,39 @@ class Agent(HandoffTarget):
         await self.session.hangup("manual_hangup")
 
     @property
+    def _session(self) -> SessionView | None:
+        return self._attached_to
+
+    @_session.setter
+    def _session(self, session: SessionView | None) -> None:
+        """The session attaches itself here: what this agent's own context holds joins its history."""
+        self._attached_to = session
+        if session is not None and self._own_context.items:
+            known = {item.id for item in session.history.items}
+            session.history.items.extend(i for i in self._own_context.items if i.id not in known)
+            self._own_context = ChatContext()
+
+    @property
     def session(self) -> SessionView:
         """The session running this agent (set by ``AgentSession``)."""
-        if self._session is None:
+        if self._attached_to is None:
             raise AgentSessionError(f"{type(self).__name__} is not attached to an AgentSession yet")
-        return self._session
+        return self._attached_to
 
     @property
     def chat_context(self) -> ChatContext:
-        """The conversation so far (the session's history)."""
-        return self.session.history
+        """The conversation: the session's history once this agent runs, before that the agent's own
+        (``Agent(chat_context=...)``, or what was added to it), which joins the history at attachment."""
+        return self._own_context if self._attached_to is None else self._attached_to.history
+
+    @chat_context.setter
+    def chat_context(self, context: ChatContext) -> None:
+        if not isinstance(context, ChatContext):
+            raise TypeError(f"chat_context must be a ChatContext, got {type(context).__name__}")
+        if self._attached_to is None:
+            self._own_context = context
+        elif context is not self._attached_to.history:
+            self._attached_to.history.items[:] = list(context.items)
 
     async def on_enter(self) -> None:
         """Called once the session has started (or this agent took over from another)."""

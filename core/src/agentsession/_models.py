@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ._audio import AudioFrame
 from ._chat import ChatContext
 from ._pipeline_events import PipelineEvent, ToolCall
+from ._provider_compat import (
+    VIDEOSDK_INPUT_CHANNELS,
+    VIDEOSDK_INPUT_RATE,
+    VADAdapter,
+    VideoSDKSpeechStream,
+    adapt_chat,
+    adapt_synthesize,
+    transcribe_with_stream,
+)
 from ._stt_stream import BufferedSpeechStream, SpeechStream
 from ._tools import FunctionTool, ToolResult
+
+
+def _videosdk_style(cls: type, method: str, ours: str) -> bool:
+    """Whether ``cls`` implements VideoSDK's ``method`` and not our ``ours`` (still abstract)."""
+    implemented = getattr(cls, method, None)
+    return callable(implemented) and getattr(getattr(cls, ours, None), "__isabstractmethod__", False)
 
 
 @dataclass
@@ -174,7 +190,24 @@ class VADEvent:
 
 
 class VAD(ABC):
-    """Voice activity detection over a stream of frames."""
+    """Voice activity detection over a stream of frames.
+
+    A subclass written against VideoSDK's ``VAD`` (``async def process_audio(self, audio_frames: bytes)`` reporting
+    ``VADResponse``s through ``self._vad_callback``) works as it is (see ``docs/custom-providers.md``)."""
+
+    def __init__(self, sample_rate: int = 16000, threshold: float = 0.5, min_speech_duration: float = 0.05,
+                 min_silence_duration: float = 0.5) -> None:
+        """VideoSDK's arguments, for subclasses that pass them to ``super().__init__``."""
+        self.sample_rate = sample_rate
+        self._threshold = threshold
+        self._min_speech_duration = min_speech_duration
+        self._min_silence_duration = min_silence_duration
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if _videosdk_style(cls, "process_audio", "push"):
+            cls.push = _videosdk_vad_push  # type: ignore[method-assign]
+            cls.reset = _videosdk_vad_reset  # type: ignore[method-assign]
 
     @abstractmethod
     def push(self, frame: AudioFrame) -> list[VADEvent]:
@@ -186,7 +219,11 @@ class VAD(ABC):
 
 
 class STT(ABC):
-    """Speech to text for one utterance."""
+    """Speech to text for one utterance.
+
+    A subclass written against VideoSDK's ``STT`` (``async def process_audio(self, audio_frames: bytes, ...)``
+    reporting ``STTResponse``s through ``self._transcript_callback``) works as it is: it streams, and is given
+    48 kHz stereo PCM16 unless it sets ``sample_rate``/``num_channels`` (see ``docs/custom-providers.md``)."""
 
     sample_rate: int = 16000
     streaming: bool = False
@@ -202,12 +239,42 @@ class STT(ABC):
         and transcribes it in one request; a streaming provider overrides it and sets ``streaming``."""
         return BufferedSpeechStream(self.transcribe, self.sample_rate, language=language)
 
+    def __init__(self, forward_interim_transcripts: bool = False) -> None:
+        """VideoSDK's argument, for subclasses that call ``super().__init__``."""
+        self.forward_interim_transcripts = forward_interim_transcripts
+
+    def on_stt_transcript(self, callback: Callable[[Any], Awaitable[None]]) -> None:
+        """VideoSDK's: where a VideoSDK-style ``process_audio`` reports (the stream sets it itself)."""
+        self._transcript_callback = callback
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if _videosdk_style(cls, "process_audio", "transcribe"):
+            if "sample_rate" not in cls.__dict__:
+                cls.sample_rate = VIDEOSDK_INPUT_RATE
+            if "num_channels" not in cls.__dict__:
+                cls.num_channels = VIDEOSDK_INPUT_CHANNELS  # type: ignore[attr-defined]
+            cls.streaming = True
+            cls.stream = _videosdk_stt_stream  # type: ignore[method-assign]
+            cls.transcribe = _videosdk_stt_transcribe  # type: ignore[method-assign]
+
     async def aclose(self) -> None:
         """Release resources (optional)."""
 
 
 class LLM(ABC):
-    """A chat model that streams text and tool calls."""
+    """A chat model that streams text and tool calls.
+
+    A subclass written against VideoSDK's ``LLM`` (``async def chat(self, messages, tools=None, **kwargs)``
+    yielding ``LLMResponse``s) works as it is: its responses become text and tool calls (see
+    ``docs/custom-providers.md``)."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        chat = cls.__dict__.get("chat")
+        if chat is not None and not getattr(chat, "__isabstractmethod__", False) and not getattr(
+                chat, "_agentsession_adapted", False):
+            cls.chat = adapt_chat(chat)  # type: ignore[method-assign]
 
     @abstractmethod
     def chat(
@@ -220,9 +287,27 @@ class LLM(ABC):
 
 
 class TTS(ABC):
-    """Text to speech."""
+    """Text to speech.
+
+    A subclass written against VideoSDK's ``TTS`` (``async def synthesize(self, text, ...)`` writing PCM16 bytes
+    with ``await self.audio_track.add_new_bytes(...)``) works as it is (see ``docs/custom-providers.md``)."""
 
     sample_rate: int = 24000
+    num_channels: int = 1
+    _first_audio_callback: Callable[[], Awaitable[None]] | None = None
+
+    def __init__(self, sample_rate: int | None = None, num_channels: int = 1, word_timestamps: bool = False) -> None:
+        """VideoSDK's arguments, for subclasses that pass them to ``super().__init__``."""
+        if sample_rate is not None:
+            self.sample_rate = sample_rate
+        self.num_channels = num_channels
+        self.supports_word_timestamps = word_timestamps
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        synthesize = cls.__dict__.get("synthesize")
+        if synthesize is not None and inspect.iscoroutinefunction(synthesize):  # VideoSDK's: writes to a track
+            cls.synthesize = adapt_synthesize(synthesize)  # type: ignore[method-assign]
 
     @abstractmethod
     def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
@@ -230,3 +315,24 @@ class TTS(ABC):
 
     async def aclose(self) -> None:
         """Release resources (optional)."""
+
+
+def _videosdk_stt_stream(self: STT, *, language: str | None = None) -> SpeechStream:
+    return VideoSDKSpeechStream(self, language=language)
+
+
+async def _videosdk_stt_transcribe(self: STT, audio: AudioFrame, *, language: str | None = None) -> str:
+    return await transcribe_with_stream(self, audio, language)
+
+
+def _videosdk_vad_push(self: VAD, frame: AudioFrame) -> list[VADEvent]:
+    adapter: VADAdapter | None = self.__dict__.get("_agentsession_adapter")
+    if adapter is None:
+        adapter = self.__dict__["_agentsession_adapter"] = VADAdapter(self)
+    return [VADEvent(kind, position) for kind, position in adapter.push(frame)]  # type: ignore[arg-type]
+
+
+def _videosdk_vad_reset(self: VAD) -> None:
+    adapter: VADAdapter | None = self.__dict__.get("_agentsession_adapter")
+    if adapter is not None:
+        adapter.reset()

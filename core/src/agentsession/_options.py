@@ -2,18 +2,65 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._secrets import env_secret, mask, protect_secret
 
+logger = logging.getLogger("agentsession.worker")
+
 TOKEN_ENV = "VIDEOSDK_AUTH_TOKEN"
+
+#: VideoSDK ``Options`` fields this framework has no feature for, with VideoSDK's defaults (see ``init_lenient``)
+UNSUPPORTED_OPTIONS: dict[str, Any] = {
+    "executor_type": None, "initialize_timeout": 10.0, "close_timeout": 60.0, "permissions": None,
+}
+_warned: set[str] = set()
+
+
+def init_lenient(obj: Any, fields: dict[str, Any], unsupported: dict[str, Any]) -> None:
+    """Initialise dataclass ``obj`` from keyword ``fields`` as VideoSDK's option classes do: its own fields are
+    set (the others to their defaults); the names in ``unsupported`` (VideoSDK's fields this framework has no
+    feature for, with their defaults) are kept in ``obj.unsupported`` and logged once per process when set to
+    something else than the default; any other name is logged once. Never a ``TypeError``."""
+    owner = type(obj).__name__
+    for f in dataclasses.fields(obj):
+        if f.name in fields:
+            value = fields.pop(f.name)
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = f.default
+        setattr(obj, f.name, value)
+    obj.unsupported = keep_unsupported(owner, fields, unsupported)
+
+
+def keep_unsupported(owner: str, fields: dict[str, Any], unsupported: dict[str, Any]) -> dict[str, Any]:
+    """The ``fields`` named in ``unsupported``, logging the non-default ones and unknown names once."""
+    kept: dict[str, Any] = {}
+    for name, value in fields.items():
+        key = f"{owner}.{name}"
+        if name in unsupported:
+            kept[name] = value
+            if value == unsupported[name] or key in _warned:
+                continue
+            logger.warning("%s(%s=...) is not supported by agentsession: ignored", owner, name)
+        elif key not in _warned:
+            logger.warning("%s has no field %r: ignored", owner, name)
+        _warned.add(key)
+    return kept
+
 REGISTRY_URL_ENV = "VIDEOSDK_REGISTRY_URL"
 
 
-@dataclass
+@dataclass(init=False)
 class Options:
-    """``WorkerJob(entrypoint, jobctx, options=Options(...))``.
+    """``WorkerJob(entrypoint, jobctx, options=Options(...))``; keyword arguments only. VideoSDK's fields we have
+    no feature for (``executor_type``, ``initialize_timeout``, ``close_timeout``, ``permissions``) are accepted
+    and kept in ``unsupported`` (a non-default value is logged once); an unknown name is logged, never an error.
 
     With ``register=True`` the program is a *worker*: it registers with VideoSDK's agent registry (the
     ``agentsession-videosdk`` plugin's ``registry`` mode) and runs each meeting the registry dispatches to it
@@ -56,7 +103,12 @@ class Options:
     #: connection attempts to the registry in a row before the worker gives up (backoff up to 10 s each)
     max_retry: int = 16
 
-    def __post_init__(self) -> None:
+    def __init__(self, **fields: Any) -> None:
+        self.unsupported: dict[str, Any] = {}
+        init_lenient(self, fields, UNSUPPORTED_OPTIONS)
+        self._check()
+
+    def _check(self) -> None:
         if self.auth_token is None:
             self.auth_token = env_secret(TOKEN_ENV)
         protect_secret(self.auth_token)

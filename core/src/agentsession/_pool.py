@@ -7,9 +7,10 @@ waits for a job on the socket (a *warm* process), so a job starts without paying
 its imports. Messages are JSON lines:
 
 - child to pool: ``{"type": "ready"}``, ``{"type": "started", "id"}`` (the entrypoint runs),
-  ``{"type": "done", "id", "code", "error"}``;
-- pool to child: ``{"type": "job", "id", "args", "room"}`` (``args``: the job's command line, mode first;
-  ``room``: ``RoomOptions`` fields, the meeting's token among them, which never go on a command line).
+  ``{"type": "joined", "id"}`` (its ``ctx.connect()`` joined the room), ``{"type": "done", "id", "code", "error"}``;
+- pool to child: ``{"type": "job", "id", "args", "room", "metadata"}`` (``args``: the job's command line, mode
+  first; ``room``: ``RoomOptions`` fields, the meeting's token among them, which never go on a command line;
+  ``metadata``: the job's ``ctx.metadata``).
 
 A process runs one job at a time; a job that crashes, segfaults or leaks takes only its own process with
 it (the job is reported failed). The pool's end of the socket closing (the pool stopping, or its process
@@ -52,11 +53,13 @@ class PoolFull(AgentSessionError):
 @dataclass
 class JobSpec:
     """One job: ``args`` is its command line (``["room", "--room-id", "x"]``), ``room`` sets ``RoomOptions``
-    fields of its ``JobContext`` (secrets go here: a command line is visible to every user of the machine)."""
+    fields of its ``JobContext`` (secrets go here: a command line is visible to every user of the machine),
+    ``metadata`` (JSON data) is its ``ctx.metadata``."""
 
     id: str
     args: list[str]
     room: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"JobSpec(id={self.id!r}, args={self.args!r}, room={sorted(self.room)})"
@@ -70,7 +73,8 @@ class JobResult:
 
 
 class PoolJob:
-    """A submitted job: ``started`` resolves (to the loop time) when its entrypoint runs, ``done`` to its result."""
+    """A submitted job: ``started`` resolves (to the loop time) when its entrypoint runs, ``joined`` when its
+    ``ctx.connect()`` joined the room, ``done`` to its result."""
 
     def __init__(self, spec: JobSpec) -> None:
         loop = asyncio.get_running_loop()
@@ -78,6 +82,7 @@ class PoolJob:
         self.id = spec.id
         self.submitted_at = loop.time()
         self.started: asyncio.Future[float] = loop.create_future()
+        self.joined: asyncio.Future[float] = loop.create_future()
         self.done: asyncio.Future[JobResult] = loop.create_future()
         self.process: PooledProcess | None = None
         self.warm = False  # given to a process that was already waiting
@@ -90,8 +95,9 @@ class PoolJob:
         return self.started.result() - self.submitted_at
 
     def _finish(self, result: JobResult) -> None:
-        if not self.started.done():
-            self.started.cancel()
+        for future in (self.started, self.joined):
+            if not future.done():
+                future.cancel()
         if not self.done.done():
             self.done.set_result(result)
 
@@ -363,7 +369,8 @@ class ProcessPool:
         process.job = job
         job.process = process
         job.warm = warm
-        if not process.send({"type": "job", "id": job.id, "args": job.spec.args, "room": job.spec.room}):
+        if not process.send({"type": "job", "id": job.id, "args": job.spec.args, "room": job.spec.room,
+                             "metadata": job.spec.metadata}):
             self._end(job, JobResult("failed", "its process went away"))
 
     async def _replenish(self) -> None:
@@ -442,6 +449,9 @@ class ProcessPool:
                         self._spawn_soon(self._dispatch())
                 elif kind == "started" and job is not None and not job.started.done():
                     job.started.set_result(loop.time())
+                    self._notify(job)
+                elif kind == "joined" and job is not None and not job.joined.done():
+                    job.joined.set_result(loop.time())
                     self._notify(job)
                 elif kind == "done" and job is not None:
                     code = int(message.get("code") or 0)

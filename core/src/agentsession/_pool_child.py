@@ -130,6 +130,7 @@ class _PoolChild:
 
         job_id = str(message.get("id", ""))
         room = dict(message.get("room") or {})
+        metadata = message.get("metadata")
         protect_secret(room.get("auth_token"))
         base = self.worker
         error: list[str] = []
@@ -137,13 +138,15 @@ class _PoolChild:
 
         async def started_entrypoint(ctx: JobContext) -> None:
             self.send({"type": "started", "id": job_id})
+            ctx._on_joined = lambda: self.send({"type": "joined", "id": job_id})
             try:
                 await entrypoint(ctx)
             except Exception as exc:
                 error.append(f"{type(exc).__name__}: {exc}")
                 raise
 
-        job = WorkerJob(started_entrypoint, _with_room(base.jobctx, room), plugins=base.plugins, options=base.options)
+        job = WorkerJob(started_entrypoint, _with_room(base.jobctx, room, metadata if isinstance(metadata, dict) else {}),
+                        plugins=base.plugins, options=base.options)
         self.running = True
         try:
             code = job.run([str(a) for a in message.get("args") or []])
@@ -156,7 +159,7 @@ class _PoolChild:
 
 
 def _with_room(jobctx: Callable[[], JobContext] | JobContext | None,
-               room: dict[str, Any]) -> Callable[[], JobContext]:
+               room: dict[str, Any], metadata: dict[str, Any]) -> Callable[[], JobContext]:
     from ._worker import JobContext
 
     def make() -> JobContext:
@@ -168,9 +171,8 @@ def _with_room(jobctx: Callable[[], JobContext] | JobContext | None,
             ctx = jobctx()
             if not isinstance(ctx, JobContext):
                 raise TypeError(f"jobctx must return a JobContext, got {type(ctx).__name__}")
-        for name, value in room.items():
-            if hasattr(ctx.room_options, name):
-                setattr(ctx.room_options, name, value)
+        ctx.room_options.update(**room)
+        ctx.metadata.update(metadata)
         return ctx
 
     return make

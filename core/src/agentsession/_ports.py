@@ -70,6 +70,9 @@ class SessionView(Protocol):
     def report_error(self, message: str, *, recoverable: bool = True, code: str | None = None,
                      component: str | None = None) -> None: ...
 
+    async def start(self, wait_for_participant: bool = False, run_until_shutdown: bool = False, *,
+                    transport: Any = None) -> None: ...
+
     async def hangup(self, reason: str = "hangup") -> None: ...
 
     def sync_agent(self) -> Awaitable[None]:

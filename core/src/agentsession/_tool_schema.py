@@ -1,4 +1,4 @@
-"""Tool schemas: JSON schemas and argument conversion from type hints, and Google-style docstrings."""
+"""Tool schemas: JSON schemas and argument conversion from type hints, and docstrings (Google, reST, NumPy)."""
 
 from __future__ import annotations
 
@@ -9,82 +9,31 @@ import enum
 import inspect
 import json
 import math
-import re
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import docstring_parser
+
 MISSING: Any = object()  # no value: a missing argument, or a conversion that failed
 
 
 # --------------------------------------------------------------------------- docstrings
 
-_SECTION_RE = re.compile(r"^\s*([A-Z][A-Za-z ]*):\s*$")
-_PARAM_SECTIONS = {"args", "arguments", "parameters", "params", "attributes"}
-_KNOWN_SECTIONS = _PARAM_SECTIONS | {
-    "returns",
-    "return",
-    "yields",
-    "yield",
-    "raises",
-    "example",
-    "examples",
-    "note",
-    "notes",
-    "see also",
-    "warning",
-    "warnings",
-    "todo",
-    "keyword args",
-    "keyword arguments",
-    "other parameters",
-}
-_ENTRY_RE = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
 
 def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
-    """Split a Google-style docstring into (description, {param: description})."""
+    """Split a docstring into (description, {param: description}); Google, reST (``:param x:``) and NumPy
+    styles are told apart by ``docstring-parser``, as VideoSDK's tools do. A parameter's description is one
+    line (its whitespace collapsed); ``*args`` is ``args``."""
     if not doc:
         return "", {}
-    lines = inspect.cleandoc(doc).splitlines()
-    body: list[str] = []
-    params: dict[str, str] = {}
-    section: str | None = None
-    section_indent = 0
-    entry_indent: int | None = None
-    current: str | None = None
-    for line in lines:
-        m = _SECTION_RE.match(line)
-        if m and m.group(1).strip().lower() in _KNOWN_SECTIONS and (
-            section is None or _indent(line) <= section_indent
-        ):
-            section = m.group(1).strip().lower()
-            section_indent = _indent(line)
-            entry_indent = None
-            current = None
-            continue
-        if section is None:
-            body.append(line.rstrip())
-            continue
-        if section not in _PARAM_SECTIONS or not line.strip():
-            continue
-        ind = _indent(line)
-        if entry_indent is None or ind <= entry_indent:
-            em = _ENTRY_RE.match(line.strip())
-            if em:
-                entry_indent = ind
-                current = em.group(1)
-                params[current] = em.group(2).strip()
-                continue
-        if current is not None:
-            params[current] = f"{params[current]} {line.strip()}".strip()
-    return "\n".join(body).strip(), params
+    parsed = docstring_parser.parse(inspect.cleandoc(doc))  # AUTO: the style that reads it best
+    parts = [p.strip() for p in (parsed.short_description, parsed.long_description) if p and p.strip()]
+    description = ("\n\n" if parsed.blank_after_short_description else "\n").join(parts)
+    params = {p.arg_name.lstrip("*"): " ".join((p.description or "").split()) for p in parsed.params}
+    return description, params
 
 
 # --------------------------------------------------------------------------- type converters

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import inspect
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import AgentSessionError, PluginError
 from ._manager import create_manager, provided
-from ._options import Options
+from ._options import Options, init_lenient, keep_unsupported
 from ._ports import SessionView, current_job
-from ._secrets import install_log_redaction, mask
+from ._secrets import install_log_redaction, mask, redact
 from ._transport import Transport, TransportMode, as_mode
 
 logger = logging.getLogger("agentsession.worker")
@@ -30,9 +34,22 @@ EXIT_GRACE = 10.0  # seconds the process may take to exit once its jobs ended
 ENTRY_GRACE = 1.0  # seconds an entrypoint may go on once its job ended, before it is cancelled
 
 
-@dataclass
+#: VideoSDK ``RoomOptions`` fields this framework has no feature for, with VideoSDK's defaults (see ``init_lenient``)
+UNSUPPORTED_ROOM_FIELDS: dict[str, Any] = {
+    "vision": False, "recording": False, "recording_options": None, "avatar": None, "join_meeting": True,
+    "on_room_error": None, "background_audio": False, "send_logs_to_dashboard": False,
+    "dashboard_log_level": "INFO", "traces": None, "metrics": None, "logs": None, "observability": None,
+    "transport_mode": None, "websocket": None, "webrtc": None,
+}
+
+
+@dataclass(init=False)
 class RoomOptions:
-    """Where and how the agent joins. Room fields are read by the room transport (``agentsession-videosdk``)."""
+    """Where and how the agent joins. Room fields are read by the room transport (``agentsession-videosdk``).
+
+    Keyword arguments only; takes every field of VideoSDK's ``RoomOptions``: those in ``UNSUPPORTED_ROOM_FIELDS``
+    (vision, recording, avatar, traces, ...) are kept in ``unsupported`` but have no effect, and a non-default
+    value is logged once; an unknown name is logged too, never a ``TypeError``."""
 
     room_id: str | None = None
     auth_token: str | None = field(default=None, repr=False)
@@ -40,9 +57,25 @@ class RoomOptions:
     playground: bool = False
     auto_end_session: bool = True
     wait_for_participant: bool = True
+    #: end the job when nobody joined this long after the agent did (``None``: wait for ever)
     no_participant_timeout_seconds: float | None = 90.0
-    session_timeout_seconds: float | None = None
+    #: end the job this long after the last participant left (``None``: at once), as VideoSDK's
+    session_timeout_seconds: float | None = 5.0
     signaling_base_url: str | None = None
+    #: the agent's participant id in the meeting (default: one the SDK makes)
+    agent_participant_id: str | None = None
+
+    def __init__(self, **fields: Any) -> None:
+        self.unsupported: dict[str, Any] = {}
+        init_lenient(self, fields, UNSUPPORTED_ROOM_FIELDS)
+
+    def update(self, **fields: Any) -> None:
+        """Set fields by name (a registry's job assignment does): the supported ones apply, the rest are
+        kept in ``unsupported`` and logged as :class:`RoomOptions` says."""
+        own = {f.name for f in dataclasses.fields(self)}
+        for name in [n for n in fields if n in own]:
+            setattr(self, name, fields.pop(name))
+        self.unsupported.update(keep_unsupported("RoomOptions", fields, UNSUPPORTED_ROOM_FIELDS))
 
     def __repr__(self) -> str:
         return (
@@ -54,9 +87,19 @@ class RoomOptions:
 class JobContext:
     """One job: its room options, its transport and its shutdown."""
 
-    def __init__(self, room_options: RoomOptions | None = None, *, transport: Transport | None = None) -> None:
+    def __init__(
+        self,
+        room_options: RoomOptions | None = None,
+        *,
+        transport: Transport | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """``metadata``: what the job was started with (a registry job assignment's ``metadata``)."""
         self.room_options = room_options or RoomOptions()
         self.transport = transport
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._joined = asyncio.Event()
+        self._on_joined: Callable[[], None] | None = None  # the pool's process reports the join to its pool
         self.options = argparse.Namespace()
         self.mode: TransportMode | None = None
         self._shutdown: asyncio.Future[str] | None = None
@@ -89,6 +132,44 @@ class JobContext:
         current_job.set(self)
         await self.transport.start()
         self._connected = True
+        self._joined.set()
+        if self._on_joined is not None:
+            self._on_joined()
+
+    async def wait_for_meeting_joined(self, timeout: float | None = 30.0) -> bool:
+        """Wait until ``connect()`` has joined the room (opened the devices, ...); ``False`` after ``timeout``
+        seconds without it (``None``: no limit)."""
+        try:
+            await asyncio.wait_for(self._joined.wait(), timeout)
+        except TimeoutError:
+            logger.warning("the room was not joined within %g s", timeout)
+            return False
+        return True
+
+    def get_room_id(self) -> str:
+        """Create a new VideoSDK room (``POST https://<signaling_base_url>/v2/rooms``, as VideoSDK's) and return
+        its id; the token is ``RoomOptions.auth_token`` or ``VIDEOSDK_AUTH_TOKEN``. Blocks: call it before the
+        event loop runs (in the ``jobctx`` factory) or in an executor."""
+        token = self.room_options.auth_token or os.environ.get("VIDEOSDK_AUTH_TOKEN")
+        if not token:
+            raise AgentSessionError("get_room_id() needs a VideoSDK token: RoomOptions(auth_token=...) or the "
+                                    "VIDEOSDK_AUTH_TOKEN environment variable")
+        return create_room(token, self.room_options.signaling_base_url or "api.videosdk.live")
+
+    async def run_until_shutdown(self, session: SessionView | None = None, wait_for_participant: bool = False) -> None:
+        """VideoSDK's one-call job: connect, optionally wait for a participant, start ``session``, wait until the
+        job ends (room ended, Ctrl-C, the session closed), then close the session and shut the job down."""
+        try:
+            await self.connect()
+            if wait_for_participant:
+                await self.wait_for_participant()
+            if session is not None:
+                await session.start()
+            await self.wait_for_shutdown()
+        finally:
+            if session is not None:
+                await session.close()
+            await self.shutdown()
 
     @property
     def shutting_down(self) -> bool:
@@ -166,6 +247,25 @@ class JobContext:
         if session in self._sessions:
             self._sessions.remove(session)
         self.request_shutdown(f"session closed: {reason}")
+
+
+def create_room(token: str, signaling_base_url: str = "api.videosdk.live", timeout: float = 15.0) -> str:
+    """Create a VideoSDK room through its REST API and return the room's id (blocking)."""
+    base = signaling_base_url if "://" in signaling_base_url else f"https://{signaling_base_url}"
+    url = f"{base.rstrip('/')}/v2/rooms"
+    request = urllib.request.Request(url, method="POST", data=b"{}",
+                                     headers={"Authorization": token, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        raise AgentSessionError(f"VideoSDK did not create a room ({url}): HTTP {e.code}; check the token") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise AgentSessionError(f"VideoSDK did not create a room ({url}): {redact(str(e))}") from None
+    room_id = body.get("roomId") if isinstance(body, dict) else None
+    if not isinstance(room_id, str) or not room_id:
+        raise AgentSessionError(f"VideoSDK's answer from {url} has no roomId")
+    return room_id
 
 
 Entrypoint = Callable[[JobContext], Awaitable[None]]

@@ -41,6 +41,16 @@ def agentsession_models() -> dict[str, Any]:  # type: ignore[empty-body]
 
 
 @hookspec
+def agentsession_exports() -> dict[str, Any]:  # type: ignore[empty-body]
+    """Return ``{name: class}`` of what agent writers may import as ``from agentsession.plugins import Name``
+    (provider classes and their config types: ``{"OpenAIRealtime": OpenAIRealtime, ...}``).
+
+    Optional: without it, the names in ``__all__`` of the plugin's top-level package are offered. Called only
+    when such an import asks for a name, so it may import the provider's SDK.
+    """
+
+
+@hookspec
 def agentsession_vads() -> dict[str, tuple[int, Any]]:  # type: ignore[empty-body]
     """Return ``{name: (rank, factory)}`` of voice activity detectors; ``factory()`` makes a ``VAD``.
 

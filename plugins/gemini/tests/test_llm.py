@@ -177,7 +177,9 @@ async def test_streams_text_with_the_system_instruction_and_key(server: FakeGemi
     llm = GeminiLLM(api_key=KEY, temperature=0.3, http_options=server.http_options())
     ctx = ChatContext()
     ctx.add_message("system", "Be brief.")
+    ctx.add_message("developer", "No emoji.")  # VideoSDK's developer role is an instruction too
     ctx.add_message("user", "Hi")
+    ctx.add_handoff(to_agent="Greeter")  # a record: never sent
     ctx.add_message("assistant", "Hello!")
     ctx.add_message("assistant", "")  # an interrupted reply nobody heard: dropped
     ctx.add_message("user", "How are you?")
@@ -185,7 +187,7 @@ async def test_streams_text_with_the_system_instruction_and_key(server: FakeGemi
     req = server.requests[0]
     assert req.path.endswith("/models/gemini-2.5-flash:streamGenerateContent") and req.query == {"alt": "sse"}
     assert req.headers["x-goog-api-key"] == KEY
-    assert req.system is not None and req.system.parts and req.system.parts[0].text == "Be brief."
+    assert req.system is not None and req.system.parts and req.system.parts[0].text == "Be brief.\n\nNo emoji."
     assert [(c.role, [p.text for p in c.parts or []]) for c in req.contents] == [
         ("user", ["Hi"]), ("model", ["Hello!"]), ("user", ["How are you?"])
     ]

@@ -160,7 +160,7 @@ async def test_reconnect_gives_up_with_a_fatal_error_and_the_session_closes() ->
 
 class Pirate(Agent):
     def __init__(self) -> None:
-        super().__init__(instructions="You are a pirate.")
+        super().__init__(instructions="You are a pirate.", inherit_context=True)
 
     @function_tool
     async def plunder(self) -> str:

@@ -90,6 +90,7 @@ async def test_llm_streams_text_and_tool_calls(http_server: FakeOpenAIHTTP) -> N
 
         ctx.add_function_call("call_fake1", "get_weather", '{"city": "Paris"}')
         ctx.add_function_output("call_fake1", "get_weather", '{"temp": 21}')
+        ctx.add_handoff(to_agent="Forecaster")  # a record: never sent
         parts = await collect(llm, ctx)
         assert "".join(p for p in parts if isinstance(p, str)) == 'The answer is {"temp": 21}. Anything else?'
         messages = http_server.chat_requests[1]["messages"]
@@ -97,6 +98,7 @@ async def test_llm_streams_text_and_tool_calls(http_server: FakeOpenAIHTTP) -> N
             {"id": "call_fake1", "type": "function", "function": {"name": "get_weather",
                                                                   "arguments": '{"city": "Paris"}'}}]}
         assert messages[3] == {"role": "tool", "tool_call_id": "call_fake1", "content": '{"temp": 21}'}
+        assert len(messages) == 4
     finally:
         await llm.aclose()
 

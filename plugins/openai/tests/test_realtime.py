@@ -467,3 +467,15 @@ async def test_requests_during_a_response_wait_their_turn(realtime_server: FakeR
         assert not any(isinstance(e, Error) for e in events)
     finally:
         await model.close()
+
+
+def test_history_replay_items_skip_records_and_send_developer_text_as_system() -> None:
+    from agentsession import ChatContext, ChatRole
+    from agentsession_openai._realtime import _chat_item
+
+    ctx = ChatContext()
+    developer = ctx.add_message(role=ChatRole.DEVELOPER, content="No emoji.")
+    handoff = ctx.add_handoff(to_agent="Pirate", from_agent="FrontDesk")
+    item = _chat_item(developer)
+    assert item is not None and item["role"] == "system"  # the Realtime API has no developer role
+    assert _chat_item(handoff) is None

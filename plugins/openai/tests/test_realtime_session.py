@@ -260,7 +260,7 @@ async def test_the_key_never_reaches_a_log_even_at_debug(debug_logs: pytest.LogC
 
 class Pirate(Agent):
     def __init__(self) -> None:
-        super().__init__(instructions="You are a pirate.")
+        super().__init__(instructions="You are a pirate.", inherit_context=True)
 
     @function_tool
     async def plunder(self) -> str:

@@ -86,9 +86,10 @@ class FakeRegistry:
     def connected(self) -> list[str]:
         return sorted(w for w, c in self.workers.items() if c.connected)
 
-    async def dispatch(self, job_id: str, room_id: str, order: list[str] | None = None) -> str | None:
+    async def dispatch(self, job_id: str, room_id: str, order: list[str] | None = None,
+                       **assignment: Any) -> str | None:
         """Offer the job to the connected workers (least busy first, or in ``order``); the first that accepts
-        gets it."""
+        gets it. ``assignment`` overrides fields of the assignment (``room_options``, ``metadata``, ``wait``)."""
         for worker_id in order or sorted(self.connected(), key=lambda w: (self.active(w), w)):
             conn = self.workers[worker_id]
             answer = asyncio.get_running_loop().create_future()
@@ -110,7 +111,7 @@ class FakeRegistry:
             await conn.ws.send_str(json.dumps({
                 "type": "job_assignment", "job_id": job_id, "room_id": room_id,
                 "agent_name": conn.register["agent_name"], "token": ROOM_TOKEN, "url": "wss://example.invalid",
-                "room_options": {"auto_end_session": True}, "metadata": {}, "wait": False,
+                "room_options": {"auto_end_session": True}, "metadata": {}, "wait": False, **assignment,
             }))
             return worker_id
         return None
@@ -169,6 +170,7 @@ class Start:
     worker_pid: int
     token_ok: bool
     writer: asyncio.StreamWriter
+    seen: str = ""  # what the agent reports of its JobContext (metadata and room options)
     ended: bool = False
     gone: bool = False  # its connection closed without an end (the process died)
 
@@ -208,7 +210,7 @@ class Control:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         line = (await reader.readline()).decode().split()
-        start = Start(line[1], int(line[2]), int(line[3]), line[4] == "1", writer)
+        start = Start(line[1], int(line[2]), int(line[3]), line[4] == "1", writer, " ".join(line[5:]))
         async with self._changed:
             self.starts.append(start)
             self.peak[start.worker_pid] = max(self.peak.get(start.worker_pid, 0), len(self.running(start.worker_pid)))
@@ -227,19 +229,26 @@ class Control:
 
 AGENT = r'''
 import asyncio, os
-from agentsession import JobContext, WorkerJob
+from agentsession import JobContext, NullTransport, WorkerJob
 from agentsession.plugin import Options
 
 
 async def entrypoint(ctx: JobContext) -> None:
     reader, writer = await asyncio.open_unix_connection(os.environ["AGENT_CONTROL"])
     token_ok = ctx.room_options.auth_token == os.environ["EXPECT_ROOM_TOKEN"]
-    writer.write(f"start {ctx.room_options.room_id} {os.getpid()} {os.getppid()} {int(token_ok)}\n".encode())
+    o = ctx.room_options
+    seen = (f"metadata={ctx.metadata.get('customer')} session_timeout={o.session_timeout_seconds} "
+            f"vision={o.unsupported.get('vision')}")
+    writer.write(f"start {o.room_id} {os.getpid()} {os.getppid()} {int(token_ok)} {seen}\n".encode())
     await writer.drain()
     go = asyncio.ensure_future(reader.readline())
     ended = asyncio.ensure_future(ctx.wait_for_shutdown())  # SIGTERM, a termination, the pool gone
     await asyncio.wait([go, ended], return_when=asyncio.FIRST_COMPLETED)
     ended.cancel()
+    if go.done() and go.result() and ctx.metadata.get("join"):  # joins its "room" once released
+        ctx.transport = NullTransport()
+        await ctx.connect()
+        await ctx.shutdown()
     if go.done() and go.result():
         writer.write(f"end {ctx.room_options.room_id}\n".encode())
         await writer.drain()

@@ -231,6 +231,27 @@ async def test_termination_request_ends_the_job(env: Env) -> None:
                                                  "error": "Job terminated by registry"}
 
 
+async def test_an_assignment_s_metadata_room_options_and_wait_reach_the_job(env: Env) -> None:
+    """VideoSDK's assignment fields: ``metadata`` is ``ctx.metadata``, every ``room_options`` field reaches the
+    job's ``RoomOptions`` (one it lacks is kept as unsupported), ``wait`` reports ``running`` only once the job
+    joined its room (a job that never joins is never reported running)."""
+    await env.workers(1)
+    env.control.hold = True
+    options = {"auto_end_session": True, "session_timeout_seconds": 30, "vision": True}
+    assert await env.registry.dispatch("job-0", "room-0", room_options=options, wait=True,
+                                       metadata={"customer": "acme", "join": True}) is not None
+    assert await env.registry.dispatch("job-1", "room-1", wait=True, metadata={"customer": "zeta"}) is not None
+    await env.control.wait_for(lambda: len(env.control.starts) == 2)
+    seen = {s.room: s.seen for s in env.control.starts}
+    assert seen["room-0"] == "metadata=acme session_timeout=30 vision=True"
+    assert seen["room-1"] == "metadata=zeta session_timeout=5.0 vision=None"
+    assert "job-0" not in env.registry.updates  # held before it joins: not running yet
+    env.control.release()
+    await env.registry.wait_for(lambda: all(env.registry.final(j) for j in ("job-0", "job-1")))
+    assert [u["status"] for u in env.registry.updates["job-0"]] == ["running", "completed"]
+    assert [u["status"] for u in env.registry.updates["job-1"]] == ["completed"]
+
+
 def test_agent_url_and_options_keep_the_token_out_of_sight(monkeypatch: pytest.MonkeyPatch) -> None:
     assert agent_url("https://registry.videosdk.live") == "wss://registry.videosdk.live/agent"
     assert agent_url("http://127.0.0.1:9000/base/") == "ws://127.0.0.1:9000/base/agent"

@@ -36,11 +36,12 @@ def room(factory: MeetingFactory) -> FakeRoomClient:
 
 
 async def test_joins_as_an_agent_with_its_own_microphone_track() -> None:
-    transport, factory = make(name="Assistant")
+    transport, factory = make(name="Assistant", agent_participant_id="agent-7")
     await transport.start()
     try:
         config = factory.config
         assert (config["meeting_id"], config["name"], config["peer_type"]) == ("abcd-efgh-ijkl", "Assistant", "agent")
+        assert config["participant_id"] == "agent-7"  # VideoSDK's RoomOptions.agent_participant_id
         assert config["token"] == TOKEN and config["mic_enabled"] and not config["webcam_enabled"]
         assert config["custom_microphone_audio_track"] is transport._track
         assert transport.meeting.local_participant.display_name == "Assistant"
@@ -167,7 +168,7 @@ async def test_other_agents_are_not_listened_to() -> None:
 
 
 async def test_ends_when_the_room_stays_empty() -> None:
-    transport, factory = make(peers=(("p1", "Alice"),), no_participant_timeout_seconds=0.05)
+    transport, factory = make(peers=(("p1", "Alice"),), session_timeout_seconds=0.05)
     await transport.start()
     room(factory).peer_leaves("p1")
     assert "empty" in await asyncio.wait_for(transport.wait_ended(), TIMEOUT)
@@ -176,7 +177,7 @@ async def test_ends_when_the_room_stays_empty() -> None:
 
 
 async def test_a_participant_coming_back_cancels_the_empty_room_timer() -> None:
-    transport, factory = make(peers=(("p1", "Alice"),), no_participant_timeout_seconds=0.1)
+    transport, factory = make(peers=(("p1", "Alice"),), session_timeout_seconds=0.1)
     await transport.start()
     try:
         room(factory).peer_leaves("p1")
@@ -194,10 +195,14 @@ async def test_nobody_joins_in_time() -> None:
     await transport.close()
 
 
-async def test_session_timeout() -> None:
-    transport, _ = make(session_timeout_seconds=0.05)
+async def test_session_timeout_none_ends_when_the_last_participant_leaves() -> None:
+    """VideoSDK's ``session_timeout_seconds`` counts from the last participant leaving (``None``: end then)."""
+    transport, factory = make(peers=(("p1", "Alice"),), session_timeout_seconds=None,
+                              no_participant_timeout_seconds=None)
     await transport.start()
-    assert "session timeout" in await asyncio.wait_for(transport.wait_ended(), TIMEOUT)
+    assert not transport._ended_future().done()  # no limit on the session itself
+    room(factory).peer_leaves("p1")
+    assert "the last participant left" in await asyncio.wait_for(transport.wait_ended(), TIMEOUT)
     await transport.close()
 
 

@@ -195,7 +195,7 @@ class GeminiLLM(LLM):
         contents: list[types.Content] = []
         for item in ctx:
             if isinstance(item, ChatMessage):
-                if item.role == "system":
+                if item.role in ("system", "developer"):
                     if item.text.strip():
                         system.append(item.text)
                     continue
@@ -206,7 +206,7 @@ class GeminiLLM(LLM):
             elif isinstance(item, FunctionCall):
                 if item.call_id in answered:
                     _add(contents, "model", self._call_part(item), "call")
-            elif item.call_id in called:
+            elif isinstance(item, FunctionCallOutput) and item.call_id in called:
                 _add(contents, "user", self._response_part(item), "response")
         if not contents and system:
             # Gemini needs a turn: with no conversation yet (a greeting), the latest instruction is the prompt

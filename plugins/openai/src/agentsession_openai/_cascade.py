@@ -117,7 +117,7 @@ def chat_messages(ctx: ChatContext) -> list[dict[str, Any]]:
                 last["tool_calls"].append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif item.call_id in called:
+        elif isinstance(item, FunctionCallOutput) and item.call_id in called:
             messages.append({"role": "tool", "tool_call_id": item.call_id, "content": item.output})
     return messages
 

@@ -47,6 +47,7 @@ from agentsession.plugin import (
     AudioChunk,
     AudioFrame,
     ChatContext,
+    ChatItem,
     ChatMessage,
     EnergyVAD,
     FunctionCall,
@@ -671,13 +672,16 @@ def _message(role: str, text: str) -> ConversationItemParam:
     return cast(ConversationItemParam, {"type": "message", "role": role, "content": [{"type": kind, "text": text}]})
 
 
-def _chat_item(item: ChatMessage | FunctionCall | FunctionCallOutput) -> ConversationItemParam | None:
-    """A history item as a Realtime conversation item (``None``: nothing to replay)."""
+def _chat_item(item: ChatItem) -> ConversationItemParam | None:
+    """A history item as a Realtime conversation item (``None``: nothing to replay, as handoff records)."""
     if isinstance(item, ChatMessage):
-        return _message(item.role, item.text) if item.text.strip() else None
+        role = "system" if item.role == "developer" else item.role
+        return _message(role, item.text) if item.text.strip() else None
     if isinstance(item, FunctionCall):
         return {"type": "function_call", "call_id": item.call_id, "name": item.name, "arguments": item.arguments}
-    return {"type": "function_call_output", "call_id": item.call_id, "output": item.output}
+    if isinstance(item, FunctionCallOutput):
+        return {"type": "function_call_output", "call_id": item.call_id, "output": item.output}
+    return None
 
 
 def _plain(value: Mapping[str, Any] | BaseModel | None) -> dict[str, Any] | None:

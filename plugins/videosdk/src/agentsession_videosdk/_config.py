@@ -30,6 +30,7 @@ class RoomConfig:
     no_participant_timeout: float | None = 90.0
     session_timeout: float | None = None
     signaling_base_url: str | None = None
+    participant_id: str | None = None
 
     @classmethod
     def from_options(cls, options: RoomOptions, *, room_id: str | None = None,
@@ -61,6 +62,7 @@ class RoomConfig:
             no_participant_timeout=options.no_participant_timeout_seconds,
             session_timeout=options.session_timeout_seconds,
             signaling_base_url=options.signaling_base_url,
+            participant_id=options.agent_participant_id,
         )
 
     def playground_url(self, *, masked: bool = False) -> str:

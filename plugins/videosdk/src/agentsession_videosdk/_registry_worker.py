@@ -29,9 +29,8 @@ logger = logging.getLogger("agentsession.videosdk.registry")
 
 #: seconds an accepted availability request holds a slot while the registry sends the assignment
 RESERVATION_SECONDS = 10.0
-#: RoomOptions fields an assignment's ``room_options`` may set
-ROOM_FIELDS = ("auto_end_session", "session_timeout_seconds", "playground", "no_participant_timeout_seconds",
-               "wait_for_participant")
+#: fields of an assignment's ``room_options`` that the worker sets itself
+OWN_ROOM_FIELDS = ("room_id", "auth_token")
 
 
 class RegistryWorker:
@@ -55,6 +54,7 @@ class RegistryWorker:
         self._reserved: dict[str, asyncio.TimerHandle] = {}
         self._terminated: set[str] = set()
         self._reported_running: set[str] = set()
+        self._wait_for_join: set[str] = set()  # jobs reported ``running`` once their room is joined (``wait``)
         self._stopped = asyncio.Event()
         self._drain_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -173,12 +173,18 @@ class RegistryWorker:
         if handle is not None:
             handle.cancel()
         room_id = message.get("room_id")
-        room: dict[str, Any] = {"room_id": room_id, "auth_token": message.get("token") or self.options.auth_token}
+        # every room option the assignment carries reaches the job's RoomOptions (which logs what it lacks)
         extra = message.get("room_options")
-        if isinstance(extra, dict):
-            room.update({k: extra[k] for k in ROOM_FIELDS if k in extra})
+        room: dict[str, Any] = {k: v for k, v in extra.items() if isinstance(k, str) and k not in OWN_ROOM_FIELDS} \
+            if isinstance(extra, dict) else {}
+        room.update(room_id=room_id, auth_token=message.get("token") or self.options.auth_token)
+        metadata = message.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            metadata = {"metadata": metadata}  # VideoSDK's ctx.metadata is a dict: a bare value is wrapped
+        if message.get("wait"):
+            self._wait_for_join.add(job_id)
         spec = JobSpec(job_id, ["--log-level", self.options.log_level, self.job_mode, "--room-id", str(room_id)],
-                       room)
+                       room, metadata or {})
         try:
             self.pool.submit(spec)
         except (PoolFull, ValueError) as exc:
@@ -205,6 +211,7 @@ class RegistryWorker:
         if job.done.done():
             result = job.done.result()
             self._reported_running.discard(job.id)
+            self._wait_for_join.discard(job.id)
             if job.id in self._terminated:
                 self._terminated.discard(job.id)
                 update: dict[str, Any] = {"status": "completed", "error": "Job terminated by registry"}
@@ -214,7 +221,9 @@ class RegistryWorker:
             if result.status == "failed":
                 logger.warning("job %s failed: %s", job.id, result.error)
             self._send_status()
-        elif job.started.done() and job.id not in self._reported_running:
+        elif job.id not in self._reported_running and (
+            job.joined.done() if job.id in self._wait_for_join else job.started.done()
+        ):
             self._reported_running.add(job.id)
             self.client.send({"type": "job_update", "job_id": job.id, "status": "running"})
 

@@ -96,6 +96,8 @@ class VideoSDKTransport(BufferedTransport):
         }
         if self.config.signaling_base_url:
             config["signaling_base_url"] = self.config.signaling_base_url
+        if self.config.participant_id:
+            config["participant_id"] = self.config.participant_id
         self.meeting = factory(**config)
         self.meeting.add_event_listener(sdk.MeetingEvents({
             "joined": self._on_joined,
@@ -121,8 +123,6 @@ class VideoSDKTransport(BufferedTransport):
             print(f"VideoSDK playground for this room: {self.config.playground_url()}", flush=True)
             logger.info("playground: %s", self.config.playground_url(masked=True))
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_signalling(), name="videosdk-watchdog")
-        if self.config.session_timeout is not None:
-            self._arm("session", self.config.session_timeout, f"session timeout ({self.config.session_timeout:g} s)")
         if not self.participants:
             self._arm_empty()
             if self.config.wait_for_participant:
@@ -283,14 +283,17 @@ class VideoSDKTransport(BufferedTransport):
     # ------------------------------------------------------------------ timers and watchdog
 
     def _arm_empty(self) -> None:
-        """With ``auto_end_session``, end when nobody is (or comes back) in the room for the timeout."""
-        timeout = self.config.no_participant_timeout
+        """With ``auto_end_session`` (VideoSDK's rules): end when nobody joined within the no-participant
+        timeout, or when the room stayed empty for the session timeout after the last participant left."""
         if not self.config.auto_end_session:
             return
         if not self._first_participant.is_set():
+            timeout = self.config.no_participant_timeout
             if timeout is not None:
                 self._arm("empty", timeout, f"no participant joined within {timeout:g} s")
-        elif timeout is None:
+            return
+        timeout = self.config.session_timeout
+        if timeout is None:
             self.user_gone = True  # nobody left to hear a goodbye
             self.end("the last participant left")
         else:
