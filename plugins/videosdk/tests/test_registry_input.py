@@ -5,6 +5,7 @@ job (then offers itself again once it can)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -155,7 +156,8 @@ async def test_hostile_registry_input_is_refused_clearly_and_logged_safely(
 
     # a frame over the websocket's limit breaks the connection: the reason is logged, the worker re-registers
     # as itself, and the job it runs is still its own
-    await rig.send("x" * (5 << 20))
+    with contextlib.suppress(ConnectionError):  # the worker may hang up before the frame is all sent
+        await rig.send("x" * (5 << 20))
     await rig.registry.wait_for(lambda: len(rig.registry.registrations) == 2)
     assert rig.registry.registrations[1]["worker_id"] == rig.registry.registrations[0]["assigned"]
     assert "registry connection broken" in caplog.text
