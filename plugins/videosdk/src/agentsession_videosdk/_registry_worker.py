@@ -206,7 +206,8 @@ class RegistryWorker:
         held = self._reserved.pop(job_id, None)  # asked again: its slot is still ours
         if held is not None:
             held.cancel()
-        if job_id not in self.pool.jobs and (held is not None or self.can_accept()):
+        usable = not self.draining and self.pool.start_error is None
+        if job_id not in self.pool.jobs and usable and (held is not None or self.can_accept()):
             loop = asyncio.get_running_loop()
             self._reserved[job_id] = loop.call_later(RESERVATION_SECONDS, self._release, job_id)
             self.client.send({"type": "availability_response", "job_id": job_id, "available": True,
@@ -276,7 +277,7 @@ class RegistryWorker:
         room_id = _valid_id(raw)
         if room_id is None:
             what = "has no room_id" if raw is None else f"has room_id {shown(raw)}, not a valid room id"
-            raise ValueError(f"the assignment {what} (letters, digits and ._:@- expected, at most 128)")
+            raise ValueError(f"the assignment {what} (expected: 1-128 letters, digits and ._:@-, the first a letter or digit)")
         token = message.get("token")
         if token is not None and not (isinstance(token, str) and 0 < len(token) <= MAX_TOKEN and token.isprintable()):
             raise ValueError("the assignment's token is not a printable string of at most "
