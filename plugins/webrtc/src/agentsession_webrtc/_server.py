@@ -435,7 +435,7 @@ class _RequestErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def __init__(self, target: logging.Logger) -> None:
         super().__init__(target, {})
-        self._last = -ERROR_LOG_INTERVAL
+        self._last: float | None = None
         self._skipped = 0
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
@@ -443,7 +443,7 @@ class _RequestErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
             self.logger.log(level, msg, *args, **kwargs)
             return
         now = time.monotonic()
-        if now - self._last < ERROR_LOG_INTERVAL:
+        if self._last is not None and now - self._last < ERROR_LOG_INTERVAL:
             self._skipped += 1
             return
         self._last, skipped, self._skipped = now, self._skipped, 0
