@@ -23,11 +23,12 @@ Two kinds of sessions run side by side in this process:
 Faults come at random (Poisson, one per ``--fault-every`` seconds per session on average, ``--seed``).
 A fault is *recovered* when a turn that starts after it ended is answered; the time to recover is from
 its end to that answer. *Audio lost* is user audio that never reached the model: counted by the in-process
-fake while it is down or stalled, and for the wire as the seconds the transport delivered minus the
-seconds the fake server received (audio sent again after a reconnect counts once per time it arrived).
-The ``reconnecting``/``reconnected`` session events are counted, with the downtime and the audio lost that
-the ``reconnected`` events report (the in-process fake reports its drops so; the OpenAI plugin reports every
-drop or stall it detected, what it kept in its outage buffer being sent after the reconnect). Every
+fake while it is down or stalled, and for the wire as the plugin reports it (the sum of its ``reconnected``
+events' ``audio_lost``: what its outage buffer could not resend). The fake server's count is shown beside it
+as a cross-check, not as the loss: audio resent after a reconnect arrives there twice, so the seconds the
+transport delivered minus the seconds received can be zero while seconds were lost. The
+``reconnecting``/``reconnected`` session events are counted, with the downtime and the audio lost that the
+``reconnected`` events report (the in-process fake reports its drops so). Every
 ``--every`` seconds a row shows the turns so far and this process's tasks, open fds, threads and RSS; at
 the end the sessions are closed and what is left is shown.
 
@@ -542,9 +543,8 @@ def summary(slots: list[Slot], wire: WireServer | None, now: float, end: float |
         if not group:
             continue
         tallies = [s.tally for s in group]
-        lost = sum(t.lost for t in tallies)
-        if kind == "wire":
-            lost = sum(max(0.0, s.tally.delivered - received.get(s.index, 0.0)) for s in group)
+        # the wire's loss is what the plugin reports: the server's count includes resent audio once per arrival
+        lost = sum(t.reported_lost if kind == "wire" else t.lost for t in tallies)
         faults = [f for t in tallies for f in t.faults]
         settled = [f for f in faults if end is None or f.end <= end - RECOVERY_GRACE]
         recovered = [f for f in settled if f.recovered_at is not None]
@@ -556,6 +556,7 @@ def summary(slots: list[Slot], wire: WireServer | None, now: float, end: float |
             "latencies": [x for t in tallies for x in t.latencies],
             "delivered": sum(t.delivered for t in tallies),
             "lost": lost,
+            "server_received": sum(received.get(s.index, 0.0) for s in group) if kind == "wire" else None,
             "faults": Counter(f.kind for f in faults),
             "settled": len(settled),
             "recovered": len(recovered),
@@ -638,7 +639,10 @@ async def main(n: int, n_wire: int, minutes: float, every: float, fault_every: f
         share = 100 * s["answered"] / s["asked"] if s["asked"] else math.nan
         print(f"  {kind}: turns answered {s['answered']}/{s['asked']} ({share:.1f}%), answer latency p50"
               f" {pct(lat, 50):.2f} s p99 {pct(lat, 99):.2f} s")
-        print(f"    user audio lost {s['lost']:.1f} s of {s['delivered']:.0f} s ({100 * s['lost'] / max(s['delivered'], 1):.2f}%)")
+        print(f"    user audio lost {s['lost']:.1f} s of {s['delivered']:.0f} s ({100 * s['lost'] / max(s['delivered'], 1):.2f}%)"
+              + ("" if s["server_received"] is None else
+                 f" as the plugin reports it; the fake server received {s['server_received']:.1f} s (resent audio"
+                 " counts once per arrival)"))
         down = s["downtimes"]
         print(f"    reconnecting events {s['reconnecting']}, reconnected {s['reconnected']} (downtime p50"
               f" {pct(down, 50):.1f} s p99 {pct(down, 99):.1f} s); audio lost as the reconnected events report it"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.machinery
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import wave
 from pathlib import Path
 
@@ -257,12 +259,20 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
 def test_a_text_file_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("remember to buy milk\n")
     error = one_line_error(run_agent(tmp_path, "--input", str(tmp_path / "notes.txt"), "--speed", "max"))
-    assert "notes.txt is not an audio file that can be read (it looks like text): Format not recognised" in error
+    assert "notes.txt is text, not audio (it begins b'remember to buy milk\\n'); give an audio file" in error
+
+
+def test_a_text_file_named_mp3_is_said_to_be_text(tmp_path: Path) -> None:
+    """libsndfile's MP3 reader said "File does not exist or is not a regular file (possibly a pipe?)"."""
+    (tmp_path / "song.mp3").write_text("not really a song\n")
+    error = one_line_error(run_agent(tmp_path, "--input", str(tmp_path / "song.mp3"), "--speed", "max"))
+    assert "song.mp3 is text, not audio" in error and "pipe" not in error
 
 
 @pytest.mark.parametrize(("content", "reason"), [
     (b"", "is empty, not an audio file"),
-    (b"RIFF\x24\x00\x00\x00WAVEfmt ", "is not an audio file that can be read: Error in WAV"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt ", "looks like a WAV file, but it is cut short or damaged (16 bytes; "),
+    (b"RIFF", "looks like a WAV file, but it is cut short or damaged (4 bytes; "),  # it used to "look like text"
     (None, "is a directory, not an audio file"),
 ])
 def test_unreadable_inputs_say_why(tmp_path: Path, content: bytes | None, reason: str) -> None:
@@ -349,6 +359,90 @@ def test_a_file_that_breaks_mid_way_ends_its_job_with_an_error(tmp_path: Path, w
     assert re.search(r"ERROR .*the job failed: reading \S*cut.flac failed after \d+\.\d\d s: .*lost sync", proc.stderr)
     assert proc.stdout.count("ended: input done") == 1 and proc.stdout.count("ended: reading") == 1
     assert first_answer_at(tmp_path / "out" / "good.wav") == pytest.approx(2.3, abs=0.03)
+
+
+def test_a_run_that_fails_mid_way_leaves_a_good_output_alone(tmp_path: Path) -> None:
+    """A half-downloaded FLAC used to turn a good 10 s output into the 2 s the failed run produced."""
+    sf.write(str(tmp_path / "long.flac"), np.concatenate([speech(16000)] * 4), 16000)
+    data = (tmp_path / "long.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(data[: len(data) // 2])
+    sf.write(str(tmp_path / "out.wav"), speech(24000), 24000)
+    good = (tmp_path / "out.wav").read_bytes()
+    error = one_line_error(run_agent(tmp_path, "--input", str(tmp_path / "cut.flac"), "--output",
+                                     str(tmp_path / "out.wav"), "--speed", "max"))
+    assert "lost sync" in error and f"{tmp_path / 'out.wav'} left as it was" in error
+    assert f"its audio so far is in {tmp_path / 'out.partial.wav'}" in error
+    assert (tmp_path / "out.wav").read_bytes() == good
+    assert sf.info(str(tmp_path / "out.partial.wav")).duration > 1.0
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_sample_rate_no_speech_has_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with wave.open(str(tmp_path / "in.wav"), "wb") as w:  # a header saying 1 Hz
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(1)
+        w.writeframes(np.full(20, 4000, np.int16).tobytes())
+    sf.write(str(tmp_path / "out.wav"), speech(24000), 24000)
+    good = (tmp_path / "out.wav").read_bytes()
+    error = one_line_error(run_agent(tmp_path, "--input", str(tmp_path / "in.wav"), "--output",
+                                     str(tmp_path / "out.wav"), "--speed", "max"))
+    assert "says its sample rate is 1 Hz, too low for speech" in error
+    assert (tmp_path / "out.wav").read_bytes() == good
+
+
+def test_an_ogg_cut_short_is_said_to_be_cut_short(tmp_path: Path) -> None:
+    """libsndfile finds no samples in it: it used to be reported as a file that "holds no audio"."""
+    sf.write(str(tmp_path / "long.ogg"), np.concatenate([speech(48000)] * 3), 48000)
+    data = (tmp_path / "long.ogg").read_bytes()
+    (tmp_path / "cut.ogg").write_bytes(data[: len(data) // 2])
+    error = one_line_error(run_agent(tmp_path, "--input", str(tmp_path / "cut.ogg"), "--speed", "max"))
+    assert "cut.ogg (OGG, " in error and "has no complete audio in it: it is probably cut short or damaged" in error
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_with_a_writer_is_read_as_audio(tmp_path: Path) -> None:
+    """The format check used to eat the FIFO's first 4 KiB, so libsndfile saw no header: "Format not recognised"."""
+    sf.write(str(tmp_path / "in.wav"), speech(16000), 16000, subtype="PCM_16")
+    os.mkfifo(tmp_path / "fifo")
+    writer = subprocess.Popen(["sh", "-c", f"cat '{tmp_path / 'in.wav'}' > '{tmp_path / 'fifo'}'"])
+    try:
+        proc = run_agent(tmp_path, "--input", str(tmp_path / "fifo"), "--output", str(tmp_path / "out.wav"),
+                         "--speed", "max")
+        assert proc.returncode == 0, proc.stderr
+        assert writer.wait(timeout=30) == 0
+    finally:
+        writer.kill()
+    assert first_answer_at(tmp_path / "out.wav") == pytest.approx(2.3, abs=0.03)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_fifo_nobody_writes_to_waits_without_blocking_signals(tmp_path: Path, sig: signal.Signals) -> None:
+    """Opening a FIFO with no writer blocked the event loop's thread: neither SIGTERM nor two SIGINTs ended it."""
+    os.mkfifo(tmp_path / "fifo")
+    script = tmp_path / "agent.py"
+    script.write_text(FAKE_AGENT)
+    proc = subprocess.Popen([sys.executable, str(script), "file", "--input", str(tmp_path / "fifo"), "--speed", "max"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = threading.Event()
+
+    def watch() -> None:  # it says it waits for the pipe: the loop runs, the signal handlers are in
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "it is a pipe" in line:
+                waiting.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        assert waiting.wait(timeout=30), "it never said it waits for the pipe"
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) in (0, 130)
+    finally:
+        proc.kill()
+        proc.wait()
+        watcher.join(timeout=10)
 
 
 def test_without_soundfile_file_mode_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

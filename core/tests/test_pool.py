@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -184,3 +185,26 @@ async def test_load_is_jobs_over_max_or_cpu_when_higher(monkeypatch: pytest.Monk
     cpu = CPUMonitor()
     assert cpu.busy() == 0.0
     assert cpu.busy(min_interval=0) == pytest.approx(300 / 400)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/fd")
+async def test_finished_jobs_leave_no_file_descriptors_behind(program: list[str]) -> None:
+    pool = ProcessPool(program, max_processes=1, num_idle_processes=1, output=lambda p, line: None)
+    try:
+        await pool.start()
+        await pool.wait_idle()
+        before = _open_fds()
+        for n in range(4):
+            result = await asyncio.wait_for(pool.submit(job(f"j{n}", "ok")).done, 30)
+            assert result.status == "completed"
+            await pool.wait_idle()  # its replacement is waiting: the same number of processes as before
+        exited = [p for p in pool.processes if p.returncode is not None]
+        await asyncio.gather(*(t for p in exited for t in p.tasks))  # their pipes and sockets are done with
+        assert _open_fds() == before
+        assert len(pool.processes) == 1  # nor a record of each process that ever ran
+    finally:
+        await pool.aclose()

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import io
 import logging
 import os
+import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,6 +34,14 @@ logger = logging.getLogger("agentsession.file")
 SOUNDFILE_FIX = "pip install 'agentsession[files]' (soundfile, which bundles libsndfile)"
 #: the audio formats people usually have, named in errors (libsndfile reads more)
 COMMON_FORMATS = "WAV (16/24/32-bit, float), FLAC, OGG/Vorbis, MP3, AIFF"
+#: the most a pipe (a FIFO, ``<(command)``, a device) may send: it is read to its end before the conversation
+PIPE_LIMIT = 512 * 1024 * 1024
+#: the lowest input sample rate taken (telephone audio is 8000 Hz)
+MIN_RATE = 8000
+#: how audio files begin: a file that begins so but cannot be read is damaged, not "not audio"
+MAGIC = ((b"RIFF", "WAV"), (b"RIFX", "WAV"), (b"RF64", "WAV"), (b"fLaC", "FLAC"), (b"OggS", "OGG"),
+         (b"FORM", "AIFF"), (b"ID3", "MP3"), (b"\xff\xfb", "MP3"), (b"\xff\xf3", "MP3"), (b"\xff\xf2", "MP3"),
+         (b".snd", "AU"), (b"caff", "CAF"))
 
 
 def load_soundfile() -> Any:
@@ -54,9 +64,11 @@ class FileTransport(PacedTransport):
     count: core's ``AudioConverter`` converts it on the way in. The output's format follows its extension
     (``.wav``: 16-bit PCM). The output follows the conversation's timeline (silence where the agent was
     quiet); it is written to a hidden ``.NAME.partial`` next to it and renamed when the transport closes, and
-    only if the conversation ran (a job that failed to start leaves no output). After the input (plus
-    ``trailing_silence``) is done, the transport ends once the agent has been quiet for ``quiet`` seconds; if
-    the input cannot be read to its end, the transport fails (``failure``) and so ends the job. With
+    only if the conversation ran and did not fail (a job that failed to start leaves no output; one that failed
+    mid-way leaves an existing output as it was and its audio so far in ``STEM.partial.EXT``). After the input
+    (plus ``trailing_silence``) is done, the transport ends once the agent has been quiet for ``quiet``
+    seconds; if the input cannot be read to its end, the transport fails (``failure``) and so ends the job. A
+    pipe (a FIFO, ``<(command)``) is read to its end, off the event loop's way, before the conversation starts. With
     ``speed="max"`` run it on a ``VirtualClockEventLoop``: the same timeline, as fast as the CPU allows (meant
     for offline models).
     """
@@ -87,7 +99,7 @@ class FileTransport(PacedTransport):
 
     async def start(self) -> None:
         sf = load_soundfile()
-        reader = _open_input(sf, self.input_path)
+        reader = await _open_input(sf, self.input_path)
         if self.output_path is not None:
             try:
                 self._writer, self._partial = _open_output(sf, self.output_path, self.sample_rate, self.channels)
@@ -170,6 +182,8 @@ class FileTransport(PacedTransport):
         if self._writer is not None:
             if self._session is None and self._written == 0:
                 self._discard_output()  # the job never ran a conversation: leave no empty file behind
+            elif self.failure is not None:
+                self._keep_partial()  # a failed run never replaces a good output
             else:
                 try:
                     self._pad_to(asyncio.get_running_loop().time())
@@ -184,6 +198,23 @@ class FileTransport(PacedTransport):
             self._reader.close()
             self._reader = None
 
+    def _keep_partial(self) -> None:
+        assert self._partial is not None and self.output_path is not None
+        out = self.output_path
+        kept = out.with_name(f"{out.stem}.partial{out.suffix}")
+        try:
+            self._pad_to(asyncio.get_running_loop().time())
+            self._writer.close()
+            self._writer = None
+            os.replace(self._partial, kept)
+        except Exception:
+            self._discard_output()
+            where = "its audio so far was not kept"
+        else:
+            where = f"its audio so far is in {kept}"
+        state = "left as it was" if out.exists() else "not written"
+        self.failure = f"{self.failure}; {out} {state}, {where}"
+
     def _discard_output(self) -> None:
         writer, self._writer = self._writer, None
         if writer is not None:
@@ -193,11 +224,35 @@ class FileTransport(PacedTransport):
             self._partial.unlink(missing_ok=True)
 
 
-def _open_input(sf: Any, path: Path) -> Any:
-    """``path`` opened for reading through libsndfile, or a ``ValueError`` that gives the real reason."""
+async def _open_input(sf: Any, path: Path) -> Any:
+    """``path`` opened for reading through libsndfile, or a ``ValueError`` that gives the real reason. A pipe or
+    device is read to its end first (without blocking the event loop: a FIFO with no writer waits, cancellably)."""
+    if not _is_stream(path):
+        return _decode(sf, path, None)
+    try:
+        data = await _read_pipe(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _decode(sf, path, data)
+
+
+def _is_stream(path: Path) -> bool:
+    """True for a FIFO, a device or a socket; False for a regular file (or one that is not there: ``_decode`` says)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _decode(sf: Any, path: Path, data: bytes | None) -> Any:
+    """A reader of ``path`` (or of ``data``, what a pipe sent), or a ``ValueError`` that says what is wrong."""
     try:  # the operating system's reasons first: libsndfile only says "System error"
-        with path.open("rb") as f:
-            head = f.read(4096)
+        if data is None:
+            with path.open("rb") as f:
+                head = f.read(4096)
+        else:
+            head = data[:4096]
     except FileNotFoundError:
         raise ValueError(f"input file not found: {path}") from None
     except IsADirectoryError:
@@ -205,23 +260,71 @@ def _open_input(sf: Any, path: Path) -> Any:
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not head:
-        raise ValueError(f"{path} is empty, not an audio file")
+        raise ValueError(f"{path} is empty, not an audio file" if data is None else
+                         f"{path} is a pipe that closed before sending anything: start what writes to it, and check "
+                         "that it succeeds")
+    kind = next((name for magic, name in MAGIC if head.startswith(magic)), None)
     try:
-        reader = sf.SoundFile(str(path))
+        reader = sf.SoundFile(str(path) if data is None else io.BytesIO(data))
     except Exception as exc:  # soundfile.LibsndfileError; its error_string is libsndfile's reason
         reason = str(getattr(exc, "error_string", "") or exc).rstrip(".")
-        looks = " (it looks like text)" if _is_text(head) else ""
-        raise ValueError(f"{path} is not an audio file that can be read{looks}: {reason}; "
+        size = len(data) if data is not None else path.stat().st_size
+        if kind is not None:
+            raise ValueError(f"{path} looks like a {kind} file, but it is cut short or damaged ({size} bytes; "
+                             f"libsndfile: {reason}): download or export it again") from None
+        if _is_text(head):
+            raise ValueError(f"{path} is text, not audio (it begins {head[:24]!r}); give an audio file: "
+                             f"{COMMON_FORMATS}") from None
+        raise ValueError(f"{path} is not an audio file that can be read: {reason}; "
                          f"readable: {COMMON_FORMATS} and the other formats of libsndfile") from None
     if reader.frames == 0:
+        size = len(data) if data is not None else path.stat().st_size
         reader.close()
-        raise ValueError(f"{path} holds no audio (0 samples)")
+        if reader.format in ("WAV", "AIFF", "AU", "CAF", "W64", "WAVEX", "RF64") or size < 4096:
+            raise ValueError(f"{path} holds no audio (0 samples)")
+        raise ValueError(f"{path} ({reader.format}, {size} bytes) has no complete audio in it: it is probably cut "
+                         "short or damaged; download or export it again")
+    if reader.samplerate < MIN_RATE:
+        reader.close()
+        raise ValueError(f"{path} says its sample rate is {reader.samplerate} Hz, too low for speech (at least "
+                         f"{MIN_RATE} Hz): its header is probably wrong; export it again")
     if reader.format == "MP3":
         # libsndfile 1.2.2's MP3 decoder returns silence after a few short reads (20 ms blocks, even 8192
         # samples): decode the whole file at once, which it gets right, and stream it from memory
         with reader:
             return _Decoded(reader.read(dtype="float32", always_2d=True), reader.samplerate)
     return reader
+
+
+async def _read_pipe(path: Path) -> bytes:
+    """All ``path`` (a FIFO or device) sends until its writer closes it, read as it becomes readable: opening a
+    FIFO with no writer does not block, and waiting for one is cancellable (Ctrl-C, SIGTERM)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    chunks: list[bytes] = []
+    size = 0
+    logger.info("reading %s to its end before the conversation starts (it is a pipe)", path)
+    try:
+        loop.add_reader(fd, readable.set)
+        # a FIFO without a writer reads as ended, but does not poll readable until a writer came: wait for that
+        await readable.wait()
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                readable.clear()
+                await readable.wait()
+                continue
+            if not chunk:  # its writer closed it
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > PIPE_LIMIT:
+                raise ValueError(f"{path} sent more than {PIPE_LIMIT >> 20} MiB: write it to a file and give that")
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 class _Decoded:

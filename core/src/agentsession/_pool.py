@@ -201,6 +201,8 @@ class ProcessPool:
         self._index = itertools.count()
         self._starting = 0
         self._start_failures = 0
+        #: why processes cannot be started (spawn failed, or they exit before they are ready); ``None`` once one is
+        self.start_error: str | None = None
         self._closed = False
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -237,6 +239,28 @@ class ProcessPool:
             self.cpu.busy()  # the first sample
         await self._replenish()
 
+    async def probe(self, timeout: float = 30.0) -> bool:
+        """After ``start_error``: start one warm process and wait until it is ready (or fails); True when it is."""
+        if self.start_error is None:
+            return True
+        if self._closed:
+            return False
+        self._start_failures = 0
+        try:
+            process = await self._start_process([], None)
+        except OSError as exc:
+            self.start_error = f"could not start a process: {exc}"
+            return False
+
+        async def until() -> None:
+            while not process.ready and process.returncode is None:
+                self._changed.clear()
+                await self._changed.wait()
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(until(), timeout)
+        return self.start_error is None
+
     async def wait_idle(self, count: int | None = None, timeout: float = 60.0) -> None:
         """Wait until ``count`` (default ``num_idle_processes``) warm processes are waiting."""
         want = self.num_idle_processes if count is None else count
@@ -252,6 +276,8 @@ class ProcessPool:
         """Run ``spec`` in a warm process (or one started for it); ``PoolFull`` when at ``max_processes`` or draining."""
         if self.draining or self._closed:
             raise PoolFull("the pool is draining: it takes no new jobs")
+        if self._start_failures >= START_FAILURES and self.start_error is not None:
+            raise PoolFull(f"the pool cannot start processes: {self.start_error}")
         if self.running >= self.max_processes:
             raise PoolFull(f"the pool runs {self.running} jobs already (max_processes={self.max_processes})")
         if spec.id in self.jobs:
@@ -386,6 +412,7 @@ class ProcessPool:
                 await self._start_process([], None)
             except OSError as exc:
                 logger.error("could not start a pool process: %s", exc)
+                self.start_error = f"could not start a process: {exc}"
                 for job in list(self._pending):
                     self._end(job, JobResult("failed", f"could not start a process: {exc}"))
                 self._pending.clear()
@@ -417,7 +444,14 @@ class ProcessPool:
             loop.create_task(self._read_control(process, reader), name=f"pool-control-{process.index}"),
             loop.create_task(self._relay(process), name=f"pool-output-{process.index}"),
         ]
+        for task in process.tasks:
+            task.add_done_callback(lambda _: self._forget(process))
         return process
+
+    def _forget(self, process: PooledProcess) -> None:
+        """Drop a process once it exited and its output and control socket are read to the end."""
+        if all(t.done() for t in process.tasks) and process in self.processes:
+            self.processes.remove(process)
 
     async def _relay(self, process: PooledProcess) -> None:
         stdout = process.proc.stdout
@@ -442,12 +476,14 @@ class ProcessPool:
                 if kind == "ready":
                     process.ready = True
                     self._start_failures = 0
+                    self.start_error = None
                     self._changed.set()
                     if self._closed or self.draining:
                         process.close_lifelines()
                     else:
                         self._spawn_soon(self._dispatch())
                 elif kind == "started" and job is not None and not job.started.done():
+                    self.start_error = None
                     job.started.set_result(loop.time())
                     self._notify(job)
                 elif kind == "joined" and job is not None and not job.joined.done():
@@ -463,6 +499,10 @@ class ProcessPool:
             pass
         code = await process.proc.wait()
         process.ready = False
+        process.close_lifelines()  # its socket and stdin: one of each per process would pile up otherwise
+        if process._writer is not None:
+            with contextlib.suppress(ConnectionError, OSError):
+                await process._writer.wait_closed()
         job = process.job
         if job is not None:
             process.job = None
@@ -477,6 +517,7 @@ class ProcessPool:
             self._start_failures += 1
             logger.warning("pool process %d exited (code %s) before it was ready", process.index, code)
             if self._start_failures >= START_FAILURES:
+                self.start_error = f"its processes exit before they are ready (code {code})"
                 logger.error("%d pool processes in a row exited before they were ready: not starting more "
                              "(see their output above)", self._start_failures)
                 for pending in list(self._pending):

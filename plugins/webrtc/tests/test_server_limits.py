@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agentsession_webrtc import PlaygroundServer, WebRTCTransport
+from agentsession_webrtc import PlaygroundServer, WebRTCTransport, _server
 from agentsession_webrtc.testing import FakeBrowser
 
 TIMEOUT = 10.0
@@ -54,7 +54,8 @@ def open_fds() -> int:
 
 async def test_concurrent_offers_never_exceed_max_connections(served: Serve) -> None:
     """200 offers at once against 8 places: exactly 8 answered, the others refused before any peer is made."""
-    server, made = await served(max_connections=8)
+    # 200 connections from one address before any is authorized: lift those caps, they are not what is tested
+    server, made = await served(max_connections=8, max_unauthenticated=256, max_unauthenticated_per_peer=256)
     browser = FakeBrowser()
     await browser.offer()
     offer = browser.offer_json()
@@ -109,10 +110,78 @@ async def test_slow_clients_are_disconnected(served: Serve) -> None:
 async def test_http_connections_are_capped(served: Serve) -> None:
     server, _ = await served(max_http_connections=5, read_timeout=30)
     held = [await raw_connection(server) for _ in range(5)]
+    for reader, writer in held:  # each makes a request that passes: authorized connections are never displaced
+        writer.write(b"GET /style.css HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)).startswith(b"HTTP/1.1 200")
     extra = await raw_connection(server)
     assert await closed_by_server(extra[0]) == b""  # refused at once, not after the read timeout
+    assert len(server._connections) == 5
     for _, writer in [*held, extra]:
         writer.close()
+
+
+async def test_idle_sockets_cannot_lock_out_a_client_with_the_token(served: Serve) -> None:
+    """Idle connections used to hold the whole cap (it applied before the token check): 0 of 57 requests with
+    the token were answered. Now the ones not yet authorized are capped apart and the oldest make way."""
+    token = "a-long-enough-token-1234"
+    server, _ = await served(token=token, max_http_connections=16, max_unauthenticated=12,
+                             max_unauthenticated_per_peer=6, read_timeout=60)
+    held = [await raw_connection(server) for _ in range(40)]  # more than every cap, sending nothing
+    assert len(server._connections) <= 6
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.get(server.url + "style.css", headers={"Authorization": f"Bearer {token}"}) as response:
+                assert response.status == 200
+        # a wrong token earns no place: it is refused, and its connection stays among the capped ones
+        async with http.get(server.url + "style.css", headers={"Authorization": "Bearer wrong"}) as response:
+            assert response.status == 401
+    assert sum(1 for c in server._connections.values() if not c.trusted) <= 6
+    for _, writer in held:
+        writer.close()
+
+
+@pytest.mark.parametrize(("request_head", "status"), [
+    (b"GET / HTTP/1.0\r\n\r\n", 400),  # no Host at all
+    (b"GET / HTTP/1.1\r\nHost: 127.0.0.1:1@evil.example\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: 127.0.0.1/x\r\n\r\n", 400),
+    (b"POST /offer HTTP/1.1\r\nHost: 127.0.0.1:PORT\r\nOrigin: \r\nContent-Type: application/json\r\n"
+     b"Content-Length: 2\r\n\r\n{}", 403),  # an empty Origin
+    (b"POST /offer HTTP/1.1\r\nHost: 127.0.0.1:PORT\r\nOrigin: https://127.0.0.1:PORT\r\n"
+     b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", 403),  # another scheme: another origin
+    (b"POST /offer HTTP/1.1\r\nHost: 127.0.0.1:PORT\r\nOrigin: http://127.0.0.1:PORT\r\n"
+     b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", 400),  # what a browser sends: on to the body
+])
+async def test_host_and_origin_must_be_what_a_browser_sends(served: Serve, request_head: bytes, status: int) -> None:
+    server, made = await served()
+    reader, writer = await raw_connection(server)
+    writer.write(request_head.replace(b"PORT", str(server.port).encode()))
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    writer.close()
+    assert answer.split()[1] == str(status).encode(), answer
+    assert made == []
+
+
+async def test_malformed_requests_are_one_line_in_the_log_and_rate_limited(
+        served: Serve, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_server, "ERROR_LOG_INTERVAL", 3600.0)  # however slow this machine is today
+    token = "a-long-enough-token-1234"
+    server, _ = await served(token=token)
+    caplog.set_level(logging.DEBUG, logger="agentsession.webrtc")
+    # a header that is not UTF-8: was a 500 with a traceback
+    reader, writer = await raw_connection(server)
+    writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\xe9\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)).startswith(b"HTTP/1.1 401 ")
+    writer.close()
+    for _ in range(20):  # requests no parser takes: each was an ERROR with a traceback
+        reader, writer = await raw_connection(server)
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header Name: x\r\n\r\n")
+        assert (await closed_by_server(reader)).split()[1] == b"400"
+        writer.close()
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    assert records[0].levelno == logging.WARNING and records[0].exc_info is None
+    assert "malformed request refused" in records[0].getMessage()
+    assert "Traceback" not in caplog.text
 
 
 class HangingForwarder:

@@ -39,6 +39,14 @@ CAPABILITIES = ["room", "voice", "stt", "tts"]
 DURABLE = {"job_update"}
 
 
+def shown(value: object, limit: int = 64) -> str:
+    """``value`` fit for one log line: escaped (no newline forges a line), at most ``limit`` characters."""
+    if not isinstance(value, str):
+        return f"<{type(value).__name__}>" if isinstance(value, (dict, list)) else repr(value)[:limit]
+    more = f"...({len(value)} characters)" if len(value) > limit else ""
+    return repr(value[:limit]) + more
+
+
 class RegistryError(AgentSessionError):
     """The registry refused the worker, or could not be reached ``max_retry`` times in a row."""
 
@@ -214,18 +222,27 @@ class RegistryClient:
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for message in ws:
+            if message.type == aiohttp.WSMsgType.ERROR:
+                logger.warning("registry connection broken: %s", redact(str(ws.exception() or message.data))[:200])
+                continue
             if message.type != aiohttp.WSMsgType.TEXT:
                 continue
             try:
                 data = json.loads(message.data)
-            except ValueError:
-                logger.warning("registry sent something that is not JSON")
+            except (ValueError, RecursionError) as exc:
+                what = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+                logger.warning("registry sent a message that is %s (%d characters): ignored", what, len(message.data))
                 continue
             if not isinstance(data, dict):
+                logger.warning("registry sent a message that is not a JSON object: ignored")
                 continue
             if data.get("type") == "pong":
                 continue
-            result = self.handler(data)
+            try:
+                result = self.handler(data)
+            except Exception:
+                logger.exception("handling a registry message of type %s failed", shown(data.get("type")))
+                continue
             if asyncio.iscoroutine(result):
                 task = asyncio.get_running_loop().create_task(result)
                 self._handlers.add(task)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 from collections.abc import Awaitable
 from typing import Any
 
@@ -23,7 +25,7 @@ from agentsession import (
     program_command,
 )
 
-from ._registry import RegistryClient, fetch_registry_url
+from ._registry import RegistryClient, fetch_registry_url, shown
 
 logger = logging.getLogger("agentsession.videosdk.registry")
 
@@ -31,6 +33,45 @@ logger = logging.getLogger("agentsession.videosdk.registry")
 RESERVATION_SECONDS = 10.0
 #: fields of an assignment's ``room_options`` that the worker sets itself
 OWN_ROOM_FIELDS = ("room_id", "auth_token")
+#: RoomOptions fields an assignment's ``room_options`` may set
+ROOM_FIELDS = ("auto_end_session", "session_timeout_seconds", "playground", "no_participant_timeout_seconds",
+               "wait_for_participant")
+_FLAGS = {"auto_end_session", "playground", "wait_for_participant"}
+#: what a job or room id from the registry may be: it goes into logs and onto a job's command line
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+#: the longest token an assignment may carry
+MAX_TOKEN = 16384
+#: seconds between attempts to start a process after the pool could not (the worker refuses jobs meanwhile)
+PROBE_INTERVAL = 5.0
+
+
+def _valid_id(value: object) -> str | None:
+    return value if isinstance(value, str) and ID_PATTERN.fullmatch(value) else None
+
+
+def _room_options(extra: object) -> dict[str, Any]:
+    """The assignment's ``room_options`` we honour; ``ValueError`` naming the first bad field."""
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict):
+        raise ValueError("room_options is not an object")
+    # every other option it carries reaches the job's RoomOptions, which logs what it lacks
+    room: dict[str, Any] = {k: v for k, v in extra.items()
+                            if isinstance(k, str) and k.isidentifier() and k not in OWN_ROOM_FIELDS + ROOM_FIELDS}
+    for name in ROOM_FIELDS:
+        if name not in extra or extra[name] is None:
+            continue
+        value = extra[name]
+        if name in _FLAGS:
+            ok = isinstance(value, bool)
+        else:
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                  and value >= 0)
+        if not ok:
+            raise ValueError(f"room_options.{name} is {shown(value)}: expected "
+                             f"{'true or false' if name in _FLAGS else 'a number of seconds'}")
+        room[name] = value
+    return room
 
 
 class RegistryWorker:
@@ -52,6 +93,8 @@ class RegistryWorker:
         self.client: RegistryClient | None = None
         self.draining = False
         self._reserved: dict[str, asyncio.TimerHandle] = {}
+        self._probe: asyncio.Task[bool] | None = None
+        self._probed_at = -math.inf
         self._terminated: set[str] = set()
         self._reported_running: set[str] = set()
         self._wait_for_join: set[str] = set()  # jobs reported ``running`` once their room is joined (``wait``)
@@ -63,10 +106,12 @@ class RegistryWorker:
 
     @property
     def load(self) -> float:
-        return self.pool.load(reserved=len(self._reserved))
+        """The pool's load; 1.0 while it cannot start processes (the registry should send jobs elsewhere)."""
+        return 1.0 if self.pool.start_error is not None else self.pool.load(reserved=len(self._reserved))
 
     def can_accept(self) -> bool:
-        return (not self.draining and self.pool.running + len(self._reserved) < self.options.max_processes
+        return (not self.draining and self.pool.start_error is None
+                and self.pool.running + len(self._reserved) < self.options.max_processes
                 and self.load < self.options.load_threshold)
 
     def status(self) -> dict[str, Any]:
@@ -109,6 +154,9 @@ class RegistryWorker:
             await self.client.aclose(self._status_message("offline", load=0.0, job_count=0))
             connection.cancel()
             await asyncio.gather(connection, return_exceptions=True)
+            if self._probe is not None:
+                self._probe.cancel()
+                await asyncio.gather(self._probe, return_exceptions=True)
             await self.pool.aclose(grace=10)
             for task in list(self._tasks):
                 task.cancel()
@@ -147,20 +195,51 @@ class RegistryWorker:
         elif kind == "job_termination":
             return self._terminate(message)
         else:
-            logger.debug("registry message %r ignored", kind)
+            logger.debug("registry message %s ignored", shown(kind))
         return None
 
     def _answer_availability(self, message: dict[str, Any]) -> None:
         assert self.client is not None
-        job_id = str(message.get("job_id", ""))
-        if self.can_accept() and job_id not in self.pool.jobs:
+        raw = message.get("job_id")
+        job_id = _valid_id(raw)
+        if job_id is None:
+            logger.warning("availability request refused: job_id %s is not a valid id", shown(raw))
+            if isinstance(raw, str) and len(raw) <= 1024:
+                self.client.send({"type": "availability_response", "job_id": raw, "available": False,
+                                  "error": "invalid job_id"})
+            return
+        held = self._reserved.pop(job_id, None)  # asked again: its slot is still ours
+        if held is not None:
+            held.cancel()
+        usable = not self.draining and self.pool.start_error is None
+        if job_id not in self.pool.jobs and usable and (held is not None or self.can_accept()):
             loop = asyncio.get_running_loop()
             self._reserved[job_id] = loop.call_later(RESERVATION_SECONDS, self._release, job_id)
             self.client.send({"type": "availability_response", "job_id": job_id, "available": True,
                               "token": self.options.auth_token})
+            return
+        if self.draining:
+            reason = "worker draining"
+        elif self.pool.start_error is not None:
+            reason = f"worker cannot start jobs: {self.pool.start_error}"
+            self._probe_soon()
         else:
-            reason = "worker draining" if self.draining else "worker at capacity"
-            self.client.send({"type": "availability_response", "job_id": job_id, "available": False, "error": reason})
+            reason = "worker at capacity"
+        self.client.send({"type": "availability_response", "job_id": job_id, "available": False, "error": reason})
+
+    def _probe_soon(self) -> None:
+        """Try again to start a process (at most once per ``PROBE_INTERVAL``): the worker offers itself once one is up."""
+        loop = asyncio.get_running_loop()
+        if (self._probe is not None and not self._probe.done()) or loop.time() - self._probed_at < PROBE_INTERVAL:
+            return
+        self._probed_at = loop.time()
+        self._probe = loop.create_task(self.pool.probe(), name="registry-pool-probe")
+        self._probe.add_done_callback(self._probed)
+
+    def _probed(self, task: asyncio.Task[bool]) -> None:
+        if not task.cancelled() and task.exception() is None and task.result():
+            logger.info("the pool starts processes again: taking jobs")
+            self._send_status()
 
     def _release(self, job_id: str) -> None:
         if self._reserved.pop(job_id, None) is not None:
@@ -168,38 +247,62 @@ class RegistryWorker:
 
     def _assign(self, message: dict[str, Any]) -> None:
         assert self.client is not None
-        job_id = str(message.get("job_id", ""))
+        raw = message.get("job_id")
+        job_id = _valid_id(raw)
+        if job_id is None:
+            logger.warning("job assignment refused: job_id %s is not a valid id", shown(raw))
+            return
+        if job_id in self.pool.jobs:
+            logger.warning("job %s assigned again while it runs here: the duplicate is ignored", job_id)
+            return
         handle = self._reserved.pop(job_id, None)
         if handle is not None:
             handle.cancel()
-        room_id = message.get("room_id")
-        # every room option the assignment carries reaches the job's RoomOptions (which logs what it lacks)
-        extra = message.get("room_options")
-        room: dict[str, Any] = {k: v for k, v in extra.items() if isinstance(k, str) and k not in OWN_ROOM_FIELDS} \
-            if isinstance(extra, dict) else {}
-        room.update(room_id=room_id, auth_token=message.get("token") or self.options.auth_token)
+        try:
+            room = self._room(message)
+        except ValueError as exc:
+            logger.warning("job %s refused: %s", job_id, exc)
+            self.client.send({"type": "job_update", "job_id": job_id, "status": "failed", "error": str(exc)})
+            self._send_status()
+            return
         metadata = message.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             metadata = {"metadata": metadata}  # VideoSDK's ctx.metadata is a dict: a bare value is wrapped
         if message.get("wait"):
             self._wait_for_join.add(job_id)
-        spec = JobSpec(job_id, ["--log-level", self.options.log_level, self.job_mode, "--room-id", str(room_id)],
+        spec = JobSpec(job_id, ["--log-level", self.options.log_level, self.job_mode, f"--room-id={room['room_id']}"],
                        room, metadata or {})
         try:
             self.pool.submit(spec)
-        except (PoolFull, ValueError) as exc:
+        except PoolFull as exc:
             logger.warning("job %s refused: %s", job_id, exc)
             self.client.send({"type": "job_update", "job_id": job_id, "status": "failed", "error": str(exc)})
             return
-        logger.info("job %s: room %s", job_id, room_id)
+        logger.info("job %s: room %s", job_id, room["room_id"])
         self._send_status()
 
+    def _room(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The job's ``RoomOptions`` fields from an assignment; ``ValueError`` saying what is wrong with it."""
+        raw = message.get("room_id")
+        room_id = _valid_id(raw)
+        if room_id is None:
+            what = "has no room_id" if raw is None else f"has room_id {shown(raw)}, not a valid room id"
+            raise ValueError(f"the assignment {what} (expected: 1-128 letters, digits and ._:@-, the first a letter or digit)")
+        token = message.get("token")
+        if token is not None and not (isinstance(token, str) and 0 < len(token) <= MAX_TOKEN and token.isprintable()):
+            raise ValueError("the assignment's token is not a printable string of at most "
+                             f"{MAX_TOKEN} characters")
+        return {"room_id": room_id, "auth_token": token or self.options.auth_token,
+                **_room_options(message.get("room_options"))}
+
     async def _terminate(self, message: dict[str, Any]) -> None:
-        job_id = str(message.get("job_id", ""))
-        if job_id not in self.pool.jobs:
-            logger.warning("termination of job %s, which does not run here", job_id)
+        raw = message.get("job_id")
+        job_id = _valid_id(raw)
+        if job_id is None or job_id not in self.pool.jobs:
+            logger.warning("termination of job %s, which does not run here", shown(raw))
             return
-        logger.info("job %s: terminated by the registry (%s)", job_id, message.get("reason") or "no reason given")
+        reason = message.get("reason")
+        logger.info("job %s: terminated by the registry (%s)", job_id, shown(reason) if reason else "no reason given")
         self._terminated.add(job_id)
         await self.pool.stop_job(job_id)
 

@@ -7,13 +7,16 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from agentsession import protect_secret
@@ -28,6 +31,13 @@ MIN_TOKEN = 16  # characters: shorter tokens are refused (guessable, and too sho
 READ_TIMEOUT = 10.0  # seconds a client has to send a request's headers and body (and to idle between requests)
 REQUEST_TIMEOUT = 30.0  # seconds to answer a request, the offer's ICE gathering included
 MAX_HTTP_CONNECTIONS = 256  # open HTTP connections at once; more are closed as they arrive
+#: connections that have not yet sent an authorized request, in all and per client address: at the cap, a new
+#: one replaces the oldest of them (so idle sockets cannot lock anyone out), authorized ones are never displaced
+MAX_UNAUTHENTICATED = 64
+MAX_UNAUTHENTICATED_PER_PEER = 8
+#: seconds between two log lines about malformed requests (the ones between are counted, not logged)
+ERROR_LOG_INTERVAL = 10.0
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 COOKIE = "agentsession_playground"
 _STATIC = {
     "/": ("index.html", "text/html"),
@@ -77,7 +87,10 @@ class PlaygroundServer:
     takes its place before anything is awaited: concurrent offers can't overshoot; the rest get a 503).
     A client has ``read_timeout`` seconds to send a request's headers and its body, and to idle between
     requests; a request is answered within ``request_timeout`` or gets a 504; at most
-    ``max_http_connections`` are open at once. Without a token, offers from ``Origin: null`` (a sandboxed
+    ``max_http_connections`` are open at once, of which at most ``max_unauthenticated`` (and
+    ``max_unauthenticated_per_peer`` from one address) have not yet sent an authorized request: past those
+    caps a new connection closes the oldest such one, so idle sockets cannot lock out a client with the token.
+    Malformed requests are logged as one line, at most every ``ERROR_LOG_INTERVAL`` seconds. Without a token, offers from ``Origin: null`` (a sandboxed
     frame on any site) are refused; offers must be ``application/json`` (a cross-site form or beacon can't
     send that without a CORS preflight, which is never granted). Browsers only give a page the microphone
     on ``localhost`` or over HTTPS: for another machine pass ``ssl_context``. With ``forward``, checked
@@ -99,6 +112,8 @@ class PlaygroundServer:
         read_timeout: float = READ_TIMEOUT,
         request_timeout: float = REQUEST_TIMEOUT,
         max_http_connections: int = MAX_HTTP_CONNECTIONS,
+        max_unauthenticated: int = MAX_UNAUTHENTICATED,
+        max_unauthenticated_per_peer: int = MAX_UNAUTHENTICATED_PER_PEER,
     ) -> None:
         if not is_loopback(host) and not token:
             raise ValueError(f"binding {host} (not loopback) needs a token: pass --token or let the mode generate one")
@@ -109,6 +124,8 @@ class PlaygroundServer:
             raise ValueError("max_connections must be >= 1")
         if read_timeout <= 0 or request_timeout <= 0 or max_http_connections < 1:
             raise ValueError("read_timeout and request_timeout must be > 0, max_http_connections >= 1")
+        if max_unauthenticated < 1 or max_unauthenticated_per_peer < 1:
+            raise ValueError("max_unauthenticated and max_unauthenticated_per_peer must be >= 1")
         self.on_connection = on_connection
         self.host = host
         self.port = port
@@ -122,6 +139,8 @@ class PlaygroundServer:
         self.read_timeout = read_timeout
         self.request_timeout = request_timeout
         self.max_http_connections = max_http_connections
+        self.max_unauthenticated = min(max_unauthenticated, max_http_connections)
+        self.max_unauthenticated_per_peer = min(max_unauthenticated_per_peer, self.max_unauthenticated)
         self.transports: dict[str, WebRTCTransport] = {}
         self._admitting = 0  # offers admitted whose transport is not in ``transports`` yet
         self._runner: web.AppRunner | None = None
@@ -152,7 +171,7 @@ class PlaygroundServer:
         app.router.add_get("/style.css", self._static)
         app.router.add_post("/offer", self._offer)
         app.router.add_post("/sessions/{id}/close", self._close_session)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=_RequestErrors(logger))
         await runner.setup()
         assert runner.server is not None
         handlers = runner.server
@@ -192,17 +211,23 @@ class PlaygroundServer:
                      ) -> web.StreamResponse:
         if self.token is not None and not self._authorized(request):
             return _error(401, "missing or wrong playground token: open the URL printed by the server")
-        if self.token is None and not is_loopback(_hostname(request.host)):
+        host = request.headers.get("Host", "")
+        if not _HOST.fullmatch(host):  # what a browser sends: host[:port], nothing else (no user@, no path)
+            return _error(400, "a Host header (host[:port]) is required")
+        if self.token is None and not is_loopback(_hostname(host)):
             # no token means loopback only: a foreign Host header is a DNS-rebinding attempt
             return _error(403, "without a token the playground only answers to localhost / 127.0.0.1")
         origin = request.headers.get("Origin")
-        if request.method != "GET" and origin and origin != "null" and urlsplit(origin).netloc != request.host:
-            return _error(403, "cross-origin requests are not allowed")
+        if request.method != "GET" and origin is not None and origin != "null":
+            scheme = "https" if self.ssl_context is not None else "http"
+            if origin.lower() != f"{scheme}://{host}".lower():
+                return _error(403, "cross-origin requests are not allowed")
         if request.method != "GET" and origin == "null" and self.token is None:
             # a sandboxed frame or a file:// page, on any site: without a token, nothing else tells it apart
             return _error(403, "requests from an opaque origin (Origin: null) need the playground token")
         connection = self._connections.get(request.transport) if request.transport is not None else None
         if connection is not None:
+            connection.authenticated()
             connection.busy()
         try:
             async with asyncio.timeout(self.request_timeout):
@@ -230,7 +255,8 @@ class PlaygroundServer:
             request.cookies.get(COOKIE, ""),
         ]
         expected = self.token.encode()
-        return any(c and hmac.compare_digest(c.encode(), expected) for c in candidates)
+        # headers that are not UTF-8 reach us as surrogates: compared as the bytes they were, never an error
+        return any(c and hmac.compare_digest(c.encode("utf-8", "surrogateescape"), expected) for c in candidates)
 
     async def _static(self, request: web.Request) -> web.Response:
         name, content_type = _STATIC[request.path]
@@ -317,18 +343,47 @@ class _Connection(asyncio.Protocol):
         self.handler = handler
         self.server = server
         self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.trusted = False  # a request on it passed the token (or, without one, the Host) check
+        self.silent = True  # nothing received yet
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        if len(self.server._connections) >= self.server.max_http_connections:
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if not self._make_room():
             logger.warning("playground: %d HTTP connections open, refusing another", len(self.server._connections))
             transport.abort()
             return
         self.server._connections[transport] = self
         self.handler.connection_made(transport)
         self.idle()
+
+    def _make_room(self) -> bool:
+        """Admit this connection within the caps, displacing the oldest not-yet-authorized connection (silent
+        ones first) of this peer or of anyone when a cap is reached; False when only authorized ones are open."""
+        server = self.server
+        waiting = [c for c in server._connections.values() if not c.trusted]
+        mine = [c for c in waiting if c.peer == self.peer]
+        if len(mine) >= server.max_unauthenticated_per_peer:
+            _oldest(mine).evict()
+        elif len(waiting) >= server.max_unauthenticated or len(server._connections) >= server.max_http_connections:
+            if not waiting:
+                return False
+            _oldest(waiting).evict()
+        return len(server._connections) < server.max_http_connections
+
+    def authenticated(self) -> None:
+        self.trusted = True
+
+    def evict(self) -> None:
+        self.busy()
+        if self.transport is not None:
+            self.server._connections.pop(self.transport, None)
+            self.handler.connection_lost(None)
+            self.transport.abort()
 
     def busy(self) -> None:
         if self._timer is not None:
@@ -351,6 +406,7 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()  # nothing useful was sent: no response, no lingering
 
     def data_received(self, data: bytes) -> None:
+        self.silent = False
         self.handler.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -366,6 +422,38 @@ class _Connection(asyncio.Protocol):
         self.busy()
         if self.transport is not None and self.server._connections.pop(self.transport, None) is not None:
             self.handler.connection_lost(exc)
+
+
+def _oldest(connections: list[_Connection]) -> _Connection:
+    """The one to displace: the first opened of the silent ones, else the first opened (dicts keep that order)."""
+    return next((c for c in connections if c.silent), connections[0])
+
+
+class _RequestErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's request-handling log: a malformed request is one WARNING line, not an ERROR with a traceback,
+    and at most one line per ``ERROR_LOG_INTERVAL`` (the ones between are counted): a client cannot fill the log."""
+
+    def __init__(self, target: logging.Logger) -> None:
+        super().__init__(target, {})
+        self._last: float | None = None
+        self._skipped = 0
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if level < logging.WARNING:
+            self.logger.log(level, msg, *args, **kwargs)
+            return
+        now = time.monotonic()
+        if self._last is not None and now - self._last < ERROR_LOG_INTERVAL:
+            self._skipped += 1
+            return
+        self._last, skipped, self._skipped = now, self._skipped, 0
+        more = f" ({skipped} more since the last one)" if skipped else ""
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError):  # the client's fault: what was wrong is enough
+            reason = str(exc.message).splitlines()[0][:200] if exc.message else type(exc).__name__
+            self.logger.warning("playground: malformed request refused (%s: %s)%s", type(exc).__name__, reason, more)
+        else:
+            self.logger.log(level, f"{msg}{more}", *args, **kwargs)
 
 
 def _hostname(host: str) -> str:
