@@ -13,6 +13,7 @@ from ._chat import ChatContext
 from ._pipeline_events import PipelineEvent, ToolCall
 from ._stt_stream import BufferedSpeechStream, SpeechStream
 from ._tools import FunctionTool, ToolResult
+from ._tts_stream import SentenceSynthesisStream, SynthesisStream
 
 
 @dataclass
@@ -199,10 +200,19 @@ class TTS(ABC):
     """Text to speech."""
 
     sample_rate: int = 24000
+    streaming: bool = False
+    """True when ``stream()`` takes text as it is generated and starts speaking before a sentence is complete;
+    False: it synthesizes each sentence once it is complete."""
 
     @abstractmethod
     def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
         """Stream audio for ``text``."""
+
+    def stream(self) -> SynthesisStream:
+        """An incremental synthesis (see ``SynthesisStream``); call it from the event loop. This default
+        synthesizes each sentence with ``synthesize`` once it is complete; a provider that takes text
+        incrementally overrides it and sets ``streaming``."""
+        return SentenceSynthesisStream(self.synthesize)
 
     async def aclose(self) -> None:
         """Release resources (optional)."""

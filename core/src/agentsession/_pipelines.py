@@ -27,6 +27,7 @@ from ._pipeline_events import (
 )
 from ._stt_stream import BufferedSpeechStream, SpeechStream
 from ._tools import FunctionTool, ToolResult
+from ._tts_stream import SynthesisStream
 from ._turn_detection import Endpointing, TurnDetector
 from ._vad import EnergyVAD, UtteranceCollector
 
@@ -455,18 +456,24 @@ class CascadingPipeline(Pipeline):
         conversation = self.conversation_flow if flow and user_text is not None else None
         token = _LLM_STREAM.set(llm_text)
         text, pending = "", ""
+        speech = _StreamedSpeech(self, rid, stages) if self.tts.streaming else None
         try:
             if conversation is not None:
                 await conversation.on_turn_start(user_text or "")
             chunks = conversation.run(user_text or "") if conversation is not None else llm_text()
             async for chunk in chunks:
                 text += chunk
-                pending += chunk
                 self._channel.emit(AgentTranscript(chunk, final=False, response_id=rid))
+                if speech is not None:  # the TTS takes the text as it comes
+                    speech.push_text(chunk)
+                    continue
+                pending += chunk
                 *sentences, pending = _SENTENCE_END.split(pending)
                 for sentence in sentences:
                     await self._speak(rid, sentence, stages)
-            if pending.strip():
+            if speech is not None:
+                await speech.finish()
+            elif pending.strip():
                 await self._speak(rid, pending, stages)
         except asyncio.CancelledError:
             raise
@@ -474,6 +481,8 @@ class CascadingPipeline(Pipeline):
             logger.exception("LLM/TTS turn failed")
             self._channel.emit(Error(f"response failed: {exc}", recoverable=True))
         finally:
+            if speech is not None:
+                await speech.aclose()
             _LLM_STREAM.reset(token)
             if conversation is not None:
                 await _guarded(conversation.on_turn_end(), "ConversationFlow.on_turn_end")
@@ -494,6 +503,46 @@ class CascadingPipeline(Pipeline):
                 self._channel.emit(AgentAudio(out, response_id=rid))
         for out in self._tts_out.flush():
             self._channel.emit(AgentAudio(out, response_id=rid))
+
+
+class _StreamedSpeech:
+    """One response spoken through ``TTS.stream()``: text pushed as the LLM streams it, frames emitted as they
+    come; opened at the first text, so a response without text costs the provider nothing."""
+
+    def __init__(self, pipeline: CascadingPipeline, rid: str, stages: dict[str, float]) -> None:
+        self._pipeline, self._rid, self._stages = pipeline, rid, stages
+        self._stream: SynthesisStream | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    def push_text(self, text: str) -> None:
+        if not text:
+            return
+        if self._stream is None:
+            self._stream = self._pipeline.tts.stream()
+            self._pump = asyncio.ensure_future(self._emit_frames(self._stream, asyncio.get_running_loop().time()))
+        self._stream.push_text(text)
+
+    async def finish(self) -> None:
+        """No more text: wait for the audio of all of it."""
+        if self._stream is not None and self._pump is not None:
+            self._stream.end_input()
+            await self._pump
+
+    async def aclose(self) -> None:
+        """Stop the synthesis (the provider stops generating the rest); idempotent."""
+        if self._stream is not None and self._pump is not None:
+            await self._stream.aclose()
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+
+    async def _emit_frames(self, stream: SynthesisStream, asked: float) -> None:
+        out, channel, loop = self._pipeline._tts_out, self._pipeline._channel, asyncio.get_running_loop()
+        async for frame in stream:
+            self._stages.setdefault("tts_ttfb", loop.time() - asked)
+            for converted in out.push(frame):
+                channel.emit(AgentAudio(converted, response_id=self._rid))
+        for converted in out.flush():
+            channel.emit(AgentAudio(converted, response_id=self._rid))
 
 
 def _in_this_turn(ctx: ChatContext, user_text: str) -> bool:
