@@ -62,7 +62,7 @@ class FakeAnthropic:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.tool_arguments: dict[str, dict[str, Any]] = {}
-        self.first_text_sent: list[float] = []  # perf_counter when each answer's first text delta left
+        self.first_text_sent: list[float] = []  # perf_counter as each answer's first text delta is sent
         self._cached: set[str] = set()
         self._server: asyncio.Server | None = None
         self._ids = 0
@@ -190,11 +190,12 @@ class FakeAnthropic:
             await self._send(writer, RawContentBlockStartEvent.model_validate(
                 {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}))
             for i, word in enumerate(text.split(" ")):
-                await self._send(writer, RawContentBlockDeltaEvent.model_validate(
+                delta = RawContentBlockDeltaEvent.model_validate(
                     {"type": "content_block_delta", "index": index,
-                     "delta": {"type": "text_delta", "text": (" " if i else "") + word}}))
+                     "delta": {"type": "text_delta", "text": (" " if i else "") + word}})
                 if i == 0:
                     self.first_text_sent.append(time.perf_counter())
+                await self._send(writer, delta)
             await self._send(writer, RawContentBlockStopEvent(type="content_block_stop", index=index))
             index += 1
         for n, (name, arguments) in enumerate(calls):
