@@ -7,9 +7,20 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from agentsession import LLM, STT, TTS, AgentSession, AudioFrame, CascadingPipeline, ChatContext, FunctionTool, ToolCall
+from agentsession import (
+    LLM,
+    STT,
+    TTS,
+    AgentSession,
+    AudioFrame,
+    CascadingPipeline,
+    ChatContext,
+    ChatMessage,
+    FunctionTool,
+    ToolCall,
+)
 from agentsession.plugin import SynthesisStream
-from agentsession.testing import tone, virtual_clock
+from agentsession.testing import FakeTransport, tone, virtual_clock
 from core_helpers import QuietAgent
 
 
@@ -154,3 +165,64 @@ async def test_a_streaming_tts_gets_the_text_as_the_llm_streams_it() -> None:
 class SilentSTT(STT):
     async def transcribe(self, audio: AudioFrame, *, language: str | None = None) -> str:
         return ""
+
+
+class TimedTTS(TTS):
+    """A streaming TTS that knows when each word is spoken: 0.2 s of tone per word, whatever its length."""
+
+    streaming = True
+
+    def __init__(self) -> None:
+        self.streams: list[SynthesisStream] = []
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+        yield tone(0.2 * len(text.split()), self.sample_rate)
+
+    def stream(self) -> SynthesisStream:
+        tts = self
+
+        class Stream(SynthesisStream):
+            def __init__(self) -> None:
+                super().__init__()
+                self.words: list[tuple[str, float]] = []  # (word, end)
+
+            def push_text(self, text: str) -> None:
+                for word in text.split():
+                    self.words.append((word, 0.2 * (len(self.words) + 1)))
+                    self._emit(tone(0.2, tts.sample_rate))
+
+            def flush(self) -> None:
+                pass
+
+            def end_input(self) -> None:
+                self._finish()
+
+            def heard_text(self, seconds: float) -> str | None:
+                return " ".join(w for w, end in self.words if end <= seconds + 1e-6)
+
+        stream = Stream()
+        self.streams.append(stream)
+        return stream
+
+
+class LongWordLLM(LLM):
+    async def chat(self, ctx: ChatContext, *, tools: Sequence[FunctionTool] = ()) -> AsyncIterator[str | ToolCall]:
+        for word in ["Antidisestablishmentarianism", " is", " a", " long", " word,", " friend."]:
+            yield word
+
+
+@virtual_clock
+async def test_an_interrupted_answer_is_cut_in_the_history_at_the_words_the_tts_says_were_heard() -> None:
+    transport = FakeTransport()
+    await transport.start()
+    session = AgentSession(QuietAgent(), CascadingPipeline(stt=SilentSTT(), llm=LongWordLLM(), tts=TimedTTS()))
+    await session.start(transport=transport)
+    await session.reply(wait_for_playback=False)
+    await asyncio.sleep(0.5)  # (virtual) the first two words are played, the third is under way
+    await session.interrupt()
+    (item,) = [i for i in session.history.items if isinstance(i, ChatMessage) and i.role == "assistant"]
+    assert item.interrupted and 0.4 <= (item.audio_duration or 0) < 0.6
+    # by its characters, 0.5 s of the 1.2 s would keep less than the first word; the timings say two were heard
+    assert item.text == "Antidisestablishmentarianism is"
+    await session.close()
+    await transport.close()

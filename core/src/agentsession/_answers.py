@@ -286,7 +286,12 @@ class Answers:
         if response.start is None:
             self._s.history.items.remove(item)
         elif item.audio_duration is not None and heard < item.audio_duration:
-            self._s.history.truncate(item.id, heard)
+            try:
+                text = self._s.pipeline.heard_text(response.id, heard)
+            except Exception:
+                logger.exception("the pipeline failed to say what was heard; the history is cut in proportion")
+                text = None
+            self._s.history.truncate(item.id, heard, text=text)
 
     # ------------------------------------------------------------------ playout callbacks
 

@@ -176,11 +176,12 @@ class ChatContext:
                 return item
         return None
 
-    def truncate(self, item_id: str, heard: float) -> ChatMessage:
+    def truncate(self, item_id: str, heard: float, *, text: str | None = None) -> ChatMessage:
         """Cut an interrupted assistant message to the part the user heard.
 
-        The kept text is proportional to ``heard / audio_duration`` and ends at a word
-        boundary (a partially heard word is dropped).
+        ``text`` is what was heard when the TTS knows it (word timings); otherwise the kept text is
+        proportional to ``heard / audio_duration`` and ends at a word boundary (a partially heard word is
+        dropped).
         """
         item = self.get(item_id)
         if item is None:
@@ -195,6 +196,8 @@ class ChatContext:
         if heard <= 0:
             item.text = ""
             heard = 0.0
+        elif text is not None:
+            item.text = text
         else:
             item.text = _cut_at_word(item.text, int(len(item.text) * heard / duration + 1e-9))
         item.interrupted = True

@@ -138,6 +138,11 @@ class Pipeline(ABC):
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         """Switch to another agent's instructions and tools, keeping the conversation."""
 
+    def heard_text(self, response_id: str, seconds: float) -> str | None:
+        """The text of response ``response_id`` spoken in its first ``seconds`` of audio, when the pipeline knows
+        it word by word (a TTS with timings); ``None``: the session cuts the history in proportion."""
+        return None
+
     @abstractmethod
     async def close(self) -> None: ...
 
@@ -255,6 +260,7 @@ class CascadingPipeline(Pipeline):
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._tts_out = AudioConverter(tts.sample_rate)
+        self._spoken: dict[str, SynthesisStream] = {}  # the last responses spoken through tts.stream(), by id
         self.streaming_stt = stt.streaming if streaming_stt is None else streaming_stt
 
     @property
@@ -317,6 +323,10 @@ class CascadingPipeline(Pipeline):
 
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         self._options = ModelOptions(instructions, list(tools), self._options.chat_ctx)
+
+    def heard_text(self, response_id: str, seconds: float) -> str | None:
+        stream = self._spoken.get(response_id)
+        return stream.heard_text(seconds) if stream is not None else None
 
     async def close(self) -> None:
         self._cancel_end_of_turn()
@@ -505,6 +515,9 @@ class CascadingPipeline(Pipeline):
             self._channel.emit(AgentAudio(out, response_id=rid))
 
 
+_SPOKEN_KEPT = 16  # responses whose synthesis streams are kept for heard_text (an interruption reaches back so far)
+
+
 class _StreamedSpeech:
     """One response spoken through ``TTS.stream()``: text pushed as the LLM streams it, frames emitted as they
     come; opened at the first text, so a response without text costs the provider nothing."""
@@ -519,6 +532,10 @@ class _StreamedSpeech:
             return
         if self._stream is None:
             self._stream = self._pipeline.tts.stream()
+            spoken = self._pipeline._spoken
+            spoken[self._rid] = self._stream  # its word timings cut the history if the user interrupts it
+            while len(spoken) > _SPOKEN_KEPT:
+                del spoken[next(iter(spoken))]
             self._pump = asyncio.ensure_future(self._emit_frames(self._stream, asyncio.get_running_loop().time()))
         self._stream.push_text(text)
 

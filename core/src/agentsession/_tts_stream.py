@@ -48,6 +48,11 @@ class SynthesisStream(ABC):
         """Stop now: the rest is not synthesized, the iteration ends; idempotent."""
         self._finish()
 
+    def heard_text(self, seconds: float) -> str | None:
+        """The text spoken in the first ``seconds`` of this stream's audio (whole words), where the provider
+        gives word or character timings; ``None`` where it does not."""
+        return None
+
     @property
     def finished(self) -> bool:
         """Whether the iteration has ended (or will, once what is queued is read)."""
