@@ -147,3 +147,44 @@ def test_bad_options_are_refused_with_the_choices() -> None:
 def test_the_entry_point_builds_it_by_name() -> None:
     llm = agentsession_models()["anthropic-llm"](api_key=API_KEY, model="claude-x")
     assert isinstance(llm, AnthropicLLM) and llm.model == "claude-x"
+
+
+async def test_tool_choice_none_still_defines_the_tools_and_no_tools_tells_calls_as_text(
+    anthropic_server: FakeAnthropic,
+) -> None:
+    ctx = ChatContext()
+    ctx.add_message("system", "Be brief.")
+    ctx.add_message("user", "Weather?")
+    ctx.add_function_call("toolu_1", "get_weather", '{"city": "Paris"}')
+    ctx.add_function_output("toolu_1", "get_weather", '{"temp": 21}')
+    llm = AnthropicLLM(api_key=API_KEY, tool_choice="none")
+    assert [p async for p in llm.chat(ctx, tools=[get_weather])]
+    first = anthropic_server.requests[-1]
+    assert first["tool_choice"] == {"type": "none"} and [t["name"] for t in first["tools"]] == ["get_weather"]
+    assert [p async for p in llm.chat(ctx)]  # an agent without tools (after a handoff): the history as text
+    last = anthropic_server.requests[-1]
+    assert "tools" not in last and "tool_choice" not in last
+    assert last["messages"][1:] == [
+        {"role": "assistant", "content": [{"type": "text", "text": '(called get_weather with {"city": "Paris"})'}]},
+        {"role": "user", "content": [{"type": "text", "text": '(get_weather returned: {"temp": 21})'}]},
+    ]
+    await llm.aclose()
+
+
+async def test_failures_are_model_errors_that_say_whether_to_retry(anthropic_server: FakeAnthropic) -> None:
+    ctx = ChatContext()
+    ctx.add_message("user", "Hello there")
+    anthropic_server.fail_mid_answer = {"type": "overloaded_error", "message": "Overloaded"}
+    llm = AnthropicLLM(api_key=API_KEY)
+    parts: list[str | ToolCall] = []
+    with pytest.raises(ModelError, match="overloaded_error: Overloaded") as caught:
+        async for part in llm.chat(ctx):
+            parts.append(part)
+    assert parts == ["You"] and caught.value.recoverable and caught.value.code == "overloaded_error"
+    assert [p async for p in llm.chat(ctx)]  # the next answer goes through
+    await llm.aclose()
+    wrong = AnthropicLLM(api_key="sk-ant-wrong")
+    with pytest.raises(ModelError, match="ANTHROPIC_API_KEY") as refused:
+        [p async for p in wrong.chat(ctx)]
+    assert not refused.value.recoverable and refused.value.code == "authentication_error"
+    await wrong.aclose()

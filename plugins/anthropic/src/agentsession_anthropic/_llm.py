@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from anthropic import AsyncAnthropic
+from anthropic import APIConnectionError, APIStatusError, AsyncAnthropic
 from anthropic.types import (
     InputJSONDelta,
     RawContentBlockDeltaEvent,
@@ -30,6 +30,7 @@ from agentsession.plugin import (
     env_secret,
     mask,
     protect_secret,
+    redact,
 )
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
@@ -121,7 +122,7 @@ class AnthropicLLM(LLM):
 
     def request(self, ctx: ChatContext, tools: Sequence[FunctionTool] = ()) -> dict[str, Any]:
         """The Messages API request ``chat`` sends for ``ctx`` (streamed)."""
-        system, messages = anthropic_messages(ctx)
+        system, messages = anthropic_messages(ctx, tool_blocks=bool(tools))
         cache = {"cache_control": {"type": self.caching}} if self.caching else {}
         kwargs: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens, "messages": messages,
                                   "stream": True}
@@ -133,22 +134,28 @@ class AnthropicLLM(LLM):
                     if getattr(self, name) is not None}
         if sampling:
             kwargs["extra_body"] = sampling
-        if tools and self.tool_choice != "none":
+        if tools:
             kwargs["tools"] = [{"name": t.name, "description": t.description or t.name,
                                 "input_schema": t.schema()["parameters"]} for t in tools]
             kwargs["tools"][-1].update(cache)
-            choice: dict[str, Any] = {"type": "any" if self.tool_choice == "required" else "auto"}
-            if self.parallel_tool_calls is not None:
+            choice: dict[str, Any] = {"type": {"auto": "auto", "required": "any", "none": "none"}[self.tool_choice]}
+            if self.parallel_tool_calls is not None and self.tool_choice != "none":
                 choice["disable_parallel_tool_use"] = not self.parallel_tool_calls
             kwargs["tool_choice"] = choice
         return kwargs
 
     async def chat(self, ctx: ChatContext, *, tools: Sequence[FunctionTool] = ()) -> AsyncIterator[str | ToolCall]:
-        stream = await self.client.messages.create(**self.request(ctx, tools))
+        """Stream the answer: text chunks as they come, then its tool calls together. A refused request or a
+        failure mid-answer is a ``ModelError`` (recoverable when retrying may work: overload, rate limit, network)."""
+        request = self.request(ctx, tools)
+        try:
+            stream = await self.client.messages.create(**request)
+        except (APIStatusError, APIConnectionError) as exc:
+            raise _model_error(exc) from None
         calls: dict[int, list[str]] = {}  # content block index -> [id, name, partial json]
         message_id = ""
         try:
-            async for event in stream:
+            async for event in _events(stream):
                 if isinstance(event, RawContentBlockDeltaEvent):
                     if isinstance(event.delta, TextDelta):
                         if event.delta.text:
@@ -173,7 +180,28 @@ class AnthropicLLM(LLM):
             yield ToolCall(call_id, name, arguments or "{}", response_id=message_id)
 
 
-def anthropic_messages(ctx: ChatContext) -> tuple[list[str], list[dict[str, Any]]]:
+async def _events(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The stream's events; an error event or a lost connection mid-answer as a ``ModelError``."""
+    try:
+        async for event in stream:
+            yield event
+    except (APIStatusError, APIConnectionError) as exc:
+        raise _model_error(exc) from None
+
+
+def _model_error(exc: APIStatusError | APIConnectionError) -> ModelError:
+    if isinstance(exc, APIConnectionError):
+        return ModelError(f"could not reach Anthropic: {redact(str(exc))}", recoverable=True, code="connection_failed")
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
+    kind = str(error.get("type") or f"http_{exc.status_code}")
+    message = redact(str(error.get("message") or exc.message))
+    retry = exc.status_code in (408, 429) or exc.status_code >= 500 or kind in ("overloaded_error", "api_error")
+    hint = " (check ANTHROPIC_API_KEY)" if exc.status_code in (401, 403) else ""
+    return ModelError(f"Anthropic refused the request: {kind}: {message}{hint}", recoverable=retry, code=kind)
+
+
+def anthropic_messages(ctx: ChatContext, *, tool_blocks: bool = True) -> tuple[list[str], list[dict[str, Any]]]:
     """The history as the Messages API takes it: the system texts, and the messages.
 
     System messages before the conversation are the system blocks (the instructions); a system message
@@ -182,6 +210,8 @@ def anthropic_messages(ctx: ChatContext) -> tuple[list[str], list[dict[str, Any]
     ``tool_use`` blocks of the assistant's message and their outputs ``tool_result`` blocks of the next user
     message (calls without an output, and outputs without a call, are left out). A conversation that starts
     with the agent speaking (or has not started) gets a short user message first, as the API wants one.
+    ``tool_blocks=False`` (a request that offers no tools, which the API then refuses tool blocks in) tells the
+    calls and their results as text instead.
     """
     called = {i.call_id for i in ctx.items if isinstance(i, FunctionCall)}
     answered = {i.call_id for i in ctx.items if isinstance(i, FunctionCallOutput)}
@@ -208,12 +238,20 @@ def anthropic_messages(ctx: ChatContext) -> tuple[list[str], list[dict[str, Any]
             else:
                 add("assistant" if item.role == "assistant" else "user", {"type": "text", "text": item.text})
         elif isinstance(item, FunctionCall):
-            if item.call_id in answered:
+            if item.call_id not in answered:
+                continue
+            if tool_blocks:
                 add("assistant", {"type": "tool_use", "id": item.call_id, "name": item.name,
                                   "input": _arguments(item.arguments)})
+            else:
+                add("assistant", {"type": "text", "text": f"(called {item.name} with {item.arguments or '{}'})"})
         elif item.call_id in called:
-            add("user", {"type": "tool_result", "tool_use_id": item.call_id, "content": item.output,
-                         "is_error": item.is_error})
+            if tool_blocks:
+                add("user", {"type": "tool_result", "tool_use_id": item.call_id, "content": item.output,
+                             "is_error": item.is_error})
+            else:
+                failed = " (an error)" if item.is_error else ""
+                add("user", {"type": "text", "text": f"({item.name} returned{failed}: {item.output})"})
     if not messages or messages[0]["role"] == "assistant":
         messages.insert(0, {"role": "user", "content": [{"type": "text", "text": "(the call begins)"}]})
     return system, messages

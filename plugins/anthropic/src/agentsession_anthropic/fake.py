@@ -10,6 +10,9 @@ Point the official SDK at it with its own setting, ``ANTHROPIC_BASE_URL=server.b
   calls), with ``tool_arguments[name]`` as input, after ``Let me check.``;
 - anything else: ``You said: <text>``.
 
+``fail_mid_answer`` (an ``{"type": ..., "message": ...}`` error) fails the next answer after its first word with
+an ``error`` event, as the API does when overloaded mid-stream.
+
 Requests are validated against the SDK's param types and the API's rules (roles alternate and start with the
 user, every ``tool_use`` is answered by a ``tool_result`` first in the next user message); violations land in
 ``protocol_errors``. The instructions' ``cache_control`` is honoured as a prompt cache: the first request writes
@@ -62,6 +65,7 @@ class FakeAnthropic:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.tool_arguments: dict[str, dict[str, Any]] = {}
+        self.fail_mid_answer: dict[str, str] | None = None  # next answer: this error event after its first word
         self.first_text_sent: list[float] = []  # perf_counter as each answer's first text delta is sent
         self._cached: set[str] = set()
         self._server: asyncio.Server | None = None
@@ -159,6 +163,10 @@ class FakeAnthropic:
                 pending = {b["id"] for b in content if b.get("type") == "tool_use"}
         if pending:
             errors.append("the last message's tool_use is not answered")
+        kinds = {b.get("type") for m in messages if isinstance(m.get("content"), list) for b in m["content"]
+                 if isinstance(b, dict)}
+        if not request.get("tools") and kinds & {"tool_use", "tool_result"}:
+            errors.append("tool_use/tool_result blocks in a request that defines no tools")
 
     def _block(self, block: Any, where: str) -> None:
         adapter = _BLOCKS.get(block.get("type") if isinstance(block, dict) else None)  # type: ignore[arg-type]
@@ -196,6 +204,11 @@ class FakeAnthropic:
                 if i == 0:
                     self.first_text_sent.append(time.perf_counter())
                 await self._send(writer, delta)
+                if self.fail_mid_answer is not None:  # the API's way to fail a stream already under way
+                    error, self.fail_mid_answer = self.fail_mid_answer, None
+                    writer.write(f"event: error\ndata: {json.dumps({'type': 'error', 'error': error})}\n\n".encode())
+                    await writer.drain()
+                    return
             await self._send(writer, RawContentBlockStopEvent(type="content_block_stop", index=index))
             index += 1
         for n, (name, arguments) in enumerate(calls):
