@@ -163,9 +163,9 @@ class FakeAnthropic:
                 pending = {b["id"] for b in content if b.get("type") == "tool_use"}
         if pending:
             errors.append("the last message's tool_use is not answered")
-        kinds = {b.get("type") for m in messages if isinstance(m.get("content"), list) for b in m["content"]
-                 if isinstance(b, dict)}
-        if not request.get("tools") and kinds & {"tool_use", "tool_result"}:
+        used = {b.get("type") for m in messages if isinstance(m.get("content"), list) for b in m["content"]
+                if isinstance(b, dict)}
+        if not request.get("tools") and used & {"tool_use", "tool_result"}:
             errors.append("tool_use/tool_result blocks in a request that defines no tools")
 
     def _block(self, block: Any, where: str) -> None:
