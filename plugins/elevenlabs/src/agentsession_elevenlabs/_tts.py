@@ -326,7 +326,7 @@ class ElevenLabsStream(SynthesisStream):
             raise
         except ModelError as exc:
             self._fail(exc)
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):
             self._fail(ModelError("ElevenLabs: the connection closed during a synthesis", recoverable=True,
                                   code="connection_lost"))
 

@@ -5,7 +5,7 @@ SDK's own types.
 Point ``ElevenLabsTTS`` at it with ``ELEVENLABS_BASE_URL=server.base_url`` (or ``base_url=``) and ``API_KEY``.
 Each context buffers the text it is sent and generates audio when the buffer reaches the context's
 ``chunk_length_schedule`` (the service's default without one), when flushed, and when closed after a flush: a
-tone of ``seconds_per_char`` per character, in messages of a few words, each with its characters' timings
+tone of ``seconds_per_char`` per character (or ``seconds_per_word`` per word, whatever its length), in messages of a few words, each with its characters' timings
 (``alignment`` and ``normalizedAlignment``, relative to the message's audio, as the service sends them), then
 ``isFinal`` once the context is closed. Text buffered when a context is closed without a flush is never
 generated (``Context.dropped``). Violations of the protocol land in ``protocol_errors``.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -71,8 +72,9 @@ class Connection:
 class FakeElevenLabs:
     """``async with FakeElevenLabs() as server``; ``base_url`` is ``http://127.0.0.1:P``."""
 
-    def __init__(self, seconds_per_char: float = 0.02) -> None:
+    def __init__(self, seconds_per_char: float = 0.02, seconds_per_word: float | None = None) -> None:
         self.seconds_per_char = seconds_per_char
+        self.seconds_per_word = seconds_per_word
         self.protocol_errors: list[str] = []
         self.connections: list[Connection] = []
         self.contexts: dict[str, Context] = {}
@@ -189,6 +191,17 @@ class FakeElevenLabs:
         final = FinalOutputMulti(is_final=True, context_id=context.context_id)
         await ws.send(final.model_dump_json(by_alias=True))
 
+    def _durations(self, piece: str) -> list[int]:
+        """Each character's milliseconds: ``seconds_per_char``, or ``seconds_per_word`` spread over a word's
+        characters (its space included), so that long and short words take as long."""
+        if self.seconds_per_word is None:
+            return [round(self.seconds_per_char * 1000)] * len(piece)
+        durations: list[int] = []
+        for word in re.findall(r"\S+\s*", piece):
+            whole, extra = divmod(round(self.seconds_per_word * 1000), len(word))
+            durations += [whole + (n < extra) for n in range(len(word))]
+        return durations
+
     async def _generate(self, ws: ServerConnection, context: Context, rate: int) -> None:
         text, context.buffer = context.buffer.lstrip(), ""
         if not text.strip():
@@ -197,10 +210,10 @@ class FakeElevenLabs:
         words = text.split(" ")  # the text's trailing space makes a last, empty word
         for i in range(0, len(words) - 1, 3):  # a few words a message, each with the space after it
             piece = " ".join(words[i : i + 3]) + (" " if i + 3 < len(words) else "")
-            step = int(self.seconds_per_char * 1000)
-            alignment = {"chars": list(piece), "charStartTimesMs": [step * n for n in range(len(piece))],
-                         "charDurationsMs": [step] * len(piece)}
-            t = np.arange(int(self.seconds_per_char * len(piece) * rate)) / rate
+            durations = self._durations(piece)
+            alignment = {"chars": list(piece), "charStartTimesMs": [sum(durations[:n]) for n in range(len(piece))],
+                         "charDurationsMs": durations}
+            t = np.arange(int(sum(durations) * rate / 1000)) / rate
             pcm = (0.3 * 32767 * np.sin(2 * np.pi * 220 * t)).astype("<i2").tobytes()
             out = AudioOutputMulti.model_validate({"audio": base64.b64encode(pcm).decode(), "alignment": alignment,
                                                    "normalizedAlignment": alignment, "contextId": context.context_id})
