@@ -188,3 +188,16 @@ async def test_failures_are_model_errors_that_say_whether_to_retry(anthropic_ser
         [p async for p in wrong.chat(ctx)]
     assert not refused.value.recoverable and refused.value.code == "authentication_error"
     await wrong.aclose()
+
+
+async def test_a_client_of_yours_is_used_and_left_open(anthropic_server: FakeAnthropic) -> None:
+    from anthropic import AsyncAnthropic
+
+    client = AsyncAnthropic(api_key=API_KEY, base_url=anthropic_server.base_url)
+    llm = AnthropicLLM(client=client)
+    ctx = ChatContext()
+    ctx.add_message("user", "Hello")
+    assert [p async for p in llm.chat(ctx)]
+    await llm.aclose()
+    assert not client.is_closed()
+    await client.close()

@@ -146,3 +146,16 @@ def test_bad_options_say_what_is_accepted() -> None:
 def test_the_entry_point_builds_it_by_name() -> None:
     tts = agentsession_models()["elevenlabs-tts"](api_key=API_KEY, voice="v1")
     assert isinstance(tts, ElevenLabsTTS) and tts.voice == "v1" and tts.streaming
+
+
+async def test_videosdk_switches_for_streaming_and_timestamps(elevenlabs_server: FakeElevenLabs) -> None:
+    assert ElevenLabsTTS(api_key=API_KEY, enable_streaming=False).streaming is False  # the cascade sends sentences
+    tts = ElevenLabsTTS(api_key=API_KEY, word_timestamps=False)
+    stream = tts.stream()
+    stream.push_text("No timings here.")
+    stream.end_input()
+    assert [f async for f in stream]
+    assert stream.words == [] and stream.heard_text(10.0) is None  # the history is then cut in proportion
+    assert elevenlabs_server.connections[0].query["sync_alignment"] == "false"
+    await stream.aclose()
+    await tts.aclose()

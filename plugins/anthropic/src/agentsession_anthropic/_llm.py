@@ -74,8 +74,10 @@ class AnthropicLLM(LLM):
         top_p: float | None = None,
         caching: Literal["ephemeral"] | None = "ephemeral",
         parallel_tool_calls: bool | None = None,
+        client: AsyncAnthropic | None = None,
         max_retries: int = 0,
     ) -> None:
+        """``client``: an SDK client of yours (its key and base URL are used; ``aclose`` leaves it open)."""
         if tool_choice not in ("auto", "required", "none"):
             raise ValueError(f"tool_choice must be 'auto', 'required' or 'none', got {tool_choice!r}")
         if caching not in ("ephemeral", None):
@@ -92,7 +94,8 @@ class AnthropicLLM(LLM):
         self.max_retries = max_retries
         self.usage = Usage()
         self._api_key = api_key
-        self._client: AsyncAnthropic | None = None
+        self._client: AsyncAnthropic | None = client
+        self._owns_client = client is None
 
     @property
     def client(self) -> AsyncAnthropic:
@@ -112,7 +115,7 @@ class AnthropicLLM(LLM):
         return self._client
 
     async def aclose(self) -> None:
-        if self._client is not None:
+        if self._client is not None and self._owns_client:
             client, self._client = self._client, None
             await client.close()
 

@@ -97,8 +97,13 @@ class ElevenLabsTTS(TTS):
         apply_text_normalization: Literal["auto", "on", "off"] = "auto",
         auto_mode: bool = False,
         chunk_length_schedule: Sequence[int] | None = (50, 120, 160, 250),
+        enable_streaming: bool = True,
+        word_timestamps: bool = True,
         connect_timeout: float = 10.0,
     ) -> None:
+        """``enable_streaming=False``: the cascade hands over whole sentences (``streaming`` is False), each still
+        one context on the websocket. ``word_timestamps=False``: no timings asked for or kept (an interrupted
+        answer is then cut in the history in proportion)."""
         if response_format not in _PCM_RATES:
             raise ValueError(f"ElevenLabsTTS streams raw PCM: response_format must be one of "
                              f"{', '.join(_PCM_RATES)}, got {response_format!r}")
@@ -119,6 +124,8 @@ class ElevenLabsTTS(TTS):
         self.apply_text_normalization = apply_text_normalization
         self.auto_mode = auto_mode
         self.chunk_length_schedule = list(chunk_length_schedule) if chunk_length_schedule else None
+        self.streaming = enable_streaming
+        self.word_timestamps = word_timestamps
         self.connect_timeout = connect_timeout
         self._api_key = api_key
         self._socket: ClientConnection | None = None
@@ -137,7 +144,7 @@ class ElevenLabsTTS(TTS):
             "model_id": self.model,
             "output_format": self.response_format,
             "inactivity_timeout": str(self.inactivity_timeout),
-            "sync_alignment": "true",
+            "sync_alignment": str(self.word_timestamps).lower(),
             "auto_mode": str(self.auto_mode).lower(),
             "apply_text_normalization": self.apply_text_normalization,
             "enable_ssml_parsing": str(self.enable_ssml_parsing).lower(),
@@ -305,8 +312,11 @@ class ElevenLabsStream(SynthesisStream):
         self._tts._streams.pop(self.context_id, None)
         self._finish()
 
-    def heard_text(self, seconds: float) -> str:
-        """The words fully spoken in the first ``seconds`` of this synthesis's audio."""
+    def heard_text(self, seconds: float) -> str | None:
+        """The words fully spoken in the first ``seconds`` of this synthesis's audio (``None`` without
+        ``word_timestamps``)."""
+        if not self._tts.word_timestamps:
+            return None
         return " ".join(w.text for w in self.words if w.end <= seconds + 1e-6)
 
     # ------------------------------------------------------------------ the wire
@@ -342,7 +352,7 @@ class ElevenLabsStream(SynthesisStream):
                 self._received += frame.duration
                 self._emit(frame)
             alignment = output.alignment or output.normalized_alignment
-            if alignment is not None:
+            if alignment is not None and self._tts.word_timestamps:
                 self._align(alignment, offset)
         if data.get("isFinal") or data.get("is_final"):
             self._end_word()
