@@ -6,7 +6,6 @@ import asyncio
 import contextvars
 import itertools
 import logging
-import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -27,7 +26,7 @@ from ._pipeline_events import (
 )
 from ._stt_stream import BufferedSpeechStream, SpeechStream
 from ._tools import FunctionTool, ToolResult
-from ._tts_stream import SynthesisStream
+from ._tts_stream import _SENTENCE_END, SynthesisStream
 from ._turn_detection import Endpointing, TurnDetector
 from ._vad import EnergyVAD, UtteranceCollector
 
@@ -199,7 +198,6 @@ class RealTimePipeline(Pipeline):
 TurnPredicate = Callable[[ChatContext, str], Awaitable[bool]]
 """An older form of turn detector: ``True`` when the text looks like the end of the turn."""
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 class _PredicateDetector(TurnDetector):

@@ -13,7 +13,6 @@ A provider that takes text incrementally (a websocket) subclasses ``SynthesisStr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +21,7 @@ from ._audio import AudioFrame
 
 __all__ = ["SentenceSynthesisStream", "SynthesisStream"]
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # where a sentence ends (the cascade splits the LLM's text there too)
 
 
 class SynthesisStream(ABC):
@@ -117,8 +116,7 @@ class SentenceSynthesisStream(SynthesisStream):
     async def aclose(self) -> None:
         self._ended = True
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await asyncio.gather(self._task, return_exceptions=True)
         self._finish()
 
     def _segment(self, text: str) -> None:
