@@ -114,8 +114,9 @@ async def test_a_missing_key_names_the_variable_and_a_key_is_never_shown(
     assert API_KEY not in caplog.text
     assert API_KEY not in repr(tts) and API_KEY not in tts.url()
     await tts.aclose()
-    with pytest.raises(ModelError, match="could not connect"):
+    with pytest.raises(ModelError, match="could not connect.*401.*check ELEVENLABS_API_KEY") as refused:
         [f async for f in ElevenLabsTTS(api_key="wrong-key").synthesize("Hi.")]
+    assert not refused.value.recoverable
 
 
 async def test_the_server_going_away_fails_the_synthesis_and_the_next_one_reconnects(
@@ -127,7 +128,10 @@ async def test_the_server_going_away_fails_the_synthesis_and_the_next_one_reconn
     assert socket is not None
     stream = tts.stream()
     stream.push_text("Two words ")
-    await socket.close()  # the service drops the connection mid-synthesis
+    await asyncio.wait_for(elevenlabs_server.until(
+        lambda: stream.context_id in elevenlabs_server.contexts
+        and elevenlabs_server.contexts[stream.context_id].received == "Two words "), 5)
+    await socket.close()  # the connection drops mid-synthesis
     with pytest.raises(ModelError, match="closed"):
         [f async for f in stream]
     await stream.aclose()

@@ -35,7 +35,8 @@ from elevenlabs.types import (
 from elevenlabs.url_utils import build_ws_url
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.protocol import State
 
 from agentsession.plugin import TTS, AudioFrame, ModelError, SynthesisStream, env_secret, mask, protect_secret, redact
 
@@ -200,6 +201,8 @@ class ElevenLabsTTS(TTS):
 
     async def _connection(self) -> ClientConnection:
         async with self._connecting:
+            if self._socket is not None and self._socket.state is not State.OPEN:
+                self._socket = None  # closed by the service (idle) before its reader noticed
             if self._socket is None:
                 key = self._api_key or env_secret(API_KEY_ENV)
                 if not key:
@@ -212,9 +215,11 @@ class ElevenLabsTTS(TTS):
                     socket = await asyncio.wait_for(
                         connect(url, additional_headers={"xi-api-key": key}, max_size=16 * 2**20),
                         self.connect_timeout)
-                except (OSError, TimeoutError, InvalidHandshake) as exc:
-                    raise ModelError(f"could not connect to ElevenLabs at {url}: {redact(str(exc))}",
-                                     recoverable=True, code="connect_failed") from None
+                except (OSError, TimeoutError, WebSocketException) as exc:
+                    refused = isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403)
+                    hint = f" (check {API_KEY_ENV})" if refused else ""
+                    raise ModelError(f"could not connect to ElevenLabs at {url}: {redact(str(exc))}{hint}",
+                                     recoverable=not refused, code="connect_failed") from None
                 self._socket = socket
                 self._receiver = asyncio.ensure_future(self._receive(socket))
             return self._socket
