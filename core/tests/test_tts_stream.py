@@ -226,3 +226,18 @@ async def test_an_interrupted_answer_is_cut_in_the_history_at_the_words_the_tts_
     assert item.text == "Antidisestablishmentarianism is"
     await session.close()
     await transport.close()
+
+
+@virtual_clock
+async def test_an_interrupted_say_is_cut_at_the_words_heard_too() -> None:
+    transport = FakeTransport()
+    await transport.start()
+    session = AgentSession(QuietAgent(), CascadingPipeline(stt=SilentSTT(), llm=LongWordLLM(), tts=TimedTTS()))
+    await session.start(transport=transport)
+    await session.say("Antidisestablishmentarianism is a long word, friend.")
+    await asyncio.sleep(0.5)
+    await session.interrupt()
+    (item,) = [i for i in session.history.items if isinstance(i, ChatMessage) and i.role == "assistant"]
+    assert item.interrupted and item.text == "Antidisestablishmentarianism is"
+    await session.close()
+    await transport.close()

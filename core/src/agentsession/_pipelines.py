@@ -429,7 +429,15 @@ class CascadingPipeline(Pipeline):
                 del self._responses[rid]
 
     async def _speak_only(self, rid: str, text: str) -> None:
-        await self._speak(rid, text)
+        if self.tts.streaming:  # through the stream too: its word timings serve an interruption
+            speech = _StreamedSpeech(self, rid, {})
+            try:
+                speech.push_text(text)
+                await speech.finish()
+            finally:
+                await speech.aclose()
+        else:
+            await self._speak(rid, text)
         self._channel.emit(AgentTranscript(text, final=True, response_id=rid))
         self._channel.emit(ResponseDone(response_id=rid))
 
