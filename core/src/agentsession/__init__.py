@@ -83,6 +83,7 @@ from ._tools import (
     tool_threads,
 )
 from ._transport import BufferedTransport, NullTransport, PacedTransport, Transport, TransportMode
+from ._tts_stream import SentenceSynthesisStream, SynthesisStream
 from ._turn_detection import EndpointDecision, Endpointing, TextTurnDetector, TurnDetector
 from ._vad import EnergyVAD, UtteranceCollector
 from ._worker import JobContext, RoomOptions, WorkerJob
@@ -101,7 +102,8 @@ __all__ = [
     "NullTransport", "Options", "PacedTransport", "ParrotModel", "Pipeline", "PipelineEvent", "PlayoutBuffer",
     "PluginError", "PoolFull", "PoolJob", "PooledProcess", "ProcessPool", "RawFunctionTool", "RealTimePipeline", "RealtimeModel", "Reconnected", "Reconnecting",
     "RedactingFilter", "Reframer", "Resampler", "ResponseDone", "RoomOptions", "RunResult", "STT", "SUPPORTED_RATES",
-    "SpeechEvent", "SpeechHandle", "SpeechStream", "TTS", "TextTurnDetector", "ToolCall", "ToolCallCancelled",
+    "SentenceSynthesisStream", "SpeechEvent", "SpeechHandle", "SpeechStream", "SynthesisStream", "TTS",
+    "TextTurnDetector", "ToolCall", "ToolCallCancelled",
     "ToolError", "ToolResult", "ToolThreads", "Transport", "TransportMode", "TurnDetector", "TurnMetrics",
     "UserSpeechStarted", "UserSpeechStopped", "UserState", "UserTranscript", "UtteranceCollector", "VAD", "VADEvent",
     "VirtualClockEventLoop", "WorkerHTTPServer", "WorkerJob", "available_models", "create_model", "env_secret",

@@ -57,6 +57,8 @@ class Engine(Protocol):
 
     async def interrupt(self, heard: Mapping[str, float | None]) -> None: ...
 
+    def heard_text(self, response_id: str, seconds: float) -> str | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class AnswersHost:
@@ -357,7 +359,12 @@ class Answers:
         if response.start is None:
             history.items.remove(item)
         elif item.audio_duration is not None and heard < item.audio_duration:
-            history.truncate(item.id, heard)
+            try:
+                text = self._h.engine().heard_text(response.id, heard)
+            except Exception:
+                logger.exception("the pipeline failed to say what was heard; the history is cut in proportion")
+                text = None
+            history.truncate(item.id, heard, text=text)
 
     # ------------------------------------------------------------------ playout callbacks
 

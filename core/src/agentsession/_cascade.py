@@ -7,9 +7,8 @@ import asyncio
 import contextvars
 import itertools
 import logging
-import re
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -33,6 +32,7 @@ from ._pipeline_events import (
 from ._pipeline_hooks import _STT, _TTS, PipelineHooks, TextStream
 from ._stt_stream import BufferedSpeechStream, SpeechEvent, SpeechStream
 from ._tools import FunctionTool, ToolResult
+from ._tts_stream import _SENTENCE_END, SynthesisStream
 from ._turn_detection import Endpointing, TurnDetector
 from ._vad import EnergyVAD, UtteranceCollector
 
@@ -91,7 +91,6 @@ class ConversationFlow:
 TurnPredicate = Callable[[ChatContext, str], Awaitable[bool]]
 """An older form of turn detector: ``True`` when the text looks like the end of the turn."""
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 class _PredicateDetector(TurnDetector):
@@ -200,6 +199,7 @@ class Cascade(PipelineEngine):
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._tts_out = AudioConverter(tts.sample_rate)
+        self._spoken: dict[str, SynthesisStream] = {}  # the last responses spoken through tts.stream(), by id
         self._hook_audio: asyncio.Queue[AudioFrame | None] | None = None  # the "stt" hook's input
         self.streaming_stt = stt.streaming if streaming_stt is None else streaming_stt
 
@@ -274,6 +274,10 @@ class Cascade(PipelineEngine):
 
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         self._options = ModelOptions(instructions, list(tools), self._options.chat_ctx)
+
+    def heard_text(self, response_id: str, seconds: float) -> str | None:
+        stream = self._spoken.get(response_id)
+        return stream.heard_text(seconds) if stream is not None else None
 
     async def close(self) -> None:
         self._cancel_end_of_turn()
@@ -489,7 +493,7 @@ class Cascade(PipelineEngine):
 
         async def sentences() -> AsyncIterator[str]:
             conversation = self.conversation_flow if flow and user_text is not None else None
-            token = _LLM_STREAM.set(llm_text)
+            _LLM_STREAM.set(llm_text)  # (not reset by token: the stream may end in another task than it began)
             try:
                 if conversation is not None:
                     await conversation.on_turn_start(user_text or "")
@@ -497,17 +501,21 @@ class Cascade(PipelineEngine):
                 if self.hooks.llm_stream is not None:
                     chunks = self.hooks.llm_stream(chunks)
                 pending = ""
+                as_it_comes = self._text_streams  # a streaming TTS takes the text as it comes
                 async for chunk in chunks:
                     spoken.append(chunk)
-                    pending += chunk
                     self._channel.emit(AgentTranscript(chunk, final=False, response_id=rid))
+                    if as_it_comes:
+                        yield chunk
+                        continue
+                    pending += chunk
                     *done, pending = _SENTENCE_END.split(pending)
                     for sentence in done:
                         yield sentence
                 if pending.strip():
                     yield pending
             finally:
-                _LLM_STREAM.reset(token)
+                _LLM_STREAM.set(None)
                 if conversation is not None:
                     await _guarded(conversation.on_turn_end(), "ConversationFlow.on_turn_end")
 
@@ -547,9 +555,13 @@ class Cascade(PipelineEngine):
                     yield text
 
         hook = self.hooks.tts_stream
-        token = _TTS.set(self._synthesize)
+
+        def synthesize(source: TextStream) -> AsyncIterator[AudioFrame]:
+            return self._synthesize(source, rid)
+
+        token = _TTS.set(synthesize)
         try:
-            audio = hook(timed(texts)) if hook is not None else self._synthesize(timed(texts))
+            audio = hook(timed(texts)) if hook is not None else synthesize(timed(texts))
             async for chunk in audio:
                 frame = chunk if isinstance(chunk, AudioFrame) else AudioFrame.from_bytes(bytes(chunk), self.tts.sample_rate)
                 if asked and "tts_ttfb" not in stages:
@@ -561,12 +573,50 @@ class Cascade(PipelineEngine):
             for out in self._tts_out.flush():
                 self._channel.emit(AgentAudio(out, response_id=rid))
 
-    async def _synthesize(self, texts: TextStream) -> AsyncIterator[AudioFrame]:
-        """``run_tts``: each text through the TTS, each chunk within ``tts_timeout``."""
-        async for text in texts:
-            if text.strip():
-                async for frame in _each_within(self.tts.synthesize(text), self.tts_timeout, "tts"):
-                    yield frame
+    @property
+    def _text_streams(self) -> bool:
+        """Whether the answer's text goes to the TTS as it comes (a streaming TTS, no ``"tts"`` hook)."""
+        return self.tts.streaming and self.hooks.tts_stream is None
+
+    async def _synthesize(self, texts: TextStream, rid: str) -> AsyncIterator[AudioFrame]:
+        """``run_tts``: the texts through the TTS, each chunk of audio within ``tts_timeout``. A streaming TTS
+        gets them as they come, on one stream per response (kept a while: its word timings say what the user
+        heard of an interrupted answer); any other, one request per text."""
+        if not self.tts.streaming:
+            async for text in texts:
+                if text.strip():
+                    async for frame in _each_within(self.tts.synthesize(text), self.tts_timeout, "tts"):
+                        yield frame
+            return
+        iterator = texts.__aiter__()
+        async for first in iterator:  # opened at the first text: a response without any costs the provider nothing
+            if first:
+                break
+        else:
+            return
+        stream = self.tts.stream()
+        self._spoken[rid] = stream
+        while len(self._spoken) > _SPOKEN_KEPT:
+            del self._spoken[next(iter(self._spoken))]
+        stream.push_text(first)
+
+        async def feed() -> None:
+            async for text in iterator:
+                stream.push_text(text)
+            stream.end_input()
+
+        feeding = asyncio.ensure_future(feed())
+        try:
+            async for frame in _each_within(stream, self.tts_timeout, "tts", stop=feeding):
+                yield frame
+            await feeding  # a failure of the text's source is raised here
+        finally:
+            feeding.cancel()
+            await asyncio.gather(feeding, return_exceptions=True)
+            await stream.aclose()
+
+
+_SPOKEN_KEPT = 16  # responses whose synthesis streams are kept for heard_text (an interruption reaches back so far)
 
 
 class _StageFailed(Exception):
@@ -575,15 +625,20 @@ class _StageFailed(Exception):
         self.component = component
 
 
-async def _each_within(source: AsyncIterator[Any], timeout: float, component: str) -> AsyncIterator[Any]:
-    """``source``'s items, each within ``timeout`` seconds; a failure or silence is ``_StageFailed``."""
+async def _each_within(source: AsyncIterable[Any], timeout: float, component: str,
+                       stop: asyncio.Future[None] | None = None) -> AsyncIterator[Any]:
+    """``source``'s items, each within ``timeout`` seconds; a failure or silence is ``_StageFailed``. With
+    ``stop`` (what feeds the source), its failure ends the iteration at once."""
     names = {"llm": "the LLM", "tts": "the TTS"}
     iterator = source.__aiter__()
     try:
         while True:
             try:
                 async with asyncio.timeout(timeout):
-                    item = await iterator.__anext__()
+                    if stop is None:
+                        item = await iterator.__anext__()
+                    else:
+                        item = await _next_unless_failed(iterator, stop)
             except StopAsyncIteration:
                 return
             except TimeoutError:
@@ -597,6 +652,20 @@ async def _each_within(source: AsyncIterator[Any], timeout: float, component: st
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def _next_unless_failed(iterator: AsyncIterator[Any], feeding: asyncio.Future[None]) -> Any:
+    """The next item, unless what feeds the iterator fails first (its exception is raised then)."""
+    step = asyncio.ensure_future(iterator.__anext__())
+    try:
+        await asyncio.wait((step, feeding), return_when=asyncio.FIRST_COMPLETED)
+        if not step.done() and feeding.done() and not feeding.cancelled() and feeding.exception() is not None:
+            raise feeding.exception()  # type: ignore[misc]
+        return await step
+    finally:
+        if not step.done():
+            step.cancel()
+            await asyncio.gather(step, return_exceptions=True)
 
 
 async def _one(text: str) -> TextStream:

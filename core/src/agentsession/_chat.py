@@ -401,7 +401,7 @@ class ChatContext:
         return instructions, tools
 
     @overload
-    def truncate(self, item_id: str, heard: float) -> ChatMessage: ...
+    def truncate(self, item_id: str, heard: float, *, text: str | None = None) -> ChatMessage: ...
     @overload
     def truncate(self, item_id: int | None = None, heard: None = None, *, max_items: int | None = None,
                  max_tokens: int | None = None) -> ChatContext: ...
@@ -411,25 +411,27 @@ class ChatContext:
         item_id: str | int | None = None,
         heard: float | None = None,
         *,
+        text: str | None = None,
         max_items: int | None = None,
         max_tokens: int | None = None,
     ) -> ChatMessage | ChatContext:
         """Two uses. ``truncate(item_id, heard)`` cuts an interrupted assistant message to the part the user
-        heard: the kept text is proportional to ``heard / audio_duration`` and ends at a word boundary (a
-        partially heard word is dropped). ``truncate(max_items=, max_tokens=)`` (VideoSDK's; ``truncate(20)``
+        heard: ``text`` when the TTS knows it (word timings), else the kept text is proportional to
+        ``heard / audio_duration`` and ends at a word boundary (a partially heard word is dropped).
+        ``truncate(max_items=, max_tokens=)`` (VideoSDK's; ``truncate(20)``
         too) drops the oldest items until both limits hold, keeping the instructions, the last user message
         and handoff records, and never leaving a function call without its output; returns the context."""
         if isinstance(item_id, str):
             if heard is None:
                 raise TypeError("truncate(item_id, heard) needs the seconds heard")
-            return self._cut_heard(item_id, heard)
+            return self._cut_heard(item_id, heard, text)
         if item_id is not None:
             if isinstance(item_id, bool) or not isinstance(item_id, int):
                 raise TypeError(f"truncate() takes an item id and seconds heard, or max_items=, got {item_id!r}")
             max_items = item_id
         return self._trim(max_items, max_tokens)
 
-    def _cut_heard(self, item_id: str, heard: float) -> ChatMessage:
+    def _cut_heard(self, item_id: str, heard: float, text: str | None) -> ChatMessage:
         item = self.get(item_id)
         if item is None:
             raise ValueError(f"unknown chat item id {item_id!r}")
@@ -443,6 +445,8 @@ class ChatContext:
         if heard <= 0:
             item.text = ""
             heard = 0.0
+        elif text is not None:
+            item.text = text
         else:
             item.text = _cut_at_word(item.text, int(len(item.text) * heard / duration + 1e-9))
         item.interrupted = True

@@ -23,6 +23,7 @@ from ._provider_compat import (
 )
 from ._stt_stream import BufferedSpeechStream, SpeechStream
 from ._tools import FunctionTool, ToolResult
+from ._tts_stream import SentenceSynthesisStream, SynthesisStream
 
 
 def _videosdk_style(cls: type, method: str, ours: str) -> bool:
@@ -154,6 +155,11 @@ class PipelineEngine(ABC):
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         """Change the instructions and tools mid-session, keeping the conversation (an agent handoff)."""
         raise NotImplementedError(f"{type(self).__name__} cannot change its agent mid-session")
+
+    def heard_text(self, response_id: str, seconds: float) -> str | None:
+        """The text of response ``response_id`` spoken in its first ``seconds`` of audio, when the engine knows
+        it word by word (a TTS with timings); ``None``: the session cuts the history in proportion."""
+        return None
 
     @abstractmethod
     async def close(self) -> None:
@@ -293,6 +299,9 @@ class TTS(ABC):
     with ``await self.audio_track.add_new_bytes(...)``) works as it is (see ``docs/custom-providers.md``)."""
 
     sample_rate: int = 24000
+    streaming: bool = False
+    """True when ``stream()`` takes text as it is generated and starts speaking before a sentence is complete;
+    False: it synthesizes each sentence once it is complete."""
     num_channels: int = 1
     _first_audio_callback: Callable[[], Awaitable[None]] | None = None
 
@@ -312,6 +321,12 @@ class TTS(ABC):
     @abstractmethod
     def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
         """Stream audio for ``text``."""
+
+    def stream(self) -> SynthesisStream:
+        """An incremental synthesis (see ``SynthesisStream``); call it from the event loop. This default
+        synthesizes each sentence with ``synthesize`` once it is complete; a provider that takes text
+        incrementally overrides it and sets ``streaming``."""
+        return SentenceSynthesisStream(self.synthesize)
 
     async def aclose(self) -> None:
         """Release resources (optional)."""

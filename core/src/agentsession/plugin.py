@@ -46,6 +46,7 @@ from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._stt_stream import BufferedSpeechStream, SpeechEvent, SpeechStream
 from ._tools import FunctionTool, ToolResult
 from ._transport import BufferedTransport, NullTransport, PacedTransport, Transport, TransportMode
+from ._tts_stream import SentenceSynthesisStream, SynthesisStream
 from ._turn_detection import EndpointDecision, Endpointing, TextTurnDetector, TurnDetector
 from ._vad import EnergyVAD, UtteranceCollector
 from .hookspecs import hookimpl, hookspec
@@ -72,7 +73,8 @@ __all__ = [
     "EnergyVAD", "Error", "EventChannel", "FunctionCall", "FunctionCallOutput", "FunctionTool", "LLM", "ModelError",
     "ModelOptions", "NullTransport", "Options", "PacedTransport", "PipelineEvent", "PlayoutBuffer", "PluginError",
     "RealtimeModel", "Reconnected", "Reconnecting", "RedactingFilter", "Reframer", "Resampler", "ResponseDone",
-    "STT", "SUPPORTED_RATES", "SpeechEvent", "SpeechStream", "TTS", "TextTurnDetector", "ToolCall",
+    "STT", "SUPPORTED_RATES", "SentenceSynthesisStream", "SpeechEvent", "SpeechStream", "SynthesisStream", "TTS",
+    "TextTurnDetector", "ToolCall",
     "ToolCallCancelled", "ToolResult", "Transport", "TransportMode", "TurnDetector", "TurnMetrics",
     "UserSpeechStarted", "UserSpeechStopped", "UserTranscript", "UtteranceCollector", "VAD", "VADEvent",
     "PluginInfo", "active_options", "discover_plugins", "env_secret", "hookimpl", "hookspec", "installed_vad", "mask", "protect_secret", "redact", "transport_modes",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
@@ -439,6 +440,41 @@ class TTSContract:
         try:
             assert isinstance(await _leave_early(tts.synthesize(self.text), self.timeout), AudioFrame)
             assert isinstance(await _leave_early(tts.synthesize(self.text), self.timeout), AudioFrame)
+        finally:
+            await tts.aclose()
+
+    @pytest.mark.asyncio
+    async def test_text_pushed_in_pieces_streams_as_mono_frames(self) -> None:
+        tts = await self.create_tts()
+        try:
+            stream = tts.stream()
+            for piece in re.findall(r"\S+\s*", self.text):  # as an LLM streams it: a word at a time
+                stream.push_text(piece)
+            stream.end_input()
+            frames = await _collect(aiter(stream), self.timeout)
+            assert frames, "no audio"
+            assert all(f.sample_rate == tts.sample_rate and f.channels == 1 for f in frames)
+            assert sum(f.duration for f in frames) > 0.1
+            assert stream.finished
+        finally:
+            await tts.aclose()
+
+    @pytest.mark.asyncio
+    async def test_a_stream_closed_early_ends_and_the_tts_goes_on(self) -> None:
+        tts = await self.create_tts()
+        try:
+            stream = tts.stream()
+            stream.push_text(self.text)
+            stream.flush()
+            frames = aiter(stream)
+            assert isinstance(await asyncio.wait_for(anext(frames), self.timeout), AudioFrame)
+            await asyncio.wait_for(stream.aclose(), self.timeout)
+            await asyncio.wait_for(stream.aclose(), self.timeout)
+            await asyncio.wait_for(_drain(frames), self.timeout)  # the iteration ends
+            again = tts.stream()
+            again.push_text(self.text)
+            again.end_input()
+            assert await _collect(aiter(again), self.timeout), "no audio after a stream closed early"
         finally:
             await tts.aclose()
 
