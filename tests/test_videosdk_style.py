@@ -33,15 +33,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from agentsession_gemini.fake import FakeLiveServer
+from agentsession_openai.fake.http import API_KEY as HTTP_KEY
+from agentsession_openai.fake.http import FakeOpenAIHTTP
+from agentsession_openai.fake.realtime import API_KEY as REALTIME_KEY
+from agentsession_openai.fake.realtime import FakeRealtimeServer
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "videosdk_style"
-sys.path[:0] = [str(ROOT / "plugins" / "openai" / "tests"), str(ROOT / "plugins" / "gemini" / "tests")]
-
-from gemini_fake import FakeLiveServer  # noqa: E402
-from openai_fake_http import API_KEY as HTTP_KEY  # noqa: E402
-from openai_fake_http import FakeOpenAIHTTP  # noqa: E402
-from openai_fake_realtime import API_KEY as REALTIME_KEY  # noqa: E402
-from openai_fake_realtime import FakeRealtimeServer  # noqa: E402
 
 GEMINI_KEY = "test-gemini-key-0123456789abcdef"
 LEAD = 2.5  # seconds before the user speaks: the greeting is over by then, even with a slow start

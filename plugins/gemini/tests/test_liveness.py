@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gemini_fake import FakeLiveServer
 from websockets.asyncio.client import ClientConnection
 
 from agentsession import (
@@ -30,6 +29,7 @@ from agentsession import (
 )
 from agentsession.testing import virtual_clock
 from agentsession_gemini import GeminiRealtime
+from agentsession_gemini.fake import FakeLiveServer
 
 KEY = "test-key-0123456789abcdef"
 RATE = 16000

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gemini_fake import FakeLiveServer
 
 from agentsession import (
     Agent,
@@ -22,6 +21,7 @@ from agentsession import (
 )
 from agentsession.testing import FakeTransport, tone, virtual_clock, wait_for_state
 from agentsession_gemini import GeminiRealtime
+from agentsession_gemini.fake import FakeLiveServer
 
 TIMEOUT = 5.0
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from openai_fake_http import API_KEY, FakeOpenAIHTTP
 
 from agentsession import (
     Agent,
@@ -21,6 +20,7 @@ from agentsession import (
 )
 from agentsession.testing import LLMContract, STTContract, TTSContract, tone
 from agentsession_openai import OpenAILLM, OpenAISTT, OpenAITTS
+from agentsession_openai.fake.http import API_KEY, FakeOpenAIHTTP
 from agentsession_openai.plugin import agentsession_models
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from openai_fake_realtime import API_KEY, FakeRealtimeServer
 from websockets.asyncio.client import ClientConnection
 
 from agentsession import (
@@ -29,6 +28,7 @@ from agentsession import (
 )
 from agentsession.testing import virtual_clock
 from agentsession_openai import OpenAIRealtime
+from agentsession_openai.fake.realtime import API_KEY, FakeRealtimeServer
 
 RATE = 24000
 TICK = 0.5  # the watchdog's period with the default bounds

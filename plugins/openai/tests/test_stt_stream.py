@@ -7,13 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from openai_fake_transcription import API_KEY, FakeTranscriptionServer
 
 from agentsession import STT, AudioFrame, ModelError
 from agentsession.plugin import SpeechEvent, SpeechStream
 from agentsession.testing import STTStreamContract, frames_of, tone
 from agentsession_openai import OpenAISTT
 from agentsession_openai._stt_stream import OpenAISpeechStream
+from agentsession_openai.fake.transcription import API_KEY, FakeTranscriptionServer
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from openai.types.realtime import (
@@ -444,11 +444,13 @@ class FakeRealtimeServer:
             self.protocol_errors.append(f"fake server response crashed: {exc!r}")
 
     async def _respond(self, conn: Connection, rid: str, reply: Reply, metadata: dict[str, str] | None) -> None:
-        e = lambda: self._id("event")  # noqa: E731
+        def e() -> str:
+            return self._id("event")
+
         await self._send(conn, ResponseCreatedEvent(type="response.created", event_id=e(), response=RealtimeResponse(
             id=rid, object="realtime.response", status="in_progress", output=[], metadata=metadata)))
         output: list[Any] = []
-        status = "completed"
+        status: Literal["completed", "cancelled"] = "completed"
         if reply.text or not reply.tools:  # speech first (a tool-calling answer may say something first)
             words = reply.text.split(" ")
             per = -(-len(words) // reply.items)
@@ -493,8 +495,11 @@ class FakeRealtimeServer:
             id=rid, object="realtime.response", status=status, status_details=details, output=output, usage=usage,
             metadata=metadata)))
 
-    async def _speak(self, conn: Connection, rid: str, item_id: str, reply: Reply, output_index: int = 0) -> str:
-        e = lambda: self._id("event")  # noqa: E731
+    async def _speak(self, conn: Connection, rid: str, item_id: str, reply: Reply,
+                     output_index: int = 0) -> Literal["completed", "cancelled"]:
+        def e() -> str:
+            return self._id("event")
+
         shell = RealtimeConversationItemAssistantMessage.model_validate(
             {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress", "content": []})
         await self._send(conn, ResponseOutputItemAddedEvent(

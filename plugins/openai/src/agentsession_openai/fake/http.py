@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.message
 import email.parser
 import io
 import json
@@ -137,9 +138,11 @@ class FakeOpenAIHTTP:
         message = email.parser.BytesParser().parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
         fields: dict[str, str] = {}
         upload: Upload | None = None
-        for part in message.get_payload():  # type: ignore[union-attr]
+        for part in message.get_payload():
+            assert isinstance(part, email.message.Message)
             name = part.get_param("name", header="content-disposition")
             data = part.get_payload(decode=True)
+            assert isinstance(data, bytes)
             if name == "file":
                 with wave.open(io.BytesIO(data), "rb") as wav:
                     upload = Upload(wav.getframerate(), wav.getnchannels(), wav.getnframes() / wav.getframerate())

@@ -101,7 +101,7 @@ def parse_setup(raw: str | bytes) -> tuple[types.LiveClientSetup, dict[str, Any]
     extra: dict[str, Any] = {}
     for key in [k for k in setup if k not in known]:
         info = config_fields[key]  # KeyError: a field unknown to the SDK's types
-        extra[key] = pydantic.TypeAdapter(info.annotation).validate_python(setup.pop(key))
+        extra[key] = pydantic.TypeAdapter[Any](info.annotation or Any).validate_python(setup.pop(key))
     return types.LiveClientSetup.model_validate(setup), extra
 
 
@@ -327,7 +327,8 @@ class FakeLiveServer:
                 conn.history.append((turn.role or "user", " ".join(p.text or "" for p in turn.parts or ())))
         if content is not None and content.turn_complete:
             text = " ".join(p.text or "" for c in content.turns or () for p in c.parts or ())
-            tools = [d.name or "" for t in conn.setup.tools or () for d in t.function_declarations or ()]
+            tools = [d.name or "" for t in conn.setup.tools or () if isinstance(t, types.Tool)
+                     for d in t.function_declarations or ()]
             if "all tools" in text.lower() and tools:
                 self._answer(conn, tools=tools)
             elif "tool" in text.lower() and tools:
@@ -372,7 +373,8 @@ class FakeLiveServer:
                     types.LiveServerMessage(server_content=types.LiveServerContent(input_transcription=transcript)),
                     conn,
                 )
-                tools = [d.name or "" for t in conn.setup.tools or () for d in t.function_declarations or ()]
+                tools = [d.name or "" for t in conn.setup.tools or () if isinstance(t, types.Tool)
+                     for d in t.function_declarations or ()]
                 named = [name for name in tools if re.search(rf"\b{re.escape(name)}\b", self.heard)]
                 self._answer(conn, tools=named or None)
 

@@ -37,11 +37,12 @@ from openai.types.realtime import (
     SessionUpdatedEvent,
 )
 from openai.types.realtime.realtime_error import RealtimeError
-from openai_fake_realtime import API_KEY, CLIENT_EVENTS, check_no_extra
 from pydantic import BaseModel, ValidationError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+from .realtime import API_KEY, CLIENT_EVENTS, check_no_extra
 
 RATE = 24000
 MODELS = {"gpt-4o-transcribe", "gpt-4o-mini-transcribe", "whisper-1"}
