@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agentsession import AgentSessionError
 from agentsession._pool import CPUMonitor, JobSpec, PooledProcess, PoolFull, ProcessPool
 from agentsession._worker_http import WorkerHTTPServer
 
@@ -184,3 +185,16 @@ async def test_load_is_jobs_over_max_or_cpu_when_higher(monkeypatch: pytest.Monk
     cpu = CPUMonitor()
     assert cpu.busy() == 0.0
     assert cpu.busy(min_interval=0) == pytest.approx(300 / 400)
+
+
+async def test_the_worker_http_port_taken_says_which_option_to_change() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        server = WorkerHTTPServer(lambda: {"ready": True}, host="127.0.0.1", port=port)
+        with pytest.raises(AgentSessionError, match=rf"port {port} on 127.0.0.1 is already in use .*--port N"):
+            await server.start()
+    await server.aclose()
