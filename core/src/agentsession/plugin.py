@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame, Reframer, Resampler
 from ._chat import ChatContext, ChatItem, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
 from ._errors import AgentSessionError, ModelError, PluginError
+from ._fakes import FakeService, example_arguments
 from ._manager import PluginInfo, best_vad, create_manager
 from ._manager import discover as discover_plugins
 from ._metrics import TurnMetrics
@@ -53,11 +54,11 @@ def transport_modes() -> dict[str, TransportMode]:
 __all__ = [
     "AgentAudio", "AgentSessionError", "AgentTranscript", "AudioConverter", "AudioFrame", "BufferedSpeechStream",
     "BufferedTransport", "ChatContext", "ChatItem", "ChatMessage", "ChatRole", "EndpointDecision", "Endpointing",
-    "EnergyVAD", "Error", "EventChannel", "FunctionCall", "FunctionCallOutput", "FunctionTool", "LLM", "ModelError",
+    "EnergyVAD", "Error", "EventChannel", "FakeService", "FunctionCall", "FunctionCallOutput", "FunctionTool", "LLM", "ModelError",
     "ModelOptions", "NullTransport", "Options", "PacedTransport", "PipelineEvent", "PlayoutBuffer", "PluginError",
     "RealtimeModel", "Reconnected", "Reconnecting", "RedactingFilter", "Reframer", "Resampler", "ResponseDone",
     "STT", "SUPPORTED_RATES", "SpeechEvent", "SpeechStream", "TTS", "TextTurnDetector", "ToolCall",
     "ToolCallCancelled", "ToolResult", "Transport", "TransportMode", "TurnDetector", "TurnMetrics",
     "UserSpeechStarted", "UserSpeechStopped", "UserTranscript", "UtteranceCollector", "VAD", "VADEvent",
-    "PluginInfo", "active_options", "discover_plugins", "env_secret", "hookimpl", "hookspec", "installed_vad", "mask", "protect_secret", "redact", "transport_modes",
+    "PluginInfo", "active_options", "discover_plugins", "env_secret", "example_arguments", "hookimpl", "hookspec", "installed_vad", "mask", "protect_secret", "redact", "transport_modes",
 ]

@@ -24,3 +24,15 @@ def gemini_llm(**options: Any) -> Any:
 @hookimpl
 def agentsession_models() -> dict[str, Any]:
     return {"gemini-live": gemini_live, "gemini-llm": gemini_llm}
+
+
+def gemini_fakes() -> Any:
+    """The scripted Gemini Live server ``agentsession fakes`` serves (see ``agentsession_gemini.fake``)."""
+    from .fake import GeminiFakes
+
+    return GeminiFakes()
+
+
+@hookimpl
+def agentsession_fakes() -> dict[str, Any]:
+    return {"gemini": gemini_fakes}

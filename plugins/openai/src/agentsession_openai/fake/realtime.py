@@ -72,6 +72,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from agentsession.plugin import example_arguments
+
 CLIENT_EVENTS: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
 RATE = 24000
 API_KEY = "sk-test-fake-realtime-0123456789abcdef"
@@ -150,6 +152,8 @@ class FakeRealtimeServer:
         self.chunk_delay = 0.002  # seconds between deltas (real servers are faster than real time)
         self.transcript = "hello there"  # what the fake "hears" in a user's speech
         self.tool_arguments: dict[str, dict[str, Any]] = {}
+        self.example_arguments = False  # a tool without tool_arguments is called with example ones (from its schema)
+        self.api_key = API_KEY  # the key a client must send
         self.stragglers = 2  # deltas still sent after response.cancel, as if already in flight
         self.audio_items = 1  # assistant audio items per spoken response
         self.preamble = ""  # said before a response's tool calls ("Let me check."), with preamble_audio seconds
@@ -196,7 +200,7 @@ class FakeRealtimeServer:
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         if not request.path.startswith("/v1/realtime?model="):
             self.protocol_errors.append(f"unexpected websocket path {request.path!r}")
-        if request.headers.get("Authorization") != f"Bearer {API_KEY}":
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return Response(401, "Unauthorized", Headers(), b'{"error": {"message": "Incorrect API key provided"}}')
         if self.refuse > 0:
             self.refuse -= 1
@@ -426,6 +430,12 @@ class FakeRealtimeServer:
             return Reply(text=f"You said: {said}", audio=self.reply_audio)
         return Reply(text="How can I help?", audio=self.reply_audio)
 
+    def _arguments(self, conn: Connection, name: str) -> dict[str, Any]:
+        if name in self.tool_arguments or not self.example_arguments:
+            return self.tool_arguments.get(name, {})
+        schema = next((t.get("parameters") or {} for t in conn.session.get("tools", []) if t.get("name") == name), {})
+        return example_arguments(schema)
+
     def _start_response(self, conn: Connection, params: dict[str, Any]) -> None:
         conn.cancelled = asyncio.Event()
         conn.response_id = self._id("resp")
@@ -474,7 +484,7 @@ class FakeRealtimeServer:
             index, item_id = len(output), self._id("item")
             call = RealtimeConversationItemFunctionCall(
                 id=item_id, type="function_call", call_id=self._id("call"), name=name,
-                arguments=json.dumps(self.tool_arguments.get(name, {})), status="completed")
+                arguments=json.dumps(self._arguments(conn, name)), status="completed")
             assert call.call_id is not None
             await self._send(conn, ResponseOutputItemAddedEvent(
                 type="response.output_item.added", event_id=e(), response_id=rid, output_index=index, item=call))

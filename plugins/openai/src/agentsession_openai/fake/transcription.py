@@ -78,6 +78,7 @@ class FakeTranscriptionServer:
         self.hold: dict[int, asyncio.Event] = {}  # item number -> released when set
         self.completions: defaultdict[int, asyncio.Event] = defaultdict(asyncio.Event)  # set once sent
         self.refuse_status: int | None = None
+        self.api_key = API_KEY  # the key a client must send
         self.closed = asyncio.Event()  # a client connection ended
         self._ids = itertools.count(1)
         self._items = itertools.count(1)
@@ -127,7 +128,7 @@ class FakeTranscriptionServer:
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         if request.path != "/v1/realtime?intent=transcription":
             self.protocol_errors.append(f"unexpected websocket path {request.path!r}")
-        if request.headers.get("Authorization") != f"Bearer {API_KEY}":
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return Response(401, "Unauthorized", Headers(), b'{"error": {"message": "Incorrect API key provided"}}')
         if self.refuse_status is not None:
             return Response(self.refuse_status, "Refused", Headers(), b"")
