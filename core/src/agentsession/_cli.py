@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import importlib.metadata as metadata
 import json
+import os
 import re
 import shlex
 import signal
@@ -52,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--json", action="store_true", help="machine-readable output")
     r = sub.add_parser("report", help="summarise a session recording (agentsession-recorder's .jsonl)")
     r.add_argument("recordings", type=Path, nargs="+", metavar="recording",
-                   help="SESSION.jsonl files (several: each is reported, then the latencies over all of them)")
+                   help="SESSION.jsonl files, or folders of them (several: each is reported, then the latencies "
+                        "over all of them)")
     r.add_argument("--plot", type=Path, metavar="PNG", help="also draw the conversation timeline to this PNG "
                                                             "(several recordings: PNG-<recording name>.png each)")
     r.add_argument("--json", action="store_true", help="machine-readable output")
@@ -67,6 +69,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    try:
+        return _run(args)
+    except BrokenPipeError:  # `agentsession plugins --json | head`: the reader has what it wanted
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not fail again on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "plugins":
         return _plugins(args.json)
     if args.command == "doctor":
@@ -144,26 +161,40 @@ def _provided(pm: pluggy.PluginManager, hook: str, problems: list[str]) -> list[
     return sorted(names)
 
 
+#: the width ``agentsession plugins`` fits in
+TABLE_WIDTH = 100
+
+
+def plugins_table(rows: list[PluginRow], width: int = TABLE_WIDTH) -> list[str]:
+    """One row per plugin; what it provides (modes, models, hooks) wrapped in the last column to fit ``width``."""
+    cells = [[r.name, r.distribution or "?", r.version or "?", r.status.upper() if r.status == "broken" else r.status]
+             for r in rows]
+    lines = table(["ENTRY POINT", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDES"], [[*c, ""] for c in cells])
+    indent = len(lines[1]) - len(lines[1].split()[-1])  # where the last column starts
+    out = [lines[0], lines[1][:indent] + "-" * (width - indent)]
+    for line, r in zip(lines[2:], rows, strict=True):
+        provides = [f"modes: {', '.join(r.transports)}"] if r.transports else []
+        provides += [f"models: {', '.join(r.models)}"] if r.models else []
+        provides += [f"hooks: {', '.join(h.removeprefix('agentsession_') for h in r.hooks)}"] if r.hooks else []
+        wrapped = textwrap.wrap("; ".join(provides) or "-", max(20, width - indent), break_on_hyphens=False)
+        out.append(line.ljust(indent) + wrapped[0])
+        out += [" " * indent + more for more in wrapped[1:]]
+    return out
+
+
 def _plugins(as_json: bool) -> int:
     rows = inspect_plugins()
     if as_json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
         return 0
-    lines = table(
-        ["ENTRY POINT", "DISTRIBUTION", "VERSION", "STATUS", "TRANSPORTS", "MODELS", "HOOKS"],
-        [
-            [r.name, r.distribution or "?", r.version or "?", r.status.upper() if r.status == "broken" else r.status,
-             ", ".join(r.transports) or "-", ", ".join(r.models) or "-",
-             ", ".join(h.removeprefix("agentsession_") for h in r.hooks) or "-"]
-            for r in rows
-        ],
-    )
-    print("\n".join(lines))
+    print("\n".join(plugins_table(rows)))
     for r in rows:
         if r.status == "broken":
-            print(f"\nbroken: {r.name} = {r.value} ({r.distribution or '?'}): {r.error}")
-            print(f"  fix: install what it is missing, `pip uninstall {r.distribution or r.name}`, "
-                  f"or export {DISABLE_ENV}={r.name}")
+            print("\n" + textwrap.fill(f"broken: {r.name} = {r.value} ({r.distribution or '?'}): {r.error}",
+                                       TABLE_WIDTH, subsequent_indent="  ", break_on_hyphens=False))
+            print(textwrap.fill(f"  fix: install what it is missing, `pip uninstall {r.distribution or r.name}`, "
+                                f"or export {DISABLE_ENV}={r.name}", TABLE_WIDTH, subsequent_indent="  ",
+                                break_on_hyphens=False))
         elif r.status == "blocked":
             print(f"\nblocked: {r.name} ({r.distribution or '?'}) is listed in {DISABLE_ENV}")
     return 0
@@ -403,9 +434,20 @@ def _dist_version(name: str) -> str | None:
 # ---------------------------------------------------------------------- report
 
 
-def _report(paths: list[Path], plot: Path | None, as_json: bool) -> int:
+def _report(given: list[Path], plot: Path | None, as_json: bool) -> int:
     recordings: list[Recording] = []
     code = 0
+    paths: list[Path] = []
+    for path in given:  # a folder stands for the recordings in it (the recorder's folder, say)
+        if path.is_dir():
+            found = sorted(path.glob("*.jsonl"))
+            if not found:
+                print(f"error: {path} holds no recordings (*.jsonl files; record with AGENTSESSION_RECORD=1)",
+                      file=sys.stderr)
+                code = 2
+            paths += found
+        else:
+            paths.append(path)
     for path in paths:
         try:
             rec = Recording.load(path)
