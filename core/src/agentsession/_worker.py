@@ -95,6 +95,11 @@ class JobContext:
         self._connected = True
 
     @property
+    def shutdown_reason(self) -> str | None:
+        """Why the job is ending (``interrupted`` on Ctrl-C/SIGTERM, ``session closed: ...``); ``None`` until it is."""
+        return self._shutdown.result() if self._shutdown is not None and self._shutdown.done() else None
+
+    @property
     def shutting_down(self) -> bool:
         """Whether the job is ending (its room ended, Ctrl-C, a session closed): nothing new should start."""
         return self._shutdown is not None and self._shutdown.done()

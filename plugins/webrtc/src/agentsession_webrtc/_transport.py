@@ -18,7 +18,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from agentsession import AudioFrame, BufferedTransport, PlayoutBuffer, redact
+from agentsession import AudioFrame, BufferedTransport, JobContext, PlayoutBuffer, redact
 
 if TYPE_CHECKING:
     from agentsession import AgentSession
@@ -261,9 +261,16 @@ class WebRTCTransport(BufferedTransport):
 
     def _forwarder(self, event: str) -> Any:
         def forward(data: Any) -> None:
+            if event == "closed" and isinstance(data, dict) and data.get("reason") == "closed":
+                data = {**data, "reason": self._job_reason() or "closed"}  # say why: the server stopped, ...
             self.send({"type": event, **(data if isinstance(data, dict) else {"data": data})})
 
         return forward
+
+    def _job_reason(self) -> str | None:
+        """Why this connection's job is ending (``interrupted`` when the server was stopped), if it is."""
+        job = self._context.run(JobContext.current) if self._context is not None else JobContext.current()
+        return job.shutdown_reason if job is not None else None
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if self._channel is not None:
