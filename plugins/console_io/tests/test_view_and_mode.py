@@ -358,7 +358,7 @@ async def test_console_mode_keeps_library_request_logs_off_the_panel(monkeypatch
     """httpx and friends log every request at INFO: in the console only their warnings show, unless DEBUG."""
     monkeypatch.setattr(_transport, "load_sounddevice", lambda: fake_sd)
     for name in ("httpx", "openai"):
-        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+        logging.getLogger(name).setLevel(logging.NOTSET)  # (conftest puts every level back after the test)
     caplog.set_level(logging.INFO)
 
     async def job(transport: Any) -> None:
