@@ -4,7 +4,7 @@ Each session is ``AgentSession(RealTimePipeline(OpenAIRealtime(...)))`` with the
 ``session_overhead.py`` (20 ms of user audio in every 20 ms, sent up the websocket by the plugin) and one
 long spoken response, started with ``session.say()``: the server streams ``response.output_audio.delta``
 events of 20 ms of 24 kHz pcm16 every 20 ms, on an absolute clock. The server (the plugin's test fake,
-``plugins/openai/tests/openai_fake_realtime.py``, which builds its events from the SDK's pydantic types
+``agentsession_openai.fake.realtime``, which builds its events from the SDK's pydantic types
 and validates every client event) runs in a separate process, so the CPU measured is the agent's alone.
 
 Latency is from the websocket layer reading a delta off the socket (timestamped as its frame is queued
@@ -35,17 +35,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "plugins" / "openai" / "tests")]
+sys.path[:0] = [str(ROOT / "bench")]
 
 from openai.resources.realtime.realtime import AsyncRealtimeConnection  # noqa: E402
-from openai_fake_realtime import API_KEY, FakeRealtimeServer, Reply  # noqa: E402
-from openai_fake_realtime import Connection as FakeConnection  # noqa: E402
 from session_overhead import MeasuringTransport, SessionWire, measure, pct  # noqa: E402
 from websockets.frames import Frame  # noqa: E402
 
 from agentsession import Agent, AgentSession, RealTimePipeline  # noqa: E402
 from agentsession._manager import discover  # noqa: E402
 from agentsession_openai import OpenAIRealtime  # noqa: E402
+from agentsession_openai.fake.realtime import API_KEY, FakeRealtimeServer, Reply  # noqa: E402
+from agentsession_openai.fake.realtime import Connection as FakeConnection  # noqa: E402
 
 CHUNK = 0.02  # seconds of audio per delta, and between deltas
 WARMUP = 0.3

@@ -14,7 +14,7 @@ Two kinds of sessions run side by side in this process:
   a provider read slowly), and rarely ``fatal`` (a non-recoverable error: the session closes, and the
   bench starts a new one in its place, as an app would).
 - **wire** (``--wire``): ``OpenAIRealtime`` against the OpenAI plugin's fake Realtime server (real
-  websocket, the SDK's types; ``plugins/openai/tests/openai_fake_realtime.py``) in a child process, told
+  websocket, the SDK's types; ``agentsession_openai.fake.realtime``) in a child process, told
   to inject faults on that session's connection: ``drop`` (abort the TCP connection: the plugin
   reconnects), ``refuse`` (a drop, then the next 1-3 reconnection attempts refused with a 503), ``stall``
   (5-20 s without reading the socket or sending anything), ``slow`` (10-20 s of reading in short bursts),
@@ -64,8 +64,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "plugins" / "openai" / "tests")]
-
 from agentsession import (  # noqa: E402
     Agent,
     AgentAudio,
@@ -272,9 +270,8 @@ class Slot:
     async def open(self) -> None:
         self.transport = UserTransport(self.tally, self.rng)
         if self.wire is not None:
-            from openai_fake_realtime import API_KEY
-
             from agentsession_openai import OpenAIRealtime
+            from agentsession_openai.fake.realtime import API_KEY
 
             self.model = OpenAIRealtime(api_key=API_KEY, base_url=f"{self.wire.base_url}/s{self.index}",
                                         input_transcription=None)
@@ -359,10 +356,11 @@ def serve_wire(pipe: Connection, seed: int) -> None:
     """The child process: the OpenAI plugin's fake Realtime server, injecting the faults it is told to."""
     from openai.types.realtime.realtime_error import RealtimeError
     from openai.types.realtime.realtime_error_event import RealtimeErrorEvent
-    from openai_fake_realtime import API_KEY, FakeRealtimeServer
-    from openai_fake_realtime import Connection as FakeConnection
     from websockets.datastructures import Headers
     from websockets.http11 import Response
+
+    from agentsession_openai.fake.realtime import API_KEY, FakeRealtimeServer
+    from agentsession_openai.fake.realtime import Connection as FakeConnection
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us through the pipe
     path_re = re.compile(r"^/v1/s(\d+)/realtime\?model=")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -41,19 +42,43 @@ def row(out: str, entry_point: str) -> list[str]:
     return next(line.split() for line in out.splitlines() if line.split()[:1] == [entry_point])
 
 
+def entry(out: str, entry_point: str) -> str:
+    """The PROVIDES text of ``entry_point``'s row, its continuation lines joined."""
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:1] == [entry_point])
+    column = lines[0].index("PROVIDES")
+    text = [lines[at][column:]]
+    for line in lines[at + 1 :]:
+        if line[:column].strip() or not line.strip():
+            break
+        text.append(line[column:])
+    return " ".join(text)
+
+
 def test_plugins_lists_every_plugin_and_the_broken_one_with_its_error(site: Path) -> None:
     done = agentsession(site, "plugins")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     header = out.splitlines()[0].split()
     assert header[:4] == ["ENTRY", "POINT", "DISTRIBUTION", "VERSION"]
-    assert row(out, "stub")[:5] == ["stub", "agentsession-stub-plugin", "0.0.1", "loaded", "stub"]
-    assert "agent_state_changed," in row(out, "stub") and "wake_up" in " ".join(row(out, "stub"))
+    assert row(out, "stub")[:6] == ["stub", "agentsession-stub-plugin", "0.0.1", "loaded", "modes:", "stub;"]
+    stub = entry(out, "stub")  # what it provides, wrapped over its lines
+    assert "hooks: agent_state_changed, session_closed, session_started, transports, wake_up" in stub, stub
     assert row(out, "broken")[:4] == ["broken", "agentsession-broken-plugin", "0.0.1", "BROKEN"]
     assert row(out, "recorder")[:4] == ["recorder", "agentsession-recorder", "0.1.0", "loaded"]
-    assert row(out, "(core)")[:5] == ["(core)", "agentsession", "0.1.0", "built-in", "file"]
-    assert "No module named 'agentsession_missing_dependency'" in out
-    assert "AGENTSESSION_DISABLE_PLUGINS=broken" in out
+    assert row(out, "(core)")[:6] == ["(core)", "agentsession", "0.1.0", "built-in", "modes:", "file;"]
+    words = " ".join(out.split())  # the notes below the table are wrapped too
+    assert "No module named 'agentsession_missing_dependency'" in words
+    assert "AGENTSESSION_DISABLE_PLUGINS=broken" in words
+    assert max(len(line) for line in out.splitlines()) <= 100, out  # fits a 100-column terminal
+
+
+def test_plugins_piped_into_head_ends_quietly(site: Path) -> None:
+    """``agentsession plugins --json | head``: the reader closing the pipe early is no error and no traceback."""
+    environ = {**os.environ, "PYTHONPATH": str(site)}
+    done = subprocess.run(f"{shlex.quote(sys.executable)} -m agentsession plugins --json | head -1", shell=True,
+                          env=environ, capture_output=True, text=True, timeout=120)
+    assert done.stdout == "[\n" and done.stderr == "", done.stderr
 
 
 def test_plugins_json(site: Path) -> None:
@@ -156,3 +181,20 @@ def test_report_of_a_missing_or_empty_file_is_an_error(site: Path, tmp_path: Pat
     empty.write_text("not json\n", encoding="utf-8")
     done = agentsession(site, "report", str(empty))
     assert done.returncode == 2 and "holds no recording" in done.stderr
+
+
+def test_report_of_a_folder_reads_the_recordings_in_it(site: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for name in ("a", "b"):
+        lines = [{"event": "session_started", "t": 0.0, "time": 1_700_000_000.0},
+                 {"event": "metrics", "t": 2.0, "turn": 1, "trigger": "user", "e2e": 0.5000000000000004,
+                  "ttfa": 0.3}]
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    done = agentsession(site, "report", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert "over all 2 recordings" in done.stdout and "0.5000000000000004" not in done.stdout
+    empty = tmp_path / "none"
+    empty.mkdir()
+    nothing = agentsession(site, "report", str(empty))
+    assert nothing.returncode == 2 and "holds no recordings" in nothing.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from agentsession import AgentSessionError
 from agentsession._pool import CPUMonitor, JobSpec, PooledProcess, PoolFull, ProcessPool
 from agentsession._worker_http import WorkerHTTPServer
 
@@ -208,3 +209,16 @@ async def test_finished_jobs_leave_no_file_descriptors_behind(program: list[str]
         assert len(pool.processes) == 1  # nor a record of each process that ever ran
     finally:
         await pool.aclose()
+
+
+async def test_the_worker_http_port_taken_says_which_option_to_change() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        server = WorkerHTTPServer(lambda: {"ready": True}, host="127.0.0.1", port=port)
+        with pytest.raises(AgentSessionError, match=rf"port {port} on 127.0.0.1 is already in use .*--port N"):
+            await server.start()
+    await server.aclose()

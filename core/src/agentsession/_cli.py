@@ -1,21 +1,29 @@
-"""The ``agentsession`` command: ``plugins`` (what is installed), ``doctor`` (what is missing), ``report``."""
+"""The ``agentsession`` command: ``plugins`` (what is installed), ``doctor`` (what is missing), ``report``,
+``fakes`` (scripted provider servers on loopback)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.metadata as metadata
 import json
+import os
 import re
+import shlex
+import signal
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
 from . import __version__, hookspecs
 from ._errors import PluginError
-from ._manager import DISABLE_ENV, ENTRY_POINT_GROUP, discover
+from ._fakes import FakeService
+from ._manager import DISABLE_ENV, ENTRY_POINT_GROUP, create_manager, discover, provided
 from ._report import Recording, latency_stats, plot_timeline, render_latency, render_text, table
 from ._secrets import env_secret, mask
 
@@ -45,18 +53,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--json", action="store_true", help="machine-readable output")
     r = sub.add_parser("report", help="summarise a session recording (agentsession-recorder's .jsonl)")
     r.add_argument("recordings", type=Path, nargs="+", metavar="recording",
-                   help="SESSION.jsonl files (several: each is reported, then the latencies over all of them)")
+                   help="SESSION.jsonl files, or folders of them (several: each is reported, then the latencies "
+                        "over all of them)")
     r.add_argument("--plot", type=Path, metavar="PNG", help="also draw the conversation timeline to this PNG "
                                                             "(several recordings: PNG-<recording name>.png each)")
     r.add_argument("--json", action="store_true", help="machine-readable output")
+    f = sub.add_parser("fakes", help="serve scripted provider servers (OpenAI, Gemini, ...) on loopback: run "
+                                     "agents offline", description=FAKES_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("names", nargs="*", metavar="NAME", help="the fakes to serve (default: every installed one)")
+    f.add_argument("--set", action="append", default=[], metavar="NAME.KNOB=VALUE", dest="knobs",
+                   help="change a script knob (VALUE: text, or JSON); --list says what each does")
+    f.add_argument("--list", action="store_true", help="list the installed fakes and their knobs, then exit")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    try:
+        return _run(args)
+    except BrokenPipeError:  # `agentsession plugins --json | head`: the reader has what it wanted
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not fail again on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "plugins":
         return _plugins(args.json)
     if args.command == "doctor":
         return _doctor(args.mode, args.json)
+    if args.command == "fakes":
+        return _fakes(args.names, args.knobs, args.list)
     return _report(args.recordings, args.plot, args.json)
 
 
@@ -128,28 +161,132 @@ def _provided(pm: pluggy.PluginManager, hook: str, problems: list[str]) -> list[
     return sorted(names)
 
 
+#: the width ``agentsession plugins`` fits in
+TABLE_WIDTH = 100
+
+
+def plugins_table(rows: list[PluginRow], width: int = TABLE_WIDTH) -> list[str]:
+    """One row per plugin; what it provides (modes, models, hooks) wrapped in the last column to fit ``width``."""
+    cells = [[r.name, r.distribution or "?", r.version or "?", r.status.upper() if r.status == "broken" else r.status]
+             for r in rows]
+    lines = table(["ENTRY POINT", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDES"], [[*c, ""] for c in cells])
+    indent = len(lines[1]) - len(lines[1].split()[-1])  # where the last column starts
+    out = [lines[0], lines[1][:indent] + "-" * (width - indent)]
+    for line, r in zip(lines[2:], rows, strict=True):
+        provides = [f"modes: {', '.join(r.transports)}"] if r.transports else []
+        provides += [f"models: {', '.join(r.models)}"] if r.models else []
+        provides += [f"hooks: {', '.join(h.removeprefix('agentsession_') for h in r.hooks)}"] if r.hooks else []
+        wrapped = textwrap.wrap("; ".join(provides) or "-", max(20, width - indent), break_on_hyphens=False)
+        out.append(line.ljust(indent) + wrapped[0])
+        out += [" " * indent + more for more in wrapped[1:]]
+    return out
+
+
 def _plugins(as_json: bool) -> int:
     rows = inspect_plugins()
     if as_json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
         return 0
-    lines = table(
-        ["ENTRY POINT", "DISTRIBUTION", "VERSION", "STATUS", "TRANSPORTS", "MODELS", "HOOKS"],
-        [
-            [r.name, r.distribution or "?", r.version or "?", r.status.upper() if r.status == "broken" else r.status,
-             ", ".join(r.transports) or "-", ", ".join(r.models) or "-",
-             ", ".join(h.removeprefix("agentsession_") for h in r.hooks) or "-"]
-            for r in rows
-        ],
-    )
-    print("\n".join(lines))
+    print("\n".join(plugins_table(rows)))
     for r in rows:
         if r.status == "broken":
-            print(f"\nbroken: {r.name} = {r.value} ({r.distribution or '?'}): {r.error}")
-            print(f"  fix: install what it is missing, `pip uninstall {r.distribution or r.name}`, "
-                  f"or export {DISABLE_ENV}={r.name}")
+            print("\n" + textwrap.fill(f"broken: {r.name} = {r.value} ({r.distribution or '?'}): {r.error}",
+                                       TABLE_WIDTH, subsequent_indent="  ", break_on_hyphens=False))
+            print(textwrap.fill(f"  fix: install what it is missing, `pip uninstall {r.distribution or r.name}`, "
+                                f"or export {DISABLE_ENV}={r.name}", TABLE_WIDTH, subsequent_indent="  ",
+                                break_on_hyphens=False))
         elif r.status == "blocked":
             print(f"\nblocked: {r.name} ({r.distribution or '?'}) is listed in {DISABLE_ENV}")
+    return 0
+
+
+# ---------------------------------------------------------------------- fakes
+
+FAKES_HELP = """\
+Serve the installed plugins' scripted provider servers on loopback and print the environment variables that
+point the providers' SDKs at them: paste them into the shell that runs your agent, and it runs offline.
+
+  agentsession fakes                                   # every installed fake
+  agentsession fakes openai --set openai.heard="What is the weather in Paris? get_weather"
+  agentsession fakes --list                            # the fakes and their script knobs
+"""
+
+
+def installed_fakes() -> dict[str, Callable[[], Any]]:
+    """Every fake the installed plugins offer (``agentsession_fakes``), by name; the first of a name wins."""
+    fakes: dict[str, Callable[[], Any]] = {}
+    for _, name, factory in provided(create_manager(), "agentsession_fakes"):
+        fakes.setdefault(name, factory)
+    return fakes
+
+
+def _fakes(names: list[str], knobs: list[str], listing: bool) -> int:
+    try:
+        available = installed_fakes()
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not available:
+        print("error: no installed plugin offers a fake: pip install agentsession-openai (or agentsession-gemini)",
+              file=sys.stderr)
+        return 2
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        print(f"error: no fake named {', '.join(map(repr, unknown))}; installed: {', '.join(sorted(available))}",
+              file=sys.stderr)
+        return 2
+    services: dict[str, FakeService] = {}
+    for name in names or sorted(available):
+        service = available[name]()
+        if not isinstance(service, FakeService):
+            print(f"error: the fake {name!r} is not a FakeService ({type(service).__name__})", file=sys.stderr)
+            return 2
+        services[name] = service
+    for knob in knobs:
+        target, _, value = knob.partition("=")
+        name, dot, key = target.partition(".")
+        if not dot and len(services) == 1:
+            name, key = next(iter(services)), target
+        try:
+            if name not in services:
+                raise ValueError(f"no fake named {name!r} is served (serving: {', '.join(services)})")
+            services[name].set(key, value)
+        except ValueError as exc:
+            print(f"error: --set {knob}: {exc}", file=sys.stderr)
+            return 2
+    if listing:
+        for name, service in services.items():
+            print(f"{name}: {service.description}")
+            for key, help_text in service.knobs.items():
+                print(f"  --set {name}.{key}={json.dumps(getattr(service, key))}")
+                print(textwrap.fill(help_text, 96, initial_indent="      ", subsequent_indent="      "))
+        return 0
+    return asyncio.run(_serve(services))
+
+
+async def _serve(services: dict[str, FakeService]) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    started: list[FakeService] = []
+    try:
+        env: dict[str, str] = {}
+        for service in services.values():
+            env.update(await service.start())
+            started.append(service)
+        print(f"agentsession fakes: serving {', '.join(f'{n} ({s.description})' for n, s in services.items())} "
+              "on loopback; Ctrl-C stops them")
+        print("paste into the shell that runs your agent:\n")
+        print("\n".join(f"export {key}={shlex.quote(value)}" for key, value in env.items()))
+        print("\nscript knobs (change with --set NAME.KNOB=VALUE; `agentsession fakes --list` says what each does):")
+        for name, service in services.items():
+            print("\n".join(f"  {name}.{key} = {json.dumps(value)}" for key, value in service.values().items()))
+        print("serving", flush=True)
+        await stop.wait()
+    finally:
+        for service in reversed(started):
+            await service.stop()
     return 0
 
 
@@ -297,9 +434,20 @@ def _dist_version(name: str) -> str | None:
 # ---------------------------------------------------------------------- report
 
 
-def _report(paths: list[Path], plot: Path | None, as_json: bool) -> int:
+def _report(given: list[Path], plot: Path | None, as_json: bool) -> int:
     recordings: list[Recording] = []
     code = 0
+    paths: list[Path] = []
+    for path in given:  # a folder stands for the recordings in it (the recorder's folder, say)
+        if path.is_dir():
+            found = sorted(path.glob("*.jsonl"))
+            if not found:
+                print(f"error: {path} holds no recordings (*.jsonl files; record with AGENTSESSION_RECORD=1)",
+                      file=sys.stderr)
+                code = 2
+            paths += found
+        else:
+            paths.append(path)
     for path in paths:
         try:
             rec = Recording.load(path)

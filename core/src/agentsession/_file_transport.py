@@ -381,6 +381,8 @@ class FileMode(TransportMode):
     over N processes (each re-runs this program with its share), so a batch uses every core.
     """
 
+    finite = True
+
     def __init__(self) -> None:
         super().__init__(self._create, help="talk to the agent with audio files (offline, for tests and demos)")
 
@@ -406,7 +408,8 @@ class FileMode(TransportMode):
         return []
 
     def loop_factory(self, options: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
-        return VirtualClockEventLoop if options.speed == "max" else None
+        spread = min(options.workers, len(options.input)) > 1  # this process only waits for its workers: real time
+        return VirtualClockEventLoop if options.speed == "max" and not spread else None
 
     async def run(self, run_job: Callable[[Transport | None], Awaitable[Any]]) -> None:
         o = self.options
@@ -426,7 +429,8 @@ class FileMode(TransportMode):
         """Run ``inputs[k::workers]`` as one job in the k-th process of a pool (each line they print comes through
         whole, tagged ``[worker k]``)."""
         o = self.options
-        pool = ProcessPool(program_command(), max_processes=workers)
+        # the workers hear of a Ctrl-C from this process only (once, as a clean stop), not from the terminal too
+        pool = ProcessPool(program_command(), max_processes=workers, own_process_group=True)
         jobs = []
         try:
             for k in range(workers):

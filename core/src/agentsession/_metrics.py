@@ -139,8 +139,9 @@ class TurnMetrics:
     output_tokens: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """A plain dict (what the ``metrics_collected`` event carries and the recorder writes)."""
-        return asdict(self)
+        """A plain dict (what the ``metrics_collected`` event carries and the recorder writes). Seconds are
+        rounded to the microsecond, so what is printed reads ``0.5``, not ``0.5000000000000004``."""
+        return {key: _rounded(value) for key, value in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TurnMetrics:
@@ -192,3 +193,14 @@ class TurnMetrics:
 
 def _float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _rounded(value: Any) -> Any:
+    """``value`` with every float rounded to 6 decimals (lists and dicts walked)."""
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value

@@ -164,6 +164,7 @@ class ProcessPool:
     ``num_idle_processes`` warm processes are kept waiting (within ``max_processes``); ``submit`` gives a job to
     one, or starts a process for it. Each line a process prints goes to ``output(process, line)`` whole
     (default: printed as ``[worker k] line``). ``on_change`` is called when a job starts or ends.
+    ``own_process_group``: the processes get no Ctrl-C from the terminal; they stop when the pool closes.
     """
 
     def __init__(
@@ -180,6 +181,7 @@ class ProcessPool:
         output: Callable[[PooledProcess, str], None] = _default_output,
         on_change: Callable[[PoolJob], None] | None = None,
         memory_interval: float = 0.5,
+        own_process_group: bool = False,
     ) -> None:
         if max_processes < 1:
             raise ValueError("max_processes must be at least 1")
@@ -194,6 +196,7 @@ class ProcessPool:
         self.on_change = on_change
         self.cpu = CPUMonitor() if cpu_load else None
         self.memory_interval = memory_interval
+        self.own_process_group = own_process_group
         self.processes: list[PooledProcess] = []
         self.jobs: dict[str, PoolJob] = {}
         self.draining = False
@@ -428,6 +431,7 @@ class ProcessPool:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv, *args, env=env, pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                process_group=0 if self.own_process_group else None,
             )
         except BaseException:
             ours.close()

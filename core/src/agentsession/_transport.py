@@ -198,6 +198,11 @@ class TransportMode:
     options and may run many jobs (one per browser tab, say) by overriding ``run``.
     """
 
+    #: whether the mode's jobs end on their own (``file``: when the inputs end). A Ctrl-C/SIGTERM that cuts such
+    #: a run short exits 130/143 (its output is partial), as a shell expects; the long-running modes (``console``,
+    #: ``playground``, ``room``) are meant to be stopped that way, and exit 0 on a clean shutdown.
+    finite = False
+
     def __init__(self, factory: TransportFactory, *, help: str = "") -> None:
         self.factory = factory
         self.help = help

@@ -172,6 +172,11 @@ class JobContext:
             await self.shutdown()
 
     @property
+    def shutdown_reason(self) -> str | None:
+        """Why the job is ending (``interrupted`` on Ctrl-C/SIGTERM, ``session closed: ...``); ``None`` until it is."""
+        return self._shutdown.result() if self._shutdown is not None and self._shutdown.done() else None
+
+    @property
     def shutting_down(self) -> bool:
         """Whether the job is ending (its room ended, Ctrl-C, a session closed): nothing new should start."""
         return self._shutdown is not None and self._shutdown.done()
@@ -293,6 +298,7 @@ class WorkerJob:
         self._jobs: set[JobContext] = set()
         self._failed = False
         self._interrupts = 0
+        self._signal: int | None = None  # the first Ctrl-C (SIGINT) or SIGTERM received
         self._bounded_exit = False  # start() (the CLI) ends the process within EXIT_GRACE of the jobs' end
 
     def start(self, argv: Sequence[str] | None = None) -> None:
@@ -341,17 +347,29 @@ class WorkerJob:
                     runner.run(self._main(mode, args))
                 finally:
                     if self._bounded_exit:  # what user code left behind (a hung thread) must not hang the exit
-                        _exit_watchdog(EXIT_GRACE, lambda: 1 if self._failed else 0)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            return 130
-        return 1 if self._failed else 0
+                        _exit_watchdog(EXIT_GRACE, lambda: self._exit_code(mode))
+        except KeyboardInterrupt:
+            return 128 + signal.SIGINT
+        except asyncio.CancelledError:  # a mode with no job running when the signal came, or a forced stop
+            if self._interrupts > 1:
+                return 128 + (self._signal or signal.SIGINT)  # forced: whatever ran was cut off
+        return self._exit_code(mode)
+
+    def _exit_code(self, mode: TransportMode) -> int:
+        """1 on failure; 128 + the signal when one cut short a mode whose jobs end on their own (file mode: the
+        output is partial), as a shell expects; otherwise 0 (a long-running mode stopped with Ctrl-C/SIGTERM)."""
+        if self._failed:
+            return 1
+        if self._signal is not None and mode.finite:
+            return 128 + self._signal
+        return 0
 
     async def _main(self, mode: TransportMode, args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, self._on_signal, main)
+                loop.add_signal_handler(sig, self._on_signal, main, sig)
             except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
                 pass
 
@@ -416,8 +434,10 @@ class WorkerJob:
             raise TypeError(f"jobctx must return a JobContext, got {type(ctx).__name__}")
         return ctx
 
-    def _on_signal(self, main: asyncio.Task[Any] | None) -> None:
+    def _on_signal(self, main: asyncio.Task[Any] | None, sig: int = signal.SIGINT) -> None:
         self._interrupts += 1
+        if self._signal is None:
+            self._signal = int(sig)
         if self._interrupts == 1 and self._jobs:
             logger.info("shutting down (Ctrl-C again to force)")
             for ctx in list(self._jobs):

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 from collections.abc import Callable
 from typing import Any
+
+from ._errors import AgentSessionError
 
 logger = logging.getLogger("agentsession.worker")
 
@@ -39,7 +42,15 @@ class WorkerHTTPServer:
         self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._client, self.host, self.port)
+        try:
+            self._server = await asyncio.start_server(self._client, self.host, self.port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise AgentSessionError(
+                f"the worker's HTTP port {self.port} on {self.host} is already in use (another worker running?): "
+                "stop that program, or pass --port N (Options(port=N); 0 picks a free one)"
+            ) from None
         self.port = self._server.sockets[0].getsockname()[1]
         logger.info("worker HTTP endpoint on http://%s:%d (/health /ready /load /metrics)", self.host, self.port)
 

@@ -60,6 +60,12 @@ def agentsession_vads() -> dict[str, tuple[int, Any]]:  # type: ignore[empty-bod
 
 
 @hookspec
+def agentsession_fakes() -> dict[str, Any]:  # type: ignore[empty-body]
+    """Return ``{name: factory}`` of scripted provider servers (``factory()`` makes a ``FakeService``) that
+    ``agentsession fakes`` serves on loopback, so agents run offline against the provider's real SDK."""
+
+
+@hookspec
 def agentsession_session_started(session: SessionView) -> None:
     """The session started. Runs on the event loop, before the agent's ``on_enter``: a plugin may
     subscribe to ``session.on(...)`` events here."""

@@ -10,6 +10,7 @@ from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame, Reframer, Resam
 from ._chat import ChatContext, ChatItem, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
 from ._errors import AgentSessionError, ModelError, PluginError
 from ._events import EVENT_NAMES, EventName, SessionEvent
+from ._fakes import FakeService, example_arguments
 from ._link import (
     DEFAULT_MAX_MESSAGE_SIZE,
     AudioBacklog,
@@ -70,12 +71,12 @@ __all__ = [
     "AgentAudio", "AgentSessionError", "EVENT_NAMES", "EventName", "EventSink", "JobView", "PipelineEngine",
     "SessionEvent", "SessionView", "AgentTranscript", "AudioConverter", "AudioFrame", "BufferedSpeechStream",
     "BufferedTransport", "ChatContext", "ChatItem", "ChatMessage", "ChatRole", "EndpointDecision", "Endpointing",
-    "EnergyVAD", "Error", "EventChannel", "FunctionCall", "FunctionCallOutput", "FunctionTool", "LLM", "ModelError",
+    "EnergyVAD", "Error", "EventChannel", "FakeService", "FunctionCall", "FunctionCallOutput", "FunctionTool", "LLM", "ModelError",
     "ModelOptions", "NullTransport", "Options", "PacedTransport", "PipelineEvent", "PlayoutBuffer", "PluginError",
     "RealtimeModel", "Reconnected", "Reconnecting", "RedactingFilter", "Reframer", "Resampler", "ResponseDone",
     "STT", "SUPPORTED_RATES", "SentenceSynthesisStream", "SpeechEvent", "SpeechStream", "SynthesisStream", "TTS",
     "TextTurnDetector", "ToolCall",
     "ToolCallCancelled", "ToolResult", "Transport", "TransportMode", "TurnDetector", "TurnMetrics",
     "UserSpeechStarted", "UserSpeechStopped", "UserTranscript", "UtteranceCollector", "VAD", "VADEvent",
-    "PluginInfo", "active_options", "discover_plugins", "env_secret", "hookimpl", "hookspec", "installed_vad", "mask", "protect_secret", "redact", "transport_modes",
+    "PluginInfo", "active_options", "discover_plugins", "env_secret", "example_arguments", "hookimpl", "hookspec", "installed_vad", "mask", "protect_secret", "redact", "transport_modes",
 ]

@@ -15,13 +15,11 @@ import numpy as np
 import pytest
 
 from agentsession_anthropic.fake import API_KEY, FakeAnthropic
+from agentsession_openai.fake.http import API_KEY as OPENAI_KEY
+from agentsession_openai.fake.http import FakeOpenAIHTTP
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "claude_agent.py"
-sys.path.insert(0, str(ROOT / "plugins" / "openai" / "tests"))  # the OpenAI fakes
-
-from openai_fake_http import API_KEY as OPENAI_KEY  # noqa: E402
-from openai_fake_http import FakeOpenAIHTTP  # noqa: E402
 
 STREAMING_STT_REFUSED = "unexpected request GET /v1/realtime?intent=transcription"
 

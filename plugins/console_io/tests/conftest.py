@@ -3,6 +3,7 @@ user-mode PulseAudio with null sinks, the emulated sound card the slow tests tal
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from agentsession import AudioFrame
+from agentsession_console_io._mode import NOISY_LOGGERS
 
 sd = pytest.importorskip("sounddevice")
 
@@ -288,3 +290,13 @@ def pulse_in_process(pulse: Pulse, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.undo()
     sd._terminate()
     sd._initialize()
+
+
+@pytest.fixture(autouse=True)
+def _library_log_levels() -> Iterator[None]:
+    """Console mode raises the libraries' loggers to WARNING for the process; tests running it in this process
+    must not leave other tests (that read those loggers' DEBUG lines) without them."""
+    levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)  # (setLevel also clears the loggers' cached decisions)

@@ -328,5 +328,53 @@ def test_the_exit_summary_fits_80_columns_with_every_stage() -> None:
     assert rows["1"] == ["1", "say", "-", "-", "-", "-", "-", "-", "320", "1.0/1.0"]
     assert rows["3"] == ["3", "user", "500", "210", "380", "1240", "140", "-", "1350", "412", "1.3/2.1", "1.3"]
     assert rows["4"][-1] == "0.8"  # an older record: audio_duration is what was heard
-    assert "e2e: end of speech to first audio played" in " ".join(text.split())
+    assert "e2e  end of speech to first audio played" in text
+
+
+@pytest.mark.parametrize("width", [44, 50, 57])
+def test_the_exit_summary_on_a_narrow_terminal_explains_only_its_columns(width: int) -> None:
+    console = Console(record=True, width=width, file=io.StringIO())
+    view = ConsoleView(console, live=False)
+    view.turns = [TurnMetrics(turn=1, trigger="user", eou_delay=0.5, realtime_ttfa=0.3, e2e=0.1 + 0.4,
+                              audio_generated=1.0, audio_played=1.0).as_dict()]
+    console.print(view.summary({"played_s": 1.38, "max_input_gap_ms": 0.1 + 0.2}))
+    text = console.export_text()
+    lines = text.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= width
+    legend = [line.split()[0] for line in lines if re.match(r"^ *([a-z0-9]+|-)  [a-z]", line) and "trigger" not in line
+              and not line.split()[0].isdigit()]
+    assert legend == ["eou", "model", "e2e", "heard", "cut", "-"]  # the columns shown, one a line; no stt, llm, ...
+    assert "0.5000000000000004" not in text and "0.30000000000000004" not in text and "max_input_gap_ms 0.3" in text
+
+
+def test_metrics_read_as_people_write_them() -> None:
+    record = TurnMetrics(turn=1, trigger="user", e2e=0.1 + 0.4, eou_delay=0.1 + 0.2).as_dict()
+    assert (record["e2e"], record["eou_delay"]) == (0.5, 0.3)
+    assert repr(record["e2e"]) == "0.5"
+
+
+async def test_console_mode_keeps_library_request_logs_off_the_panel(monkeypatch: pytest.MonkeyPatch, fake_sd: Any,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """httpx and friends log every request at INFO: in the console only their warnings show, unless DEBUG."""
+    monkeypatch.setattr(_transport, "load_sounddevice", lambda: fake_sd)
+    for name in ("httpx", "openai"):
+        logging.getLogger(name).setLevel(logging.NOTSET)  # (conftest puts every level back after the test)
+    caplog.set_level(logging.INFO)
+
+    async def job(transport: Any) -> None:
+        logging.getLogger("httpx").info('HTTP Request: POST https://api.openai.com/v1/audio/speech "200 OK"')
+        logging.getLogger("httpx").warning("a retry")
+        logging.getLogger("agentsession.test").info("ours")
+        await transport.close()
+
+    mode = ConsoleMode()
+    parser = argparse.ArgumentParser()
+    mode.add_arguments(parser)
+    options = parser.parse_args(["--text", "--no-playback"])
+    options.log_level = "INFO"
+    mode.loop_factory(options)
+    await mode.run(job)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "a retry" in messages and "ours" in messages
+    assert not any(m.startswith("HTTP Request") for m in messages)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from gemini_fake_http import FakeGeminiHTTP
 from google.genai import types
 
 from agentsession import AudioFrame, ChatContext, ModelError, ToolCall
@@ -19,6 +18,7 @@ from agentsession_gemini import (
     VertexAIConfig,
     plugin,
 )
+from agentsession_gemini.fake_http import FakeGeminiHTTP
 
 KEY = "google-cascade-key-0123456789"
 pytestmark = pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")

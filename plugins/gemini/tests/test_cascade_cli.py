@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gemini_fake_http import FakeGeminiHTTP
+
+from agentsession_gemini.fake_http import FakeGeminiHTTP
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "google_cascade_agent.py"
 KEY = "cascade-cli-key-abcdefghijkl"

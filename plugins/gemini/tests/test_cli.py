@@ -13,10 +13,10 @@ import wave
 from pathlib import Path
 
 import numpy as np
-from gemini_fake import FakeLiveServer
 
 from agentsession.testing import tone
 from agentsession_gemini import plugin
+from agentsession_gemini.fake import FakeLiveServer
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "gemini_agent.py"
 KEY = "cli-test-key-abcdefghijkl"

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gemini_fake import FakeLiveServer
 
 from agentsession.testing import ProviderLinkContract
 from agentsession_gemini import GeminiRealtime
+from agentsession_gemini.fake import FakeLiveServer
 
 KEY = "test-key-0123456789abcdef"
 

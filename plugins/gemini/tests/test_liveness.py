@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gemini_fake import FakeLiveServer
 
 from agentsession import (
     AgentAudio,
@@ -28,6 +27,7 @@ from agentsession import (
 )
 from agentsession.testing import EventRecorder, is_event, push_in_time, virtual_clock, voice_pcm
 from agentsession_gemini import GeminiRealtime
+from agentsession_gemini.fake import FakeLiveServer
 
 KEY = "test-key-0123456789abcdef"
 RATE = 16000

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
-from gemini_fake import FakeLiveServer
 from google.genai import types
 
 from agentsession import (
@@ -35,6 +34,7 @@ from agentsession import (
 )
 from agentsession.testing import RealtimeModelContract, read_events
 from agentsession_gemini import GeminiLiveConfig, GeminiRealtime
+from agentsession_gemini.fake import FakeLiveServer
 
 KEY = "test-key-0123456789abcdef"
 TIMEOUT = 5.0

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gemini_fake import FakeLiveServer
 
 from agentsession import (
     Agent,
@@ -23,6 +22,7 @@ from agentsession import (
 )
 from agentsession.testing import FakeTransport, tone, virtual_clock, wait_for_state
 from agentsession_gemini import GeminiRealtime
+from agentsession_gemini.fake import FakeLiveServer
 
 TIMEOUT = 5.0
 

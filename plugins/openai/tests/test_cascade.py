@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from openai_fake_http import API_KEY, FakeOpenAIHTTP
 
 from agentsession import (
     Agent,
@@ -21,6 +20,7 @@ from agentsession import (
 )
 from agentsession.testing import LLMContract, STTContract, TTSContract, tone
 from agentsession_openai import OpenAILLM, OpenAISTT, OpenAITTS
+from agentsession_openai.fake.http import API_KEY, FakeOpenAIHTTP
 from agentsession_openai.plugin import agentsession_models
 
 
@@ -183,3 +183,27 @@ async def test_videosdk_constructor_arguments(http_server: FakeOpenAIHTTP) -> No
         await tts.aclose()
     with pytest.raises(ValueError, match="pcm"):
         OpenAITTS(api_key=API_KEY, response_format="mp3")  # it streams raw PCM: anything else is refused
+
+
+async def test_a_wrong_key_says_which_variable_to_set(http_server: FakeOpenAIHTTP) -> None:
+    """Each HTTP model refused for its key names OPENAI_API_KEY, never the key itself."""
+    wrong = "sk-wrong-key-for-the-cascade-0123456789"
+    llm = OpenAILLM(api_key=wrong, base_url=http_server.base_url)
+    stt = OpenAISTT(api_key=wrong, base_url=http_server.base_url)
+    tts = OpenAITTS(api_key=wrong, base_url=http_server.base_url)
+    ctx = ChatContext()
+    ctx.add_message("user", "hello")
+    attempts = {
+        "OpenAILLM": lambda: anext(aiter(llm.chat(ctx))),
+        "OpenAISTT": lambda: stt.transcribe(tone(0.2, sample_rate=16000)),
+        "OpenAITTS": lambda: anext(aiter(tts.synthesize("hello"))),
+    }
+    for what, attempt in attempts.items():
+        with pytest.raises(ModelError) as refused:
+            await attempt()
+        message = str(refused.value)
+        assert "(HTTP 401): the API key was not accepted: set OPENAI_API_KEY" in message, message
+        assert f"api_key=... to {what}()" in message and wrong not in message
+        assert refused.value.code == "invalid_api_key" and not refused.value.recoverable
+    for model in (llm, stt, tts):
+        await model.aclose()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from openai_fake_realtime import API_KEY, FakeRealtimeServer
 
 from agentsession import AudioFrame
 from agentsession.testing import tone
+from agentsession_openai.fake.realtime import API_KEY, FakeRealtimeServer
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "assistant.py"

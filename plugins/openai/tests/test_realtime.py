@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 from openai.types.beta.realtime.session import InputAudioTranscription, TurnDetection
-from openai_fake_realtime import API_KEY, FakeRealtimeServer
 
 from agentsession import (
     AgentAudio,
@@ -31,6 +30,7 @@ from agentsession import (
 )
 from agentsession.testing import RealtimeModelContract, read_events, tone
 from agentsession_openai import OpenAIRealtime, OpenAIRealtimeConfig
+from agentsession_openai.fake.realtime import API_KEY, FakeRealtimeServer
 
 TIMEOUT = 5.0
 USAGE = {"input_tokens": 12, "output_tokens": 34, "total_tokens": 46}

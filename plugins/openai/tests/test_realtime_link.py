@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from openai_fake_realtime import API_KEY, FakeRealtimeServer
 
 from agentsession.testing import ProviderLinkContract
 from agentsession_openai import OpenAIRealtime
+from agentsession_openai.fake.realtime import API_KEY, FakeRealtimeServer
 
 
 class TestOpenAIRealtimeLink(ProviderLinkContract):

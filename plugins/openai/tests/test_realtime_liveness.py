@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from openai_fake_realtime import API_KEY, FakeRealtimeServer
 
 from agentsession import (
     AgentAudio,
@@ -26,6 +25,7 @@ from agentsession import (
 )
 from agentsession.testing import EventRecorder, find_pcm, is_event, push_in_time, virtual_clock, voice_pcm
 from agentsession_openai import OpenAIRealtime
+from agentsession_openai.fake.realtime import API_KEY, FakeRealtimeServer
 
 RATE = 24000
 TICK = 0.5  # the watchdog's period with the default bounds

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from openai_fake_realtime import API_KEY, FakeRealtimeServer
 
 from agentsession import Agent, AgentSession, AgentState, AudioFrame, ChatMessage, RealTimePipeline, function_tool
 from agentsession.testing import FakeTransport, tone, virtual_clock, wait_for_state
 from agentsession_openai import OpenAIRealtime
+from agentsession_openai.fake.realtime import API_KEY, FakeRealtimeServer
 
 TIMEOUT = 5.0
 GREETING = "Hello! How can I help you today?"

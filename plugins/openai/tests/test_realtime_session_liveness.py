@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
-from openai_fake_realtime import API_KEY, FakeRealtimeServer
 
 from agentsession import Agent, AgentSession, AgentState, AudioFrame, RealTimePipeline, UserState
 from agentsession.testing import FakeTransport, virtual_clock, wait_for_state
 from agentsession_openai import OpenAIRealtime
+from agentsession_openai.fake.realtime import API_KEY, FakeRealtimeServer
 
 RATE = 24000
 TICK = 0.5

@@ -7,13 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from openai_fake_transcription import API_KEY, FakeTranscriptionServer
 
 from agentsession import STT, AudioFrame, ModelError
 from agentsession.plugin import SpeechEvent, SpeechStream
 from agentsession.testing import STTStreamContract, frames_of, tone
 from agentsession_openai import OpenAISTT
 from agentsession_openai._stt_stream import OpenAISpeechStream
+from agentsession_openai.fake.transcription import API_KEY, FakeTranscriptionServer
 
 
 @pytest.fixture
@@ -204,6 +204,7 @@ async def test_a_wrong_key_fails_the_stream_without_showing_it(
     with pytest.raises(ModelError) as failed:
         await read_all(stream)
     assert failed.value.code == "invalid_api_key" and not failed.value.recoverable
+    assert "(HTTP 401): the API key was not accepted: set OPENAI_API_KEY" in str(failed.value)  # what to do next
     assert wrong not in str(failed.value) and wrong not in caplog.text and wrong not in repr(stt)
     await stt.aclose()
 

@@ -60,6 +60,7 @@ def test_room_is_the_default_mode_from_this_plugin() -> None:
 
 def test_room_mode_builds_the_transport_from_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIDEOSDK_AUTH_TOKEN", TOKEN)
+    monkeypatch.setattr(RoomMode, "problems", lambda self: [])  # the SDK is only needed once the transport starts
     parser = argparse.ArgumentParser()
     mode = RoomMode()
     mode.add_arguments(parser)
@@ -79,3 +80,16 @@ def test_room_mode_tells_the_doctor_when_the_sdk_is_missing(monkeypatch: pytest.
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
     ((problem, fix),) = RoomMode().problems()
     assert "not installed" in problem and "pip install 'agentsession-videosdk[sdk]'" in fix
+
+
+def test_a_room_mode_missing_everything_says_all_of_it_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default mode with nothing set up tells, in one message, every thing the room needs and the way out."""
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    ctx = JobContext(RoomOptions())
+    ctx.options = argparse.Namespace()
+    with pytest.raises(RoomConfigError) as missing:
+        RoomMode().create(ctx)
+    message = str(missing.value)
+    for needed in ("pip install 'agentsession-videosdk[sdk]'", "VIDEOSDK_ROOM_ID", "--room-id", "VIDEOSDK_AUTH_TOKEN",
+                   "name a mode (console, playground, or file --input in.wav)"):
+        assert needed in message, message

@@ -262,3 +262,20 @@ def test_agent_url_and_options_keep_the_token_out_of_sight(monkeypatch: pytest.M
     assert TOKEN not in repr(options) and "work…" in repr(options)
     with pytest.raises(ValueError, match="load_threshold"):
         Options(load_threshold=1.5)
+
+
+async def test_an_unreachable_videosdk_api_says_what_to_do() -> None:
+    """Offline (or a proxy in the way), the worker says so and names the ways out, not just the socket error."""
+    import socket
+
+    from agentsession_videosdk._registry import RegistryError, fetch_registry_url
+
+    with socket.socket() as probe:  # a port nothing listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(RegistryError) as failed:
+        await fetch_registry_url(ROOM_TOKEN, f"http://127.0.0.1:{port}")
+    message = str(failed.value)
+    assert "cannot reach VideoSDK's API" in message and f"127.0.0.1:{port}" in message
+    assert "VIDEOSDK_REGISTRY_URL" in message and "console, playground, or file --input" in message
+    assert ROOM_TOKEN not in message

@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -227,3 +228,19 @@ def test_the_doctor_checks_the_playground_s_port() -> None:
         assert problem.startswith(f"port {port} on 127.0.0.1 is not free: ") and "--port 0" in fix
     assert PlaygroundMode(port=port).problems() == []
     assert PlaygroundMode(port=0).problems() == []
+
+
+@pytest.mark.skipif(not PARROT.exists(), reason="needs the repository's examples/parrot.py")
+def test_a_busy_port_says_which_flag_to_pass() -> None:
+    """The playground on a port already taken exits 1 with a sentence naming --port, not a bare [Errno 98]."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, str(PARROT), "playground", "--port", str(port)], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1, done.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr and "--port N" in done.stderr, done.stderr
+    assert "Errno" not in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,20 @@ if TYPE_CHECKING:
 
     from agentsession.plugin import JobView
 
+
+
+#: libraries that log every request at INFO (3 lines a turn above the live panel): WARNING and up only in the
+#: console, unless ``--log-level DEBUG``
+NOISY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "websockets", "google_genai", "google.genai",
+                 "aiohttp.access", "urllib3", "anthropic", "deepgram", "elevenlabs", "cartesia")
+
+
+def quiet_third_party_logs() -> None:
+    """Raise the libraries' loggers (``NOISY_LOGGERS``) to WARNING: their problems still show, their chatter not."""
+    for name in NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
 
 
 class _ListDevices(argparse.Action):
@@ -91,6 +106,8 @@ class ConsoleMode(TransportMode):
         if self._options is None:
             await run_job(None)
             return
+        if getattr(self._options, "log_level", "INFO") != "DEBUG":
+            quiet_third_party_logs()
         transport = self.transport_for(self._options)
         try:
             await transport.start()

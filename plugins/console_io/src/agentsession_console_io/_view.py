@@ -42,11 +42,13 @@ _METER_FLOOR_DB = -60.0
 #: the stages of a turn as the view shows them: (``TurnMetrics`` field, short label), in turn order
 STAGE_LABELS = (("eou_delay", "eou"), ("stt_latency", "stt"), ("llm_ttft", "ttft"), ("llm_duration", "llm"),
                 ("tts_ttfb", "tts"), ("realtime_ttfa", "model"), ("ttfa", "ttfa"), ("e2e", "e2e"))
-#: what the short labels stand for (the summary's caption)
-LEGEND = ("eou: end of utterance, stt: speech to text, ttft: LLM to first token, llm: LLM total, "
-          "tts: TTS to first audio, model: realtime model to first audio, ttfa: turn over to first audio, "
-          "e2e: end of speech to first audio played, heard: seconds heard/generated, cut: interrupted at (s); "
-          "'-': not measured")
+#: what the short labels stand for (the summary's legend: the columns shown, one a line)
+LEGEND = {
+    "eou": "end of utterance", "stt": "speech to text", "ttft": "LLM to first token", "llm": "LLM total",
+    "tts": "TTS to first audio", "model": "realtime model to first audio", "ttfa": "turn over to first audio",
+    "e2e": "end of speech to first audio played", "tools": "time in tools", "heard": "seconds heard/generated",
+    "cut": "interrupted at (s)",
+}
 
 
 @dataclass(frozen=True)
@@ -314,8 +316,8 @@ class ConsoleView:
         if any(k in ("stt_latency", "llm_ttft", "tts_ttfb", "realtime_ttfa") for k, _ in stages):
             stages = [(k, label) for k, label in stages if k != "ttfa"]  # the stages say where it went
         with_tools = any(m.get("tools") for m in self.turns)
-        table = Table(title="session summary (ms)", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                      padding=(0, 1, 0, 0), caption=LEGEND, caption_justify="left")
+        table = Table(title="session summary (ms)", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                      pad_edge=False, padding=(0, 1, 0, 0))
         columns = ["turn", "trigger", *(label for _, label in stages), *(["tools"] if with_tools else []),
                    "heard", "cut"]
         for column in columns:
@@ -330,7 +332,16 @@ class ConsoleView:
             cells += [_heard(m), Text("yes" if cut is None else f"{cut:.1f}", style="yellow")
                       if m.get("interrupted") else ""]
             table.add_row(*cells)
-        return Group(table, Text("audio: " + ", ".join(f"{k} {v}" for k, v in stats.items()), style="dim"))
+        # the legend explains the columns shown, one a line: short lines that a narrow terminal does not wrap
+        legend = [Text(f"{c:>5}  {LEGEND[c]}", style="dim") for c in columns if c in LEGEND]
+        legend.append(Text("    -  not measured", style="dim"))
+        audio = Text("audio: " + ", ".join(f"{k} {_shown(v)}" for k, v in stats.items()), style="dim")
+        return Group(table, *legend, audio)
+
+
+def _shown(value: float | int) -> str:
+    """A figure as people read it: ``0.5``, not ``0.5000000000000004``."""
+    return f"{value:.3g}" if isinstance(value, float) and not value.is_integer() else str(value)
 
 
 def _heard(m: dict[str, Any]) -> str:

@@ -42,3 +42,15 @@ def agentsession_models() -> dict[str, Any]:
         "google-stt": _cascade("GoogleSTT"),
         "google-tts": _cascade("GoogleTTS"),
     }
+
+
+def gemini_fakes() -> Any:
+    """The scripted Gemini Live server ``agentsession fakes`` serves (see ``agentsession_gemini.fake``)."""
+    from .fake import GeminiFakes
+
+    return GeminiFakes()
+
+
+@hookimpl
+def agentsession_fakes() -> dict[str, Any]:
+    return {"gemini": gemini_fakes}

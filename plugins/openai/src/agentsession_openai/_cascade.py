@@ -23,7 +23,7 @@ from agentsession import (
     mask,
 )
 
-from ._client import make_client
+from ._client import make_client, refusals
 from ._stt_stream import DEFAULT_STT_TURN_DETECTION, OpenAISpeechStream
 
 
@@ -77,7 +77,8 @@ class OpenAILLM(_OpenAIHTTP, LLM):
             kwargs["temperature"] = self.temperature
         if self.max_completion_tokens is not None:
             kwargs["max_completion_tokens"] = self.max_completion_tokens
-        stream = await self.client.chat.completions.create(**kwargs)
+        with refusals(self._what, "the OpenAI Chat Completions API"):
+            stream = await self.client.chat.completions.create(**kwargs)
         calls: dict[int, dict[str, str]] = {}
         completion_id = ""
         async for chunk in stream:
@@ -163,7 +164,8 @@ class OpenAISTT(_OpenAIHTTP, STT):
             kwargs["language"] = language or self.language
         if self.prompt:
             kwargs["prompt"] = self.prompt
-        result = await self.client.audio.transcriptions.create(**kwargs)
+        with refusals(self._what, "the OpenAI transcription API"):
+            result = await self.client.audio.transcriptions.create(**kwargs)
         return str(result.text)
 
 
@@ -202,11 +204,12 @@ class OpenAITTS(_OpenAIHTTP, TTS):
             kwargs["instructions"] = self.instructions
         if self.speed is not None:
             kwargs["speed"] = self.speed
-        async with self.client.audio.speech.with_streaming_response.create(**kwargs) as response:
-            carry = b""
-            async for chunk in response.iter_bytes():
-                data = carry + chunk
-                usable = len(data) - len(data) % 2
-                carry = data[usable:]
-                if usable:
-                    yield AudioFrame.from_bytes(data[:usable], self.sample_rate)
+        with refusals(self._what, "the OpenAI speech API"):
+            async with self.client.audio.speech.with_streaming_response.create(**kwargs) as response:
+                carry = b""
+                async for chunk in response.iter_bytes():
+                    data = carry + chunk
+                    usable = len(data) - len(data) % 2
+                    carry = data[usable:]
+                    if usable:
+                        yield AudioFrame.from_bytes(data[:usable], self.sample_rate)

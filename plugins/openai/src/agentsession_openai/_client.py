@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from openai import AsyncOpenAI
+import contextlib
+from collections.abc import Iterator
+
+from openai import APIStatusError, AsyncOpenAI
 
 from agentsession import ModelError, env_secret, protect_secret
 
 API_KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "OPENAI_BASE_URL"
 
 
 def resolve_api_key(api_key: str | None, what: str) -> str:
@@ -34,3 +38,28 @@ def make_client(api_key: str | None, what: str, base_url: str | None, websocket_
         websocket_base_url=websocket_base_url,
         max_retries=max_retries,
     )
+
+
+def refused(status: int, what: str, refusal: str = "the OpenAI Realtime API refused the connection") -> ModelError:
+    """The ``ModelError`` for an HTTP refusal (``refusal (HTTP status)``), saying what to do next when the user can
+    fix it: a key that is not accepted names ``OPENAI_API_KEY``, a missing model ``model=``. ``what`` is the class
+    the user built (``OpenAIRealtime``). Server-side failures (5xx) are recoverable; the rest are not."""
+    hint = {
+        401: f"the API key was not accepted: set {API_KEY_ENV} to a valid key "
+             f"(https://platform.openai.com/api-keys) or pass api_key=... to {what}()",
+        403: f"the key has no access to this model (or this region): check {what}(model=...) and the key's project",
+        404: f"no such model or endpoint: check {what}(model=...) and, if you set it, {BASE_URL_ENV}",
+        429: "rate limit or quota exceeded: check the plan and billing of the key's project, or try again later",
+    }.get(status)
+    code = {401: "invalid_api_key", 403: "permission_denied", 404: "model_not_found", 429: "rate_limited"}
+    return ModelError(f"{refusal} (HTTP {status})" + (f": {hint}" if hint else ""),
+                      recoverable=status >= 500, code=code.get(status, f"http_{status}"))
+
+
+@contextlib.contextmanager
+def refusals(what: str, service: str) -> Iterator[None]:
+    """Turn the SDK's HTTP error of a refused request into :func:`refused`'s ``ModelError``."""
+    try:
+        yield
+    except APIStatusError as exc:
+        raise refused(exc.status_code, what, f"{service} refused the request") from None

@@ -26,6 +26,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from agentsession import AudioConverter, AudioFrame, ModelError, SpeechEvent, SpeechStream, redact
 
+from ._client import refused
+
 logger = logging.getLogger("agentsession.openai.stt")
 
 SAMPLE_RATE = 24000  # the only PCM rate a transcription session takes
@@ -177,10 +179,8 @@ class OpenAISpeechStream(SpeechStream):
             manager = client.realtime.connect(extra_query={"intent": "transcription"})
             conn = await asyncio.wait_for(manager.enter(), self.connect_timeout)
         except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise ModelError(f"the OpenAI Realtime API refused the transcription connection (HTTP {status})",
-                             recoverable=False, code="invalid_api_key" if status == 401 else f"http_{status}",
-                             ) from None
+            raise refused(exc.response.status_code, "OpenAISTT",
+                          "the OpenAI Realtime API refused the transcription connection") from None
         except TimeoutError:
             raise ModelError("connecting to the OpenAI Realtime API timed out", recoverable=True,
                              code="connect_timeout") from None

@@ -29,3 +29,15 @@ def agentsession_models() -> dict[str, Any]:
         "openai-stt": _factory("OpenAISTT"),
         "openai-tts": _factory("OpenAITTS"),
     }
+
+
+def openai_fakes() -> Any:
+    """The scripted OpenAI servers ``agentsession fakes`` serves (see ``agentsession_openai.fake.service``)."""
+    from .fake.service import OpenAIFakes
+
+    return OpenAIFakes()
+
+
+@hookimpl
+def agentsession_fakes() -> dict[str, Any]:
+    return {"openai": openai_fakes}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict
 from typing import Any
 
 from agentsession import AgentSession, ChatMessage, TurnMetrics, hookimpl
@@ -66,7 +65,7 @@ def agentsession_session_started(session: AgentSession) -> None:
 def agentsession_metrics_collected(session: AgentSession, metrics: TurnMetrics) -> None:
     rec = recorder_for(session)
     if rec is not None:
-        data = asdict(metrics)
+        data = metrics.as_dict()  # what the metrics_collected event carries
         rec.record("metrics", data.pop("timestamp") or None, **data)
 
 

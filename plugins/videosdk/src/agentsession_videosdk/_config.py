@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -33,25 +34,30 @@ class RoomConfig:
     participant_id: str | None = None
 
     @classmethod
-    def from_options(cls, options: RoomOptions, *, room_id: str | None = None,
-                     playground: bool | None = None) -> RoomConfig:
-        """Resolve ``options`` (command-line overrides first, then the fields, then the environment)."""
+    def from_options(cls, options: RoomOptions, *, room_id: str | None = None, playground: bool | None = None,
+                     also_missing: Sequence[str] = ()) -> RoomConfig:
+        """Resolve ``options`` (command-line overrides first, then the fields, then the environment). What is
+        missing (with ``also_missing``, what the caller found missing too) is told in one ``RoomConfigError``."""
         resolved_room = room_id or options.room_id or os.environ.get(ROOM_ID_ENV)
-        if not resolved_room:
-            raise RoomConfigError(
-                f"no VideoSDK room to join: set RoomOptions(room_id=...), the {ROOM_ID_ENV} environment "
-                "variable or --room-id (create a room with POST https://api.videosdk.live/v2/rooms)"
-            )
         token = options.auth_token or os.environ.get(TOKEN_ENV)
+        missing = list(also_missing)
+        if not resolved_room:
+            missing.append(f"a room to join: set RoomOptions(room_id=...), the {ROOM_ID_ENV} environment variable or "
+                           "pass --room-id (create a room with POST https://api.videosdk.live/v2/rooms)")
         if not token:
-            raise RoomConfigError(
-                f"no VideoSDK auth token: set the {TOKEN_ENV} environment variable or "
-                "RoomOptions(auth_token=...) (generate one at https://app.videosdk.live/api-keys)"
-            )
+            missing.append(f"an auth token: set the {TOKEN_ENV} environment variable or RoomOptions(auth_token=...) "
+                           "(generate one at https://app.videosdk.live/api-keys)")
         for name in ("no_participant_timeout_seconds", "session_timeout_seconds"):
             value = getattr(options, name)
             if value is not None and not value > 0:
-                raise RoomConfigError(f"RoomOptions.{name} must be > 0 or None, got {value!r}")
+                missing.append(f"RoomOptions.{name} must be > 0 or None, got {value!r}")
+        if missing:
+            raise RoomConfigError(
+                "cannot join a VideoSDK room (the default mode); it needs:\n"
+                + "".join(f"  - {m}\n" for m in missing)
+                + "or run the agent locally: name a mode (console, playground, or file --input in.wav)"
+            )
+        assert resolved_room is not None and token is not None
         return cls(
             room_id=resolved_room,
             token=token,

@@ -62,12 +62,23 @@ async def fetch_registry_url(token: str, signaling_base_url: str = "api.videosdk
     """Ask VideoSDK's API for the registry's URL (``POST /v2/agent/init-config``), as VideoSDK's client does."""
     base = signaling_base_url if "://" in signaling_base_url else f"https://{signaling_base_url}"
     url = f"{base.rstrip('/')}/v2/agent/init-config"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http, http.post(
-        url, headers={"Authorization": token, "Content-Type": "application/json"}
-    ) as response:
-        if response.status != 200:
-            raise RegistryError(f"the registry's address could not be fetched from {url}: HTTP {response.status}")
-        body = await response.json(content_type=None)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http, http.post(
+            url, headers={"Authorization": token, "Content-Type": "application/json"}
+        ) as response:
+            if response.status in (401, 403):
+                raise RegistryError(f"VideoSDK refused the auth token (HTTP {response.status} from {url}): set "
+                                    f"VIDEOSDK_AUTH_TOKEN to a valid one (https://app.videosdk.live/api-keys)")
+            if response.status != 200:
+                raise RegistryError(f"the registry's address could not be fetched from {url}: HTTP {response.status}")
+            body = await response.json(content_type=None)
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        reason = redact(str(exc)) or type(exc).__name__
+        raise RegistryError(
+            f"cannot reach VideoSDK's API to find the agent registry ({reason}): check the network connection "
+            "(or proxy), or set VIDEOSDK_REGISTRY_URL (Options(registry_url=...)) to the registry's address; "
+            "to run the agent without VideoSDK, name a local mode: console, playground, or file --input in.wav"
+        ) from None
     registry = (body.get("data") or {}).get("registryUrl") if isinstance(body, dict) else None
     if not body.get("success") or not registry:
         raise RegistryError(f"{url} gave no registry address: {redact(str(body.get('message', body)))}")

@@ -12,6 +12,9 @@ from ._config import RoomConfig
 from ._registry_mode import RegistryMode
 from ._transport import VideoSDKTransport
 
+SDK_FIX = ("pip install 'agentsession-videosdk[sdk]' (in an environment of its own if other plugins need av>=17 or "
+           "websockets>15: see the plugin's README)")
+
 
 class RoomMode(TransportMode):
     """``python main.py [room] [--room-id ID] [--playground]``."""
@@ -26,16 +29,14 @@ class RoomMode(TransportMode):
 
     def problems(self) -> list[tuple[str, str]]:
         if importlib.util.find_spec("videosdk") is None:
-            return [("the VideoSDK SDK is not installed in this environment",
-                     "pip install 'agentsession-videosdk[sdk]' (in an environment of its own if other plugins need "
-                     "av>=17 or websockets>15: see the plugin's README)")]
+            return [("the VideoSDK SDK is not installed in this environment", SDK_FIX)]
         return []
 
-    @staticmethod
-    def _create(ctx: JobView) -> VideoSDKTransport:
+    def _create(self, ctx: JobView) -> VideoSDKTransport:
         options = ctx.options
+        sdk = [f"the VideoSDK SDK, not installed here: {SDK_FIX}"] if self.problems() else []
         config = RoomConfig.from_options(ctx.room_options, room_id=getattr(options, "room_id", None),
-                                         playground=getattr(options, "playground", None) or None)
+                                         playground=getattr(options, "playground", None) or None, also_missing=sdk)
         return VideoSDKTransport(config)
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import contextvars
+import errno
 import logging
 import os
 import secrets
@@ -136,7 +137,14 @@ class PlaygroundMode(TransportMode):
         try:
             if pool is not None:
                 await pool.start()
-            await server.start()
+            try:
+                await server.start()
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                raise AgentSessionError(
+                    f"port {o.port} on {o.host} is already in use (another playground running?): stop that program, "
+                    "or pass --port N (--port 0 picks a free one)") from None
             self.server = server
             self.announce(f"playground: open {server.url_with_token()} in a browser (Ctrl-C to stop)"
                           + (f"; {o.workers} worker processes" if pool is not None else ""))

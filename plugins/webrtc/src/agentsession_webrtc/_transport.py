@@ -18,7 +18,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from agentsession import AudioFrame, BufferedTransport, PlayoutBuffer, redact
+from agentsession import AudioFrame, BufferedTransport, JobContext, PlayoutBuffer, redact
 
 if TYPE_CHECKING:
     from agentsession.plugin import SessionView
@@ -262,9 +262,17 @@ class WebRTCTransport(BufferedTransport):
 
     def _forwarder(self, event: str) -> Any:
         def forward(data: Any) -> None:
-            self.send({"type": event, **(dict(data) if isinstance(data, Mapping) else {"data": data})})
+            payload = dict(data) if isinstance(data, Mapping) else {"data": data}
+            if event == "closed" and payload.get("reason") == "closed":
+                payload["reason"] = self._job_reason() or "closed"  # say why: the server stopped, ...
+            self.send({"type": event, **payload})
 
         return forward
+
+    def _job_reason(self) -> str | None:
+        """Why this connection's job is ending (``interrupted`` when the server was stopped), if it is."""
+        job = self._context.run(JobContext.current) if self._context is not None else JobContext.current()
+        return job.shutdown_reason if job is not None else None
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if self._channel is not None:

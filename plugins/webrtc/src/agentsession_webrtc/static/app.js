@@ -9,7 +9,7 @@ const token = query.get("token");
 const CONNECT_TIMEOUT_MS = 1000 * (Number(query.get("connect_timeout")) || 15);
 const playground = (window.playground = {
   connected: false, id: null, events: [], agentStates: [], userStates: [], transcripts: [], tools: [],
-  metrics: [], errors: [], timings: {}, stats: { bytesReceived: 0, bytesSent: 0, outputPeak: 0, micPeak: 0 },
+  metrics: [], errors: [], notices: [], conversation: 0, timings: {}, stats: { bytesReceived: 0, bytesSent: 0, outputPeak: 0, micPeak: 0 },
 });
 let pc = null, channel = null, mic = null, audioCtx = null, statsTimer = null, meterTimer = null;
 let connectTimer = null, connecting = false;
@@ -35,11 +35,48 @@ function setBadge(id, state) {
   $(id).className = state ? `badge ${state}` : "badge";
 }
 
-function showError(message) {
+let noticeTimer = null;
+
+function showError(message) {  // the session cannot go on: stays until the next Connect
   playground.errors.push(message);
   $("errors").textContent = message;
+  clearTimeout(noticeTimer);
   $("notice").textContent = message;
+  $("notice").className = "notice";
   $("notice").hidden = false;
+}
+
+// something went wrong and the session recovered (an STT fallback, a reconnect): said for a while, then gone
+const NOTICE_MS = 1000 * (Number(query.get("notice_seconds")) || 8);
+function showNotice(message) {
+  playground.notices.push(message);
+  if (!$("notice").hidden && $("notice").className === "notice") return;  // an error stays in front
+  clearTimeout(noticeTimer);
+  $("notice").textContent = message;
+  $("notice").className = "notice transient";
+  $("notice").hidden = false;
+  noticeTimer = setTimeout(() => { $("notice").hidden = true; }, NOTICE_MS);
+}
+
+// a new conversation after an earlier one on this page: a separator in the transcript, the tool calls and the
+// latency table (turn numbers start again at 1 in each conversation)
+function startConversation() {
+  playground.conversation += 1;
+  if (playground.conversation === 1) return;
+  const label = `conversation ${playground.conversation} (${new Date().toLocaleTimeString()})`;
+  for (const id of ["transcript", "tools"]) {
+    const li = document.createElement("li");
+    li.className = "separator";
+    li.textContent = label;
+    $(id).appendChild(li);
+  }
+  const row = document.createElement("tr");
+  row.className = "separator";
+  const cell = document.createElement("td");
+  cell.colSpan = 99;
+  cell.textContent = label;
+  row.appendChild(cell);
+  $("metrics").querySelector("tbody").appendChild(row);
 }
 
 function line(cls, text) {
@@ -175,7 +212,8 @@ function onMessage(raw) {
       markInterrupted();
       break;
     case "error":
-      showError(msg.recoverable === false ? `the agent failed: ${msg.message}` : `agent error: ${msg.message}`);
+      if (msg.recoverable === false) showError(`the agent failed: ${msg.message}`);
+      else showNotice(`the agent recovered from a problem: ${msg.message}`);
       break;
     case "closed":
       if (pc) hangUp(`session closed: ${msg.reason}`);  // not after the user hung up: their reason stands
@@ -227,7 +265,10 @@ function waitForIce(peer, timeoutMs) {
 async function connect() {
   connecting = true;
   setControls("connecting");
+  clearTimeout(noticeTimer);
   $("notice").hidden = true;
+  $("errors").textContent = "";  // an earlier conversation's error is not this one's
+  startConversation();
   setConnection("connecting…", false);
   const t0 = performance.now();
   const mark = (name) => { playground.timings[name] = Math.round(performance.now() - t0); };

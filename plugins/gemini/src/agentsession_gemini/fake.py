@@ -40,7 +40,7 @@ import ssl
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pydantic
@@ -51,6 +51,7 @@ from cryptography.x509.oid import NameOID
 from google.genai import types
 from websockets.asyncio.server import ServerConnection, serve
 
+from agentsession.plugin import FakeService, example_arguments
 from agentsession.testing import every, slow_loris
 
 PATH_SUFFIX = ".GenerativeService.BidiGenerateContent"
@@ -105,7 +106,7 @@ def parse_setup(raw: str | bytes) -> tuple[types.LiveClientSetup, dict[str, Any]
     extra: dict[str, Any] = {}
     for key in [k for k in setup if k not in known]:
         info = config_fields[key]  # KeyError: a field unknown to the SDK's types
-        extra[key] = pydantic.TypeAdapter(info.annotation).validate_python(setup.pop(key))
+        extra[key] = pydantic.TypeAdapter[Any](info.annotation or Any).validate_python(setup.pop(key))
     return types.LiveClientSetup.model_validate(setup), extra
 
 
@@ -149,6 +150,8 @@ class FakeLiveServer:
         self.chunk_delay = chunk_delay
         self.silence_ms = silence_ms
         self.heard = "hello gemini"  # what the fake "hears" in the user's speech
+        self.tool_arguments: dict[str, dict[str, Any]] = {}  # the arguments of each tool's calls, by name
+        self.example_arguments = False  # a tool without tool_arguments is called with example ones (from its schema)
         self.connections: list[Connection] = []
         self.handles_issued = 0
         self.issue_handles = True
@@ -331,7 +334,8 @@ class FakeLiveServer:
                 conn.history.append((turn.role or "user", " ".join(p.text or "" for p in turn.parts or ())))
         if content is not None and content.turn_complete:
             text = " ".join(p.text or "" for c in content.turns or () for p in c.parts or ())
-            tools = [d.name or "" for t in conn.setup.tools or () for d in t.function_declarations or ()]
+            tools = [d.name or "" for t in conn.setup.tools or () if isinstance(t, types.Tool)
+                     for d in t.function_declarations or ()]
             if "all tools" in text.lower() and tools:
                 self._answer(conn, tools=tools)
             elif "tool" in text.lower() and tools:
@@ -376,7 +380,8 @@ class FakeLiveServer:
                     types.LiveServerMessage(server_content=types.LiveServerContent(input_transcription=transcript)),
                     conn,
                 )
-                tools = [d.name or "" for t in conn.setup.tools or () for d in t.function_declarations or ()]
+                tools = [d.name or "" for t in conn.setup.tools or () if isinstance(t, types.Tool)
+                     for d in t.function_declarations or ()]
                 named = [name for name in tools if re.search(rf"\b{re.escape(name)}\b", self.heard)]
                 self._answer(conn, tools=named or None)
 
@@ -387,13 +392,24 @@ class FakeLiveServer:
         else:
             conn.answer = asyncio.ensure_future(self._speak(conn, tools))
 
+    def _arguments(self, conn: Connection, name: str) -> dict[str, Any]:
+        if name in self.tool_arguments or not self.example_arguments:
+            return dict(self.tool_arguments.get(name, {}))
+        for tool in conn.setup.tools or ():
+            for decl in tool.function_declarations or () if isinstance(tool, types.Tool) else ():
+                if decl.name == name:
+                    schema = decl.parameters_json_schema or (
+                        decl.parameters.model_dump(mode="json", exclude_none=True) if decl.parameters else {})
+                    return example_arguments(schema if isinstance(schema, dict) else {})
+        return {}
+
     async def _replace(self, conn: Connection, tools: list[str] | None) -> None:
         await self.send(types.LiveServerMessage(server_content=types.LiveServerContent(interrupted=True)), conn)
         await self._speak(conn, tools)
 
     async def _speak(self, conn: Connection, tools: list[str] | None) -> None:
         if tools:
-            calls = [types.FunctionCall(id=f"fc-{len(conn.messages)}-{i}", name=name, args={})
+            calls = [types.FunctionCall(id=f"fc-{len(conn.messages)}-{i}", name=name, args=self._arguments(conn, name))
                      for i, name in enumerate(tools)]
             conn.history.append(("model", " ".join(f"call {name}" for name in tools)))
             conn.pending_calls.update(call.id or "" for call in calls)
@@ -422,3 +438,39 @@ class FakeLiveServer:
         await self.send(types.LiveServerMessage(usage_metadata=usage), conn)
         await self.send(types.LiveServerMessage(server_content=types.LiveServerContent(turn_complete=True)), conn)
         await self._issue_handle(conn)
+
+
+#: the key ``agentsession fakes gemini`` tells the agent to use (the fake takes any)
+FAKE_KEY = "fake-agentsession-gemini-key"
+
+
+class GeminiFakes(FakeService):
+    """``agentsession fakes gemini``: a :class:`FakeLiveServer` on 127.0.0.1, its certificate made at start."""
+
+    description: ClassVar[str] = "Gemini Live (TLS with a certificate made at start: SSL_CERT_FILE trusts it)"
+    knobs: ClassVar[dict[str, str]] = {
+        "heard": "what the fake hears the user say; name one of the agent's tools in it (transfer_to_booking) "
+                 "and the model calls that tool",
+        "reply_audio": "seconds of audio (a tone) in each spoken answer",
+        "tool_arguments": 'each tool call\'s arguments, by tool name ({"get_weather": {"city": "Rome"}}); a tool '
+                          "not listed is called with example arguments made from its schema",
+    }
+
+    def __init__(self) -> None:
+        self.heard = "hello gemini"
+        self.reply_audio = 1.0
+        self.tool_arguments: dict[str, Any] = {}
+        self.server: FakeLiveServer | None = None
+
+    async def start(self, host: str = "127.0.0.1") -> dict[str, str]:
+        chunks = 5
+        server = FakeLiveServer(reply_chunks=chunks, chunk_seconds=self.reply_audio / chunks)
+        server.heard, server.tool_arguments, server.example_arguments = self.heard, self.tool_arguments, True
+        self.server = await server.__aenter__()
+        return {"GOOGLE_GEMINI_BASE_URL": server.base_url, "GOOGLE_API_KEY": FAKE_KEY,
+                "SSL_CERT_FILE": str(server.cert_path)}
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            server, self.server = self.server, None
+            await server.__aexit__(None, None, None)

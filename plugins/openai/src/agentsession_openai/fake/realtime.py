@@ -34,7 +34,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from openai.types.realtime import (
@@ -76,6 +76,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from agentsession.plugin import example_arguments
 from agentsession.testing import every, slow_loris
 
 CLIENT_EVENTS: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
@@ -158,6 +159,8 @@ class FakeRealtimeServer:
         self.chunk_delay = 0.002  # seconds between deltas (real servers are faster than real time)
         self.transcript = "hello there"  # what the fake "hears" in a user's speech
         self.tool_arguments: dict[str, dict[str, Any]] = {}
+        self.example_arguments = False  # a tool without tool_arguments is called with example ones (from its schema)
+        self.api_key = API_KEY  # the key a client must send
         self.stragglers = 2  # deltas still sent after response.cancel, as if already in flight
         self.audio_items = 1  # assistant audio items per spoken response
         self.preamble = ""  # said before a response's tool calls ("Let me check."), with preamble_audio seconds
@@ -204,7 +207,7 @@ class FakeRealtimeServer:
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         if not request.path.startswith("/v1/realtime?model="):
             self.protocol_errors.append(f"unexpected websocket path {request.path!r}")
-        if request.headers.get("Authorization") != f"Bearer {API_KEY}":
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return Response(401, "Unauthorized", Headers(), b'{"error": {"message": "Incorrect API key provided"}}')
         if self.refuse > 0:
             self.refuse -= 1
@@ -436,6 +439,12 @@ class FakeRealtimeServer:
             return Reply(text=f"You said: {said}", audio=self.reply_audio)
         return Reply(text="How can I help?", audio=self.reply_audio)
 
+    def _arguments(self, conn: Connection, name: str) -> dict[str, Any]:
+        if name in self.tool_arguments or not self.example_arguments:
+            return self.tool_arguments.get(name, {})
+        schema = next((t.get("parameters") or {} for t in conn.session.get("tools", []) if t.get("name") == name), {})
+        return example_arguments(schema)
+
     def _start_response(self, conn: Connection, params: dict[str, Any]) -> None:
         conn.cancelled = asyncio.Event()
         conn.response_id = self._id("resp")
@@ -454,11 +463,13 @@ class FakeRealtimeServer:
             self.protocol_errors.append(f"fake server response crashed: {exc!r}")
 
     async def _respond(self, conn: Connection, rid: str, reply: Reply, metadata: dict[str, str] | None) -> None:
-        e = lambda: self._id("event")  # noqa: E731
+        def e() -> str:
+            return self._id("event")
+
         await self._send(conn, ResponseCreatedEvent(type="response.created", event_id=e(), response=RealtimeResponse(
             id=rid, object="realtime.response", status="in_progress", output=[], metadata=metadata)))
         output: list[Any] = []
-        status = "completed"
+        status: Literal["completed", "cancelled"] = "completed"
         if reply.text or not reply.tools:  # speech first (a tool-calling answer may say something first)
             words = reply.text.split(" ")
             per = -(-len(words) // reply.items)
@@ -482,7 +493,7 @@ class FakeRealtimeServer:
             index, item_id = len(output), self._id("item")
             call = RealtimeConversationItemFunctionCall(
                 id=item_id, type="function_call", call_id=self._id("call"), name=name,
-                arguments=json.dumps(self.tool_arguments.get(name, {})), status="completed")
+                arguments=json.dumps(self._arguments(conn, name)), status="completed")
             assert call.call_id is not None
             await self._send(conn, ResponseOutputItemAddedEvent(
                 type="response.output_item.added", event_id=e(), response_id=rid, output_index=index, item=call))
@@ -503,8 +514,11 @@ class FakeRealtimeServer:
             id=rid, object="realtime.response", status=status, status_details=details, output=output, usage=usage,
             metadata=metadata)))
 
-    async def _speak(self, conn: Connection, rid: str, item_id: str, reply: Reply, output_index: int = 0) -> str:
-        e = lambda: self._id("event")  # noqa: E731
+    async def _speak(self, conn: Connection, rid: str, item_id: str, reply: Reply,
+                     output_index: int = 0) -> Literal["completed", "cancelled"]:
+        def e() -> str:
+            return self._id("event")
+
         shell = RealtimeConversationItemAssistantMessage.model_validate(
             {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress", "content": []})
         await self._send(conn, ResponseOutputItemAddedEvent(

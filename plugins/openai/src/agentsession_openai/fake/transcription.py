@@ -37,11 +37,12 @@ from openai.types.realtime import (
     SessionUpdatedEvent,
 )
 from openai.types.realtime.realtime_error import RealtimeError
-from openai_fake_realtime import API_KEY, CLIENT_EVENTS, check_no_extra
 from pydantic import BaseModel, ValidationError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+from .realtime import API_KEY, CLIENT_EVENTS, check_no_extra
 
 RATE = 24000
 MODELS = {"gpt-4o-transcribe", "gpt-4o-mini-transcribe", "whisper-1"}
@@ -77,6 +78,7 @@ class FakeTranscriptionServer:
         self.hold: dict[int, asyncio.Event] = {}  # item number -> released when set
         self.completions: defaultdict[int, asyncio.Event] = defaultdict(asyncio.Event)  # set once sent
         self.refuse_status: int | None = None
+        self.api_key = API_KEY  # the key a client must send
         self.closed = asyncio.Event()  # a client connection ended
         self._ids = itertools.count(1)
         self._items = itertools.count(1)
@@ -126,7 +128,7 @@ class FakeTranscriptionServer:
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         if request.path != "/v1/realtime?intent=transcription":
             self.protocol_errors.append(f"unexpected websocket path {request.path!r}")
-        if request.headers.get("Authorization") != f"Bearer {API_KEY}":
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return Response(401, "Unauthorized", Headers(), b'{"error": {"message": "Incorrect API key provided"}}')
         if self.refuse_status is not None:
             return Response(self.refuse_status, "Refused", Headers(), b"")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.message
 import email.parser
 import io
 import json
@@ -22,6 +23,8 @@ from openai.types.audio import Transcription
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.completion_create_params import CompletionCreateParamsStreaming
 from pydantic import TypeAdapter, ValidationError
+
+from agentsession.plugin import example_arguments
 
 CHAT_REQUEST: TypeAdapter[Any] = TypeAdapter(CompletionCreateParamsStreaming)
 API_KEY = "sk-test-fake-http-0123456789abcdef"
@@ -45,6 +48,8 @@ class FakeOpenAIHTTP:
         self.speech_requests: list[dict[str, Any]] = []
         self.transcript = "What is the weather in Paris? Use get_weather."
         self.tool_arguments: dict[str, dict[str, Any]] = {}
+        self.example_arguments = False  # a tool without tool_arguments is called with example ones (from its schema)
+        self.api_key = API_KEY  # the key a client must send
         self._server: asyncio.Server | None = None
 
     @property
@@ -69,7 +74,7 @@ class FakeOpenAIHTTP:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
-            if headers.get("authorization") != f"Bearer {API_KEY}":
+            if headers.get("authorization") != f"Bearer {self.api_key}":
                 await self._respond(writer, 401, "application/json", b'{"error": {"message": "bad key"}}')
             elif (method, path) == ("POST", "/v1/chat/completions"):
                 await self._chat(writer, json.loads(body))
@@ -118,7 +123,10 @@ class FakeOpenAIHTTP:
         else:
             for name in tools:
                 if last["role"] == "user" and re.search(rf"\b{re.escape(name)}\b", last["content"]):
-                    args = json.dumps(self.tool_arguments.get(name, {}))
+                    schema = next(t["function"].get("parameters") or {} for t in request["tools"]
+                                  if t["function"]["name"] == name)
+                    use_example = self.example_arguments and name not in self.tool_arguments
+                    args = json.dumps(example_arguments(schema) if use_example else self.tool_arguments.get(name, {}))
                     half = len(args) // 2
                     return [
                         {"delta": {"role": "assistant", "tool_calls": [{"index": 0, "id": "call_fake1", "type": "function",
@@ -137,9 +145,11 @@ class FakeOpenAIHTTP:
         message = email.parser.BytesParser().parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
         fields: dict[str, str] = {}
         upload: Upload | None = None
-        for part in message.get_payload():  # type: ignore[union-attr]
+        for part in message.get_payload():
+            assert isinstance(part, email.message.Message)
             name = part.get_param("name", header="content-disposition")
             data = part.get_payload(decode=True)
+            assert isinstance(data, bytes)
             if name == "file":
                 with wave.open(io.BytesIO(data), "rb") as wav:
                     upload = Upload(wav.getframerate(), wav.getnchannels(), wav.getnframes() / wav.getframerate())
