@@ -26,6 +26,7 @@ from ._errors import AgentSessionError, ModelError, PluginError
 from ._events import EVENT_NAMES, EventName, SessionEvent
 from ._fallback import FallbackLLM, FallbackStats, FallbackSTT, FallbackTTS
 from ._file_transport import FileMode, FileTransport
+from ._job import JobContext, RoomOptions
 from ._manager import available_models, create_model
 from ._mcp import MCPServer, MCPServerHTTP, MCPServerStdio
 from ._metrics import TurnMetrics
@@ -86,7 +87,7 @@ from ._transport import BufferedTransport, NullTransport, PacedTransport, Transp
 from ._tts_stream import SentenceSynthesisStream, SynthesisStream
 from ._turn_detection import EndpointDecision, Endpointing, TextTurnDetector, TurnDetector
 from ._vad import EnergyVAD, UtteranceCollector
-from ._worker import JobContext, RoomOptions, WorkerJob
+from ._worker import WorkerJob
 from ._worker_http import WorkerHTTPServer
 from .hookspecs import hookimpl, hookspec
 

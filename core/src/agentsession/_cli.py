@@ -359,7 +359,7 @@ def _plugin_checks(row: PluginRow) -> list[Check]:
 
 
 def _modes_checks(mode: str | None) -> list[Check]:
-    from ._worker import transport_modes
+    from ._modes import transport_modes
 
     try:
         modes = transport_modes()

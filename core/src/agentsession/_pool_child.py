@@ -17,14 +17,29 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ._options import set_active_options
+from ._job import Entrypoint, JobContext
+from ._modes import _mode_index, transport_modes
+from ._options import Options, set_active_options
 from ._pool import POOL_FD_ENV
 from ._secrets import protect_secret, redact
 
-if TYPE_CHECKING:
-    from ._worker import JobContext, WorkerJob
+
+class Worker(Protocol):
+    """What a pool process needs of the ``WorkerJob`` it runs (the worker, above this module, routes here)."""
+
+    entrypoint: Entrypoint
+    jobctx: Callable[[], JobContext] | JobContext | None
+    options: Options
+
+    @property
+    def plugins(self) -> Sequence[object]: ...
+
+    def run(self, argv: Sequence[str] | None = None) -> int: ...
+
+    def for_job(self, entrypoint: Entrypoint, jobctx: Callable[[], JobContext]) -> Worker:
+        """A worker like this one (plugins, options) running ``entrypoint`` on ``jobctx``."""
 
 logger = logging.getLogger("agentsession.pool")
 
@@ -35,7 +50,7 @@ ORPHAN_GRACE = 15.0
 _serving = False
 
 
-def route(worker: WorkerJob, argv: Sequence[str] | None) -> int | None:
+def route(worker: Worker, argv: Sequence[str] | None) -> int | None:
     """Run ``worker`` as a pool process or a registry worker when that is what it is; ``None``: run it normally."""
     global _serving
     if _serving:
@@ -52,8 +67,6 @@ def route(worker: WorkerJob, argv: Sequence[str] | None) -> int | None:
             _serving = False
     if not worker.options.register:
         return None
-    from ._worker import _mode_index
-
     at = _mode_index(args)
     if at < len(args) and not args[at].startswith("-"):
         return None  # a mode named on the command line wins (``python main.py console`` while developing)
@@ -70,7 +83,7 @@ def route(worker: WorkerJob, argv: Sequence[str] | None) -> int | None:
 
 
 class _PoolChild:
-    def __init__(self, worker: WorkerJob, fd: int) -> None:
+    def __init__(self, worker: Worker, fd: int) -> None:
         self.worker = worker
         self.sock = socket.socket(fileno=fd)
         self.jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -89,8 +102,6 @@ class _PoolChild:
         threading.Thread(target=self._read, name="agentsession-pool-control", daemon=True).start()
         if args:  # a dedicated process: its job is on its command line
             return self._run({"type": "job", "id": "", "args": args, "room": {}})
-        from ._worker import transport_modes
-
         try:
             transport_modes(self.worker.plugins)  # import every plugin now, not when a job waits for it
         except Exception as exc:  # the job will say it properly
@@ -126,8 +137,6 @@ class _PoolChild:
             os._exit(1)
 
     def _run(self, message: dict[str, Any]) -> int:
-        from ._worker import WorkerJob
-
         job_id = str(message.get("id", ""))
         room = dict(message.get("room") or {})
         metadata = message.get("metadata")
@@ -145,8 +154,8 @@ class _PoolChild:
                 error.append(f"{type(exc).__name__}: {exc}")
                 raise
 
-        job = WorkerJob(started_entrypoint, _with_room(base.jobctx, room, metadata if isinstance(metadata, dict) else {}),
-                        plugins=base.plugins, options=base.options)
+        job = base.for_job(started_entrypoint,
+                           _with_room(base.jobctx, room, metadata if isinstance(metadata, dict) else {}))
         self.running = True
         try:
             code = job.run([str(a) for a in message.get("args") or []])
@@ -160,8 +169,6 @@ class _PoolChild:
 
 def _with_room(jobctx: Callable[[], JobContext] | JobContext | None,
                room: dict[str, Any], metadata: dict[str, Any]) -> Callable[[], JobContext]:
-    from ._worker import JobContext
-
     def make() -> JobContext:
         if jobctx is None:
             ctx = JobContext()

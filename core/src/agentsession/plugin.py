@@ -61,7 +61,7 @@ def installed_vad() -> VAD | None:
 
 def transport_modes() -> dict[str, TransportMode]:
     """Every transport mode the installed plugins provide, by name (what the command line offers)."""
-    from ._worker import transport_modes as modes
+    from ._modes import transport_modes as modes
 
     return modes()
 

@@ -70,7 +70,7 @@ from agentsession.plugin import (
     redact,
 )
 
-from ._client import make_client
+from ._client import make_client, refused
 
 logger = logging.getLogger("agentsession.openai.realtime")
 
@@ -377,11 +377,9 @@ class OpenAIRealtime(LinkedRealtimeModel):
             conn = await manager.enter()
         except InvalidStatus as exc:
             status = exc.response.status_code
-            raise ModelError(
-                f"the OpenAI Realtime API refused the connection (HTTP {status})",
-                recoverable=not first and status != 401,
-                code="invalid_api_key" if status == 401 else f"http_{status}",
-            ) from None
+            error = refused(status, "OpenAIRealtime")  # says what to do: the key's variable, model=, ...
+            # the first connection's refusal is the user's to fix; a reconnect's may pass (but for a key refused)
+            raise ModelError(str(error), recoverable=not first and status != 401, code=error.code) from None
         try:
             await conn.send({"type": "session.update", "session": self._session_config()})
             await _session_updated(conn)
