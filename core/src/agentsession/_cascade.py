@@ -195,6 +195,8 @@ class Cascade(PipelineEngine):
         self._held_text = ""  # final text of the turn so far, waiting for the end of the turn
         self._stt_latency: float | None = None  # the user stopped -> the last final transcript
         self._end_timer: asyncio.TimerHandle | None = None
+        self._undecided = False  # a final came while the VAD still heard the user: decide when it stops
+        self._owed: set[str] = set()  # utterances the STT heard start and has not given the final of yet
         self._responses: dict[str, asyncio.Task[None]] = {}  # in the order asked; the first one runs
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
@@ -248,6 +250,10 @@ class Cascade(PipelineEngine):
                 stream.flush()
             elif getattr(self.stt, "turn_detection", True) is None:  # a streaming STT that leaves ends to us
                 stream.flush()
+            elif self._undecided and not self._owed:
+                # a streaming STT that ends utterances itself gave this speech's final before the VAD heard its end
+                self._stt_latency = 0.0
+                self._spawn(self._decide())
 
     def attach(self, sink: EventSink) -> None:
         self._channel.attach(sink)
@@ -326,9 +332,12 @@ class Cascade(PipelineEngine):
                 self._listen_to(self._one_request_per_utterance())
 
     async def _on_speech_event(self, event: SpeechEvent) -> None:
-        if event.type == "interim" and event.text.strip():
+        if event.type == "speech_started" and event.utterance_id:
+            self._owed.add(event.utterance_id)
+        elif event.type == "interim" and event.text.strip():
             self._channel.emit(UserTranscript(f"{self._held_text} {event.text}".strip(), final=False))
         elif event.type == "final":
+            self._owed.discard(event.utterance_id)
             if event.error:
                 self._channel.emit(Error(f"speech-to-text failed: {event.error}", recoverable=True,
                                          code="stt_failed", component="stt"))
@@ -373,8 +382,12 @@ class Cascade(PipelineEngine):
                 self._nothing_to_answer()
             return
         self._held_text = f"{self._held_text} {text}".strip()
-        if self._stopped_at is not None:
+        if self._stopped_at is not None and not self._speaking:
             self._stt_latency = asyncio.get_running_loop().time() - self._stopped_at
+        await self._decide()
+
+    async def _decide(self) -> None:
+        """Score the turn so far and arm the end-of-turn wait from where the user stopped."""
         probability = await self._end_of_turn_probability()
         threshold = self.turn_detector.unlikely_threshold if self.turn_detector is not None else 0.0
         decision = self.endpointing.decide(probability, threshold)
@@ -382,7 +395,13 @@ class Cascade(PipelineEngine):
             self.hooks.fire("turn_state", {"text": self._held_text, "eou_probability": probability,
                                            "state": "Incomplete" if probability < threshold else "Complete"})
         if self._speaking:
-            return  # the user already goes on: the turn ends after their next utterance
+            # the user goes on, or the VAD has not heard the end of this speech yet: decide when it does, unless
+            # the STT owes the final of speech that started since (that final decides then)
+            self._cancel_end_of_turn()
+            self._undecided = True
+            return
+        if not self._held_text:
+            return
         loop = asyncio.get_running_loop()
         since = loop.time() - self._stopped_at if self._stopped_at is not None else 0.0
         self._cancel_end_of_turn()
@@ -406,6 +425,7 @@ class Cascade(PipelineEngine):
             return None
 
     def _cancel_end_of_turn(self) -> None:
+        self._undecided = False
         if self._end_timer is not None:
             self._end_timer.cancel()
             self._end_timer = None

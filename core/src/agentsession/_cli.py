@@ -37,6 +37,8 @@ MODE_DISTRIBUTIONS = {
 PROVIDER_KEYS = {
     "agentsession-openai": ("OPENAI_API_KEY",),
     "agentsession-gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+    "agentsession-deepgram": ("DEEPGRAM_API_KEY",),
+    "agentsession-cartesia": ("CARTESIA_API_KEY",),
     "agentsession-videosdk": ("VIDEOSDK_AUTH_TOKEN",),
 }
 
