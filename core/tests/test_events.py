@@ -11,7 +11,6 @@ import pytest
 from agentsession import EVENT_NAMES, AgentSession, AgentState, EventName, RealTimePipeline
 from agentsession._events import AgentStateChanged, ErrorOccurred, SessionEvent, UserTranscribed
 from agentsession.testing import FakeRealtimeModel, FakeTransport, virtual_clock
-
 from core_helpers import QuietAgent
 
 

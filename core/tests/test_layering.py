@@ -11,7 +11,6 @@ import pytest
 from agentsession import AgentSession, RealTimePipeline
 from agentsession._answers import Answers, AnswersHost
 from agentsession.testing import FakeRealtimeModel, FakeTransport, virtual_clock
-
 from core_helpers import QuietAgent
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "agentsession"
