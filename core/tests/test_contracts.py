@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import re
+import tempfile
+import wave
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import numpy as np
 
 from agentsession import (
     LLM,
     STT,
     TTS,
+    VAD,
     AudioFrame,
     ChatContext,
     ChatMessage,
+    EnergyVAD,
+    FileTransport,
     FunctionCallOutput,
     FunctionTool,
     ParrotModel,
@@ -29,6 +37,7 @@ from agentsession.testing import (
     STTContract,
     TransportContract,
     TTSContract,
+    VADContract,
     tone,
 )
 
@@ -127,3 +136,27 @@ class TestCountingSTT(STTContract):
 class TestToneTTS(TTSContract):
     async def create_tts(self) -> TTS:
         return ToneTTS()
+
+
+class TestEnergyVAD(VADContract):
+    def create_vad(self) -> VAD:
+        return EnergyVAD()
+
+
+class TestFileTransport(TransportContract):
+    """File mode is a transport like the others: its input is the file, its output is paced in real time."""
+
+    async def create_transport(self) -> Transport:
+        folder = Path(tempfile.mkdtemp(prefix="agentsession-file-contract-"))
+        user = np.concatenate([AudioFrame.silence(0.2, 48000).data, tone(0.6, 48000).data])
+        with wave.open(str(folder / "in.wav"), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(48000)
+            w.writeframes(user.tobytes())
+        transport = FileTransport(folder / "in.wav", folder / "out.wav")
+        await transport.start()
+        return transport
+
+    async def send_user_audio(self, transport: Transport, audio: AudioFrame) -> None:
+        """The user's audio is the file's: already there."""

@@ -10,6 +10,7 @@ import pytest
 from silero_audio import Track, at_rate
 
 from agentsession.plugin import VAD, AudioFrame, EnergyVAD, UtteranceCollector, VADEvent
+from agentsession.testing import VADContract
 from agentsession_silero import SileroVAD, bundled_model_path, create_vad
 
 # the issue's tolerances: a start from 0.15 s before to 0.35 s after the onset, an end within 1.5 s of the offset
@@ -230,3 +231,18 @@ def test_silero_is_the_best_vad_installed() -> None:
     from agentsession_silero import SileroVAD
 
     assert isinstance(installed_vad(), SileroVAD)
+
+
+class TestSileroVADContract(VADContract):
+    """The VAD contract every VAD runs, on real speech (a neural VAD ignores the contract's default tone)."""
+
+    def create_vad(self) -> SileroVAD:
+        return SileroVAD()
+
+    def speech(self, seconds: float) -> AudioFrame:
+        from silero_audio import _espeak, _resample
+
+        voice = _resample(_espeak("I would like to book a table for two tonight, please."), self.sample_rate)[:, 0]
+        reps = int(np.ceil(seconds * self.sample_rate / voice.shape[0]))
+        data = np.tile(voice, reps)[: int(seconds * self.sample_rate)]
+        return AudioFrame(data.reshape(-1, 1), self.sample_rate)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._clock import VirtualClockEventLoop, run_virtual, virtual_clock
-from ._contracts import LLMContract, RealtimeModelContract, STTContract, TransportContract, TTSContract
+from ._contracts import LLMContract, RealtimeModelContract, STTContract, TransportContract, TTSContract, VADContract
 from ._fake_model import FakeRealtimeModel, FakeResponse, FakeToolCall, tone
 from ._fake_transport import FakeTransport
 from ._link_contract import (
@@ -40,6 +40,7 @@ __all__ = [
     "STTStreamContract",
     "TTSContract",
     "TransportContract",
+    "VADContract",
     "VirtualClockEventLoop",
     "run_virtual",
     "read_events",

@@ -21,7 +21,7 @@ import pytest
 
 from .._audio import SUPPORTED_RATES, AudioFrame
 from .._chat import ChatContext
-from .._models import LLM, STT, TTS, ModelOptions, RealtimeModel
+from .._models import LLM, STT, TTS, VAD, ModelOptions, RealtimeModel, VADEvent
 from .._pipeline_events import AgentAudio, PipelineEvent, ResponseDone, ToolCall
 from .._tools import FunctionTool, function_tool
 from .._transport import Transport
@@ -483,3 +483,50 @@ class TTSContract:
         tts = await self.create_tts()
         await tts.aclose()
         await tts.aclose()
+
+
+class VADContract:
+    """What every ``VAD`` must do. Implement ``create_vad``; override ``speech`` with audio your VAD hears as
+    speech (a neural VAD ignores tones: give it real speech) and ``sample_rate`` with the rate it takes."""
+
+    sample_rate = 16000
+
+    def create_vad(self) -> VAD:
+        raise NotImplementedError
+
+    def speech(self, seconds: float) -> AudioFrame:
+        """``seconds`` of what the VAD must call speech (default: a loud tone, which an energy VAD hears)."""
+        return tone(seconds, self.sample_rate)
+
+    def _push(self, vad: VAD, audio: AudioFrame) -> list[VADEvent]:
+        n = audio.sample_rate // 50
+        events: list[VADEvent] = []
+        for i in range(0, audio.data.shape[0] - n + 1, n):
+            events.extend(vad.push(AudioFrame(audio.data[i : i + n], audio.sample_rate)))
+        return events
+
+    def test_silence_is_not_speech(self) -> None:
+        assert self._push(self.create_vad(), AudioFrame.silence(2.0, self.sample_rate)) == []
+
+    def test_speech_starts_then_ends_in_order_and_in_place(self) -> None:
+        vad = self.create_vad()
+        speech = self.speech(1.5)
+        audio = np.concatenate([AudioFrame.silence(1.0, self.sample_rate).data, speech.data,
+                                AudioFrame.silence(2.0, self.sample_rate).data])
+        events = self._push(vad, AudioFrame(audio, self.sample_rate))
+        kinds = [e.kind for e in events]
+        assert kinds[:1] == ["start"] and kinds[-1:] == ["end"], kinds
+        assert all(a != b for a, b in zip(kinds, kinds[1:], strict=False)), "starts and ends alternate"
+        start, end = events[0].position, events[-1].position
+        positions = [e.position for e in events]
+        assert positions == sorted(positions)
+        assert 0.8 <= start <= 1.0 + 0.5, f"speech at 1.0 s reported starting at {start:.2f} s"
+        assert 1.0 + speech.duration - 0.3 <= end <= 1.0 + speech.duration + 1.6, f"end reported at {end:.2f} s"
+
+    def test_reset_forgets_a_speech_in_progress(self) -> None:
+        vad = self.create_vad()
+        events = self._push(vad, self.speech(1.0))
+        assert [e.kind for e in events] == ["start"]
+        vad.reset()
+        after = self._push(vad, AudioFrame.silence(2.0, self.sample_rate))
+        assert [e.kind for e in after] == [], "an end for a speech the VAD was told to forget"
