@@ -134,6 +134,7 @@ class AgentSession:
         interrupt_config = pipeline.interrupt_config
         if interrupt_config is not None:
             min_interruption_duration = interrupt_config.interrupt_min_duration
+        self.interrupt_config = interrupt_config
         self.agent = agent
         self.pipeline = pipeline
         self.conversation_flow = conversation_flow
@@ -177,6 +178,7 @@ class AgentSession:
             elapsed=self._elapsed, hook=pipeline.hooks.fire, answered=self._model_answered,
         ))
         self._barge_in: asyncio.TimerHandle | None = None
+        self._paused_for: asyncio.TimerHandle | None = None  # resume_on_false_interrupt: the pause's limit
         self._wake: WakeUpTimer | None = None
         # MCP: the agent's MCP servers run with it (nothing starts for an agent without any)
         self._mcp = MCPTools(lambda message: self.report_error(message, code="mcp_server_failed", component="mcp"),
@@ -696,6 +698,11 @@ class AgentSession:
 
     def _on_user_transcript(self, event: UserTranscript) -> None:
         self._emit(UserTranscribed(text=event.text, final=event.final, end_of_turn=event.end_of_turn))
+        config = self.interrupt_config
+        if (self._barge_in is not None and config is not None and config.mode != "VAD_ONLY"
+                and len(event.text.split()) >= config.interrupt_min_words):
+            self._cancel_barge_in()  # enough words: an interruption, however short the speech so far
+            self._barge_in_now()
         pending = self._answers.pending_turn
         if event.final and pending is not None and not pending.responses:
             metrics = pending.metrics
@@ -715,12 +722,25 @@ class AgentSession:
         self._user_speaking = True
         self._activity()
         if self.allow_interruptions and self._barge_in is None and any(s.barge_in for s in self._answers.speeches):
-            if self.min_interruption_duration == 0:
+            config = self.interrupt_config
+            if self.min_interruption_duration == 0 and (config is None or config.mode != "STT_ONLY"):
                 self._barge_in_now()
-            else:
-                self._barge_in = asyncio.get_running_loop().call_later(
-                    self.min_interruption_duration, self._confirm_barge_in
-                )
+                return
+            # VAD_ONLY/HYBRID: the user's speech must last; STT_ONLY: only their words count (a long wait here)
+            wait = self.min_interruption_duration if config is None or config.mode != "STT_ONLY" else 1e9
+            loop = asyncio.get_running_loop()
+            self._barge_in = loop.call_later(wait, self._confirm_barge_in)
+            playout = self._answers.playout
+            if config is not None and config.resume_on_false_interrupt and playout is not None and self._answers.playing:
+                playout.pause()  # quiet at once; it plays on if this was no interruption
+                self._paused_for = loop.call_later(config.false_interrupt_pause_duration, self._resume_playout)
+
+    def _resume_playout(self) -> None:
+        if self._paused_for is not None:
+            self._paused_for.cancel()
+            self._paused_for = None
+        if self._answers.playout is not None:
+            self._answers.playout.resume()
 
     def _on_user_speech_stopped(self, event: UserSpeechStopped) -> None:
         self._user_speaking = False
@@ -786,11 +806,13 @@ class AgentSession:
 
     def _barge_in_now(self) -> None:
         self._answers.interrupt_speeches([s for s in self._answers.speeches if s.barge_in])
+        self._resume_playout()  # what was paused is stopped now; the next answer plays
 
     def _cancel_barge_in(self) -> None:
         if self._barge_in is not None:
             self._barge_in.cancel()
             self._barge_in = None
+        self._resume_playout()
 
     # ------------------------------------------------------------------ states and wake-up
 

@@ -36,6 +36,7 @@ class SpeechPlayout:
         self._submitted = transport.played
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._paused = False
 
     @property
     def active(self) -> bool:
@@ -67,21 +68,27 @@ class SpeechPlayout:
             self._on_played(response)
         self._wake.set()
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Go quiet now, keeping every frame: what the transport had not played yet is taken back, in order, and
+        ``resume()`` plays on from there (a user who may be interrupting: ``InterruptConfig.resume_on_false_interrupt``)."""
+        if not self._paused:
+            self._paused = True
+            self._take_back(set())
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._wake.set()
+
     def stop(self, responses: Collection[Response]) -> None:
         """Drop every frame of ``responses`` now; the transport keeps playing the others' without a gap."""
         stopped = set(map(id, responses))
         if any(id(r) in stopped for r, _, end in self._in_flight if end > self._transport.played):
-            self._transport.clear()
-            played = self._transport.played
-            resend = [(r, f) for r, f, end in self._in_flight
-                      if end > played and id(r) not in stopped and not r.played_out]
-            for r, _ in resend:
-                if r.start is not None and r.start >= played:  # nothing of it was heard: it starts again
-                    r.submitted, r.start = 0.0, None
-                r.queued += 1
-            self._queue.extendleft(reversed(resend))
-            self._in_flight.clear()
-            self._submitted = played
+            self._take_back(stopped)
         self._convert.clear()
         kept: deque[tuple[Response, AudioFrame]] = deque()
         for r, f in self._queue:
@@ -95,9 +102,30 @@ class SpeechPlayout:
         self._pending = [r for r in self._pending if id(r) not in stopped]
         self._wake.set()
 
+    def _take_back(self, stopped: set[int]) -> None:
+        """Clear the transport and put the frames it had not played back in front of the queue (but those of the
+        ``stopped`` responses)."""
+        self._transport.clear()
+        played = self._transport.played
+        resend = [(r, f) for r, f, end in self._in_flight
+                  if end > played and id(r) not in stopped and not r.played_out]
+        for r, _ in resend:
+            if r.start is not None and r.start >= played:  # nothing of it was heard: it starts again
+                r.submitted, r.start = 0.0, None
+                if r in self._pending:
+                    self._pending.remove(r)
+            r.queued += 1
+        self._queue.extendleft(reversed(resend))
+        self._in_flight.clear()
+        self._submitted = played
+
     async def _run(self) -> None:
         transport = self._transport
         while True:
+            if self._paused:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
             if not self._queue:
                 if self._pending and self._pending[0].done:
                     await self._drain_or_more()
@@ -114,6 +142,10 @@ class SpeechPlayout:
                 self._pending.append(response)
                 self._on_started(response)
             await transport.play(frame)
+            if self._paused and not response.played_out:  # paused while it waited for room: it comes later
+                transport.clear()
+                self._take_back_one(response, frame)
+                continue
             if response.played_out:  # stopped while this frame waited for room: it must not be heard
                 transport.clear()
                 self._submitted = transport.played
@@ -129,6 +161,14 @@ class SpeechPlayout:
                 self._confirm(played)
             if self.on_frame is not None:
                 self.on_frame(frame)
+
+    def _take_back_one(self, response: Response, frame: AudioFrame) -> None:
+        self._submitted = self._transport.played
+        if response.start is not None and response.start >= self._submitted and not response.submitted:
+            response.start = None
+            self._pending.remove(response)
+        response.queued += 1
+        self._queue.appendleft((response, frame))
 
     async def _drain_or_more(self) -> None:
         """The queue is empty and audio is still in the transport: wait until it is played, or more comes."""

@@ -113,6 +113,10 @@ class FakeRealtimeModel(RealtimeModel):
         if respond:
             self._enqueue(f"fake_{next(self._ids)}", self._next())
 
+    def user_says(self, text: str, *, final: bool = True) -> None:
+        """The model transcribed the user: interim (``final=False``) or final text, nothing else."""
+        self.channel.emit(UserTranscript(text, final=final))
+
     def fail(self, message: str, *, recoverable: bool = False) -> None:
         self.channel.emit(Error(message, recoverable=recoverable, code="fake_error"))
 
