@@ -119,7 +119,7 @@ async def test_eou_delay_is_the_vad_silence_plus_the_endpointing_delay(stt: obje
     assert turn["vad_silence"] == pytest.approx(0.5, abs=0.03)  # the energy VAD's min silence
     assert turn["endpointing_delay"] == pytest.approx(0.7, abs=0.03)
     assert turn["eou_delay"] == pytest.approx(turn["vad_silence"] + turn["endpointing_delay"], abs=1e-6)
-    assert turn["stt_latency"] is not None and 0 <= turn["stt_latency"] < 0.6
+    assert turn["stt_latency"] is not None and 0 <= turn["stt_latency"] < 0.1  # the final came by the VAD's end
     assert turn["e2e"] is not None and turn["e2e"] >= turn["eou_delay"]
     await session.close()
     await transport.close()

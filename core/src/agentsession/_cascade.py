@@ -194,7 +194,6 @@ class Cascade(PipelineEngine):
         self._stopped_at: float | None = None  # loop time the user last stopped speaking
         self._held_text = ""  # final text of the turn so far, waiting for the end of the turn
         self._stt_latency: float | None = None  # the user stopped -> the last final transcript
-        self._final_at: float | None = None  # loop time of a final that came while the user still spoke
         self._end_timer: asyncio.TimerHandle | None = None
         self._responses: dict[str, asyncio.Task[None]] = {}  # in the order asked; the first one runs
         self._tasks: set[asyncio.Task[None]] = set()
@@ -250,9 +249,7 @@ class Cascade(PipelineEngine):
             elif getattr(self.stt, "turn_detection", True) is None:  # a streaming STT that leaves ends to us
                 stream.flush()
             elif self._held_text:  # its final came while the user still spoke: the end of turn is decided now
-                if self._final_at is not None:
-                    last_voiced = self._stopped_at - max(0.0, self._utterances.position - event.position)
-                    self._stt_latency = max(0.0, self._final_at - last_voiced)
+                self._stt_latency = 0.0  # the text was final before the VAD's end of speech: nothing waited for it
                 self._spawn(self._decide_end_of_turn())
 
     def attach(self, sink: EventSink) -> None:
@@ -381,10 +378,8 @@ class Cascade(PipelineEngine):
                 await self._decide_end_of_turn()
             return
         self._held_text = f"{self._held_text} {text}".strip()
-        now = asyncio.get_running_loop().time()
-        self._final_at = now if self._speaking else None
         if self._stopped_at is not None and not self._speaking:
-            self._stt_latency = now - self._stopped_at
+            self._stt_latency = asyncio.get_running_loop().time() - self._stopped_at
         await self._decide_end_of_turn()
 
     async def _decide_end_of_turn(self) -> None:
@@ -434,7 +429,7 @@ class Cascade(PipelineEngine):
         waited = asyncio.get_running_loop().time() - self._stopped_at if self._stopped_at is not None else None
         self._channel.emit(UserTranscript(text, final=True, end_of_turn=reason, stt_latency=self._stt_latency,
                                           endpointing_delay=waited))
-        self._stt_latency = self._final_at = None
+        self._stt_latency = None
         rid = f"cascade-{next(self._ids)}"
         self._start_response(rid, self._respond(rid, user_text=text, flow=True))
 
