@@ -10,7 +10,7 @@ import pytest
 from test_cascade import FakeLLM, StreamingSTT, listening_session, utterance
 
 from agentsession import STT, AudioFrame, Endpointing, SpeechEvent, SpeechStream
-from agentsession.testing import virtual_clock
+from agentsession.testing import tone, virtual_clock
 
 
 class EarlyFinalSTT(STT):
@@ -70,6 +70,106 @@ async def test_a_final_before_the_vads_end_of_speech_still_ends_the_turn() -> No
     assert [(h["text"], h["end_of_turn"]) for h in heard if h["final"]] == [("What time is it?", "silence")]
     # the VAD reports the end 0.5 s after the speech (its min silence); the endpointing waits 0.4 s more
     assert len(asked) == 1 and asked[0] - t0 == pytest.approx(0.3 + 1.0 + 0.5 + 0.4, abs=0.1)
+    await session.close()
+    await transport.close()
+
+
+class SegmentSTT(STT):
+    """A streaming STT with voice detection of its own: one final per stretch of speech, ``early`` (after 0.3 s of
+    it, while the user still speaks) or ``late`` (``lag`` s after it ended); ``None`` for a stretch it hears no
+    words in."""
+
+    streaming = True
+    turn_detection = {"type": "server_vad"}
+
+    def __init__(self, finals: list[tuple[str, str] | None], lag: float = 1.1) -> None:
+        self.finals, self.lag = finals, lag
+
+    async def transcribe(self, audio: AudioFrame, *, language: str | None = None) -> str:
+        raise AssertionError("a streaming STT is not asked for whole utterances")
+
+    def stream(self, *, language: str | None = None) -> SpeechStream:
+        stt = self
+
+        class Stream(SpeechStream):
+            loud = quiet = 0.0
+            pending: tuple[str, str] | None = None
+
+            def push_audio(self, frame: AudioFrame) -> None:
+                if np.abs(frame.data).max() > 1000:
+                    if self.loud == 0.0 or self.quiet > 0:  # a new stretch of speech
+                        if self.pending is not None:
+                            self._emit(SpeechEvent("final", self.pending[0]))
+                        self.pending = stt.finals.pop(0) if stt.finals else None
+                        self.loud = 0.0
+                    self.loud += frame.duration
+                    self.quiet = 0.0
+                    if self.pending is not None and self.pending[1] == "early" and self.loud >= 0.3 - 1e-9:
+                        self._emit(SpeechEvent("final", self.pending[0]))
+                        self.pending = None
+                elif self.loud > 0:
+                    self.quiet += frame.duration
+                    if self.quiet >= stt.lag - 1e-9:
+                        if self.pending is not None:
+                            self._emit(SpeechEvent("final", self.pending[0]))
+                        self.loud, self.pending = 0.0, None
+
+            def flush(self) -> None:
+                raise AssertionError("an STT with its own turn detection is not flushed")
+
+            def end_input(self) -> None:
+                self._finish()
+
+        return Stream()
+
+
+def two_stretches(pause: float) -> AudioFrame:
+    def s(seconds: float) -> np.ndarray:
+        return np.zeros((int(seconds * 16000), 1), np.int16)
+
+    return AudioFrame(np.concatenate([s(0.3), tone(0.8, 16000, 300).data, s(pause), tone(0.6, 16000, 300).data,
+                                      s(3.0)]), 16000)
+
+
+@virtual_clock
+async def test_a_late_final_of_the_next_utterance_joins_the_turn_the_early_one_began() -> None:
+    """"A" is final while the user says it; they go on after 0.7 s (the VAD stopped after 0.5 s, the turn was to end
+    0.4 s later); "B" is final 0.6 s after the VAD's end of that speech: one turn, "A B"."""
+    llm = FakeLLM()
+    session, transport, heard = listening_session(SegmentSTT([("A", "early"), ("B", "late")]), llm,
+                                                  endpointing=Endpointing(min_endpointing_delay=0.4))
+    await transport.start()
+    await session.start(transport=transport)
+    await transport.feed(two_stretches(0.7))
+    await settle(3.0)
+    assert [(h["text"], h["end_of_turn"]) for h in heard if h["final"]] == [("A B", "silence")]
+    assert len(llm.contexts) == 1
+    await session.close()
+    await transport.close()
+
+
+@virtual_clock
+async def test_held_text_ends_the_turn_at_the_longest_wait_when_the_next_utterance_has_no_words() -> None:
+    llm = FakeLLM()
+    session, transport, heard = listening_session(SegmentSTT([("A", "early"), None]), llm,
+                                                  endpointing=Endpointing(min_endpointing_delay=0.4,
+                                                                          max_endpointing_delay=2.0))
+    await transport.start()
+    await session.start(transport=transport)
+    t0 = asyncio.get_running_loop().time()
+    asked: list[float] = []
+    original = llm.chat
+
+    def chat(*args: object, **kwargs: object) -> object:
+        asked.append(asyncio.get_running_loop().time())
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    llm.chat = chat  # type: ignore[method-assign]
+    await transport.feed(two_stretches(0.7))
+    await settle(3.0)
+    assert [(h["text"], h["end_of_turn"]) for h in heard if h["final"]] == [("A", "max_delay")]
+    # the second stretch ends at 0.3 + 0.8 + 0.7 + 0.6 s; the VAD reports it 0.5 s later; then the longest wait
+    assert len(asked) == 1 and asked[0] - t0 == pytest.approx(2.4 + 0.5 + 2.0, abs=0.1)
     await session.close()
     await transport.close()
 

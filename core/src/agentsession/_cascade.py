@@ -193,6 +193,7 @@ class Cascade(PipelineEngine):
         self._speaking = False
         self._stopped_at: float | None = None  # loop time the user last stopped speaking
         self._held_text = ""  # final text of the turn so far, waiting for the end of the turn
+        self._final_in_utterance = False  # a final came since the VAD's last start of speech
         self._stt_latency: float | None = None  # the user stopped -> the last final transcript
         self._end_timer: asyncio.TimerHandle | None = None
         self._responses: dict[str, asyncio.Task[None]] = {}  # in the order asked; the first one runs
@@ -228,6 +229,7 @@ class Cascade(PipelineEngine):
         for event, audio in self._utterances.push(frame):
             if audio is None:
                 self._speaking = True
+                self._final_in_utterance = False
                 if self._turn_audio is not None:
                     self._turn_audio.start()
                 self._cancel_end_of_turn()  # the user went on: the turn is not over
@@ -248,9 +250,8 @@ class Cascade(PipelineEngine):
                 stream.flush()
             elif getattr(self.stt, "turn_detection", True) is None:  # a streaming STT that leaves ends to us
                 stream.flush()
-            elif self._held_text:  # its final came while the user still spoke: the end of turn is decided now
-                self._stt_latency = 0.0  # the text was final before the VAD's end of speech: nothing waited for it
-                self._spawn(self._decide_end_of_turn())
+            elif self._held_text:
+                self._on_stop_with_text_held()
 
     def attach(self, sink: EventSink) -> None:
         self._channel.attach(sink)
@@ -378,9 +379,23 @@ class Cascade(PipelineEngine):
                 await self._decide_end_of_turn()
             return
         self._held_text = f"{self._held_text} {text}".strip()
+        self._final_in_utterance = True
         if self._stopped_at is not None and not self._speaking:
             self._stt_latency = asyncio.get_running_loop().time() - self._stopped_at
         await self._decide_end_of_turn()
+
+    def _on_stop_with_text_held(self) -> None:
+        """The VAD's end of speech, text held and no flush to wait for (a streaming STT with voice detection of
+        its own): if this utterance's final already came, the end of the turn is decided now; otherwise its
+        final decides when it comes, and if none does (the STT heard no words), the held text ends the turn
+        after the longest endpointing wait."""
+        if self._final_in_utterance:
+            self._stt_latency = 0.0  # the text was final before the VAD's end of speech: nothing waited for it
+            self._spawn(self._decide_end_of_turn())
+        else:
+            self._cancel_end_of_turn()
+            self._end_timer = asyncio.get_running_loop().call_later(
+                self.endpointing.max_endpointing_delay, self._end_of_turn, "max_delay")
 
     async def _decide_end_of_turn(self) -> None:
         """Score the text held so far and, once the user stopped, schedule the end of the turn: after a final,

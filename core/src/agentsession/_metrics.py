@@ -7,9 +7,10 @@ end of utterance): never 0. Latencies and audio positions are in seconds.
 The stages of a user turn, on the session's clock, from ``t0`` = the end of the user's speech (for
 ``say``/``reply``/typed text: the request)::
 
-    t0 --eou_delay--> turn over --stt_latency--> final transcript --llm_ttft--> first token ... (llm_duration)
-                          |                                                       --tts_ttfb--> first TTS audio
-                          +--ttfa / realtime_ttfa--> first agent audio from the pipeline
+    t0 --vad_silence--> the VAD's end of speech --endpointing_delay--> turn over      (eou_delay: the two)
+                              +--stt_latency--> final transcript
+    turn over --llm_ttft--> first token ... (llm_duration);  first text --tts_ttfb--> first TTS audio
+    turn over --ttfa / realtime_ttfa--> first agent audio from the pipeline
     t0 ------------------------------e2e------------------------------> first agent audio handed to the transport
 """
 

@@ -171,7 +171,8 @@ class AgentSession:
         self._pushed = 0.0  # seconds of user audio pushed to the pipeline
         self._local_vad: VAD | None = None  # runs when the pipeline does not report the user's speech
         self._answer: SpeechHandle | None = None  # the model's answer to the utterance the local VAD hears
-        self._recent_answer: tuple[float, SpeechHandle] | None = None  # the model's last answer of its own, when
+        self._recent_answer: tuple[float, SpeechHandle] | None = None  # (when it began, it): an answer of the
+        # model's own that began while the local VAD heard nobody
         self._unanswered: asyncio.TimerHandle | None = None
         self._answers = Answers(AnswersHost(
             history=self.history, engine=self._driven, ready=self._ready, clock=self._loop_time, now=self.now,
@@ -747,7 +748,7 @@ class AgentSession:
         if started:
             recent, self._recent_answer = self._recent_answer, None
             self._answer = None
-            if recent is not None and self._loop_time() - recent[0] <= LATE_VAD_GRACE:
+            if recent is not None and not recent[1].done() and self._loop_time() - recent[0] <= LATE_VAD_GRACE:
                 self._adopt(recent[1])
             self._on_user_speech_started()
         else:
