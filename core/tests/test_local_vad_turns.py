@@ -70,3 +70,29 @@ async def test_every_order_of_vad_and_answer_gives_one_answered_turn(order: tupl
     watch.assert_one_answered_turn(WAKE_UP)
     await session.close()
     await transport.close()
+
+
+@virtual_clock
+async def test_an_answer_older_than_the_grace_is_barged_in_on_and_the_speech_is_a_turn_of_its_own() -> None:
+    """The model spoke by itself 0.5 s (> LATE_VAD_GRACE) before the VAD heard the user: the user talks over it
+    (a barge-in once min_interruption_duration passed), and their speech awaits an answer of its own."""
+    vad = CuedVAD()
+    model = ModelWithoutUserSpeech()
+    transport = FakeTransport()
+    await transport.start()
+    session = AgentSession(QuietAgent(), RealTimePipeline(model), vad=vad)
+    watch = TurnWatch().attach(session)
+    await session.start(transport=transport)
+    frame = AudioFrame(np.zeros((320, 1), np.int16), 16000)
+    model.channel.emit(AgentAudio(tone(3.0), response_id="r1"))
+    await settle(0.5)
+    vad.cue("start")
+    transport.push_audio(frame)
+    await settle(UTTERANCE)
+    vad.cue("end")
+    transport.push_audio(frame)
+    await settle(0.1)
+    assert [(m["trigger"], m["interrupted"]) for m in watch.metrics] == [("model", True)]
+    assert session.agent_state.value == "thinking"  # the user's turn awaits its answer
+    await session.close()
+    await transport.close()
