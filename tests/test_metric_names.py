@@ -31,7 +31,7 @@ def test_every_latency_has_one_short_name_and_a_meaning() -> None:
 def test_the_console_and_the_report_show_cores_names() -> None:
     from agentsession._report import STAGE_COLUMNS, STAGE_HELP
     from agentsession_console_io._view import LEGEND
-    from agentsession_console_io._view import STAGE_LABELS as CONSOLE
+    from agentsession_console_io._view import STAGE_COLUMNS as CONSOLE
 
     assert dict(CONSOLE) == {k: STAGE_LABELS[k] for k in STAGES}
     assert all(LEGEND[STAGE_LABELS[k]] == STAGE_MEANINGS[k] for k in STAGES)

@@ -18,8 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentsession import AgentState, UserState
-from agentsession.plugin import STAGE_LABELS as LABELS
-from agentsession.plugin import STAGE_MEANINGS, STAGES
+from agentsession.plugin import STAGE_LABELS, STAGE_MEANINGS, STAGES
 
 if TYPE_CHECKING:
     from agentsession.plugin import SessionView
@@ -42,10 +41,10 @@ _METER_FLOOR_DB = -60.0
 
 
 #: the stages of a turn as the view shows them: (``TurnMetrics`` field, short label), in turn order
-STAGE_LABELS = tuple((key, LABELS[key]) for key in STAGES)  # core's names: the same in every view
+STAGE_COLUMNS = tuple((key, STAGE_LABELS[key]) for key in STAGES)  # core's names: the same in every view
 #: what the short labels stand for (the summary's legend: the columns shown, one a line)
 LEGEND = {
-    **{LABELS[key]: STAGE_MEANINGS[key] for key in STAGES},
+    **{STAGE_LABELS[key]: STAGE_MEANINGS[key] for key in STAGES},
     "tools": "time in tools", "heard": "seconds heard/generated", "cut": "interrupted at (s)",
 }
 
@@ -226,7 +225,7 @@ class ConsoleView:
         parts: list[Text | str] = [Text(f"turn {m.get('turn', '?')} ({m.get('trigger', '?')})", style="bold")]
         staged = any(m.get(k) is not None for k in ("stt_latency", "llm_ttft", "llm_duration", "tts_ttfb",
                                                     "realtime_ttfa"))
-        for key, label in STAGE_LABELS:
+        for key, label in STAGE_COLUMNS:
             if key == "tts_ttfb":
                 parts += self._tools(m)
             if m.get(key) is not None and not (key == "ttfa" and staged):
@@ -307,7 +306,7 @@ class ConsoleView:
         """One row per turn with the stages measured in any turn (ms, coloured against the budgets), tool
         time, audio heard/generated and where an interruption cut it; the transport's figures below. Columns
         nobody measured are left out, so it fits 80 columns for a cascade and for a realtime model."""
-        stages = [(k, label) for k, label in STAGE_LABELS if any(m.get(k) is not None for m in self.turns)]
+        stages = [(k, label) for k, label in STAGE_COLUMNS if any(m.get(k) is not None for m in self.turns)]
         if any(k in ("stt_latency", "llm_ttft", "tts_ttfb", "realtime_ttfa") for k, _ in stages):
             stages = [(k, label) for k, label in stages if k != "ttfa"]  # the stages say where it went
         with_tools = any(m.get("tools") for m in self.turns)
