@@ -96,3 +96,35 @@ async def test_an_answer_older_than_the_grace_is_barged_in_on_and_the_speech_is_
     assert session.agent_state.value == "thinking"  # the user's turn awaits its answer
     await session.close()
     await transport.close()
+
+
+@virtual_clock
+async def test_an_answer_given_before_the_vads_end_of_speech_counts_e2e_from_where_the_user_stopped() -> None:
+    """The VAD reports the end 0.5 s after the user's last voiced audio; the model began answering 0.2 s before
+    that report and played 0.1 s later: the user waited 0.5 - 0.2 + 0.1 = 0.4 s."""
+    vad = CuedVAD(silence=0.5)
+    model = ModelWithoutUserSpeech()
+    transport = FakeTransport()
+    await transport.start()
+    session = AgentSession(QuietAgent(), RealTimePipeline(model), vad=vad)
+    watch = TurnWatch().attach(session)
+    await session.start(transport=transport)
+    await transport.feed(AudioFrame(np.zeros((16000, 1), np.int16), 16000), realtime=False)
+    frame = AudioFrame(np.zeros((320, 1), np.int16), 16000)
+    vad.cue("start")
+    transport.push_audio(frame)
+    await settle(UTTERANCE)
+    model.channel.emit(AgentTranscript("the answer", final=True, response_id="r1"))
+    await settle(0.1)
+    model.channel.emit(AgentAudio(tone(ANSWER), response_id="r1"))
+    await settle(0.1)
+    vad.cue("end")
+    transport.push_audio(frame)
+    await settle(0.1)
+    model.channel.emit(ResponseDone(response_id="r1"))
+    await settle(ANSWER + 0.5)
+    (metrics,) = watch.metrics
+    assert metrics["e2e"] == pytest.approx(0.4, abs=0.03)
+    assert metrics["ttfa"] == pytest.approx(0.1, abs=0.03)  # the model's own part: its start -> its audio
+    await session.close()
+    await transport.close()

@@ -753,6 +753,8 @@ class AgentSession:
             self._on_user_speech_started()
         else:
             self._user_speaking = False
+            if self._answer is not None:  # answered already: the user's wait began where they stopped
+                self._answers.speech_ended_at(self._answer, self._loop_time() - max(0.0, self._pushed - position))
             if self._barge_in is not None:
                 self._false_interruption()
             elif self._answer is None and self._answers.pending_turn is None:

@@ -79,8 +79,8 @@ async def test_every_order_of_the_session_vad_and_geminis_answer_gives_one_answe
 @virtual_clock
 async def test_a_spoken_turn_answered_before_or_after_the_session_vad_heard_its_end(silence_ms: int) -> None:
     """The server's own end of turn (``silence_ms``) before or after the session's EnergyVAD reports the end of
-    speech (0.5 s of silence): one answered turn either way."""
-    async with FakeLiveServer(chunk_delay=0.05) as server:
+    speech (0.5 s of silence): one answered turn either way, and its e2e counts from the end of the speech."""
+    async with FakeLiveServer(chunk_delay=0.05, reply_chunks=20) as server:  # a 0.8 s answer
         server.silence_ms = silence_ms
         model = GeminiRealtime(api_key="local-vad-test-key-123456", http_options=server.http_options())
         transport = FakeTransport()
@@ -95,6 +95,8 @@ async def test_a_spoken_turn_answered_before_or_after_the_session_vad_heard_its_
             await transport.feed(AudioFrame(speech, 24000))
             await asyncio.sleep(12.0)
             watch.assert_one_answered_turn(WAKE_UP)
+            # the user waited from the end of their speech: the server's silence, then its first audio
+            assert silence_ms / 1000 <= watch.metrics[0]["e2e"] <= silence_ms / 1000 + 0.1
             assert not server.protocol_errors
         finally:
             await session.close()
