@@ -7,7 +7,6 @@ import pytest
 
 from agentsession import AgentSession, InterruptConfig, Pipeline
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeTransport, virtual_clock
-
 from core_helpers import QuietAgent, settle
 
 

@@ -123,6 +123,19 @@ class Answers:
             pending = self._pending = self.new_speech("user", origin=origin, eou=eou)
         return pending
 
+    def speech_ended_at(self, speech: SpeechHandle, at: float) -> None:
+        """The user's speech that ``speech`` answers ended at ``at`` (loop time), before the answer began (a VAD
+        reports the end late): the turn's ``t0`` moves there, and its ``e2e`` with it."""
+        shift = speech.origin - at
+        if speech.done() or shift <= 0:
+            return
+        speech.origin = at
+        metrics = speech.metrics
+        if metrics.started_at is not None:
+            metrics.started_at -= shift
+        if metrics.e2e is not None:
+            metrics.e2e += shift
+
     def drop_if_unanswered(self, speech: SpeechHandle) -> None:
         """``speech`` (a user turn) got no answer: it is over, with nothing said (a timer's entry point)."""
         if speech is self._pending and not speech.responses:

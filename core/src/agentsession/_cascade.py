@@ -254,6 +254,12 @@ class Cascade(PipelineEngine):
                 # a streaming STT that ends utterances itself gave this speech's final before the VAD heard its end
                 self._stt_latency = 0.0
                 self._spawn(self._decide())
+            elif self._held_text:
+                # text held, this speech's final still to come: it decides when it comes; if none does (no words
+                # were heard), the held text ends the turn after the longest wait
+                self._cancel_end_of_turn()
+                self._end_timer = asyncio.get_running_loop().call_later(
+                    self.endpointing.max_endpointing_delay, self._end_of_turn, "max_delay")
 
     def attach(self, sink: EventSink) -> None:
         self._channel.attach(sink)
@@ -380,6 +386,8 @@ class Cascade(PipelineEngine):
         if not text:
             if not self._held_text:
                 self._nothing_to_answer()
+            elif not self._speaking:  # an utterance of nothing (noise) after text held: that text ends the turn
+                await self._decide()
             return
         self._held_text = f"{self._held_text} {text}".strip()
         if self._stopped_at is not None and not self._speaking:

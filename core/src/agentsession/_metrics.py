@@ -7,9 +7,10 @@ end of utterance): never 0. Latencies and audio positions are in seconds.
 The stages of a user turn, on the session's clock, from ``t0`` = the end of the user's speech (for
 ``say``/``reply``/typed text: the request)::
 
-    t0 --eou_delay--> turn over --stt_latency--> final transcript --llm_ttft--> first token ... (llm_duration)
-                          |                                                       --tts_ttfb--> first TTS audio
-                          +--ttfa / realtime_ttfa--> first agent audio from the pipeline
+    t0 --vad_silence--> the VAD's end of speech --endpointing_delay--> turn over      (eou_delay: the two)
+                              +--stt_latency--> final transcript
+    turn over --llm_ttft--> first token ... (llm_duration);  first text --tts_ttfb--> first TTS audio
+    turn over --ttfa / realtime_ttfa--> first agent audio from the pipeline
     t0 ------------------------------e2e------------------------------> first agent audio handed to the transport
 """
 
@@ -26,6 +27,29 @@ END_OF_TURN_REASONS: tuple[str, ...] = ("silence", "turn_detector", "max_delay",
 STAGES: tuple[str, ...] = (
     "eou_delay", "stt_latency", "llm_ttft", "llm_duration", "tts_ttfb", "realtime_ttfa", "ttfa", "e2e",
 )
+#: the two parts of ``eou_delay`` (recorded beside it; exporters export them with the stages)
+EOU_PARTS: tuple[str, ...] = ("vad_silence", "endpointing_delay")
+
+#: each latency's one short name where a view has no room for the field's (the console, the playground page,
+#: ``agentsession report``); machine-readable outputs (recordings, OpenTelemetry, Prometheus) use the field's
+STAGE_LABELS: dict[str, str] = {
+    "eou_delay": "eou", "vad_silence": "silence", "endpointing_delay": "endpointing", "stt_latency": "stt",
+    "llm_ttft": "ttft", "llm_duration": "llm", "tts_ttfb": "tts", "realtime_ttfa": "model", "ttfa": "ttfa",
+    "e2e": "e2e",
+}
+#: what each latency measures, in a few words (the views' legends)
+STAGE_MEANINGS: dict[str, str] = {
+    "eou_delay": "end of speech -> turn over (silence + endpointing)",
+    "vad_silence": "end of speech -> the VAD reported it",
+    "endpointing_delay": "the VAD's end of speech -> turn over",
+    "stt_latency": "last audio -> final transcript",
+    "llm_ttft": "LLM request -> first token",
+    "llm_duration": "LLM request -> last token",
+    "tts_ttfb": "TTS text -> first audio",
+    "realtime_ttfa": "realtime model: request -> first audio",
+    "ttfa": "turn over -> first audio from the pipeline",
+    "e2e": "end of speech -> first audio played",
+}
 
 # provider usage keys, by what they count: OpenAI Realtime/Responses, OpenAI Chat Completions, Gemini
 # (``usageMetadata`` as JSON, or the SDK's ``usage_metadata.model_dump()``)
@@ -95,7 +119,8 @@ class TurnMetrics:
       ``"silence"`` (the VAD's silence timeout), ``"turn_detector"`` (a turn-detector model said so),
       ``"max_delay"`` (the detector said "not yet" and the hold ran out), ``"model_vad"`` (a realtime
       model's own voice detection).
-    - ``stt_latency``: the utterance's last audio handed to the STT -> its final transcript (cascade).
+    - ``stt_latency``: the VAD's end of speech (the utterance's last audio handed to the STT) -> its final
+      transcript (cascade); 0.0 when a streaming STT's final came before the VAD's end of speech.
     - ``llm_ttft``: LLM request -> first token, of the turn's first LLM call (cascade).
     - ``llm_duration``: LLM request -> end of its stream, summed over the turn's LLM calls (cascade).
     - ``tools``: each tool call of the turn (``ToolMetrics``: name, duration, is_error).
@@ -189,6 +214,10 @@ class TurnMetrics:
     def stages(self) -> dict[str, float]:
         """The measured latencies, ``{field: seconds}``, in the order of ``STAGES``."""
         return {name: value for name in STAGES if (value := getattr(self, name)) is not None}
+
+    def latencies(self) -> dict[str, float]:
+        """``stages()`` and the parts of ``eou_delay`` measured (what exporters export, by field name)."""
+        return {name: value for name in (*STAGES, *EOU_PARTS) if (value := getattr(self, name)) is not None}
 
 
 def _float(value: object) -> float | None:

@@ -20,24 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from ._metrics import STAGES, TurnMetrics
+from ._metrics import STAGE_LABELS, STAGE_MEANINGS, STAGES, TurnMetrics
 
 #: the latency metrics of ``TurnMetrics``, in report order (the stages of a turn)
 LATENCY_METRICS = STAGES
-#: short column names of the stages (per-turn tables at 80 columns)
-STAGE_COLUMNS = {"eou_delay": "eou", "stt_latency": "stt", "llm_ttft": "ttft", "llm_duration": "llm",
-                 "tts_ttfb": "tts", "realtime_ttfa": "model", "ttfa": "ttfa", "e2e": "e2e"}
+#: short column names of the stages (per-turn tables at 80 columns): each latency's one short name
+STAGE_COLUMNS = STAGE_LABELS
 #: the stages drawn back to back on the timeline from a turn's end of speech (the rest overlap them)
 TIMELINE_STAGES = ("eou_delay", "stt_latency", "llm_ttft", "tts_ttfb", "realtime_ttfa")
 STAGE_COLORS = {"eou_delay": "#95a5a6", "stt_latency": "#16a085", "llm_ttft": "#8e44ad", "llm_duration": "#c39bd3",
                 "tts_ttfb": "#d35400", "realtime_ttfa": "#f2b134", "ttfa": "#f5cba7", "e2e": "#2e7dd7"}
 #: what each stage measures (the legend under the report's tables)
-STAGE_HELP = {
-    "eou_delay": "end of speech -> turn over", "stt_latency": "last audio -> final transcript",
-    "llm_ttft": "LLM request -> first token", "llm_duration": "LLM request -> last token",
-    "tts_ttfb": "TTS text -> first audio", "realtime_ttfa": "realtime model: request -> first audio",
-    "ttfa": "turn over -> first audio from the pipeline", "e2e": "end of speech -> first audio played",
-}
+STAGE_HELP = STAGE_MEANINGS
 #: the triggers of turns the user started (typed or spoken): the latencies the report summarises
 USER_TRIGGERS = ("user", "text")
 #: how long after its turn's metrics an agent transcript still belongs to that turn, in seconds

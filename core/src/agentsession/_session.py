@@ -72,6 +72,9 @@ _IN_EXIT: contextvars.ContextVar[bool] = contextvars.ContextVar("agentsession_in
 EXIT_PLAYOUT_TIMEOUT = 5.0  # on_exit plus its goodbye's playout, at most
 HANDOFF_TIMEOUT = 5.0  # update_agent() waits this long for the new agent's on_enter
 UNANSWERED_AFTER = 10.0  # a user turn heard by the session's own VAD that the model has not answered by then
+#: an answer the model started at most this long before the session's own VAD reported the start of speech answers
+#: that speech (a VAD reports late: it needs some speech to be sure, and the model may hear the user sooner)
+LATE_VAD_GRACE = 0.3
 
 
 @dataclass
@@ -168,7 +171,9 @@ class AgentSession:
         self._tearing_down = False
         self._pushed = 0.0  # seconds of user audio pushed to the pipeline
         self._local_vad: VAD | None = None  # runs when the pipeline does not report the user's speech
-        self._answered_while_speaking = False  # the model answered the utterance the local VAD still hears
+        self._answer: SpeechHandle | None = None  # the model's answer to the utterance the local VAD hears
+        self._recent_answer: tuple[float, SpeechHandle] | None = None  # (when it began, it): an answer of the
+        # model's own that began while the local VAD heard nobody
         self._unanswered: asyncio.TimerHandle | None = None
         self._answers = Answers(AnswersHost(
             history=self.history, engine=self._driven, ready=self._ready, clock=self._loop_time, now=self.now,
@@ -721,7 +726,7 @@ class AgentSession:
     def _on_user_speech_started(self) -> None:
         self._user_speaking = True
         self._activity()
-        if self.allow_interruptions and self._barge_in is None and any(s.barge_in for s in self._answers.speeches):
+        if self.allow_interruptions and self._barge_in is None and self._barge_in_targets():
             config = self.interrupt_config
             if self.min_interruption_duration == 0 and (config is None or config.mode != "STT_ONLY"):
                 self._barge_in_now()
@@ -757,16 +762,22 @@ class AgentSession:
     def _on_local_vad(self, started: bool, position: float) -> None:
         """The session's own VAD heard the user start or stop: the user state, barge-in and the wake-up follow
         it; the model still decides when the turn is over and answers. One rule for the turn: an answer the
-        model starts while the VAD still hears the user belongs to that utterance, so its end opens no turn
-        waiting for an answer already given."""
+        model starts while the VAD hears the user, or at most ``LATE_VAD_GRACE`` s before the VAD reported the
+        start of speech, belongs to that utterance: the user's speech does not barge in on it, and its end opens
+        no turn waiting for an answer already given."""
         if started:
-            self._answered_while_speaking = False
+            recent, self._recent_answer = self._recent_answer, None
+            self._answer = None
+            if recent is not None and not recent[1].done() and self._loop_time() - recent[0] <= LATE_VAD_GRACE:
+                self._adopt(recent[1])
             self._on_user_speech_started()
         else:
             self._user_speaking = False
+            if self._answer is not None:  # answered already: the user's wait began where they stopped
+                self._answers.speech_ended_at(self._answer, self._loop_time() - max(0.0, self._pushed - position))
             if self._barge_in is not None:
                 self._false_interruption()
-            elif not self._answered_while_speaking and self._answers.pending_turn is None:
+            elif self._answer is None and self._answers.pending_turn is None:
                 # the model answers the turn when it judges it over; if it does not within a while, it won't
                 silence = max(0.0, self._pushed - position)
                 pending = self._answers.end_user_turn(origin=self._loop_time() - silence, eou=silence)
@@ -776,14 +787,22 @@ class AgentSession:
                         self._unanswered.cancel()
                     self._unanswered = asyncio.get_running_loop().call_later(
                         UNANSWERED_AFTER, self._answers.drop_if_unanswered, pending)
-            self._answered_while_speaking = False
+            self._answer = None
         self._update_states()
 
     def _model_answered(self, speech: SpeechHandle) -> None:
         """The model started an answer of its own accord (``speech`` is it)."""
-        if self._local_vad is not None and self._user_speaking:
-            self._answered_while_speaking = True  # the answer to the utterance the VAD still hears
-            speech.trigger = speech.metrics.trigger = "user"
+        if self._local_vad is None:
+            return
+        if self._user_speaking:
+            self._adopt(speech)  # the answer to the utterance the VAD still hears
+        else:
+            self._recent_answer = (self._loop_time(), speech)  # or to one the VAD has not reported yet
+
+    def _adopt(self, speech: SpeechHandle) -> None:
+        """``speech`` answers the utterance the local VAD hears."""
+        self._answer = speech
+        speech.trigger = speech.metrics.trigger = "user"
 
     def _false_interruption(self) -> None:
         self._cancel_barge_in()
@@ -804,8 +823,12 @@ class AgentSession:
             self._barge_in_now()
             self._update_states()
 
+    def _barge_in_targets(self) -> list[SpeechHandle]:
+        """What the user's speech interrupts: the speeches that allow it, but the answer to that very speech."""
+        return [s for s in self._answers.speeches if s.barge_in and s is not self._answer]
+
     def _barge_in_now(self) -> None:
-        self._answers.interrupt_speeches([s for s in self._answers.speeches if s.barge_in])
+        self._answers.interrupt_speeches(self._barge_in_targets())
         self._resume_playout()  # what was paused is stopped now; the next answer plays
 
     def _cancel_barge_in(self) -> None:

@@ -24,7 +24,7 @@ from ._link import (
 )
 from ._manager import PluginInfo, best_vad, create_manager
 from ._manager import discover as discover_plugins
-from ._metrics import TurnMetrics
+from ._metrics import EOU_PARTS, STAGE_LABELS, STAGE_MEANINGS, STAGES, TurnMetrics
 from ._models import LLM, STT, TTS, VAD, EventChannel, EventSink, ModelOptions, PipelineEngine, RealtimeModel, VADEvent
 from ._options import Options, active_options
 from ._pipeline_events import (
@@ -77,6 +77,7 @@ __all__ = [
     "STT", "SUPPORTED_RATES", "SentenceSynthesisStream", "SpeechEvent", "SpeechStream", "SynthesisStream", "TTS",
     "TextTurnDetector", "ToolCall",
     "ToolCallCancelled", "ToolResult", "Transport", "TransportMode", "TurnDetector", "TurnMetrics",
+    "EOU_PARTS", "STAGES", "STAGE_LABELS", "STAGE_MEANINGS",
     "UserSpeechStarted", "UserSpeechStopped", "UserTranscript", "UtteranceCollector", "VAD", "VADEvent",
     "PluginInfo", "active_options", "discover_plugins", "env_secret", "example_arguments", "hookimpl", "hookspec", "installed_vad", "mask", "protect_secret", "redact", "transport_modes",
 ]

@@ -92,7 +92,7 @@ def test_view_renders_state_meter_partials_and_colours_latency_by_budget() -> No
     assert "speaking" in shown and "thinking" in shown
     assert "-12.0 dB" in shown and "muted (agent speaking)" in shown
     assert "you: hello there" in shown and "agent: Hi," in shown
-    assert "turn 3 (user)  eou 200  first audio 450  e2e 1400 ms  cut" in shown
+    assert "turn 3 (user)  eou 200  ttfa 450  e2e 1400 ms  cut" in shown
     assert [view._latency(k, v).style for k, v in (("eou_delay", 0.2), ("ttfa", 0.45), ("e2e", 1.4))] == \
         ["green", "yellow", "red"]
     assert view.meter().plain.count("#") == round(24 * (1 - 12 / 60))
@@ -116,7 +116,7 @@ def test_without_a_terminal_the_view_writes_plain_lines() -> None:
         "agent speaking",
         "agent: Hello there.",
         f"tool lookup({{}}) -> {'x' * 77}... (12 ms)",
-        "turn 1 (say)  first audio 300  e2e 310 ms",
+        "turn 1 (say)  ttfa 300  e2e 310 ms",
         "error: boom",
     ]
     assert "\x1b[" not in out.getvalue()
@@ -299,7 +299,7 @@ def _cascade_turn(turn: int, *, interrupted: bool = False) -> dict[str, Any]:
 def test_the_turn_line_shows_each_stage_measured_and_where_a_turn_was_cut() -> None:
     view = ConsoleView(Console(file=io.StringIO()), live=True)
     cascade = view.turn_line(_cascade_turn(2, interrupted=True)).plain
-    assert cascade == "turn 2 (user)  eou 500  stt 210  llm 380/1240  tools 1x 412  tts 140  e2e 1350 ms  cut at 1.3/2.1 s"
+    assert cascade == "turn 2 (user)  eou 500  stt 210  ttft 380  llm 1240  tools 1x 412  tts 140  e2e 1350 ms  cut at 1.3/2.1 s"
     realtime = TurnMetrics(turn=3, trigger="user", eou_delay=0.42, realtime_ttfa=0.38, ttfa=0.38, e2e=0.9)
     line = view.turn_line(realtime.as_dict()).plain
     assert line == "turn 3 (user)  eou 420  model 380  e2e 900 ms"  # ttfa is the model's: shown once
@@ -328,7 +328,7 @@ def test_the_exit_summary_fits_80_columns_with_every_stage() -> None:
     assert rows["1"] == ["1", "say", "-", "-", "-", "-", "-", "-", "320", "1.0/1.0"]
     assert rows["3"] == ["3", "user", "500", "210", "380", "1240", "140", "-", "1350", "412", "1.3/2.1", "1.3"]
     assert rows["4"][-1] == "0.8"  # an older record: audio_duration is what was heard
-    assert "e2e  end of speech to first audio played" in text
+    assert "e2e  end of speech -> first audio played" in text
 
 
 @pytest.mark.parametrize("width", [44, 50, 57])

@@ -98,14 +98,14 @@ async def test_a_realtime_models_turns(tmp_path: Path) -> None:
     async with page(tmp_path) as cdp:
         await _feed(cdp, TurnMetrics(turn=1, trigger="say", ttfa=0.3, e2e=0.32, audio_duration=1.0))
         table = await _table(cdp)
-        assert table["header"] == ["#", "trigger", "first audio", "e2e", "heard s"]
+        assert table["header"] == ["#", "trigger", "ttfa", "e2e", "heard s"]
         assert table["rows"] == [["1", "say", "300", "320", "1.0"]]
         cut = TurnMetrics(turn=2, trigger="user", eou_delay=0.42, realtime_ttfa=0.38, ttfa=0.38, e2e=0.9,
                           interrupted=True, interrupted_at=1.3, audio_played=1.3, audio_generated=2.1,
                           end_of_turn_reason="model_vad", input_tokens=120, output_tokens=30)
         await _feed(cdp, cut)
         table = await _table(cdp)
-        # the model's own figure explains the first audio: "first audio" gives way, in every row
+        # the model's own figure explains the first audio: "ttfa" gives way, in every row
         assert table["header"] == ["#", "trigger", "eou", "model", "e2e", "heard s"]
         assert table["rows"] == [["1", "say", "-", "-", "320", "1.0"],
                                  ["2", "user (cut at 1.3 s)", "420", "380", "900", "1.3/2.1"]]
@@ -120,7 +120,7 @@ async def test_a_cascades_turn_shows_each_stage(tmp_path: Path) -> None:
         await _feed(cdp, m)
         table = await _table(cdp)
         shot = await cdp.call("Page.captureScreenshot", format="png")
-    assert table["header"] == ["#", "trigger", "eou", "stt", "llm", "tts", "e2e", "heard s"]
-    assert table["rows"] == [["1", "user", "500", "210", "380/1240", "140", "1350", "2.1/2.1"]]
+    assert table["header"] == ["#", "trigger", "eou", "stt", "ttft", "llm", "tts", "e2e", "heard s"]
+    assert table["rows"] == [["1", "user", "500", "210", "380", "1240", "140", "1350", "2.1/2.1"]]
     assert table["titles"] == ["tool get_weather 412 ms"]
     assert shot["data"]

@@ -18,9 +18,14 @@ from ._link_contract import (
     voice_pcm,
 )
 from ._stt_stream_contract import STTStreamContract, frames_of
+from ._turn_orders import LOCAL_VAD_ORDERS, MODEL_EVENTS, CuedVAD, TurnWatch
 from ._waiting import read_events, wait_for_state
 
 __all__ = [
+    "CuedVAD",
+    "LOCAL_VAD_ORDERS",
+    "MODEL_EVENTS",
+    "TurnWatch",
     "EventRecorder",
     "ProviderLinkContract",
     "every",

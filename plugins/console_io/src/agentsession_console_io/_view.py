@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentsession import AgentState, UserState
+from agentsession.plugin import STAGE_LABELS, STAGE_MEANINGS, STAGES
 
 if TYPE_CHECKING:
     from agentsession.plugin import SessionView
@@ -40,14 +41,11 @@ _METER_FLOOR_DB = -60.0
 
 
 #: the stages of a turn as the view shows them: (``TurnMetrics`` field, short label), in turn order
-STAGE_LABELS = (("eou_delay", "eou"), ("stt_latency", "stt"), ("llm_ttft", "ttft"), ("llm_duration", "llm"),
-                ("tts_ttfb", "tts"), ("realtime_ttfa", "model"), ("ttfa", "ttfa"), ("e2e", "e2e"))
+STAGE_COLUMNS = tuple((key, STAGE_LABELS[key]) for key in STAGES)  # core's names: the same in every view
 #: what the short labels stand for (the summary's legend: the columns shown, one a line)
 LEGEND = {
-    "eou": "end of utterance", "stt": "speech to text", "ttft": "LLM to first token", "llm": "LLM total",
-    "tts": "TTS to first audio", "model": "realtime model to first audio", "ttfa": "turn over to first audio",
-    "e2e": "end of speech to first audio played", "tools": "time in tools", "heard": "seconds heard/generated",
-    "cut": "interrupted at (s)",
+    **{STAGE_LABELS[key]: STAGE_MEANINGS[key] for key in STAGES},
+    "tools": "time in tools", "heard": "seconds heard/generated", "cut": "interrupted at (s)",
 }
 
 
@@ -219,37 +217,33 @@ class ConsoleView:
         self._line_for("metrics_collected", self.turn_line(metrics))
 
     def turn_line(self, m: dict[str, Any]) -> Text:
-        """One turn in a line, in ms: ``turn 2 (user)  eou 500  stt 200  llm 400/800  tts 120  e2e 1350 ms``.
+        """One turn in a line, in ms: ``turn 2 (user)  eou 500  stt 200  ttft 400  llm 800  tts 120  e2e 1350 ms``.
 
-        The stages measured, in order (``llm`` is time to first token / total); ``first audio`` (``ttfa``)
-        only where no stage explains it; tool time; where an interrupted answer was cut (heard/generated).
+        The stages measured, in order, by core's short names (``STAGE_LABELS``); ``ttfa`` only where no stage
+        explains it; tool time; where an interrupted answer was cut (heard/generated).
         """
         parts: list[Text | str] = [Text(f"turn {m.get('turn', '?')} ({m.get('trigger', '?')})", style="bold")]
         staged = any(m.get(k) is not None for k in ("stt_latency", "llm_ttft", "llm_duration", "tts_ttfb",
                                                     "realtime_ttfa"))
-        for key, label in (("eou_delay", "eou"), ("stt_latency", "stt")):
-            if m.get(key) is not None:
+        for key, label in STAGE_COLUMNS:
+            if key == "tts_ttfb":
+                parts += self._tools(m)
+            if m.get(key) is not None and not (key == "ttfa" and staged):
                 parts += [f"  {label} ", self._latency(key, m[key], unit="")]
-        if m.get("llm_ttft") is not None or m.get("llm_duration") is not None:
-            parts += ["  llm ", self._latency("llm_ttft", m.get("llm_ttft"), unit=""), "/",
-                      self._latency("llm_duration", m.get("llm_duration"), unit="")]
-        tools = [t for t in m.get("tools") or () if isinstance(t, dict)]
-        if tools:
-            took = sum(t.get("duration") or 0.0 for t in tools)
-            errors = sum(1 for t in tools if t.get("is_error"))
-            parts.append(Text(f"  tools {len(tools)}x {took * 1000:.0f}" + (f" ({errors} failed)" if errors else ""),
-                              style="red" if errors else "magenta"))
-        for key, label in (("tts_ttfb", "tts"), ("realtime_ttfa", "model")):
-            if m.get(key) is not None:
-                parts += [f"  {label} ", self._latency(key, m[key], unit="")]
-        if not staged and m.get("ttfa") is not None:
-            parts += ["  first audio ", self._latency("ttfa", m["ttfa"], unit="")]
-        if m.get("e2e") is not None:
-            parts += ["  e2e ", self._latency("e2e", m["e2e"], unit="")]
         parts.append(" ms")
         if m.get("interrupted"):
             parts.append(Text("  cut" + _cut(m), style="yellow"))
         return Text.assemble(*parts)
+
+    @staticmethod
+    def _tools(m: dict[str, Any]) -> list[Text | str]:
+        tools = [t for t in m.get("tools") or () if isinstance(t, dict)]
+        if not tools:
+            return []
+        took = sum(t.get("duration") or 0.0 for t in tools)
+        errors = sum(1 for t in tools if t.get("is_error"))
+        return [Text(f"  tools {len(tools)}x {took * 1000:.0f}" + (f" ({errors} failed)" if errors else ""),
+                     style="red" if errors else "magenta")]
 
     # ------------------------------------------------------------------ rendering
 
@@ -312,7 +306,7 @@ class ConsoleView:
         """One row per turn with the stages measured in any turn (ms, coloured against the budgets), tool
         time, audio heard/generated and where an interruption cut it; the transport's figures below. Columns
         nobody measured are left out, so it fits 80 columns for a cascade and for a realtime model."""
-        stages = [(k, label) for k, label in STAGE_LABELS if any(m.get(k) is not None for m in self.turns)]
+        stages = [(k, label) for k, label in STAGE_COLUMNS if any(m.get(k) is not None for m in self.turns)]
         if any(k in ("stt_latency", "llm_ttft", "tts_ttfb", "realtime_ttfa") for k, _ in stages):
             stages = [(k, label) for k, label in stages if k != "ttfa"]  # the stages say where it went
         with_tools = any(m.get("tools") for m in self.turns)

@@ -112,8 +112,11 @@ def stage_spans(m: TurnMetrics, tool_ends: Mapping[str, float] | None = None,
     spans: list[StageSpan] = []
     at = t0
     if m.eou_delay is not None:
-        reason = {"agentsession.end_of_turn.reason": m.end_of_turn_reason} if m.end_of_turn_reason else {}
-        spans.append(StageSpan("agentsession.eou", at, at + m.eou_delay, reason))
+        eou: dict[str, Any] = {"agentsession.end_of_turn.reason": m.end_of_turn_reason} if m.end_of_turn_reason else {}
+        for part in ("vad_silence", "endpointing_delay"):  # what the end of turn is made of
+            if (seconds := getattr(m, part)) is not None:
+                eou[f"agentsession.latency.{part}_s"] = seconds
+        spans.append(StageSpan("agentsession.eou", at, at + m.eou_delay, eou))
         at += m.eou_delay
     if m.stt_latency is not None:
         stt = {k: v for k, v in attrs.items() if k.startswith("agentsession.stt.")}
@@ -126,7 +129,7 @@ def stage_spans(m: TurnMetrics, tool_ends: Mapping[str, float] | None = None,
         assert duration is not None
         llm_attrs: dict[str, Any] = {"gen_ai.operation.name": "chat", **system, **usage}
         if m.llm_ttft is not None:
-            llm_attrs["agentsession.llm.ttft_s"] = m.llm_ttft
+            llm_attrs["agentsession.latency.llm_ttft_s"] = m.llm_ttft
         spans.append(StageSpan(f"chat {model}" if model else "chat", llm_start, llm_start + duration, llm_attrs,
                                events=(("first_token", first_token),) if m.llm_ttft is not None else ()))
     if m.tts_ttfb is not None:
@@ -134,7 +137,7 @@ def stage_spans(m: TurnMetrics, tool_ends: Mapping[str, float] | None = None,
         spans.append(StageSpan("agentsession.tts", first_token, first_token + m.tts_ttfb, tts))
     if m.realtime_ttfa is not None:
         spans.append(StageSpan(f"realtime {model}" if model else "realtime", at, at + m.realtime_ttfa,
-                               {**system, **usage, "agentsession.realtime.ttfa_s": m.realtime_ttfa}))
+                               {**system, **usage, "agentsession.latency.realtime_ttfa_s": m.realtime_ttfa}))
     tool_at = first_token if m.llm_ttft is not None else at + (m.realtime_ttfa or 0.0)
     for tool in m.tools:
         duration = tool.duration or 0.0
@@ -187,8 +190,9 @@ class OtelObserver:
         meter = providers.meter_provider.get_meter(INSTRUMENTATION, VERSION)
         self._stage = meter.create_histogram(
             "agentsession.turn.stage.duration", unit="s", explicit_bucket_boundaries_advisory=BUCKETS,
-            description="Latency of each stage of a turn (agentsession.stage: eou_delay, stt_latency, llm_ttft, "
-                        "llm_duration, tts_ttfb, realtime_ttfa, ttfa, e2e, tool)")
+            description="Latency of each stage of a turn (agentsession.stage: eou_delay, vad_silence, "
+                        "endpointing_delay, stt_latency, llm_ttft, llm_duration, tts_ttfb, "
+                        "realtime_ttfa, ttfa, e2e, tool)")
         self._tokens = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}", description="Tokens used per turn, as the provider reported",
             explicit_bucket_boundaries_advisory=(1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576))
@@ -288,7 +292,7 @@ class OtelObserver:
                     "gen_ai.usage.input_tokens": m.input_tokens, "gen_ai.usage.output_tokens": m.output_tokens,
                     "agentsession.audio.generated_s": m.audio_generated, "agentsession.audio.played_s": m.audio_played,
                     "agentsession.turn.interrupted_at_s": m.interrupted_at,
-                    **{f"agentsession.latency.{k}_s": v for k, v in m.stages().items()}}
+                    **{f"agentsession.latency.{k}_s": v for k, v in m.latencies().items()}}
         turn_attrs.update({k: v for k, v in optional.items() if v is not None})
         turn = self._tracer.start_span("agentsession.turn", context=parent, attributes=turn_attrs,
                                        start_time=_ns(start))
@@ -305,7 +309,7 @@ class OtelObserver:
         turn.end(end_time=_ns(end))
 
         trigger = {**common, "agentsession.turn.trigger": m.trigger}
-        for stage, seconds in m.stages().items():
+        for stage, seconds in m.latencies().items():
             self._stage.record(seconds, {**trigger, "agentsession.stage": stage})
         for tool in m.tools:
             if tool.duration is not None:

@@ -85,8 +85,8 @@ class PrometheusMetrics:
         self.turns = Counter("agentsession_turns", "Turns answered", ["trigger", "interrupted", "provider"],
                              registry=r)
         self.stage_seconds = Histogram("agentsession_turn_stage_seconds",
-                                       "Latency of each stage of a turn (eou_delay, stt_latency, llm_ttft, "
-                                       "llm_duration, tts_ttfb, realtime_ttfa, ttfa, e2e)",
+                                       "Latency of each stage of a turn (eou_delay, vad_silence, endpointing_delay, "
+                                       "stt_latency, llm_ttft, llm_duration, tts_ttfb, realtime_ttfa, ttfa, e2e)",
                                        ["stage", "provider"], buckets=BUCKETS, registry=r)
         self.tool_seconds = Histogram("agentsession_tool_seconds", "Tool call duration", ["tool", "error"],
                                       buckets=BUCKETS, registry=r)
@@ -143,7 +143,7 @@ class PrometheusMetrics:
     def record_turn(self, m: TurnMetrics, provider: str) -> None:
         """Count one turn and put its measured stages, tools and tokens in the histograms."""
         self.turns.labels(m.trigger, str(m.interrupted).lower(), provider).inc()
-        for stage, seconds in m.stages().items():
+        for stage, seconds in m.latencies().items():
             self.stage_seconds.labels(stage, provider).observe(seconds)
         for tool in m.tools:
             if tool.duration is not None:

@@ -108,10 +108,12 @@ function markInterrupted(row) {
 
 const ms = (s) => (s === null || s === undefined ? "-" : `${Math.round(s * 1000)} ms`);
 
-// Latency per turn (ms): a stage's column appears once a turn measured it; '-' is "not measured".
-// "first audio" (ttfa) is shown only while no stage (stt, llm, tts, model) explains it.
-const LATENCY_COLUMNS = ["eou_delay", "stt_latency", "llm_ttft", "tts_ttfb", "realtime_ttfa", "ttfa", "e2e"];
-const STAGES = ["stt_latency", "llm_ttft", "tts_ttfb", "realtime_ttfa"];
+// Latency per turn (ms): a stage's column appears once a turn measured it; '-' is "not measured". The columns
+// are named as everywhere else (core's STAGE_LABELS; a test holds index.html to them).
+// ttfa is shown only while no stage (stt, ttft, llm, tts, model) explains it.
+const LATENCY_COLUMNS = ["eou_delay", "stt_latency", "llm_ttft", "llm_duration", "tts_ttfb", "realtime_ttfa", "ttfa",
+                         "e2e"];
+const STAGES = ["stt_latency", "llm_ttft", "llm_duration", "tts_ttfb", "realtime_ttfa"];
 const measured = new Set();
 const num = (s) => (s === null || s === undefined ? "-" : String(Math.round(s * 1000)));
 const secs = (s) => (s === null || s === undefined ? "-" : s.toFixed(1));
@@ -123,7 +125,6 @@ function latencyCells(msg) {
   const cells = { turn: String(msg.turn), trigger,
                   heard: msg.audio_generated == null ? secs(heard) : `${secs(heard)}/${secs(msg.audio_generated)}` };
   for (const key of LATENCY_COLUMNS) cells[key] = num(msg[key]);
-  if (msg.llm_ttft != null && msg.llm_duration != null) cells.llm_ttft += `/${num(msg.llm_duration)}`;
   return cells;
 }
 
