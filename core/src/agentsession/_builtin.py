@@ -1,4 +1,4 @@
-"""Core's own plugin: the ``file`` transport mode, the offline ``parrot`` model and ``EnergyVAD``."""
+"""Core's own plugin: the ``file`` and ``replay`` transport modes, the offline ``parrot`` model and ``EnergyVAD``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from ._file_transport import FileMode
 from ._parrot import ParrotModel
+from ._replay import ReplayMode
 from ._transport import TransportMode
 from ._vad import EnergyVAD
 from .hookspecs import hookimpl
@@ -14,7 +15,7 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def agentsession_transports() -> dict[str, TransportMode]:
-    return {"file": FileMode()}
+    return {"file": FileMode(), "replay": ReplayMode()}
 
 
 @hookimpl

@@ -41,3 +41,15 @@ def openai_fakes() -> Any:
 @hookimpl
 def agentsession_fakes() -> dict[str, Any]:
     return {"openai": openai_fakes}
+
+
+def openai_realtime_replayer() -> Any:
+    """Plays a cassette's OpenAI Realtime traffic back (see ``agentsession_openai.replay``)."""
+    from .replay import OpenAIRealtimeReplayer
+
+    return OpenAIRealtimeReplayer()
+
+
+@hookimpl
+def agentsession_replayers() -> dict[str, Any]:
+    return {"OpenAI Realtime": openai_realtime_replayer}
