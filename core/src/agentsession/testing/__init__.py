@@ -17,10 +17,14 @@ from ._link_contract import (
     slow_loris,
     voice_pcm,
 )
+from ._replay import ReplayResult, assert_replays, replay_cassette
 from ._stt_stream_contract import STTStreamContract, frames_of
 from ._waiting import read_events, wait_for_state
 
 __all__ = [
+    "ReplayResult",
+    "assert_replays",
+    "replay_cassette",
     "EventRecorder",
     "ProviderLinkContract",
     "every",
