@@ -1,17 +1,17 @@
-# A weather agent on OpenAI Realtime, to record once and replay as a regression test (docs/testing-your-agent.md).
+# A weather agent on OpenAI Realtime (WEATHER_MODEL=gemini: Gemini Live), to record once and replay as a regression
+# test (docs/testing-your-agent.md).
 #
 #   record:  AGENTSESSION_RECORD=1 OPENAI_API_KEY=... python examples/weather_replay.py file --input in.wav
 #   replay:  python examples/weather_replay.py replay recordings/<name>.cassette --speed max
 #
-# WEATHER_FAKES=1 serves the scripted OpenAI fakes (`agentsession fakes openai`) inside this process, so the whole
+# WEATHER_FAKES=1 serves the scripted fakes (`agentsession fakes openai`/`gemini`) inside this process, so the whole
 # thing runs offline, at --speed max too. WEATHER_TEMP and WEATHER_INSTRUCTIONS change what the agent sends: a
 # replay then reports the change and exits 1.
 from __future__ import annotations
 
 import os
 
-from agentsession import Agent, AgentSession, JobContext, RealTimePipeline, WorkerJob, function_tool
-from agentsession_openai import OpenAIRealtime
+from agentsession import Agent, AgentSession, JobContext, RealtimeModel, RealTimePipeline, WorkerJob, function_tool
 
 
 @function_tool
@@ -33,15 +33,28 @@ class WeatherAgent(Agent):
         await self.session.say("Hi! Ask me about the weather.")
 
 
-async def entrypoint(ctx: JobContext) -> None:
-    if os.environ.get("WEATHER_FAKES") == "1":
-        from agentsession_openai.fake.service import OpenAIFakes
+def model(gemini: bool) -> RealtimeModel:
+    if gemini:
+        from agentsession_gemini import GeminiRealtime
 
-        fakes = OpenAIFakes()
+        return GeminiRealtime()
+    from agentsession_openai import OpenAIRealtime
+
+    return OpenAIRealtime()
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    gemini = os.environ.get("WEATHER_MODEL") == "gemini"
+    if os.environ.get("WEATHER_FAKES") == "1":
+        if gemini:
+            from agentsession_gemini.fake import GeminiFakes as Fakes
+        else:
+            from agentsession_openai.fake.service import OpenAIFakes as Fakes
+        fakes = Fakes()
         fakes.heard = "What is the weather in Paris? get_weather"
         os.environ.update(await fakes.start())
         ctx.add_shutdown_callback(fakes.stop)
-    session = AgentSession(WeatherAgent(), RealTimePipeline(OpenAIRealtime()))
+    session = AgentSession(WeatherAgent(), RealTimePipeline(model(gemini)))
     await session.start(wait_for_participant=True, run_until_shutdown=True)
 
 

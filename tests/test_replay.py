@@ -165,3 +165,28 @@ def test_a_long_conversation_replays_in_seconds(tmp_path: Path) -> None:
     took = time.monotonic() - started
     assert again.returncode == 0, again.stdout + again.stderr
     print(f"replayed {log[-1]['t']:.0f} s of conversation in {took:.1f} s")
+
+
+def test_gemini_live_records_and_replays(tmp_path: Path) -> None:
+    """The same on Gemini Live (its fakes served in the agent's process, on the virtual clock)."""
+    said = speech(tmp_path / "in.wav", "What is the weather in Paris")
+    env = clean_env(WEATHER_MODEL="gemini", WEATHER_FAKES="1", AGENTSESSION_RECORD="1",
+                    AGENTSESSION_RECORDER_DIR=str(tmp_path / "rec"))
+    done = subprocess.run([sys.executable, str(AGENT), "file", "--input", str(said), "--output",
+                           str(tmp_path / "recorded.wav"), "--speed", "max"],
+                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    (cassette,) = (tmp_path / "rec").glob("*.cassette")
+    assert json.loads((cassette / "cassette.json").read_text())["links"] == ["Gemini Live"]
+    same = replay(cassette, "--speed", "max", "--output", str(tmp_path / "replayed.wav"), WEATHER_MODEL="gemini")
+    assert same.returncode == 0 and "no differences" in same.stdout, same.stdout + same.stderr
+    heard, replayed = agent_audio(tmp_path / "recorded.wav"), agent_audio(tmp_path / "replayed.wav")
+    assert len(heard) > 24000 and np.array_equal(heard, replayed)
+    changed = replay(cassette, "--speed", "max", WEATHER_MODEL="gemini", WEATHER_TEMP="25",
+                     WEATHER_INSTRUCTIONS="Be a pirate.")
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    assert "request 1 (setup) differs:" in changed.stdout
+    assert "setup.systemInstruction.parts[0].text: recorded 'You tell the weather, briefly.', now 'Be a pirate.'" \
+        in changed.stdout
+    assert "(tool_response, tool get_weather) differs:" in changed.stdout
+    assert "response.temperature: recorded 18, now 25" in changed.stdout

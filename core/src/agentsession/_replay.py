@@ -262,6 +262,74 @@ class Replayer(ABC):
         """What this run sent that differs from the recording (call after :meth:`stop`)."""
 
 
+class WebSocketReplayer(Replayer):
+    """A :class:`Replayer` for a provider spoken over a websocket: each connection the agent makes plays the next
+    recorded one (a :class:`ReplayScript`). A plugin gives the link's name and ``audio_size`` and implements
+    :meth:`listen` (serve :meth:`handle` on loopback with its websocket library; websockets' ``ServerConnection``
+    fits) and :meth:`close`."""
+
+    def __init__(self, link: str, audio_size: Callable[[Any], int | None]) -> None:
+        self.link = link
+        self.audio_size = audio_size
+        self.scripts: list[ReplayScript] = []
+        self._next = 0
+        self._extra: list[str] = []
+
+    async def start(self, connections: list[list[TrafficRecord]]) -> dict[str, str]:
+        many = len(connections) > 1
+        self.scripts = [ReplayScript(records, self.audio_size, name=f" on connection {i + 1}" if many else "")
+                        for i, records in enumerate(connections)]
+        return await self.listen()
+
+    @abstractmethod
+    async def listen(self) -> dict[str, str]:
+        """Serve :meth:`handle` on loopback; the environment that points the provider's SDK there."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop serving."""
+
+    async def stop(self) -> None:
+        await self.close()
+
+    def differences(self) -> list[str]:
+        found = list(self._extra)
+        for script in self.scripts[:self._next]:
+            found += script.finish()
+        for n in range(self._next, len(self.scripts)):
+            found.append(f"connection {n + 1} to {self.link} was not made: the agent made it in the recording")
+        return found
+
+    async def handle(self, ws: Any) -> None:
+        """Play the next recorded connection on ``ws`` (``async for`` its messages, ``send``, ``close``)."""
+        n = self._next
+        self._next += 1
+        if n >= len(self.scripts):
+            self._extra.append(f"connection {n + 1} to {self.link} is new: the cassette has no traffic for it")
+            await ws.close(1011, "the cassette has no such connection")
+            return
+        script = self.scripts[n]
+
+        async def send(record: TrafficRecord, message: Any) -> None:
+            text = json.dumps(message) if record.is_json else str(message)
+            await ws.send(text.encode("utf-8") if record.binary else text)
+
+        player = asyncio.get_running_loop().create_task(script.play(send), name=f"replay:{self.link}")
+        try:
+            async for raw in ws:
+                text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
+                try:
+                    message: Any = json.loads(text)
+                except ValueError:
+                    message = text
+                script.client(message)
+        except Exception as exc:  # the agent's side closed the socket (websockets' ConnectionClosed)
+            logger.debug("%s replay connection %d ended: %s", self.link, n + 1, exc)
+        finally:
+            player.cancel()
+            await asyncio.gather(player, return_exceptions=True)
+
+
 def _lines(entries: Iterable[dict[str, Any]], kinds: dict[str, Callable[[dict[str, Any]], str]]) -> list[str]:
     return [kinds[e["kind"]](e) for e in entries if e.get("kind") in kinds]
 
