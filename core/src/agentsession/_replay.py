@@ -167,7 +167,9 @@ class ReplayScript:
     ``audio_size(message)`` is the number of audio bytes a client message carries, or ``None`` when it is a
     request (anything but audio). Feed every client message to :meth:`client`; :meth:`play` sends the recorded
     answers, each once the agent has sent as many requests and as much audio as before it in the recording, and
-    its recorded delay after that (on a virtual clock, ``--speed max``, the delays take no time).
+    its recorded delay after that (on a virtual clock, ``--speed max``, the delays take no time). A request whose
+    content differs is reported and answered as recorded; one of another kind (``describe`` differs) or beyond
+    the recorded ones has no answer: it is reported, and nothing recorded after it is played.
     """
 
     def __init__(self, records: list[TrafficRecord], audio_size: Callable[[Any], int | None], *,
@@ -198,6 +200,7 @@ class ReplayScript:
         self.sent_requests = 0
         self.sent_audio = 0
         self.played = 0  # answers sent
+        self.stop_at: int | None = None  # answers to this many requests and more are not played (one went astray)
         self._changed: asyncio.Event | None = None
 
     def client(self, message: Any) -> None:
@@ -209,14 +212,19 @@ class ReplayScript:
             n = self.sent_requests
             self.sent_requests += 1
             what = f"request {n + 1}{self.name} ({self.describe(message, self.tools)})"
-            if n < len(self.requests):
+            recorded = self.requests[n] if n < len(self.requests) else None
+            if recorded is None:
+                self.differences.append(f"{what} is new: the cassette has no answer for it, so that turn stops")
+            elif self.describe(recorded, self.tools) != self.describe(message, self.tools):
+                self.differences.append(f"{what} is new: the recording sent {self.describe(recorded, self.tools)} "
+                                        "here; the cassette has no answer for it, so that turn stops")
+                self.stop_at = n + 1 if self.stop_at is None else min(self.stop_at, n + 1)
+            else:
                 found: list[str] = []
-                diff_values(self.requests[n], message, "", self.ids, found)
+                diff_values(recorded, message, "", self.ids, found)
                 if found:
                     self.differences.append(f"{what} differs:")
                     self.differences += [f"    {line}" for line in found]
-            else:
-                self.differences.append(f"{what} is new: the cassette has no answer for it, so that turn stops")
         if self._changed is not None:
             self._changed.set()
 
@@ -230,6 +238,8 @@ class ReplayScript:
             while self.sent_requests < answer.requests or self.sent_audio < answer.audio:
                 changed.clear()
                 await changed.wait()
+            if self.stop_at is not None and answer.requests >= self.stop_at:
+                return  # an answer to a request the agent no longer sends
             due = max(loop.time(), ready) + answer.delay
             if due > loop.time():
                 await asyncio.sleep(due - loop.time())
