@@ -52,6 +52,7 @@ async def entrypoint(ctx: JobContext) -> None:
             from agentsession_openai.fake.service import OpenAIFakes as Fakes
         fakes = Fakes()
         fakes.heard = "What is the weather in Paris? get_weather"
+        fakes.reply_audio = float(os.environ.get("WEATHER_FAKES_AUDIO", "1"))  # seconds of each spoken answer
         os.environ.update(await fakes.start())
         ctx.add_shutdown_callback(fakes.stop)
     session = AgentSession(WeatherAgent(), RealTimePipeline(model(gemini)))

@@ -35,16 +35,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **extra}
 
 
-def speech(path: Path, text: str, times: int = 1, gap: float = 3.0) -> Path:
-    """2 s of silence, then ``times`` x (``text`` spoken by espeak-ng, ``gap`` s of silence)."""
+def speech(path: Path, text: str, times: int = 1, gap: float = 3.0, end: float | None = None) -> Path:
+    """2 s of silence, then ``times`` x (``text`` spoken by espeak-ng, ``gap`` s of silence; ``end`` s after the
+    last one)."""
     spoken = path.with_suffix(".espeak.wav")
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(spoken), text], check=True, timeout=30)
     with wave.open(str(spoken), "rb") as w:
         rate = w.getframerate()
         voice = np.frombuffer(w.readframes(w.getnframes()), "<i2")
     parts = [np.zeros(2 * rate, "<i2")]
-    for _ in range(times):
-        parts += [voice, np.zeros(int(gap * rate), "<i2")]
+    for i in range(times):
+        parts += [voice, np.zeros(int((gap if end is None or i < times - 1 else end) * rate), "<i2")]
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -65,10 +66,11 @@ def replay(cassette: Path, *args: str, **env: str) -> subprocess.CompletedProces
                           text=True, timeout=TIMEOUT, env=clean_env(**env), cwd=str(cassette.parent))
 
 
-async def _record(folder: Path) -> tuple[Path, Path]:
+async def _record(folder: Path, said: Path, *knobs: str) -> tuple[Path, Path]:
     """Record one conversation against ``agentsession fakes openai`` (another process, stopped afterwards)."""
     fakes = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agentsession", "fakes", "openai", "--set", f"openai.heard={HEARD}",
+        *(arg for knob in knobs for arg in ("--set", knob)),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env())
     assert fakes.stdout is not None and fakes.stderr is not None
     try:
@@ -79,7 +81,6 @@ async def _record(folder: Path) -> tuple[Path, Path]:
                 found = re.match(r"export (\w+)=(.*)$", line.strip())
                 if found:
                     env[found.group(1)] = shlex.split(found.group(2))[0]
-        said = speech(folder / "in.wav", "What is the weather in Paris")
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(AGENT), "file", "--input", str(said), "--output", str(folder / "recorded.wav"),
             env=env, cwd=str(folder), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -94,7 +95,8 @@ async def _record(folder: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return asyncio.run(_record(tmp_path_factory.mktemp("replay")))
+    folder = tmp_path_factory.mktemp("replay")
+    return asyncio.run(_record(folder, speech(folder / "in.wav", "What is the weather in Paris")))
 
 
 def test_the_cassette_holds_the_conversation(recorded: tuple[Path, Path]) -> None:
@@ -148,6 +150,23 @@ def test_the_pytest_helper_passes_and_fails_with_the_report(recorded: tuple[Path
     assert changed.code == 1 and "tool get_weather" in changed.report
     with pytest.raises(AssertionError, match="differs from the recording"):
         assert_replays(cassette, AGENT, env={**clean_env(), "WEATHER_TEMP": "30"})
+
+
+def test_a_barge_in_replays_where_the_answers_were_cut(tmp_path: Path) -> None:
+    """The user cuts 4 s answers short; the replay cuts them exactly where they were cut (the truncations sent,
+    the words and seconds heard)."""
+    said = speech(tmp_path / "in.wav", "What is the weather in Paris", times=2, gap=1.2, end=6.0)
+    env = clean_env(WEATHER_FAKES="1", WEATHER_FAKES_AUDIO="4", AGENTSESSION_RECORD="1",
+                    AGENTSESSION_RECORDER_DIR=str(tmp_path / "rec"))
+    done = subprocess.run([sys.executable, str(AGENT), "file", "--input", str(said), "--speed", "max"],
+                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    (cassette,) = (tmp_path / "rec").glob("*.cassette")
+    log = json.loads((cassette / "cassette.json").read_text())["log"]
+    assert [e["kind"] for e in log].count("interrupted") == 2
+    assert "conversation.item.truncate" in (cassette / "traffic.jsonl").read_text()
+    same = replay(cassette, "--speed", "max", "--tolerance", "0")
+    assert same.returncode == 0 and "no differences" in same.stdout, same.stdout + same.stderr
 
 
 def test_a_long_conversation_replays_in_seconds(tmp_path: Path) -> None:

@@ -96,6 +96,18 @@ def test_values_are_compared_with_their_secrets_masked_and_ids_mapped() -> None:
     assert out == [] or all("sk-live" not in line for line in out)
 
 
+def test_where_an_answer_was_cut_may_be_off_by_the_tolerance() -> None:
+    recorded = {"type": "conversation.item.truncate", "audio_end_ms": 2480}
+    out: list[str] = []
+    diff_values(recorded, {**recorded, "audio_end_ms": 2500}, "", {}, out, tolerance=0.5)
+    assert out == []
+    diff_values(recorded, {**recorded, "audio_end_ms": 2500}, "", {}, out, tolerance=0.0)
+    assert out == ["audio_end_ms: recorded 2480, now 2500"]
+    cut = {"t": 1.0, "kind": "interrupted", "text": "Hi! Ask me", "heard": 2.48}
+    assert compare_logs([cut], [{**cut, "heard": 2.5}], tolerance=0.5) == []
+    assert "+ cut at 2.50 s: Hi! Ask me" in compare_logs([cut], [{**cut, "heard": 2.5}], tolerance=0.0)[1]
+
+
 def test_logs_compare_tools_transcripts_and_timing() -> None:
     old = [{"t": 1.0, "kind": "agent_state", "state": "speaking"}, {"t": 1.1, "kind": "agent_transcript", "text": "Hi"},
            {"t": 2.0, "kind": "tool_call", "name": "f", "arguments": {}, "result": 1, "is_error": False}]

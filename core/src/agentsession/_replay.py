@@ -104,10 +104,12 @@ def _label(items: list[Any], i: int) -> str:
     return f"[{i}]"
 
 
-def diff_values(recorded: Any, now: Any, path: str, ids: dict[str, str], out: list[str]) -> None:
+def diff_values(recorded: Any, now: Any, path: str, ids: dict[str, str], out: list[str],
+                tolerance: float = DEFAULT_TOLERANCE) -> None:
     """Append to ``out`` each place where ``now`` differs from ``recorded`` (``path.key: recorded X, now Y``);
-    values under :data:`VOLATILE_KEYS` are not compared but mapped (``ids[recorded] = now``). ``now``'s
-    strings are compared with their secrets masked, as the cassette keeps them."""
+    values under :data:`VOLATILE_KEYS` are not compared but mapped (``ids[recorded] = now``); times in
+    milliseconds (keys ending ``_ms``: where an interruption cut an answer) may differ by ``tolerance`` seconds.
+    ``now``'s strings are compared with their secrets masked, as the cassette keeps them."""
     if isinstance(recorded, dict) and isinstance(now, dict):
         for key in list(recorded) + [k for k in now if k not in recorded]:
             where = f"{path}.{key}" if path else str(key)
@@ -117,8 +119,11 @@ def diff_values(recorded: Any, now: Any, path: str, ids: dict[str, str], out: li
                 out.append(f"{where}: recorded {_short(recorded[key])}, now missing")
             elif key not in recorded:
                 out.append(f"{where}: new, {_short(now[key])}")
+            elif (str(key).endswith("_ms") and _number(recorded[key]) and _number(now[key])
+                  and abs(recorded[key] - now[key]) <= tolerance * 1000):
+                continue
             else:
-                diff_values(recorded[key], now[key], where, ids, out)
+                diff_values(recorded[key], now[key], where, ids, out, tolerance)
         return
     if isinstance(recorded, list) and isinstance(now, list):
         named = all(isinstance(x, dict) and isinstance(x.get("name"), str) for x in [*recorded, *now])
@@ -132,7 +137,7 @@ def diff_values(recorded: Any, now: Any, path: str, ids: dict[str, str], out: li
                 elif name not in old:
                     out.append(f"{where}: new, {_short(new[name])}")
                 else:
-                    diff_values(old[name], new[name], where, ids, out)
+                    diff_values(old[name], new[name], where, ids, out, tolerance)
             return
         for i in range(max(len(recorded), len(now))):
             if i >= len(now):
@@ -140,12 +145,16 @@ def diff_values(recorded: Any, now: Any, path: str, ids: dict[str, str], out: li
             elif i >= len(recorded):
                 out.append(f"{path}{_label(now, i)}: new, {_short(now[i])}")
             else:
-                diff_values(recorded[i], now[i], f"{path}{_label(recorded, i)}", ids, out)
+                diff_values(recorded[i], now[i], f"{path}{_label(recorded, i)}", ids, out, tolerance)
         return
     if isinstance(now, str):
         now = redact(now)
     if recorded != now:
         out.append(f"{path or 'the message'}: recorded {_short(recorded)}, now {_short(now)}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def substitute(value: Any, ids: dict[str, str]) -> Any:
@@ -173,8 +182,10 @@ class ReplayScript:
     """
 
     def __init__(self, records: list[TrafficRecord], audio_size: Callable[[Any], int | None], *,
-                 name: str = "", describe: Callable[[Any, dict[str, str]], str] = describe_request) -> None:
+                 name: str = "", describe: Callable[[Any, dict[str, str]], str] = describe_request,
+                 tolerance: float = DEFAULT_TOLERANCE) -> None:
         self.name = name
+        self.tolerance = tolerance
         self.audio_size = audio_size
         self.describe = describe
         self.requests: list[Any] = []
@@ -221,7 +232,7 @@ class ReplayScript:
                 self.stop_at = n + 1 if self.stop_at is None else min(self.stop_at, n + 1)
             else:
                 found: list[str] = []
-                diff_values(recorded, message, "", self.ids, found)
+                diff_values(recorded, message, "", self.ids, found, self.tolerance)
                 if found:
                     self.differences.append(f"{what} differs:")
                     self.differences += [f"    {line}" for line in found]
@@ -256,7 +267,10 @@ class ReplayScript:
 
 class Replayer(ABC):
     """Plays back one provider link's recorded traffic (``agentsession_replayers``): a loopback server speaking
-    the provider's wire protocol, reached by the real SDK through the environment :meth:`start` returns."""
+    the provider's wire protocol, reached by the real SDK through the environment :meth:`start` returns.
+    ``tolerance`` (seconds, set before :meth:`start`) is how far recorded times in requests may be off."""
+
+    tolerance: float = DEFAULT_TOLERANCE
 
     @abstractmethod
     async def start(self, connections: list[list[TrafficRecord]]) -> dict[str, str]:
@@ -287,8 +301,8 @@ class WebSocketReplayer(Replayer):
 
     async def start(self, connections: list[list[TrafficRecord]]) -> dict[str, str]:
         many = len(connections) > 1
-        self.scripts = [ReplayScript(records, self.audio_size, name=f" on connection {i + 1}" if many else "")
-                        for i, records in enumerate(connections)]
+        self.scripts = [ReplayScript(records, self.audio_size, name=f" on connection {i + 1}" if many else "",
+                                     tolerance=self.tolerance) for i, records in enumerate(connections)]
         return await self.listen()
 
     @abstractmethod
@@ -351,8 +365,8 @@ def _collapse(values: list[str]) -> list[str]:
 def compare_logs(recorded: list[dict[str, Any]], now: list[dict[str, Any]],
                  tolerance: float = DEFAULT_TOLERANCE) -> list[str]:
     """What differs between two :class:`ConversationLog`'s entries: transcripts, tool calls and their results,
-    the agent's states, where interruptions cut the answers, and turns that began more than ``tolerance``
-    seconds from their recorded time."""
+    the agent's states, where interruptions cut the answers (the words, and the seconds heard within
+    ``tolerance``), and turns that began more than ``tolerance`` seconds from their recorded time."""
     out: list[str] = []
 
     def section(title: str, old: list[str], new: list[str]) -> None:
@@ -370,8 +384,11 @@ def compare_logs(recorded: list[dict[str, Any]], now: list[dict[str, Any]],
     section("tool calls", *(_lines(log, {"tool_call": tool}) for log in (recorded, now)))
     section("agent states", *(_collapse(_lines(log, {"agent_state": lambda e: str(e["state"])}))
                               for log in (recorded, now)))
-    section("interruptions", *(_lines(log, {"interrupted": lambda e: f"cut at {e['heard']:.2f} s: {e['text']}"})
-                               for log in (recorded, now)))
+    old_cuts, new_cuts = ([e for e in log if e.get("kind") == "interrupted"] for log in (recorded, now))
+    if len(old_cuts) != len(new_cuts) or any(a["text"] != b["text"] or abs(a["heard"] - b["heard"]) > tolerance
+                                             for a, b in zip(old_cuts, new_cuts, strict=True)):
+        section("interruptions", *([f"cut at {e['heard']:.2f} s: {e['text']}" for e in cuts]
+                                   for cuts in (old_cuts, new_cuts)))
     old_turns, new_turns = ([e["t"] for e in log if e.get("kind") == "agent_state" and e.get("state") == "speaking"]
                             for log in (recorded, now))
     for i, (a, b) in enumerate(zip(old_turns, new_turns, strict=False), 1):
@@ -451,6 +468,7 @@ class ReplayMode(TransportMode):
                 env: dict[str, str] = {}
                 for link in cassette.links:
                     replayer = available[link]()
+                    replayer.tolerance = o.tolerance
                     started.append(replayer)
                     env.update(await replayer.start(cassette.connections(link)))
                 saved = {k: os.environ.get(k) for k in env}
