@@ -118,9 +118,12 @@ def test_the_cassette_holds_the_conversation(recorded: tuple[Path, Path]) -> Non
 
 def test_a_replay_with_the_server_gone_reproduces_the_conversation(recorded: tuple[Path, Path]) -> None:
     cassette, recorded_wav = recorded
-    done = replay(cassette, "--output", str(cassette.parent / "replayed.wav"), "--speed", "max")
+    again = cassette.parent.parent / "replays"
+    done = replay(cassette, "--output", str(cassette.parent / "replayed.wav"), "--speed", "max",
+                  AGENTSESSION_RECORD="1", AGENTSESSION_RECORDER_DIR=str(again))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no differences" in done.stdout
+    assert len(list(again.glob("*.jsonl"))) == 1 and not list(again.glob("*.cassette"))  # a replay makes no cassette
     heard, replayed = agent_audio(recorded_wav), agent_audio(cassette.parent / "replayed.wav")
     assert len(heard) > 24000 and np.array_equal(heard, replayed)  # the agent said the same, sample for sample
 

@@ -36,6 +36,9 @@ logger = logging.getLogger("agentsession.replay")
 
 #: keys whose values are made afresh each run (ids of requests): mapped from the recorded ones, never compared
 VOLATILE_KEYS = frozenset({"event_id", "agentsession_response_id"})
+#: set (to the cassette's path) while ``replay`` runs: a recorder writes no cassette of a replay (its answers are
+#: the recorded ones, not the provider's)
+REPLAY_ENV = "AGENTSESSION_REPLAY"
 #: how far (seconds) a turn may start from its recorded time before the replay reports it
 DEFAULT_TOLERANCE = 0.5
 _SHOWN = 160  # characters of a value shown in a difference
@@ -465,7 +468,7 @@ class ReplayMode(TransportMode):
             audio = cassette.write_user_audio(Path(tmp) / "user.wav")
             saved: dict[str, str | None] = {}
             try:
-                env: dict[str, str] = {}
+                env: dict[str, str] = {REPLAY_ENV: str(cassette.path)}
                 for link in cassette.links:
                     replayer = available[link]()
                     replayer.tolerance = o.tolerance

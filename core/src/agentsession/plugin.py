@@ -45,7 +45,7 @@ from ._pipeline_events import (
 )
 from ._playout import PlayoutBuffer
 from ._ports import JobView, SessionView
-from ._replay import Replayer, ReplayScript, WebSocketReplayer
+from ._replay import REPLAY_ENV, Replayer, ReplayScript, WebSocketReplayer
 from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._stt_stream import BufferedSpeechStream, SpeechEvent, SpeechStream
 from ._tools import FunctionTool, ToolResult
@@ -70,7 +70,7 @@ def transport_modes() -> dict[str, TransportMode]:
 
 __all__ = [
     "CASSETTE_VERSION", "Cassette", "CassetteWriter", "ConversationLog", "Replayer", "ReplayScript", "TrafficRecord",
-    "WebSocketReplayer",
+    "WebSocketReplayer", "REPLAY_ENV",
     "DEFAULT_MAX_MESSAGE_SIZE", "AudioBacklog", "AudioChunk", "LinkedRealtimeModel", "LinkProtocol", "LinkTap", "Liveness",
     "ProviderLink", "Request", "abort",
     "AgentAudio", "AgentSessionError", "EVENT_NAMES", "EventName", "EventSink", "JobView", "PipelineEngine",

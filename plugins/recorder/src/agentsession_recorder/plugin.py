@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 from agentsession import AgentSession, ChatMessage, TurnMetrics, hookimpl
-from agentsession.plugin import CassetteWriter
+from agentsession.plugin import REPLAY_ENV, CassetteWriter
 
 from ._recorder import DIR_ENV, FORMAT, RECORD_ENV, SessionRecorder, logger, recording_enabled
 from ._wav import ConversationWav
@@ -40,7 +40,7 @@ def recorder_for(session: AgentSession) -> SessionRecorder | None:
 @hookimpl
 def agentsession_link_tap(session: AgentSession) -> CassetteWriter | None:
     """The session's cassette: what its provider links send and receive, from their first message."""
-    if not recording_enabled():
+    if not recording_enabled() or os.environ.get(REPLAY_ENV):  # a replay's answers are the cassette's, not new
         return None
     writer = CassetteWriter(session)
     with _lock:
