@@ -40,19 +40,20 @@ _BINARY_MIN = 256
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
-def _compact(value: Any, blob: bytearray) -> Any:
-    """``value`` with long base64 strings moved into ``blob`` and the other strings' secrets masked."""
+def _compact(value: Any, blob: bytearray, base: int) -> Any:
+    """``value`` with long base64 strings moved into ``blob`` (``audio.bin`` from offset ``base``) and the other
+    strings' secrets masked."""
     if isinstance(value, str):
         if len(value) >= _BINARY_MIN and len(value) % 4 == 0 and _BASE64.fullmatch(value):
             data = binascii.a2b_base64(value)
-            offset = len(blob)
+            offset = base + len(blob)
             blob += data
             return {"$audio": [offset, len(data)]}
         return redact(value)
     if isinstance(value, dict):
-        return {k: _compact(v, blob) for k, v in value.items()}
+        return {k: _compact(v, blob, base) for k, v in value.items()}
     if isinstance(value, list):
-        return [_compact(v, blob) for v in value]
+        return [_compact(v, blob, base) for v in value]
     return value
 
 
@@ -79,13 +80,8 @@ class TrafficRecord:
     conn: int
     dir: Literal["sent", "received"]
     msg: Any
-    binary: bool = False
-
-    def text(self) -> str:
-        """The message as it goes on the wire (JSON text)."""
-        return json.dumps(self.msg) if self.is_json else str(self.msg)
-
-    is_json: bool = True
+    binary: bool = False  # it came as a binary frame
+    is_json: bool = True  # ``msg`` is a JSON value (else the message's text)
 
 
 class ConversationLog:
@@ -148,7 +144,8 @@ class CassetteWriter:
     """Records a session's cassette (see the module's docstring); a ``LinkTap`` for its provider links.
 
     Made before the session's pipeline starts (what the links send while connecting is kept in memory), it
-    writes to ``path`` from :meth:`open` on; :meth:`close` (thread-safe, idempotent) finishes the files.
+    writes to ``path`` from :meth:`open` on, as the session goes; :meth:`close` (thread-safe, idempotent) writes
+    ``cassette.json``, so a session that never closed (a killed process) leaves no cassette that loads.
     """
 
     def __init__(self, session: SessionView) -> None:
@@ -159,7 +156,8 @@ class CassetteWriter:
         self._lock = threading.Lock()
         self._pending: list[str] = []
         self._traffic: Any = None
-        self._blob = bytearray()  # audio.bin's bytes not written yet
+        self._blob: Any = None  # audio.bin, once open
+        self._pending_blob = bytearray()  # audio.bin's bytes from before open
         self._blob_size = 0
         self._audio: Any = None
         self._rate: int | None = None
@@ -174,20 +172,28 @@ class CassetteWriter:
         text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
         record: dict[str, Any] = {"t": t, "link": link, "conn": connection, "dir": direction}
         try:
-            value = json.loads(text)
+            value: Any = json.loads(text)
         except ValueError:
-            record["text"] = redact(text)
+            value = record["text"] = redact(text)
+            is_json = False
         else:
-            with self._lock:
-                record["msg"] = _compact(value, self._blob)
+            is_json = True
         if binary:
             record["binary"] = True
-        line = json.dumps(record, ensure_ascii=False) + "\n"
         with self._lock:
-            if link not in self._links:
-                self._links.append(link)
             if self._closed:
                 return
+            if link not in self._links:
+                self._links.append(link)
+            if is_json:
+                data = bytearray()
+                record["msg"] = _compact(value, data, self._blob_size)
+                self._blob_size += len(data)
+                if self._blob is None:
+                    self._pending_blob += data
+                else:
+                    self._blob.write(data)
+            line = json.dumps(record, ensure_ascii=False) + "\n"
             if self._traffic is None:
                 self._pending.append(line)
             else:
@@ -204,6 +210,9 @@ class CassetteWriter:
             self._traffic = (folder / "traffic.jsonl").open("w", encoding="utf-8")
             self._traffic.writelines(self._pending)
             self._pending.clear()
+            self._blob = (folder / "audio.bin").open("wb")
+            self._blob.write(self._pending_blob)
+            self._pending_blob = bytearray()
         self.log.attach(self.session)
         self.session.on("user_audio", self._on_user_audio)
 
@@ -228,9 +237,9 @@ class CassetteWriter:
                 return
             self._closed = True
             self._traffic.close()
+            self._blob.close()
             if self._audio is not None:
                 self._audio.close()
-            (self.path / "audio.bin").write_bytes(bytes(self._blob))
             meta = {"version": CASSETTE_VERSION, "links": self._links, "user_audio_start": self._audio_start or 0.0,
                     "sample_rate": self._rate, "log": self.log.entries}
             (self.path / "cassette.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), "utf-8")
