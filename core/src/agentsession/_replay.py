@@ -438,7 +438,8 @@ class ReplayMode(TransportMode):
         parser.add_argument("--speed", choices=["realtime", "max"], default="realtime",
                             help="max: on a virtual clock, the recorded timeline as fast as the CPU allows")
         parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                            help="seconds a turn may start from its recorded time (default %(default)s)")
+                            help="seconds a turn's start or an interruption's cut may be off from the recording "
+                                 "(default %(default)s)")
 
     def problems(self) -> list[tuple[str, str]]:
         try:
