@@ -1,5 +1,6 @@
-# A weather agent on OpenAI Realtime (WEATHER_MODEL=gemini: Gemini Live), to record once and replay as a regression
-# test (docs/testing-your-agent.md).
+# A weather agent on OpenAI Realtime (WEATHER_MODEL=gemini: Gemini Live; WEATHER_MODEL=cascade: OpenAI's
+# transcription, chat completions and speech), to record once and replay as a regression test
+# (docs/testing-your-agent.md).
 #
 #   record:  AGENTSESSION_RECORD=1 OPENAI_API_KEY=... python examples/weather_replay.py file --input in.wav
 #   replay:  python examples/weather_replay.py replay recordings/<name>.cassette --speed max
@@ -11,7 +12,16 @@ from __future__ import annotations
 
 import os
 
-from agentsession import Agent, AgentSession, JobContext, RealtimeModel, RealTimePipeline, WorkerJob, function_tool
+from agentsession import (
+    Agent,
+    AgentSession,
+    CascadingPipeline,
+    JobContext,
+    Pipeline,
+    RealTimePipeline,
+    WorkerJob,
+    function_tool,
+)
 
 
 @function_tool
@@ -33,18 +43,23 @@ class WeatherAgent(Agent):
         await self.session.say("Hi! Ask me about the weather.")
 
 
-def model(gemini: bool) -> RealtimeModel:
-    if gemini:
+def pipeline(kind: str) -> Pipeline:
+    if kind == "gemini":
         from agentsession_gemini import GeminiRealtime
 
-        return GeminiRealtime()
+        return RealTimePipeline(GeminiRealtime())
+    if kind == "cascade":
+        from agentsession_openai import OpenAILLM, OpenAISTT, OpenAITTS
+
+        return CascadingPipeline(stt=OpenAISTT(), llm=OpenAILLM(), tts=OpenAITTS())
     from agentsession_openai import OpenAIRealtime
 
-    return OpenAIRealtime()
+    return RealTimePipeline(OpenAIRealtime())
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    gemini = os.environ.get("WEATHER_MODEL") == "gemini"
+    kind = os.environ.get("WEATHER_MODEL", "openai")
+    gemini = kind == "gemini"
     if os.environ.get("WEATHER_FAKES") == "1":
         if gemini:
             from agentsession_gemini.fake import GeminiFakes as Fakes
@@ -55,7 +70,7 @@ async def entrypoint(ctx: JobContext) -> None:
         fakes.reply_audio = float(os.environ.get("WEATHER_FAKES_AUDIO", "1"))  # seconds of each spoken answer
         os.environ.update(await fakes.start())
         ctx.add_shutdown_callback(fakes.stop)
-    session = AgentSession(WeatherAgent(), RealTimePipeline(model(gemini)))
+    session = AgentSession(WeatherAgent(), pipeline(kind))
     await session.start(wait_for_participant=True, run_until_shutdown=True)
 
 

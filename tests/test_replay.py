@@ -212,3 +212,29 @@ def test_gemini_live_records_and_replays(tmp_path: Path) -> None:
         in changed.stdout
     assert "(tool_response, tool get_weather) differs:" in changed.stdout
     assert "response.temperature: recorded 18, now 25" in changed.stdout
+
+
+def test_a_cascade_records_and_replays(tmp_path: Path) -> None:
+    """The same on a cascade: OpenAI's streaming transcription (websocket), chat completions and speech (HTTP)."""
+    said = speech(tmp_path / "in.wav", "What is the weather in Paris")
+    env = clean_env(WEATHER_MODEL="cascade", WEATHER_FAKES="1", AGENTSESSION_RECORD="1",
+                    AGENTSESSION_RECORDER_DIR=str(tmp_path / "rec"))
+    done = subprocess.run([sys.executable, str(AGENT), "file", "--input", str(said), "--output",
+                           str(tmp_path / "recorded.wav"), "--speed", "max"],
+                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    (cassette,) = (tmp_path / "rec").glob("*.cassette")
+    assert sorted(json.loads((cassette / "cassette.json").read_text())["links"]) == [
+        "OpenAI HTTP", "OpenAI transcription"]
+    same = replay(cassette, "--speed", "max", "--output", str(tmp_path / "replayed.wav"), WEATHER_MODEL="cascade")
+    assert same.returncode == 0 and "no differences" in same.stdout, same.stdout + same.stderr
+    heard, replayed = agent_audio(tmp_path / "recorded.wav"), agent_audio(tmp_path / "replayed.wav")
+    assert len(heard) > 24000 and np.array_equal(heard, replayed)
+    changed = replay(cassette, "--speed", "max", WEATHER_MODEL="cascade", WEATHER_TEMP="25",
+                     WEATHER_INSTRUCTIONS="Be a pirate.")
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    assert "(POST /v1/chat/completions) differs:" in changed.stdout
+    assert "body.messages[0].content: recorded 'You tell the weather, briefly.', now 'Be a pirate.'" in changed.stdout
+    assert "(POST /v1/chat/completions, tool get_weather) differs:" in changed.stdout
+    assert re.search(r"body\.messages\[\d\]\.content: recorded '.*\"temperature\": 18.*', now '.*\"temperature\": 25",
+                     changed.stdout)

@@ -51,8 +51,24 @@ class LinkTap(Protocol):
                      message: str | bytes) -> None: ...
 
 
-#: the taps of the session whose pipeline is starting (set by the session around ``engine.start``)
+#: the taps of the session running in this context (set by ``session.start()`` before its pipeline starts)
 link_taps: contextvars.ContextVar[tuple[LinkTap, ...]] = contextvars.ContextVar("agentsession_link_taps", default=())
+
+
+def current_link_taps() -> tuple[LinkTap, ...]:
+    """The taps of the session running in this context: for a provider connection that is not a ``ProviderLink``
+    (a cascade's HTTP client, a transcription stream), taken when it is made or when it sends."""
+    return link_taps.get()
+
+
+def tap_message(taps: tuple[LinkTap, ...], link: str, connection: int, direction: Literal["sent", "received"],
+                message: str | bytes) -> None:
+    """Show ``message`` to ``taps`` (one that raises is logged and skipped)."""
+    for tap in taps:
+        try:
+            tap.link_message(link, connection, direction, message)
+        except Exception:
+            logger.exception("a link tap raised")
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,12 +393,8 @@ class ProviderLink(Generic[C, P]):
             self._tap("received", message)
 
     def _tap(self, direction: Literal["sent", "received"], message: str | bytes | Callable[[], str | bytes]) -> None:
-        data = message() if callable(message) else message
-        for tap in self.taps:
-            try:
-                tap.link_message(self.name, max(0, self.connections - 1), direction, data)
-            except Exception:
-                logger.exception("a link tap raised")
+        tap_message(self.taps, self.name, max(0, self.connections - 1), direction,
+                    message() if callable(message) else message)
 
     def describe(self, exc: BaseException) -> str:
         """``exc`` as text, secrets masked."""

@@ -276,9 +276,10 @@ class Replayer(ABC):
     tolerance: float = DEFAULT_TOLERANCE
 
     @abstractmethod
-    async def start(self, connections: list[list[TrafficRecord]]) -> dict[str, str]:
-        """Serve ``connections`` (the recorded traffic of each connection, in order; play each new connection
-        the next one); return the environment that points the provider's SDK here (``OPENAI_BASE_URL``, ...)."""
+    async def start(self, traffic: dict[str, list[list[TrafficRecord]]]) -> dict[str, str]:
+        """Serve ``traffic``: by link (those of the cassette this replayer's factory is registered for), the recorded
+        traffic of each connection, in order (play each new connection the next one). Return the environment that
+        points the provider's SDK here (``OPENAI_BASE_URL``, ...)."""
 
     @abstractmethod
     async def stop(self) -> None:
@@ -302,7 +303,8 @@ class WebSocketReplayer(Replayer):
         self._next = 0
         self._extra: list[str] = []
 
-    async def start(self, connections: list[list[TrafficRecord]]) -> dict[str, str]:
+    async def start(self, traffic: dict[str, list[list[TrafficRecord]]]) -> dict[str, str]:
+        connections = traffic.get(self.link, [])
         many = len(connections) > 1
         self.scripts = [ReplayScript(records, self.audio_size, name=f" on connection {i + 1}" if many else "",
                                      tolerance=self.tolerance) for i, records in enumerate(connections)]
@@ -470,11 +472,14 @@ class ReplayMode(TransportMode):
             saved: dict[str, str | None] = {}
             try:
                 env: dict[str, str] = {REPLAY_ENV: str(cassette.path)}
+                groups: dict[Callable[[], Replayer], list[str]] = {}  # one replayer for the links a factory serves
                 for link in cassette.links:
-                    replayer = available[link]()
+                    groups.setdefault(available[link], []).append(link)
+                for factory, links in groups.items():
+                    replayer = factory()
                     replayer.tolerance = o.tolerance
                     started.append(replayer)
-                    env.update(await replayer.start(cassette.connections(link)))
+                    env.update(await replayer.start({link: cassette.connections(link) for link in links}))
                 saved = {k: os.environ.get(k) for k in env}
                 os.environ.update(env)
                 transport = ReplayTransport(audio, o.output, speed=o.speed, sample_rate=24000)

@@ -316,11 +316,10 @@ class AgentSession:
         try:
             await self._mcp.start(self.agent.mcp_servers)  # MCP
             tools = self._answers.set_tools(self._agent_tools())
-            token = link_taps.set(self._link_taps(pm))  # the links the engine starts now take them
-            try:
-                await engine.start(ModelOptions(self.agent.instructions, tools, self.history))
-            finally:
-                link_taps.reset(token)
+            # the links the engine starts take them, and so does what runs in the tasks the session starts from
+            # here on (a cascade's HTTP requests): the context is this task's, copied by each task it creates
+            link_taps.set(self._link_taps(pm))
+            await engine.start(ModelOptions(self.agent.instructions, tools, self.history))
             if self._closed_early:
                 raise asyncio.CancelledError
         except BaseException as exc:  # a missing API key, or close() meanwhile: leave nothing running

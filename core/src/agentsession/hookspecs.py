@@ -82,7 +82,8 @@ def agentsession_link_tap(session: SessionView) -> Any:
 def agentsession_replayers() -> dict[str, Any]:  # type: ignore[empty-body]
     """Return ``{link name: factory}`` of servers that play a cassette's recorded provider traffic back
     (``factory()`` makes a ``Replayer``, ``agentsession.plugin``); ``python agent.py replay`` uses them. The link
-    name is the ``ProviderLink``'s ``name`` (``"OpenAI Realtime"``)."""
+    name is the ``ProviderLink``'s ``name`` (``"OpenAI Realtime"``) or the name a plugin taps other traffic under.
+    A factory registered for several links makes one replayer for all of them (one server, one base URL)."""
 
 
 @hookspec

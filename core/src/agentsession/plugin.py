@@ -23,6 +23,8 @@ from ._link import (
     ProviderLink,
     Request,
     abort,
+    current_link_taps,
+    tap_message,
 )
 from ._manager import PluginInfo, best_vad, create_manager
 from ._manager import discover as discover_plugins
@@ -45,7 +47,7 @@ from ._pipeline_events import (
 )
 from ._playout import PlayoutBuffer
 from ._ports import JobView, SessionView
-from ._replay import REPLAY_ENV, Replayer, ReplayScript, WebSocketReplayer
+from ._replay import REPLAY_ENV, Replayer, ReplayScript, WebSocketReplayer, diff_values
 from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._stt_stream import BufferedSpeechStream, SpeechEvent, SpeechStream
 from ._tools import FunctionTool, ToolResult
@@ -70,8 +72,9 @@ def transport_modes() -> dict[str, TransportMode]:
 
 __all__ = [
     "CASSETTE_VERSION", "Cassette", "CassetteWriter", "ConversationLog", "Replayer", "ReplayScript", "TrafficRecord",
-    "WebSocketReplayer", "REPLAY_ENV",
+    "WebSocketReplayer", "REPLAY_ENV", "diff_values",
     "DEFAULT_MAX_MESSAGE_SIZE", "AudioBacklog", "AudioChunk", "LinkedRealtimeModel", "LinkProtocol", "LinkTap", "Liveness",
+    "current_link_taps", "tap_message",
     "ProviderLink", "Request", "abort",
     "AgentAudio", "AgentSessionError", "EVENT_NAMES", "EventName", "EventSink", "JobView", "PipelineEngine",
     "SessionEvent", "SessionView", "AgentTranscript", "AudioConverter", "AudioFrame", "BufferedSpeechStream",

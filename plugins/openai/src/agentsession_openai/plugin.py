@@ -43,13 +43,13 @@ def agentsession_fakes() -> dict[str, Any]:
     return {"openai": openai_fakes}
 
 
-def openai_realtime_replayer() -> Any:
-    """Plays a cassette's OpenAI Realtime traffic back (see ``agentsession_openai.replay``)."""
-    from .replay import OpenAIRealtimeReplayer
+def openai_replayer() -> Any:
+    """Plays a cassette's OpenAI traffic back, every link on one port (see ``agentsession_openai.replay``)."""
+    from .replay import OpenAIReplayer
 
-    return OpenAIRealtimeReplayer()
+    return OpenAIReplayer()
 
 
 @hookimpl
 def agentsession_replayers() -> dict[str, Any]:
-    return {"OpenAI Realtime": openai_realtime_replayer}
+    return {"OpenAI Realtime": openai_replayer, "OpenAI transcription": openai_replayer, "OpenAI HTTP": openai_replayer}
