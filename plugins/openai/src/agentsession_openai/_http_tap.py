@@ -47,7 +47,7 @@ def _body(content: bytes, content_type: str) -> Any:
 
 
 class TappedTransport(httpx2.AsyncBaseTransport):
-    """``httpx2.AsyncHTTPTransport`` (the SDK's connection limits), each exchange shown to the link taps."""
+    """``httpx2.AsyncHTTPTransport`` (httpx2's default limits and settings), each exchange shown to the link taps."""
 
     def __init__(self) -> None:
         self._inner = httpx2.AsyncHTTPTransport()
