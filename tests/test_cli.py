@@ -66,7 +66,7 @@ def test_plugins_lists_every_plugin_and_the_broken_one_with_its_error(site: Path
     assert "hooks: agent_state_changed, session_closed, session_started, transports, wake_up" in stub, stub
     assert row(out, "broken")[:4] == ["broken", "agentsession-broken-plugin", "0.0.1", "BROKEN"]
     assert row(out, "recorder")[:4] == ["recorder", "agentsession-recorder", "0.1.0", "loaded"]
-    assert row(out, "(core)")[:6] == ["(core)", "agentsession", "0.1.0", "built-in", "modes:", "file;"]
+    assert row(out, "(core)")[:7] == ["(core)", "agentsession", "0.1.0", "built-in", "modes:", "file,", "replay;"]
     words = " ".join(out.split())  # the notes below the table are wrapped too
     assert "No module named 'agentsession_missing_dependency'" in words
     assert "AGENTSESSION_DISABLE_PLUGINS=broken" in words
@@ -94,8 +94,8 @@ def test_plugins_json(site: Path) -> None:
     broken = plugins["broken"]
     assert broken["status"] == "broken" and broken["distribution"] == "agentsession-broken-plugin"
     assert "ModuleNotFoundError" in broken["error"]
-    assert plugins["recorder"]["hooks"] == ["agentsession_metrics_collected", "agentsession_session_closed",
-                                            "agentsession_session_started"]
+    assert plugins["recorder"]["hooks"] == ["agentsession_link_tap", "agentsession_metrics_collected",
+                                            "agentsession_session_closed", "agentsession_session_started"]
     assert plugins["(core)"]["status"] == "built-in"
 
 

@@ -5,6 +5,7 @@ Everything a user or plugin author needs is importable from here.
 
 from __future__ import annotations
 
+from . import _builtin  # noqa: F401 - core's own plugin (file mode, replay, ...) registers itself
 from ._agent import Agent
 from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame, Reframer, Resampler
 from ._cascade import Cascade, ConversationFlow

@@ -55,8 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--json", action="store_true", help="machine-readable output")
     r = sub.add_parser("report", help="summarise a session recording (agentsession-recorder's .jsonl)")
     r.add_argument("recordings", type=Path, nargs="+", metavar="recording",
-                   help="SESSION.jsonl files, or folders of them (several: each is reported, then the latencies "
-                        "over all of them)")
+                   help="SESSION.jsonl files, SESSION.cassette folders, or folders of recordings (several: each "
+                        "is reported, then the latencies over all of them)")
     r.add_argument("--plot", type=Path, metavar="PNG", help="also draw the conversation timeline to this PNG "
                                                             "(several recordings: PNG-<recording name>.png each)")
     r.add_argument("--json", action="store_true", help="machine-readable output")
@@ -441,7 +441,9 @@ def _report(given: list[Path], plot: Path | None, as_json: bool) -> int:
     code = 0
     paths: list[Path] = []
     for path in given:  # a folder stands for the recordings in it (the recorder's folder, say)
-        if path.is_dir():
+        if path.is_dir() and (path / "cassette.json").is_file():  # a cassette: the recording it carries
+            paths.append(path / "recording.jsonl")
+        elif path.is_dir():
             found = sorted(path.glob("*.jsonl"))
             if not found:
                 print(f"error: {path} holds no recordings (*.jsonl files; record with AGENTSESSION_RECORD=1)",

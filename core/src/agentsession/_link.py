@@ -10,12 +10,13 @@ and loss accounting, planned handovers, the bounded close, and secret masking of
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from ._audio import AudioFrame
 from ._errors import ModelError
@@ -36,6 +37,38 @@ TURN_PADDING = 0.3
 
 C = TypeVar("C")
 P = TypeVar("P")
+
+
+class LinkTap(Protocol):
+    """Sees every message a realtime plugin's link sends and receives (a recorder's cassette, say).
+
+    A plugin returns one from the ``agentsession_link_tap`` hook; each link of the session calls it for every
+    message, on the event loop, as sent or read (``connection``: 0 for the first connection, then one more
+    for each reconnect). Keep it fast: it runs for every audio chunk.
+    """
+
+    def link_message(self, link: str, connection: int, direction: Literal["sent", "received"],
+                     message: str | bytes) -> None: ...
+
+
+#: the taps of the session running in this context (set by ``session.start()`` before its pipeline starts)
+link_taps: contextvars.ContextVar[tuple[LinkTap, ...]] = contextvars.ContextVar("agentsession_link_taps", default=())
+
+
+def current_link_taps() -> tuple[LinkTap, ...]:
+    """The taps of the session running in this context: for a provider connection that is not a ``ProviderLink``
+    (a cascade's HTTP client, a transcription stream), taken when it is made or when it sends."""
+    return link_taps.get()
+
+
+def tap_message(taps: tuple[LinkTap, ...], link: str, connection: int, direction: Literal["sent", "received"],
+                message: str | bytes) -> None:
+    """Show ``message`` to ``taps`` (one that raises is logged and skipped)."""
+    for tap in taps:
+        try:
+            tap.link_message(link, connection, direction, message)
+        except Exception:
+            logger.exception("a link tap raised")
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,11 +348,16 @@ class ProviderLink(Generic[C, P]):
         self._handover_reason = ""
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: the session's taps (:class:`LinkTap`), taken at :meth:`start`; the plugin reports each message with
+        #: :meth:`tap_sent`/:meth:`tap_received`
+        self.taps: tuple[LinkTap, ...] = ()
+        self.connections = 0  # connections opened so far
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Open the first connection (a ``ModelError`` if it cannot be had), then keep the link up."""
+        self.taps = link_taps.get()
         try:
             conn = await self._open(first=True)
         except ModelError as exc:
@@ -343,6 +381,20 @@ class ProviderLink(Generic[C, P]):
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def tap_sent(self, message: str | bytes | Callable[[], str | bytes]) -> None:
+        """The plugin sent ``message`` (or a callable making it, called only when a tap listens)."""
+        if self.taps:
+            self._tap("sent", message)
+
+    def tap_received(self, message: str | bytes) -> None:
+        """The plugin read ``message`` from the provider."""
+        if self.taps:
+            self._tap("received", message)
+
+    def _tap(self, direction: Literal["sent", "received"], message: str | bytes | Callable[[], str | bytes]) -> None:
+        tap_message(self.taps, self.name, max(0, self.connections - 1), direction,
+                    message() if callable(message) else message)
 
     def describe(self, exc: BaseException) -> str:
         """``exc`` as text, secrets masked."""
@@ -487,6 +539,7 @@ class ProviderLink(Generic[C, P]):
     # ------------------------------------------------------------------ connection
 
     async def _open(self, first: bool) -> C:
+        self.connections += 1  # before link_open: its messages (the session's setup) belong to this connection
         async with asyncio.timeout(self.connect_timeout):  # a server that stalls now fails the attempt
             conn = await self.protocol.link_open(first)
         self.conn = conn

@@ -74,16 +74,25 @@ def discover(*, reload: bool = False) -> list[PluginInfo]:
     ]
 
 
+_BUILTINS: list[ModuleType] = []  # core's own plugin (``_builtin``), registered when ``agentsession`` is imported
+
+
+def register_builtin(module: ModuleType) -> None:
+    """Core's own hook implementations (file mode, replay, the parrot, the energy VAD): in every manager, first.
+    ``_builtin`` calls this on import; ``agentsession/__init__`` imports it, so no module below needs to."""
+    if module not in _BUILTINS:
+        _BUILTINS.append(module)
+
+
 def create_manager(extra: list[object] | tuple[object, ...] = ()) -> pluggy.PluginManager:
     """A plugin manager with core's built-ins, every discovered entry point and ``extra`` plugins.
 
     Raises ``PluginError`` for an entry point that failed to import (unless it is disabled).
     """
-    from . import _builtin
-
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
-    pm.register(_builtin, name="agentsession.builtin")
+    for builtin in _BUILTINS:
+        pm.register(builtin, name="agentsession.builtin")
     for info in discover():
         if info.blocked:
             continue

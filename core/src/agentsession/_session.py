@@ -38,6 +38,7 @@ from ._events import (
     check_event_name,
 )
 from ._hooks import HookCaller
+from ._link import LinkTap, link_taps
 from ._manager import best_vad, create_manager
 from ._mcp import MCPTools
 from ._models import VAD, ModelOptions, PipelineEngine, RealtimeModel
@@ -322,6 +323,9 @@ class AgentSession:
         try:
             await self._mcp.start(self.agent.mcp_servers)  # MCP
             tools = self._answers.set_tools(self._agent_tools())
+            # the links the engine starts take them, and so does what runs in the tasks the session starts from
+            # here on (a cascade's HTTP requests): the context is this task's, copied by each task it creates
+            link_taps.set(self._link_taps(pm))
             await engine.start(ModelOptions(self.agent.instructions, tools, self.history))
             if self._closed_early:
                 raise asyncio.CancelledError
@@ -349,6 +353,19 @@ class AgentSession:
         hooks.call_now("agentsession_session_started", session=self)
         self._update_states()
         self._spawn(self._guarded(self.agent.on_enter(), "on_enter"), "on_enter")
+
+    def _link_taps(self, pm: Any) -> tuple[LinkTap, ...]:
+        """What the plugins' ``agentsession_link_tap`` return (one that raises is logged and skipped)."""
+        taps: list[LinkTap] = []
+        for impl in pm.hook.agentsession_link_tap.get_hookimpls():
+            try:
+                tap = impl.function(session=self)
+            except Exception:
+                logger.exception("plugin %r raised in agentsession_link_tap", impl.plugin_name)
+                continue
+            if tap is not None:
+                taps.append(tap)
+        return tuple(taps)
 
     async def say(self, message: str | None = None, *, interruptible: bool | None = None,
                   allow_interruptions: bool | None = None, wait_for_playback: bool = False,

@@ -72,6 +72,21 @@ def agentsession_session_started(session: SessionView) -> None:
 
 
 @hookspec
+def agentsession_link_tap(session: SessionView) -> Any:
+    """The session is about to start its pipeline: return a ``LinkTap`` (``agentsession.plugin``) to see every
+    message its realtime model's provider link sends and receives, or ``None``. Runs on the event loop, before
+    ``agentsession_session_started`` (the recorder's cassettes use it)."""
+
+
+@hookspec
+def agentsession_replayers() -> dict[str, Any]:  # type: ignore[empty-body]
+    """Return ``{link name: factory}`` of servers that play a cassette's recorded provider traffic back
+    (``factory()`` makes a ``Replayer``, ``agentsession.plugin``); ``python agent.py replay`` uses them. The link
+    name is the ``ProviderLink``'s ``name`` (``"OpenAI Realtime"``) or the name a plugin taps other traffic under.
+    A factory registered for several links makes one replayer for all of them (one server, one base URL)."""
+
+
+@hookspec
 def agentsession_session_closed(session: SessionView, reason: str) -> None:
     """The session closed for ``reason``."""
 

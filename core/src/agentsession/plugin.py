@@ -7,6 +7,7 @@ imports ``agentsession._*``: everything it may rely on is here.
 from __future__ import annotations
 
 from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame, Reframer, Resampler
+from ._cassette import CASSETTE_VERSION, Cassette, CassetteWriter, ConversationLog, TrafficRecord
 from ._chat import ChatContext, ChatItem, ChatMessage, ChatRole, FunctionCall, FunctionCallOutput
 from ._errors import AgentSessionError, ModelError, PluginError
 from ._events import EVENT_NAMES, EventName, SessionEvent
@@ -17,10 +18,13 @@ from ._link import (
     AudioChunk,
     LinkedRealtimeModel,
     LinkProtocol,
+    LinkTap,
     Liveness,
     ProviderLink,
     Request,
     abort,
+    current_link_taps,
+    tap_message,
 )
 from ._manager import PluginInfo, best_vad, create_manager
 from ._manager import discover as discover_plugins
@@ -43,6 +47,7 @@ from ._pipeline_events import (
 )
 from ._playout import PlayoutBuffer
 from ._ports import JobView, SessionView
+from ._replay import REPLAY_ENV, Replayer, ReplayScript, WebSocketReplayer, diff_values
 from ._secrets import RedactingFilter, env_secret, mask, protect_secret, redact
 from ._stt_stream import BufferedSpeechStream, SpeechEvent, SpeechStream
 from ._tools import FunctionTool, ToolResult
@@ -66,7 +71,10 @@ def transport_modes() -> dict[str, TransportMode]:
     return modes()
 
 __all__ = [
-    "DEFAULT_MAX_MESSAGE_SIZE", "AudioBacklog", "AudioChunk", "LinkedRealtimeModel", "LinkProtocol", "Liveness",
+    "CASSETTE_VERSION", "Cassette", "CassetteWriter", "ConversationLog", "Replayer", "ReplayScript", "TrafficRecord",
+    "WebSocketReplayer", "REPLAY_ENV", "diff_values",
+    "DEFAULT_MAX_MESSAGE_SIZE", "AudioBacklog", "AudioChunk", "LinkedRealtimeModel", "LinkProtocol", "LinkTap", "Liveness",
+    "current_link_taps", "tap_message",
     "ProviderLink", "Request", "abort",
     "AgentAudio", "AgentSessionError", "EVENT_NAMES", "EventName", "EventSink", "JobView", "PipelineEngine",
     "SessionEvent", "SessionView", "AgentTranscript", "AudioConverter", "AudioFrame", "BufferedSpeechStream",

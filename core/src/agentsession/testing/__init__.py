@@ -17,6 +17,7 @@ from ._link_contract import (
     slow_loris,
     voice_pcm,
 )
+from ._replay import ReplayResult, assert_replays, replay_cassette
 from ._stt_stream_contract import STTStreamContract, frames_of
 from ._turn_orders import LOCAL_VAD_ORDERS, MODEL_EVENTS, CuedVAD, TurnWatch
 from ._waiting import read_events, wait_for_state
@@ -26,6 +27,9 @@ __all__ = [
     "LOCAL_VAD_ORDERS",
     "MODEL_EVENTS",
     "TurnWatch",
+    "ReplayResult",
+    "assert_replays",
+    "replay_cassette",
     "EventRecorder",
     "ProviderLinkContract",
     "every",

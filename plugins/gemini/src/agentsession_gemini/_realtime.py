@@ -15,6 +15,7 @@ from typing import Any
 
 from google import genai
 from google.genai import errors, types
+from websockets.asyncio.client import ClientConnection
 
 from agentsession.plugin import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -190,7 +191,7 @@ class GeminiRealtime(LinkedRealtimeModel):
         self.config = config if config is not None else GeminiLiveConfig()
         self._credentials = Credentials(
             "GeminiRealtime", api_key=api_key, vertexai=vertexai, project=project, location=location,
-            http_options=_live_http_options(http_options, close_timeout, max_message_size),
+            http_options=_live_http_options(http_options, close_timeout, max_message_size, self._tapped()),
         )
         self._link: ProviderLink[_Live, _Send] = ProviderLink(
             self, self.channel, name="Gemini Live", connect_timeout=connect_timeout,
@@ -375,6 +376,23 @@ class GeminiRealtime(LinkedRealtimeModel):
             self._hand_over_when_idle("reconnecting with the new agent's setup")
         logger.info("connected to Gemini Live %s (%s)", self.model, "resumed" if handle else "new")
         return live
+
+    def _tapped(self) -> type[ClientConnection]:
+        """The SDK's websocket class, with every message sent and received shown to the link's taps (a recorder's
+        cassette). Given to ``websockets.connect`` as ``create_connection``, through ``async_client_args``."""
+        model = self
+
+        class TappedConnection(ClientConnection):
+            async def send(self, message: Any, text: bool | None = None) -> None:
+                model._link.tap_sent(message)
+                await super().send(message, text=text)
+
+            async def recv(self, decode: bool | None = None) -> Any:
+                message = await super().recv(decode)
+                model._link.tap_received(message)
+                return message
+
+        return TappedConnection
 
     def link_socket(self, conn: _Live) -> Any:
         return getattr(conn.session, "_ws", None)  # the SDK's websocket
@@ -645,14 +663,16 @@ class GeminiRealtime(LinkedRealtimeModel):
 
 
 def _live_http_options(options: types.HttpOptions | None, close_timeout: float,
-                       max_message_size: int | None) -> types.HttpOptions:
-    """``options`` with websockets' ``close_timeout`` (10 s by default) bounded by ours and its ``max_size`` ours
-    (a larger inbound message fails the socket, which the link reconnects): the SDK passes the
-    ``async_client_args`` that ``websockets.connect`` takes on to it, and drops them from its HTTP clients'."""
+                       max_message_size: int | None, connection: type[ClientConnection]) -> types.HttpOptions:
+    """``options`` with websockets' ``close_timeout`` (10 s by default) bounded by ours, its ``max_size`` ours
+    (a larger inbound message fails the socket, which the link reconnects) and ``connection`` as its
+    ``create_connection`` (the link's taps): the SDK passes the ``async_client_args`` that ``websockets.connect``
+    takes on to it, and drops them from its HTTP clients'."""
     options = options if options is not None else types.HttpOptions()
     args = dict(options.async_client_args or {})
     args.setdefault("close_timeout", close_timeout)
     args.setdefault("max_size", max_message_size)
+    args.setdefault("create_connection", connection)
     return options.model_copy(update={"async_client_args": args})
 
 

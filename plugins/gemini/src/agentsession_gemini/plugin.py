@@ -54,3 +54,15 @@ def gemini_fakes() -> Any:
 @hookimpl
 def agentsession_fakes() -> dict[str, Any]:
     return {"gemini": gemini_fakes}
+
+
+def gemini_live_replayer() -> Any:
+    """Plays a cassette's Gemini Live traffic back (see ``agentsession_gemini.replay``)."""
+    from .replay import GeminiLiveReplayer
+
+    return GeminiLiveReplayer()
+
+
+@hookimpl
+def agentsession_replayers() -> dict[str, Any]:
+    return {"Gemini Live": gemini_live_replayer}

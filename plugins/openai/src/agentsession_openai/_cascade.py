@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import wave
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal
@@ -142,6 +143,7 @@ class OpenAISTT(_OpenAIHTTP, STT):
         self.turn_detection = turn_detection
         self.noise_reduction = noise_reduction
         self._streams: set[OpenAISpeechStream] = set()
+        self._stream_count = itertools.count()
 
     def stream(self, *, language: str | None = None) -> OpenAISpeechStream:
         """A live transcription over its own websocket; ``turn_detection=None`` leaves utterance ends to
@@ -149,7 +151,7 @@ class OpenAISTT(_OpenAIHTTP, STT):
         stream = OpenAISpeechStream(
             lambda: self.client, model=self.model, language=language or self.language, prompt=self.prompt,
             turn_detection=self.turn_detection, noise_reduction=self.noise_reduction,
-            on_close=self._streams.discard)
+            on_close=self._streams.discard, connection=next(self._stream_count))
         self._streams.add(stream)
         return stream
 

@@ -9,6 +9,8 @@ from openai import APIStatusError, AsyncOpenAI
 
 from agentsession import ModelError, env_secret, protect_secret
 
+from ._http_tap import tapped_http_client
+
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 
@@ -37,6 +39,7 @@ def make_client(api_key: str | None, what: str, base_url: str | None, websocket_
         base_url=base_url,
         websocket_base_url=websocket_base_url,
         max_retries=max_retries,
+        http_client=tapped_http_client(),  # the SDK's default client; a recorder's cassette sees its traffic
     )
 
 

@@ -381,18 +381,18 @@ class OpenAIRealtime(LinkedRealtimeModel):
             # the first connection's refusal is the user's to fix; a reconnect's may pass (but for a key refused)
             raise ModelError(str(error), recoverable=not first and status != 401, code=error.code) from None
         try:
-            await conn.send({"type": "session.update", "session": self._session_config()})
-            await _session_updated(conn)
+            await self._put(conn, {"type": "session.update", "session": self._session_config()})
+            await _session_updated(conn, self._link)
             replayed = [_chat_item(item) for item in self._chat_ctx.items]
             items = [item for item in replayed if item is not None]
             for item in items:
-                await conn.send({"type": "conversation.item.create", "item": item})
+                await self._put(conn, {"type": "conversation.item.create", "item": item})
             while self._missed:  # sent while we were away and not yet in the replayed history
                 item = self._missed[0]
                 if item in items:
                     items.remove(item)
                 else:
-                    await conn.send({"type": "conversation.item.create", "item": item})
+                    await self._put(conn, {"type": "conversation.item.create", "item": item})
                 self._missed.pop(0)
         except BaseException:
             abort(conn._connection)  # given up on: no closing handshake to wait for
@@ -426,14 +426,16 @@ class OpenAIRealtime(LinkedRealtimeModel):
             # 10 appends a second per session); the shape is the SDK's own and the tests' fake server validates
             # it against the SDK's client-event types
             audio = base64.b64encode(chunk.frame.to_bytes()).decode("ascii")
-            await conn.send_raw(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+            message = json.dumps({"type": "input_audio_buffer.append", "audio": audio})
+            self._link.tap_sent(message)
+            await conn.send_raw(message)
 
     async def link_send_request(self, conn: AsyncRealtimeConnection,
                                 request: Request[RealtimeResponseCreateParamsParam]) -> None:
         request.key = f"as_{uuid.uuid4().hex[:16]}"
         params: RealtimeResponseCreateParamsParam = {**request.payload, "metadata": {_RESPONSE_ID_KEY: request.rid}}
         self._link.liveness.expect(request.key, "response.create", self._link.now())
-        await conn.send({"type": "response.create", "event_id": request.key, "response": params})
+        await self._put(conn, {"type": "response.create", "event_id": request.key, "response": params})
 
     def link_lost(self, reason: str, dropped: bool) -> None:
         current = self._current
@@ -448,6 +450,7 @@ class OpenAIRealtime(LinkedRealtimeModel):
         server-event union costs ~56 us, 50 times a second), anything else as the SDK's typed event."""
         kind: object = "?"
         link = self._link
+        link.tap_received(raw)
         try:
             data = json.loads(raw)
             kind = data.get("type") if isinstance(data, dict) else None
@@ -473,7 +476,12 @@ class OpenAIRealtime(LinkedRealtimeModel):
 
     async def _send(self, event: RealtimeClientEventParam) -> bool:
         conn = self._link.conn
-        return conn is not None and await self._link.send(lambda: conn.send(event))
+        return conn is not None and await self._link.send(lambda: self._put(conn, event))
+
+    async def _put(self, conn: AsyncRealtimeConnection, event: RealtimeClientEventParam) -> None:
+        """Send ``event`` on ``conn`` (every client event but the audio goes through here, for the link's taps)."""
+        self._link.tap_sent(lambda: json.dumps(event))
+        await conn.send(event)
 
     async def _send_item(self, item: ConversationItemParam) -> None:
         if not await self._send({"type": "conversation.item.create", "item": item}):
@@ -653,9 +661,11 @@ class OpenAIRealtime(LinkedRealtimeModel):
         link.error(f"OpenAI Realtime: {error.message}", recoverable=not fatal, code=code)
 
 
-async def _session_updated(conn: AsyncRealtimeConnection) -> None:
+async def _session_updated(conn: AsyncRealtimeConnection, link: ProviderLink[Any, Any]) -> None:
     while True:
-        event = await conn.recv()
+        raw = await conn.recv_bytes()
+        link.tap_received(raw)
+        event = conn.parse_event(raw)
         if event.type == "session.updated":
             return
         if event.type == "error":

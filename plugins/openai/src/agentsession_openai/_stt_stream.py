@@ -25,9 +25,12 @@ from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from agentsession import AudioConverter, AudioFrame, ModelError, SpeechEvent, SpeechStream, redact
+from agentsession.plugin import current_link_taps, tap_message
 
 from ._client import refused
 
+#: the link name a transcription stream's traffic is tapped under (a cassette's)
+STT_LINK = "OpenAI transcription"
 logger = logging.getLogger("agentsession.openai.stt")
 
 SAMPLE_RATE = 24000  # the only PCM rate a transcription session takes
@@ -58,7 +61,9 @@ class OpenAISpeechStream(SpeechStream):
         noise_reduction: str | None = None,
         connect_timeout: float = 10.0,
         on_close: Callable[[OpenAISpeechStream], None] | None = None,
+        connection: int = 0,
     ) -> None:
+        """``connection``: which of its STT's streams this is (the cassette's connection number)."""
         super().__init__()
         self.model = model
         self.language = language
@@ -68,6 +73,8 @@ class OpenAISpeechStream(SpeechStream):
         self.connect_timeout = connect_timeout
         self._client = client
         self._on_close = on_close
+        self._taps = current_link_taps()  # the session's (a recorder's cassette), seeing each message
+        self._connection = connection
         self._converter = AudioConverter(SAMPLE_RATE)
         self._outbox: asyncio.Queue[_Send | object] = asyncio.Queue()
         self._input_ended = False
@@ -188,8 +195,8 @@ class OpenAISpeechStream(SpeechStream):
             raise ModelError(f"could not connect to the OpenAI Realtime API ({type(exc).__name__})",
                              recoverable=True, code="connect_failed") from None
         self._conn = conn
-        await conn.send({"type": "session.update", "event_id": _SESSION_EVENT,  # type: ignore[arg-type]
-                         "session": self._session_config()})
+        await self._put(conn, {"type": "session.update", "event_id": _SESSION_EVENT,
+                               "session": self._session_config()})
         logger.info("transcribing with %s over the OpenAI Realtime API", self.model)
         return conn
 
@@ -205,11 +212,18 @@ class OpenAISpeechStream(SpeechStream):
             assert isinstance(item, dict)
             if item["type"] == "input_audio_buffer.commit":
                 self._pending_commits.append(item["event_id"])
-            await conn.send(item)  # type: ignore[arg-type]
+            await self._put(conn, item)
+
+    async def _put(self, conn: AsyncRealtimeConnection, event: dict[str, Any]) -> None:
+        if self._taps:
+            tap_message(self._taps, STT_LINK, self._connection, "sent", json.dumps(event))
+        await conn.send(event)  # type: ignore[arg-type]
 
     async def _read_loop(self, conn: AsyncRealtimeConnection) -> None:
         while not self.finished:
             raw = await conn.recv_bytes()
+            if self._taps:
+                tap_message(self._taps, STT_LINK, self._connection, "received", raw)
             try:
                 data = json.loads(raw)
             except ValueError:

@@ -41,3 +41,15 @@ def openai_fakes() -> Any:
 @hookimpl
 def agentsession_fakes() -> dict[str, Any]:
     return {"openai": openai_fakes}
+
+
+def openai_replayer() -> Any:
+    """Plays a cassette's OpenAI traffic back, every link on one port (see ``agentsession_openai.replay``)."""
+    from .replay import OpenAIReplayer
+
+    return OpenAIReplayer()
+
+
+@hookimpl
+def agentsession_replayers() -> dict[str, Any]:
+    return {"OpenAI Realtime": openai_replayer, "OpenAI transcription": openai_replayer, "OpenAI HTTP": openai_replayer}

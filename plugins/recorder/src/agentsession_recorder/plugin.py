@@ -1,6 +1,8 @@
 """The recorder's hook implementations (entry point ``recorder`` in group ``agentsession``). They record
 only when ``AGENTSESSION_RECORD=1``: installing the plugin alone records nothing.
 
+``agentsession_link_tap`` (on the event loop, before the pipeline starts) makes the session's cassette writer
+(``<recording>.cassette``: the provider traffic and the user's audio, for ``python agent.py replay``).
 ``agentsession_session_started`` runs on the event loop: it opens the session's file and subscribes to the
 session's events, which arrive on the loop with exact timestamps. ``agentsession_metrics_collected`` and
 ``agentsession_session_closed`` run on the session's observer thread; ``SessionRecorder`` is thread-safe.
@@ -14,6 +16,7 @@ import threading
 from typing import Any
 
 from agentsession import AgentSession, ChatMessage, TurnMetrics, hookimpl
+from agentsession.plugin import REPLAY_ENV, CassetteWriter
 
 from ._recorder import DIR_ENV, FORMAT, RECORD_ENV, SessionRecorder, logger, recording_enabled
 from ._wav import ConversationWav
@@ -24,6 +27,7 @@ WAV_ENV = "AGENTSESSION_RECORDER_WAV"
 _lock = threading.Lock()
 _recorders: dict[AgentSession, SessionRecorder] = {}
 _wavs: dict[AgentSession, ConversationWav] = {}
+_cassettes: dict[AgentSession, CassetteWriter] = {}
 _hinted = False  # the hint about AGENTSESSION_RECORDER_DIR without AGENTSESSION_RECORD was logged
 
 
@@ -31,6 +35,17 @@ def recorder_for(session: AgentSession) -> SessionRecorder | None:
     """The recorder of a running ``session`` (None once it closed)."""
     with _lock:
         return _recorders.get(session)
+
+
+@hookimpl
+def agentsession_link_tap(session: AgentSession) -> CassetteWriter | None:
+    """The session's cassette: what its provider links send and receive, from their first message."""
+    if not recording_enabled() or os.environ.get(REPLAY_ENV):  # a replay's answers are the cassette's, not new
+        return None
+    writer = CassetteWriter(session)
+    with _lock:
+        _cassettes[session] = writer
+    return writer
 
 
 @hookimpl
@@ -52,6 +67,11 @@ def agentsession_session_started(session: AgentSession) -> None:
         transport=type(session.transport).__name__, tools=sorted(t.name for t in session.agent.tools),
     )
     _subscribe(session, rec)
+    with _lock:
+        cassette = _cassettes.get(session)
+    if cassette is not None:
+        cassette.open(rec.path.with_suffix(".cassette"))
+        rec.record("recording_cassette", rec.started, cassette=rec.path.with_suffix(".cassette").name)
     if os.environ.get(WAV_ENV, "").strip().lower() in ("1", "true", "yes"):
         wav = ConversationWav(rec.path.with_suffix(".wav"))
         with _lock:
@@ -75,12 +95,15 @@ def agentsession_session_closed(session: AgentSession, reason: str) -> None:
     with _lock:
         rec = _recorders.pop(session, None)
         wav = _wavs.pop(session, None)
+        cassette = _cassettes.pop(session, None)
     if wav is not None:
         wav.close()
         if wav.late_samples and rec is not None:
             rec.record("audio_late", None, dropped_seconds=round(wav.late_samples / 24000, 3))
     if rec is not None:
         rec.close()
+    if cassette is not None:
+        cassette.close(rec.path if rec is not None else None)
 
 
 def _subscribe(session: AgentSession, rec: SessionRecorder) -> None:
