@@ -11,7 +11,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agentsession import Agent, AgentSession, AgentState, AudioFrame, ChatMessage, RealTimePipeline, function_tool
+from agentsession import (
+    TTS,
+    Agent,
+    AgentSession,
+    AgentState,
+    AudioFrame,
+    ChatMessage,
+    Pipeline,
+    RealTimePipeline,
+    function_tool,
+)
 from agentsession.testing import FakeTransport, tone, virtual_clock, wait_for_state
 from agentsession_openai import OpenAIRealtime
 from agentsession_openai.fake.realtime import API_KEY, FakeRealtimeServer
@@ -302,3 +312,41 @@ async def test_handoff_changes_instructions_and_tools_in_place() -> None:
         finally:
             await session.close()
             await transport.close()
+
+
+class SteadyTTS(TTS):
+    """A TTS that speaks 10 ms of a steady level per character (so its audio is told from the model's)."""
+
+    sample_rate = 24000
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+        self.texts.append(text)
+        samples = np.full((240 * len(text), 1), 1234, dtype=np.int16)
+        yield AudioFrame(samples, 24000)
+
+
+@virtual_clock
+async def test_hybrid_mode_the_model_answers_in_text_and_the_tts_speaks() -> None:
+    """VideoSDK's hybrid mode: ``Pipeline(llm=OpenAIRealtime(), tts=...)`` asks the model for text only."""
+    async with FakeRealtimeServer() as server:
+        model = OpenAIRealtime(api_key=API_KEY, base_url=server.base_url, reconnect_delay=0.01)
+        tts = SteadyTTS()
+        transport = FakeTransport()
+        await transport.start()
+        session = AgentSession(WeatherAgent(), Pipeline(llm=model, tts=tts))
+        said: list[str] = []
+        session.on("agent_transcript", lambda d: d["final"] and said.append(d["text"]))
+        await session.start(transport=transport)
+        handle = await session.say(GREETING)
+        await handle
+        updates = server.current.of_type("session.update")
+        assert updates and all(u.session.output_modalities == ["text"] for u in updates)
+        assert "".join(tts.texts).strip() and said and said[-1] in "".join(tts.texts)
+        assert np.all(transport.output[np.abs(transport.output) > 0] == 1234)  # the TTS's voice, not the model's
+        assert len(transport.output) == 240 * sum(map(len, tts.texts))
+        await session.close()
+        await transport.close()
+        assert server.protocol_errors == []

@@ -159,6 +159,9 @@ class GeminiRealtime(LinkedRealtimeModel):
     keyword given wins over the config.
     """
 
+    #: it answers in text when asked (``Pipeline(llm=GeminiRealtime(), tts=...)``: VideoSDK's hybrid mode)
+    supports_text_output = True
+
     provider = "gemini"
     #: automatic activity detection sends no "user started speaking": the session runs its own VAD
     reports_user_speech = False
@@ -335,7 +338,8 @@ class GeminiRealtime(LinkedRealtimeModel):
         voice = types.VoiceConfig(prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=self.voice))
         instructions = self._options.instructions
         return types.LiveConnectConfig(
-            response_modalities=[types.Modality.AUDIO if self.config.audio else types.Modality.TEXT],
+            response_modalities=[types.Modality.AUDIO if self.config.audio and not self.text_output
+                                 else types.Modality.TEXT],
             speech_config=types.SpeechConfig(voice_config=voice, language_code=self.language),
             system_instruction=types.Content(parts=[types.Part(text=instructions)]) if instructions else None,
             tools=[types.Tool(function_declarations=declarations)] if declarations else None,

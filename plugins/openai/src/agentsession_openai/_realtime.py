@@ -189,6 +189,9 @@ class OpenAIRealtime(LinkedRealtimeModel):
     keyword given wins over the config. The server is ``base_url``, else the SDK's ``OPENAI_BASE_URL``.
     """
 
+    #: it answers in text when asked (``Pipeline(llm=OpenAIRealtime(), tts=...)``: VideoSDK's hybrid mode)
+    supports_text_output = True
+
     provider = "openai"
     input_sample_rate = SAMPLE_RATE
 
@@ -356,7 +359,7 @@ class OpenAIRealtime(LinkedRealtimeModel):
         config: dict[str, Any] = {
             "type": "realtime",
             "instructions": self._instructions,
-            "output_modalities": list(self.output_modalities),
+            "output_modalities": ["text"] if self.text_output else list(self.output_modalities),
             "audio": {"input": audio_in, "output": audio_out},
             "tools": self._tool_schemas(),
             "tool_choice": self.tool_choice,
