@@ -335,18 +335,22 @@ class Cascade(PipelineEngine):
             await self._on_final(event.text.strip())
 
     async def _listen_through_hook(self, hook: Callable[[AsyncIterator[Any]], AsyncIterator[Any]]) -> None:
-        """The ``"stt"`` hook between the utterances and the STT: it gets each utterance's audio and yields
-        the speech events it keeps (``run_stt`` transcribes)."""
+        """The ``"stt"`` hook between the utterances and the STT: it gets each utterance's audio as mono 16-bit PCM
+        bytes (VideoSDK's hooks read ``len(audio)`` as a byte count) and yields the speech events it keeps
+        (``run_stt`` transcribes bytes at that rate, or ``AudioFrame``s)."""
         queue: asyncio.Queue[AudioFrame | None] = asyncio.Queue()
         self._hook_audio = queue
+        rate = self.stt.sample_rate  # the utterances' rate once the first came
 
-        async def utterances() -> AsyncIterator[AudioFrame]:
+        async def utterances() -> AsyncIterator[bytes]:
+            nonlocal rate
             while (audio := await queue.get()) is not None:
-                yield audio
+                rate = audio.sample_rate
+                yield audio.to_mono().to_bytes()
 
         async def transcribe(audio: AsyncIterator[Any]) -> AsyncIterator[SpeechEvent]:
             async for chunk in audio:
-                frame = chunk if isinstance(chunk, AudioFrame) else AudioFrame.from_bytes(bytes(chunk), self.stt.sample_rate)
+                frame = chunk if isinstance(chunk, AudioFrame) else AudioFrame.from_bytes(bytes(chunk), rate)
                 try:
                     text = await self.stt.transcribe(frame)
                 except Exception as exc:  # noqa: BLE001 - a failed utterance is a final with its error
