@@ -17,6 +17,7 @@ import numpy as np
 from ._agent import Agent
 from ._audio import AudioConverter, AudioFrame
 from ._chat import ChatContext
+from ._context_window import ContextWindow
 from ._fallback import FallbackBase
 from ._models import LLM, STT, TTS, VAD, EventChannel, EventSink, ModelOptions, PipelineEngine
 from ._pipeline_events import (
@@ -172,10 +173,12 @@ class Cascade(PipelineEngine):
         streaming_stt: bool | None = None,
         hooks: PipelineHooks | None = None,
         conversation_flow: ConversationFlow | None = None,
+        context_window: ContextWindow | None = None,
         llm_timeout: float = 30.0,
         tts_timeout: float = 15.0,
     ) -> None:
         self.stt, self.llm, self.tts = stt, llm, tts
+        self.context_window = context_window
         self.vad = vad if vad is not None else EnergyVAD()
         self._utterances = UtteranceCollector(self.vad, preroll=float(getattr(self.vad, "prefix_padding", 0.3)))
         self.turn_detector = turn_detector
@@ -482,6 +485,8 @@ class Cascade(PipelineEngine):
         spoken: list[str] = []
 
         async def llm_text() -> AsyncIterator[str]:
+            if self.context_window is not None:  # the history within its budget (in place: the session's own)
+                await self.context_window.manage(self._options.chat_ctx, self.llm)
             ctx = self._context(user_text, instructions)  # now: the flow may have changed the history
             asked = loop.time()
             try:

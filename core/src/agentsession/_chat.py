@@ -14,7 +14,10 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, NoReturn, TypeAlias, cast, get_args, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, TypeAlias, cast, get_args, overload
+
+if TYPE_CHECKING:
+    from ._models import LLM
 
 __all__ = [
     "AgentConfigUpdate",
@@ -453,6 +456,13 @@ class ChatContext:
         item.audio_duration = heard
         return item
 
+    async def summarize(self, llm: LLM, *, keep_recent_turns: int = 3) -> ChatContext:
+        """Sum up the turns before the last ``keep_recent_turns`` user messages in one assistant message written
+        by ``llm`` (VideoSDK's); instructions, handoffs, config updates and earlier summaries stay. In place."""
+        from ._context_window import summarize
+
+        return await summarize(self, llm, keep_recent_turns=keep_recent_turns)
+
     def estimated_tokens(self) -> int:
         """A rough token count (about 4 characters a token, 4 per item)."""
         return sum(_estimate_tokens(item) for item in self._items)
@@ -468,7 +478,8 @@ class ChatContext:
             (i for i in reversed(self._items) if isinstance(i, ChatMessage) and i.role == "user"), None
         )
         protected = {id(i) for i in (instructions, last_user) if i is not None}
-        protected |= {id(i) for i in self._items if isinstance(i, _STRUCTURAL)}
+        protected |= {id(i) for i in self._items if isinstance(i, _STRUCTURAL)
+                      or (isinstance(i, ChatMessage) and i.extra.get("summary"))}  # ContextWindow's summaries
         items = list(self._items)
 
         def over() -> bool:
