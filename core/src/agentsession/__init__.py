@@ -22,6 +22,7 @@ from ._chat import (
     ReadOnlyChatContext,
 )
 from ._clock import VirtualClockEventLoop, run_virtual
+from ._context_window import ContextWindow
 from ._emitter import EventEmitter
 from ._errors import AgentSessionError, ModelError, PluginError
 from ._events import EVENT_NAMES, EventName, SessionEvent
@@ -115,7 +116,7 @@ __all__ = [
 
 # VideoSDK 1.0 names (``videosdk.agents``) that have a meaning here
 __all__ += [
-    "AgentConfigUpdate", "AgentHandoff", "ChatContent", "FlushMarker", "LLMResponse", "ReadOnlyChatContext",
+    "AgentConfigUpdate", "AgentHandoff", "ChatContent", "ContextWindow", "FlushMarker", "LLMResponse", "ReadOnlyChatContext",
     "STTResponse", "SpeechData", "SpeechEventType", "VADData", "VADEventType", "VADResponse", "FunctionToolInfo",
     "build_openai_schema", "get_tool_info", "is_function_tool", "segment_text",
 ]

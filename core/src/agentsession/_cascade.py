@@ -17,6 +17,7 @@ import numpy as np
 from ._agent import Agent
 from ._audio import AudioConverter, AudioFrame
 from ._chat import ChatContext
+from ._context_window import ContextWindow
 from ._fallback import FallbackBase
 from ._models import LLM, STT, TTS, VAD, EventChannel, EventSink, ModelOptions, PipelineEngine
 from ._pipeline_events import (
@@ -172,10 +173,12 @@ class Cascade(PipelineEngine):
         streaming_stt: bool | None = None,
         hooks: PipelineHooks | None = None,
         conversation_flow: ConversationFlow | None = None,
+        context_window: ContextWindow | None = None,
         llm_timeout: float = 30.0,
         tts_timeout: float = 15.0,
     ) -> None:
         self.stt, self.llm, self.tts = stt, llm, tts
+        self.context_window = context_window
         self.vad = vad if vad is not None else EnergyVAD()
         self._utterances = UtteranceCollector(self.vad, preroll=float(getattr(self.vad, "prefix_padding", 0.3)))
         self.turn_detector = turn_detector
@@ -350,18 +353,22 @@ class Cascade(PipelineEngine):
             await self._on_final(event.text.strip())
 
     async def _listen_through_hook(self, hook: Callable[[AsyncIterator[Any]], AsyncIterator[Any]]) -> None:
-        """The ``"stt"`` hook between the utterances and the STT: it gets each utterance's audio and yields
-        the speech events it keeps (``run_stt`` transcribes)."""
+        """The ``"stt"`` hook between the utterances and the STT: it gets each utterance's audio as mono 16-bit PCM
+        bytes (VideoSDK's hooks read ``len(audio)`` as a byte count) and yields the speech events it keeps
+        (``run_stt`` transcribes bytes at that rate, or ``AudioFrame``s)."""
         queue: asyncio.Queue[AudioFrame | None] = asyncio.Queue()
         self._hook_audio = queue
+        rate = self.stt.sample_rate  # the utterances' rate once the first came
 
-        async def utterances() -> AsyncIterator[AudioFrame]:
+        async def utterances() -> AsyncIterator[bytes]:
+            nonlocal rate
             while (audio := await queue.get()) is not None:
-                yield audio
+                rate = audio.sample_rate
+                yield audio.to_mono().to_bytes()
 
         async def transcribe(audio: AsyncIterator[Any]) -> AsyncIterator[SpeechEvent]:
             async for chunk in audio:
-                frame = chunk if isinstance(chunk, AudioFrame) else AudioFrame.from_bytes(bytes(chunk), self.stt.sample_rate)
+                frame = chunk if isinstance(chunk, AudioFrame) else AudioFrame.from_bytes(bytes(chunk), rate)
                 try:
                     text = await self.stt.transcribe(frame)
                 except Exception as exc:  # noqa: BLE001 - a failed utterance is a final with its error
@@ -506,6 +513,8 @@ class Cascade(PipelineEngine):
         spoken: list[str] = []
 
         async def llm_text() -> AsyncIterator[str]:
+            if self.context_window is not None:  # the history within its budget (in place: the session's own)
+                await self.context_window.manage(self._options.chat_ctx, self.llm)
             ctx = self._context(user_text, instructions)  # now: the flow may have changed the history
             asked = loop.time()
             try:

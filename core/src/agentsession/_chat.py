@@ -9,12 +9,16 @@ from __future__ import annotations
 import copy as _copy
 import dataclasses
 import json
+import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, NoReturn, TypeAlias, cast, get_args, overload
+from typing import Any, ClassVar, Literal, NoReturn, Protocol, TypeAlias, cast, get_args, overload
+
+logger = logging.getLogger("agentsession.context")
+
 
 __all__ = [
     "AgentConfigUpdate",
@@ -453,6 +457,11 @@ class ChatContext:
         item.audio_duration = heard
         return item
 
+    async def summarize(self, llm: ChatModel, *, keep_recent_turns: int = 3) -> ChatContext:
+        """Sum up the turns before the last ``keep_recent_turns`` user messages in one assistant message written
+        by ``llm`` (VideoSDK's); instructions, handoffs, config updates and earlier summaries stay. In place."""
+        return await summarize(self, llm, keep_recent_turns=keep_recent_turns)
+
     def estimated_tokens(self) -> int:
         """A rough token count (about 4 characters a token, 4 per item)."""
         return sum(_estimate_tokens(item) for item in self._items)
@@ -468,7 +477,8 @@ class ChatContext:
             (i for i in reversed(self._items) if isinstance(i, ChatMessage) and i.role == "user"), None
         )
         protected = {id(i) for i in (instructions, last_user) if i is not None}
-        protected |= {id(i) for i in self._items if isinstance(i, _STRUCTURAL)}
+        protected |= {id(i) for i in self._items if isinstance(i, _STRUCTURAL)
+                      or (isinstance(i, ChatMessage) and i.extra.get("summary"))}  # ContextWindow's summaries
         items = list(self._items)
 
         def over() -> bool:
@@ -703,3 +713,66 @@ def _item_from_dict(raw: object, where: str) -> ChatItem:
         if name not in kwargs and name != "text" and not has_default:
             raise ValueError(f"{where}: missing field {name!r} for {kind}")
     return item_cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- summaries (VideoSDK's ``summarize``)
+
+
+class ChatModel(Protocol):
+    """What a summary needs of an LLM: ``chat(ctx)`` streaming text (``agentsession.LLM`` is one)."""
+
+    def chat(self, ctx: ChatContext, *, tools: Sequence[Any] = ()) -> AsyncIterator[Any]: ...
+
+
+SUMMARY_INSTRUCTIONS = (
+    "Summarize the following conversation excerpt. Keep the key facts, names and numbers, the decisions made and "
+    "why, the results of tool calls, what the assistant promised, and what the user wants, prefers or still "
+    "needs. Leave out greetings and small talk. Be concise but complete. Output only the summary."
+)
+SUMMARY_PREFIX = "[Conversation Summary]\n"
+
+
+def _is_structural(item: ChatItem) -> bool:
+    if isinstance(item, AgentHandoff | AgentConfigUpdate):
+        return True
+    return isinstance(item, ChatMessage) and (item.role in ("system", "developer") or bool(item.extra.get("summary")))
+
+
+def _render(items: list[ChatItem]) -> str:
+    lines: list[str] = []
+    for item in items:
+        if isinstance(item, ChatMessage):
+            lines.append(f"{item.role.capitalize()}: {item.text}")
+        elif isinstance(item, FunctionCall):
+            lines.append(f"[Tool Call: {item.name}] args={item.arguments}")
+        elif isinstance(item, FunctionCallOutput):
+            lines.append(f"[{'Tool Error' if item.is_error else 'Tool Result'}: {item.name}] {item.output[:200]}")
+    return "\n".join(lines)
+
+
+async def summarize(ctx: ChatContext, llm: ChatModel, *, keep_recent_turns: int = 3) -> ChatContext:
+    """Replace the turns before the last ``keep_recent_turns`` user messages with one assistant message summing
+    them up (``extra={"summary": True}``), written by ``llm``; structural items stay. In place; returns ``ctx``.
+    Nothing changes when there is nothing older to sum up or the LLM answers nothing."""
+    users = [i for i, item in enumerate(ctx.items) if isinstance(item, ChatMessage) and item.role == "user"]
+    if keep_recent_turns < 0:
+        raise ValueError(f"keep_recent_turns must be >= 0, got {keep_recent_turns}")
+    if len(users) <= keep_recent_turns:
+        return ctx
+    split = users[-keep_recent_turns] if keep_recent_turns else len(ctx.items)
+    head, recent = ctx.items[:split], ctx.items[split:]
+    structural = [item for item in head if _is_structural(item)]
+    text = _render([item for item in head if not _is_structural(item)])
+    if not text.strip():
+        return ctx
+    request = ChatContext()
+    request.add_message("system", SUMMARY_INSTRUCTIONS)
+    request.add_message("user", text)
+    summary = "".join([chunk async for chunk in llm.chat(request) if isinstance(chunk, str)]).strip()
+    if not summary:
+        logger.warning("the conversation summary came back empty: the history is kept as it was")
+        return ctx
+    ctx.items[:] = [*structural, ChatMessage("assistant", [SUMMARY_PREFIX + summary], extra={"summary": True}),
+                    *recent]
+    logger.info("summarized %d items of the conversation; %d items now", len(head) - len(structural), len(ctx))
+    return ctx

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._cascade import Cascade, ConversationFlow, TurnPredicate, _PredicateDetector
+from ._context_window import ContextWindow
 from ._hybrid import HybridEngine
 from ._models import LLM, STT, TTS, VAD, PipelineEngine, RealtimeModel
 from ._pipeline_hooks import PipelineHooks
@@ -18,7 +19,7 @@ from ._turn_detection import Endpointing, TurnDetector
 logger = logging.getLogger("agentsession.pipeline")
 
 #: VideoSDK ``Pipeline`` arguments agentsession accepts but has no feature for (logged once when given)
-UNSUPPORTED = ("avatar", "denoise", "conversational_graph", "context_window", "voice_mail_detector")
+UNSUPPORTED = ("avatar", "denoise", "conversational_graph", "voice_mail_detector")
 _warned: set[str] = set()
 
 
@@ -113,13 +114,15 @@ class Pipeline:
         eou_config: EOUConfig | None = None,
         interrupt_config: InterruptConfig | None = None,
         *,
+        context_window: ContextWindow | None = None,
         endpointing: Endpointing | None = None,
         conversation_flow: ConversationFlow | None = None,
         streaming_stt: bool | None = None,
         **videosdk_only: Any,
     ) -> None:
         """``endpointing`` (ours) and ``eou_config`` (VideoSDK's) both set the wait after the user stops;
-        ``conversation_flow`` runs between the cascade's transcript and its LLM; ``streaming_stt``: transcribe
+        ``conversation_flow`` runs between the cascade's transcript and its LLM; ``context_window`` keeps the
+        history within a budget before each of the cascade's LLM turns (``ContextWindow``); ``streaming_stt``: transcribe
         while the user speaks (default: when the STT can). VideoSDK arguments without a feature here (avatar,
         denoise, ...) are accepted and logged once."""
         for name in videosdk_only:
@@ -159,6 +162,11 @@ class Pipeline:
         self.interrupt_config = interrupt_config
         self.endpointing = endpointing if endpointing is not None else (eou_config or EOUConfig()).endpointing()
         self.conversation_flow = conversation_flow
+        if context_window is not None and not isinstance(context_window, ContextWindow):
+            raise TypeError(f"context_window must be a ContextWindow, got {type(context_window).__name__}")
+        if context_window is not None and isinstance(llm, RealtimeModel):
+            logger.warning("Pipeline(context_window=...) is ignored: the realtime model keeps its own context")
+        self.context_window = context_window
         self.streaming_stt = streaming_stt
         self.hooks = PipelineHooks()
         self._engine: PipelineEngine | None = None
@@ -192,7 +200,7 @@ class Pipeline:
         assert isinstance(llm, LLM) and self.stt is not None and self.tts is not None
         return Cascade(stt=self.stt, llm=llm, tts=self.tts, vad=self.vad, turn_detector=self.turn_detector,
                        endpointing=self.endpointing, streaming_stt=self.streaming_stt, hooks=self.hooks,
-                       conversation_flow=self.conversation_flow)
+                       conversation_flow=self.conversation_flow, context_window=self.context_window)
 
     def __repr__(self) -> str:
         parts = [f"{name}={type(value).__name__}" for name, value in

@@ -47,8 +47,9 @@ def run_tts(text_stream: TextStream) -> AsyncIterator[AudioFrame]:
 
 
 def run_stt(audio_stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """Inside an ``"stt"`` hook: transcribe ``audio_stream`` (``AudioFrame``s or 16-bit PCM bytes) with the
-    pipeline's STT; yields its speech events (``event.text``, also ``event.data.text`` as VideoSDK reads it)."""
+    """Inside an ``"stt"`` hook: transcribe ``audio_stream`` (the hook's mono 16-bit PCM bytes, one utterance an
+    item, or ``AudioFrame``s) with the pipeline's STT; yields its speech events (``event.text``, also
+    ``event.data.text`` as VideoSDK reads it)."""
     stt = _STT.get()
     if stt is None:
         raise RuntimeError("run_stt() runs only inside a pipeline's \"stt\" hook")

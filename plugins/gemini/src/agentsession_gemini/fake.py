@@ -11,8 +11,8 @@ The scripted "model": it answers each client turn and each tool response with ``
 24 kHz audio plus an output transcription and usage (text parts instead, if the setup asked for the TEXT
 modality), then ``turnComplete``; a turn whose text mentions "tool" gets a ``toolCall`` of the first
 declared function instead ("all tools": one call of each). Realtime audio runs through a tiny energy VAD:
-speech then ``silence_ms`` of quiet ends the user's turn (input transcription of ``heard``, then an answer, or
-a ``toolCall`` of the declared functions ``heard`` names); speech during an answer stops it with
+speech then ``silence_ms`` of quiet ends the user's turn (input transcription of ``heard``, then an answer (saying
+``answer``, if set), or a ``toolCall`` of the declared functions ``heard`` names); speech during an answer stops it with
 ``interrupted``, and so does a new client turn.
 
 Session resumption as the real server does it: a new handle at the start of a connection and after each
@@ -150,6 +150,7 @@ class FakeLiveServer:
         self.chunk_delay = chunk_delay
         self.silence_ms = silence_ms
         self.heard = "hello gemini"  # what the fake "hears" in the user's speech
+        self.answer = ""  # what it says back to that speech (its output transcription); "" for word0 word1 ...
         self.tool_arguments: dict[str, dict[str, Any]] = {}  # the arguments of each tool's calls, by name
         self.example_arguments = False  # a tool without tool_arguments is called with example ones (from its schema)
         self.connections: list[Connection] = []
@@ -383,14 +384,14 @@ class FakeLiveServer:
                 tools = [d.name or "" for t in conn.setup.tools or () if isinstance(t, types.Tool)
                      for d in t.function_declarations or ()]
                 named = [name for name in tools if re.search(rf"\b{re.escape(name)}\b", self.heard)]
-                self._answer(conn, tools=named or None)
+                self._answer(conn, tools=named or None, text=self.answer)
 
-    def _answer(self, conn: Connection, tools: list[str] | None = None) -> None:
+    def _answer(self, conn: Connection, tools: list[str] | None = None, text: str = "") -> None:
         if conn.answer is not None and not conn.answer.done():
             conn.answer.cancel()  # a new turn replaces the current answer
-            conn.answer = asyncio.ensure_future(self._replace(conn, tools))
+            conn.answer = asyncio.ensure_future(self._replace(conn, tools, text))
         else:
-            conn.answer = asyncio.ensure_future(self._speak(conn, tools))
+            conn.answer = asyncio.ensure_future(self._speak(conn, tools, text))
 
     def _arguments(self, conn: Connection, name: str) -> dict[str, Any]:
         if name in self.tool_arguments or not self.example_arguments:
@@ -403,11 +404,18 @@ class FakeLiveServer:
                     return example_arguments(schema if isinstance(schema, dict) else {})
         return {}
 
-    async def _replace(self, conn: Connection, tools: list[str] | None) -> None:
+    async def _replace(self, conn: Connection, tools: list[str] | None, text: str = "") -> None:
         await self.send(types.LiveServerMessage(server_content=types.LiveServerContent(interrupted=True)), conn)
-        await self._speak(conn, tools)
+        await self._speak(conn, tools, text)
 
-    async def _speak(self, conn: Connection, tools: list[str] | None) -> None:
+    def _pieces(self, text: str) -> list[str]:
+        """The answer's text, one piece per chunk: ``text``'s words spread over them, or ``word0 ``, ``word1 ``..."""
+        n, words = self.reply_chunks, text.split()
+        if not words:
+            return [f"word{i} " for i in range(n)]
+        return [" ".join(words[len(words) * i // n : len(words) * (i + 1) // n]) + " " for i in range(n)]
+
+    async def _speak(self, conn: Connection, tools: list[str] | None, text: str = "") -> None:
         if tools:
             calls = [types.FunctionCall(id=f"fc-{len(conn.messages)}-{i}", name=name, args=self._arguments(conn, name))
                      for i, name in enumerate(tools)]
@@ -418,19 +426,19 @@ class FakeLiveServer:
         pcm = tone_pcm(self.chunk_seconds)
         said = ""
         try:
-            for i in range(self.reply_chunks):
+            for piece in self._pieces(text):
                 await conn.going.wait()
                 if conn.text_modality:
-                    part = types.Part(text=f"word{i} ")
+                    part = types.Part(text=piece)
                     content = types.LiveServerContent(model_turn=types.Content(role="model", parts=[part]))
                 else:
                     blob = types.Blob(data=pcm, mime_type="audio/pcm;rate=24000")
                     content = types.LiveServerContent(
                         model_turn=types.Content(role="model", parts=[types.Part(inline_data=blob)]),
-                        output_transcription=types.Transcription(text=f"word{i} "),
+                        output_transcription=types.Transcription(text=piece),
                     )
                 await self.send(types.LiveServerMessage(server_content=content), conn)
-                said += f"word{i} "
+                said += piece
                 await asyncio.sleep(self.chunk_delay)
         finally:
             conn.history.append(("model", said))  # what was generated, interrupted or not

@@ -46,7 +46,8 @@ class FakeOpenAIHTTP:
         self.chat_requests: list[dict[str, Any]] = []
         self.uploads: list[Upload] = []
         self.speech_requests: list[dict[str, Any]] = []
-        self.transcript = "What is the weather in Paris? Use get_weather."
+        #: what each transcription request hears; a list: one per request in turn, its last one for the rest
+        self.transcript: str | list[str] = "What is the weather in Paris? Use get_weather."
         self.tool_arguments: dict[str, dict[str, Any]] = {}
         self.example_arguments = False  # a tool without tool_arguments is called with example ones (from its schema)
         self.api_key = API_KEY  # the key a client must send
@@ -160,7 +161,8 @@ class FakeOpenAIHTTP:
             return
         upload.fields = fields
         self.uploads.append(upload)
-        result = Transcription(text=self.transcript)
+        heard = self.transcript
+        result = Transcription(text=heard if isinstance(heard, str) else heard[min(len(self.uploads), len(heard)) - 1])
         await self._respond(writer, 200, "application/json", result.model_dump_json().encode())
 
     async def _speech(self, writer: asyncio.StreamWriter, request: dict[str, Any]) -> None:
