@@ -436,13 +436,11 @@ def test_sequential_handoff_with_a_handoff_item(runs: dict[str, Run]) -> None:
     spoken = gemini_spoken(run)
     assert spoken[:2] == ["Hi, you've reached support. How can I help?",
                           "I'm the billing specialist — I see you're here about a double charge. Let's get that sorted."]
-    intake, billing = gemini_chats(run)
+    # as VideoSDK: the billing agent's on_enter speaks, and no LLM answer follows the handoff
+    (intake,) = gemini_chats(run)
     assert intake.system.parts[0].text.startswith("You are the intake agent")
-    assert billing.system.parts[0].text.startswith("You are the billing specialist")
-    conversation = texts(billing)
-    assert ("user", "I was charged twice, transfer_to_billing") in conversation  # the context went along
-    assert ("model", "[billing agent engaged]") in conversation  # the billing agent's own marker
-    assert not any("double charge" in text for role, text in conversation if role == "user")
+    assert ("user", "I was charged twice, transfer_to_billing") in texts(intake)
+    assert len(spoken) == 2  # the greeting and the billing agent's on_enter: no answer after the handoff
     greeting, *answers = run.segments
     assert greeting[1] < run.speech.start and run.speech.end < answers[0][0] < run.speech.end + LATENCY
 
@@ -450,11 +448,10 @@ def test_sequential_handoff_with_a_handoff_item(runs: dict[str, Run]) -> None:
 def test_multi_agent_switch_on_a_cascade(runs: dict[str, Run]) -> None:
     run = runs["multi_agent_switch"]
     assert_clean(run)
-    first, travel, booking = gemini_chats(run)
+    first, travel = gemini_chats(run)  # as VideoSDK: no LLM answer after the handoff, the new agent greets
     assert texts(first) == [("user", "Greet the user and ask how you can help with their travel plans.")]  # reply()
     assert {d.name for t in travel.tools for d in t.function_declarations or ()} == {
         "transfer_to_booking", "transfer_to_travel_support"}
-    assert booking.system.parts[0].text.startswith("You are a booking specialist.") and booking.tools == []
     spoken = gemini_spoken(run)
     assert spoken[1:3] == ["Safe travels!",  # the travel agent's on_exit, then the booking agent's on_enter
                            "I'm a booking specialist. What would you like to book or modify today?"]

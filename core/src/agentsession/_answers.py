@@ -57,6 +57,8 @@ class Engine(Protocol):
 
     async def interrupt(self, heard: Mapping[str, float | None]) -> None: ...
 
+    async def record_tool_results(self, results: Sequence[ToolResult]) -> None: ...
+
     def heard_text(self, response_id: str, seconds: float) -> str | None: ...
 
 
@@ -290,6 +292,16 @@ class Answers:
             self._h.history.add_function_output(result.call_id, result.name, result.output, result.is_error)
         handoff = next((r.handoff for r in results if r.handoff is not None), None)
         if handoff is not None:
+            # as VideoSDK: the results are recorded, the new agent's on_enter speaks, and no answer follows
+            try:
+                await self._h.engine().record_tool_results(results)
+            except NotImplementedError:
+                pass  # an engine that cannot: it answers the results (below), after the new agent's greeting
+            else:
+                await self._h.hand_over(handoff)
+                self.settle(speech)
+                self._h.changed()
+                return
             await self._h.hand_over(handoff)
         rid = speech.next_response_id()
         speech.requested = self._h.clock()

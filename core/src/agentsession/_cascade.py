@@ -287,6 +287,9 @@ class Cascade(PipelineEngine):
     async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
         self._start_response(response_id, self._respond(response_id))
 
+    async def record_tool_results(self, results: Sequence[ToolResult]) -> None:
+        """The results are in the history the LLM reads (the session put them there): nothing to send."""
+
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         self._options = ModelOptions(instructions, list(tools), self._options.chat_ctx)
 

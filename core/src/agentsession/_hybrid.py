@@ -64,6 +64,9 @@ class HybridEngine(PipelineEngine):
     async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
         await self.model.send_tool_results(results, response_id=response_id)
 
+    async def record_tool_results(self, results: Sequence[ToolResult]) -> None:
+        await self.model.record_tool_results(results)
+
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         await self.model.update_agent(instructions, tools)
 

@@ -152,6 +152,12 @@ class PipelineEngine(ABC):
         """Hand the results of all the tool calls of one response over together, and continue with
         response ``response_id``."""
 
+    async def record_tool_results(self, results: Sequence[ToolResult]) -> None:
+        """Hand over the results of one response's tool calls WITHOUT asking for an answer: a handoff, where the
+        new agent speaks first (its ``on_enter``), as VideoSDK does. An engine that cannot raises
+        ``NotImplementedError`` and the session continues with ``send_tool_results`` instead."""
+        raise NotImplementedError(f"{type(self).__name__} cannot take tool results without answering them")
+
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         """Change the instructions and tools mid-session, keeping the conversation (an agent handoff)."""
         raise NotImplementedError(f"{type(self).__name__} cannot change its agent mid-session")

@@ -103,6 +103,9 @@ class ParrotModel(RealtimeModel):
     async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None:
         self._respond(response_id, chime(self.input_sample_rate), " ".join(r.output for r in results))
 
+    async def record_tool_results(self, results: Sequence[ToolResult]) -> None:
+        """The parrot keeps no context: nothing to record."""
+
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         """The parrot has no instructions to change: it goes on repeating."""
 

@@ -161,6 +161,11 @@ class FakeRealtimeModel(RealtimeModel):
         thens = {id(t): t for r in results if (t := self._then.pop(r.call_id, None)) is not None}
         self._enqueue(response_id, next(iter(thens.values())) if thens else self._next())
 
+    async def record_tool_results(self, results: Sequence[ToolResult]) -> None:
+        self.tool_results.append(list(results))
+        for r in results:
+            self._then.pop(r.call_id, None)
+
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         self.agents.append((instructions, [t.name for t in tools]))
 

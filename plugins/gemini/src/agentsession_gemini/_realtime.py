@@ -321,6 +321,20 @@ class GeminiRealtime(LinkedRealtimeModel):
         await session.send_client_content(turns=types.Content(role="user", parts=[types.Part(text=text)]),
                                           turn_complete=True)
 
+    async def record_tool_results(self, results: Sequence[ToolResult]) -> None:
+        """The results reach the model without a turn of its own (a handoff: the new agent speaks first): a
+        ``SILENT`` tool response for this connection's calls; the calls of an earlier one are in the history the
+        next connection replays."""
+        responses = [
+            types.FunctionResponse(id=r.call_id, name=r.name, response=response_payload(r.output, r.is_error),
+                                   scheduling=types.FunctionResponseScheduling.SILENT)
+            for r in results if r.call_id in self._pending_calls and r.call_id not in self._cancelled_calls
+        ]
+        self._pending_calls.difference_update(r.call_id for r in results)
+        live = self._link.conn
+        if responses and live is not None:
+            await self._link.send(lambda: live.session.send_tool_response(function_responses=responses))
+
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         self._options = ModelOptions(instructions, list(tools), self._options.chat_ctx)
         self._setup_version += 1

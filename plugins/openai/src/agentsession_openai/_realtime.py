@@ -320,6 +320,11 @@ class OpenAIRealtime(LinkedRealtimeModel):
             await self._send_item({"type": "function_call_output", "call_id": result.call_id, "output": result.output})
         self._link.ask(response_id, {})
 
+    async def record_tool_results(self, results: Sequence[ToolResult]) -> None:
+        """The outputs go into the conversation; no ``response.create`` (a handoff: the new agent speaks first)."""
+        for result in results:
+            await self._send_item({"type": "function_call_output", "call_id": result.call_id, "output": result.output})
+
     async def update_agent(self, instructions: str, tools: Sequence[FunctionTool]) -> None:
         self._instructions = instructions
         self._tools = list(tools)
