@@ -198,6 +198,7 @@ async def test_handoff_reconnects_with_the_new_agent_and_keeps_the_conversation(
             assert isinstance(await asyncio.wait_for(changed, TIMEOUT), Pirate) and isinstance(session.agent, Pirate)
             # as VideoSDK: the result is handed over without asking for an answer; the new agent speaks first
             await server.wait_message(lambda m: m.tool_response is not None)
+            await server.wait_connections(2)
             first, second = server.connections
             setup = second.setup
             assert setup.system_instruction is not None and setup.system_instruction.parts is not None
