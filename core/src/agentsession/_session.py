@@ -678,6 +678,14 @@ class AgentSession:
         if self._tearing_down:
             return
         try:
+            if type(event) is AgentAudio:  # the hot path (a frame every 20 ms): states change only if it starts audio
+                response = self._answers.response(event.response_id)
+                if response is not None:
+                    idle = not self._answers.playing
+                    self._answers.on_agent_audio(response, event.frame)
+                    if idle:
+                        self._update_states()
+                return
             self._handle(event)
         except Exception:
             logger.exception("handling %s failed", type(event).__name__)
