@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import _builtin  # noqa: F401 - core's own plugin (file mode, replay, ...) registers itself
 from ._agent import Agent
 from ._audio import SUPPORTED_RATES, AudioConverter, AudioFrame, Reframer, Resampler
+from ._background_audio import BackgroundAudioHandlerConfig
 from ._cascade import Cascade, ConversationFlow
 from ._chat import (
     AgentConfigUpdate,
@@ -96,7 +97,7 @@ from .hookspecs import hookimpl, hookspec
 __version__ = "0.1.0"
 
 __all__ = [
-    "Agent", "AgentAudio", "Cascade", "EOUConfig", "EVENT_NAMES", "EventName", "InterruptConfig", "PipelineEngine",
+    "Agent", "AgentAudio", "BackgroundAudioHandlerConfig", "Cascade", "EOUConfig", "EVENT_NAMES", "EventName", "InterruptConfig", "PipelineEngine",
     "PipelineHooks", "SessionEvent", "UtteranceHandle", "run_stt", "run_tts", "AgentSession", "AgentSessionError", "AgentState", "AgentTranscript", "AudioConverter",
     "AudioFrame", "BufferedSpeechStream", "BufferedTransport", "CascadingPipeline", "ChatContext", "ChatItem",
     "ChatMessage", "ChatRole", "ConversationFlow", "EndpointDecision", "Endpointing", "EnergyVAD", "Error",

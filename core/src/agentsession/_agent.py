@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from ._background_audio import BackgroundAudioHandlerConfig
 from ._chat import ChatContext
 from ._errors import AgentSessionError
 from ._mcp import MCPServer
@@ -36,6 +37,7 @@ class Agent(HandoffTarget):
         self.mcp_servers: list[MCPServer] = list(mcp_servers)
         self.instructions = instructions
         self.inherit_context = inherit_context
+        self.thinking_audio: BackgroundAudioHandlerConfig | None = None  # ``set_thinking_audio``
         self.id = agent_id or str(uuid.uuid4())
         self._extra_tools = _checked_tools(tools or ())
         self._own_context = chat_context if chat_context is not None else ChatContext()
@@ -61,6 +63,21 @@ class Agent(HandoffTarget):
     def register_tools(self) -> None:
         """Check the tools (VideoSDK's name): a tool that is not a ``FunctionTool`` is a ``ValueError``."""
         _checked_tools(self._extra_tools)
+
+    def set_thinking_audio(self, file: str | None = None, volume: float = 0.3) -> None:
+        """Play ``file`` (default: a built-in sound of soft key clicks), looping, while this agent is thinking
+        (its turn is over and its answer has not started); it stops the moment the answer plays."""
+        self.thinking_audio = BackgroundAudioHandlerConfig(file_path=file, volume=volume, looping=True)
+
+    async def play_background_audio(self, file: str | None = None, volume: float = 1.0, looping: bool = False,
+                                    override_thinking: bool = True) -> None:
+        """Play ``file`` (default: a built-in room noise) under the agent's voice, ducked while it speaks;
+        ``override_thinking=False`` keeps the thinking sound quiet while it plays."""
+        config = BackgroundAudioHandlerConfig(file_path=file, volume=volume, looping=looping)
+        await self.session.play_background_audio(config, override_thinking)
+
+    async def stop_background_audio(self) -> None:
+        await self.session.stop_background_audio()
 
     async def hangup(self) -> None:
         """End the call once what is being said has been played (``session.hangup()``)."""

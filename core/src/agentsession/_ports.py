@@ -75,6 +75,10 @@ class SessionView(Protocol):
 
     async def hangup(self, reason: str = "hangup") -> None: ...
 
+    async def play_background_audio(self, config: Any = None, override_thinking: bool = True) -> None: ...
+
+    async def stop_background_audio(self) -> None: ...
+
     def sync_agent(self) -> Awaitable[None]:
         """The running agent's instructions or tools changed: the model gets them (``agent.update_tools``)."""
 

@@ -18,6 +18,14 @@ import pluggy
 from ._agent import Agent
 from ._answers import TOOL_OF, Answers, AnswersHost
 from ._audio import AudioConverter
+from ._background_audio import (
+    BackgroundAudioHandlerConfig,
+    BackgroundMixer,
+    Track,
+    load_track,
+    office_sound,
+    thinking_sound,
+)
 from ._cascade import ConversationFlow
 from ._chat import ChatContext, ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
 from ._emitter import EventEmitter
@@ -116,6 +124,7 @@ class AgentSession:
         allow_interruptions: bool = True,
         min_interruption_duration: float = 0.5,
         vad: VAD | None = None,
+        background_audio: BackgroundAudioHandlerConfig | None = None,
     ) -> None:
         """``pipeline``: a ``Pipeline`` (or a realtime model alone). ``vad``: the voice detector the session runs
         on the user's audio when the model reports no user speech of its own (Gemini Live); by default the best
@@ -147,6 +156,7 @@ class AgentSession:
         self.allow_interruptions = allow_interruptions
         self.min_interruption_duration = min_interruption_duration
         self.vad = vad
+        self.background_audio = background_audio  # VideoSDK's: a track that plays from the start
         self.on_wake_up: Callable[[], Awaitable[None] | None] | None = None
         self.history = ChatContext()
         self._emitter = EventEmitter()
@@ -353,6 +363,9 @@ class AgentSession:
         hooks.call_now("agentsession_session_started", session=self)
         self._update_states()
         self._spawn(self._guarded(self.agent.on_enter(), "on_enter"), "on_enter")
+        if self.background_audio is not None:
+            self._spawn(self._guarded(self.play_background_audio(self.background_audio), "background audio"),
+                        "background-audio")
 
     def _link_taps(self, pm: Any) -> tuple[LinkTap, ...]:
         """What the plugins' ``agentsession_link_tap`` return (one that raises is logged and skipped)."""
@@ -453,6 +466,65 @@ class AgentSession:
             except TimeoutError:
                 logger.warning("hangup: what was being said took over %.0f s; hanging up", EXIT_PLAYOUT_TIMEOUT)
         await self.close(reason)
+
+    async def play_background_audio(self, config: BackgroundAudioHandlerConfig | None = None,
+                                    override_thinking: bool = True) -> None:
+        """Play a track under the agent's voice (VideoSDK's; ``agent.play_background_audio(file=...)`` too): mixed
+        into every frame the transport gets, ducked while the agent speaks, alone while it is silent.
+        ``override_thinking=False``: no thinking sound while it plays."""
+        config = config if config is not None else BackgroundAudioHandlerConfig(looping=True)
+        mixer = self._mixer()
+        if mixer is None or not config.enabled:
+            return
+        mixer.background = await self._track(config, office_sound)
+        mixer.override_thinking = override_thinking
+        assert self._answers.playout is not None
+        self._answers.playout.kick()
+
+    async def stop_background_audio(self) -> None:
+        if self._answers.playout is not None and self._answers.playout.mixer is not None:
+            self._answers.playout.mixer.background = None
+
+    def _mixer(self) -> BackgroundMixer | None:
+        playout = self._answers.playout
+        if playout is None or self._tearing_down:
+            return None
+        if playout.mixer is None:
+            playout.mixer = BackgroundMixer(self.transport.sample_rate, self.transport.channels)
+        return playout.mixer
+
+    async def _track(self, config: BackgroundAudioHandlerConfig, default: Callable[[int], Any]) -> Track:
+        rate = self.transport.sample_rate
+        samples = default(rate) if config.file_path is None else await asyncio.get_running_loop().run_in_executor(
+            None, load_track, config.file_path, rate)
+        return Track(samples, config.volume, config.looping)
+
+    def _thinking_audio(self, thinking: bool) -> None:
+        """The agent's thinking sound (``agent.set_thinking_audio``) plays while it thinks, and stops when not."""
+        config = getattr(self.agent, "thinking_audio", None)
+        if config is None or not config.enabled:
+            return
+        mixer = self._mixer()
+        if mixer is None:
+            return
+        if not thinking:
+            mixer.thinking = None
+        elif mixer.thinking is None:
+            source = thinking_sound(self.transport.sample_rate) if config.file_path is None else None
+            if source is None:
+                self._spawn(self._load_thinking(config), "thinking-audio")
+            else:
+                mixer.thinking = Track(source, config.volume, looping=True)
+            assert self._answers.playout is not None
+            self._answers.playout.kick()
+
+    async def _load_thinking(self, config: BackgroundAudioHandlerConfig) -> None:
+        track = await self._track(config, thinking_sound)
+        mixer = self._mixer()
+        if mixer is not None and self._agent_state is AgentState.THINKING:
+            mixer.thinking = track
+            assert self._answers.playout is not None
+            self._answers.playout.kick()
 
     def sync_agent(self) -> Awaitable[None]:
         """The running agent's instructions or tools changed (``agent.update_tools``): the model is told in
@@ -889,6 +961,8 @@ class AgentSession:
         if agent == self._agent_state:  # one event per real change
             return
         old, self._agent_state = self._agent_state, agent
+        if AgentState.THINKING in (agent, old) and self._started:
+            self._thinking_audio(agent is AgentState.THINKING)
         self._emit(AgentStateChanged(state=agent, previous=old, timestamp=self.now()))
         if agent is not AgentState.STARTING:
             self._notify("agentsession_agent_state_changed", old=old, new=agent)

@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable, Collection
 
 from ._audio import AudioConverter, AudioFrame
+from ._background_audio import BackgroundMixer
 from ._speech import Response
 from ._transport import Transport
 
@@ -37,6 +38,7 @@ class SpeechPlayout:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._paused = False
+        self.mixer: BackgroundMixer | None = None  # background/thinking tracks, when any plays
 
     @property
     def active(self) -> bool:
@@ -78,6 +80,10 @@ class SpeechPlayout:
         if not self._paused:
             self._paused = True
             self._take_back(set())
+
+    def kick(self) -> None:
+        """Something new to play (a background track started): wake the feeder."""
+        self._wake.set()
 
     def resume(self) -> None:
         if self._paused:
@@ -130,6 +136,14 @@ class SpeechPlayout:
                 if self._pending and self._pending[0].done:
                     await self._drain_or_more()
                     continue
+                mixer = self.mixer
+                if mixer is not None and mixer.active and not self._pending:  # the tracks alone, paced by the transport
+                    alone = mixer.alone()
+                    await transport.play(alone)
+                    self._submitted += alone.duration
+                    if self.on_frame is not None:
+                        self.on_frame(alone)
+                    continue
                 self._wake.clear()
                 if self._on_idle is not None and not self._pending:  # nothing left to play: states change
                     self._on_idle()
@@ -141,7 +155,9 @@ class SpeechPlayout:
                 response.start = self._submitted
                 self._pending.append(response)
                 self._on_started(response)
-            await transport.play(frame)
+            mixer = self.mixer
+            heard = frame if mixer is None else mixer.mix(frame)
+            await transport.play(heard)
             if self._paused and not response.played_out:  # paused while it waited for room: it comes later
                 transport.clear()
                 self._take_back_one(response, frame)
@@ -160,7 +176,7 @@ class SpeechPlayout:
             if self._pending and self._pending[0] is not response:
                 self._confirm(played)
             if self.on_frame is not None:
-                self.on_frame(frame)
+                self.on_frame(heard)
 
     def _take_back_one(self, response: Response, frame: AudioFrame) -> None:
         self._submitted = self._transport.played
