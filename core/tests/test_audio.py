@@ -121,6 +121,28 @@ def test_bytes_round_trip_is_little_endian() -> None:
     assert AudioFrame.from_bytes(b"", 8000).samples_per_channel == 0
 
 
+def test_from_bytes_reads_bytes_in_place_and_copies_a_mutable_buffer() -> None:
+    raw = noise(24000, 0.02).to_bytes()
+    assert np.shares_memory(AudioFrame.from_bytes(raw, 24000).data, np.frombuffer(raw, np.int16))
+    buffer = bytearray(raw)
+    frame = AudioFrame.from_bytes(buffer, 24000)
+    buffer[:2] = b"\x00\x00" if raw[:2] != b"\x00\x00" else b"\x01\x00"
+    assert frame.to_bytes() == raw  # the caller reusing its buffer does not change the frame
+    with pytest.raises(ValueError, match="unsupported sample rate"):
+        AudioFrame.from_bytes(raw, 12345)
+    with pytest.raises(ValueError, match="finite"):
+        AudioFrame.from_bytes(raw, 24000, timestamp=float("nan"))
+
+
+def test_frames_the_core_makes_have_the_same_geometry_as_checked_ones() -> None:
+    reframer = Reframer(16000, 2)
+    made = reframer.push(np.ones((480, 2), np.int16))
+    assert [(f.samples_per_channel, f.channels, f.duration, f.timestamp) for f in made] == [(320, 2, 0.02, 0.0)]
+    checked = AudioFrame(made[0].data, 16000)
+    assert (checked.samples_per_channel, checked.duration) == (made[0].samples_per_channel, made[0].duration)
+    assert AudioFrame(np.zeros((3, 2), np.int16), 8000).to_mono().samples_per_channel == 3
+
+
 @pytest.mark.parametrize(("size", "channels"), [(3, 1), (6, 2), (1, 2)])
 def test_from_bytes_rejects_odd_byte_count(size: int, channels: int) -> None:
     with pytest.raises(ValueError, match="odd byte count"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
@@ -55,6 +55,8 @@ class AudioFrame:
     data: npt.NDArray[np.int16]
     sample_rate: int
     timestamp: float = 0.0
+    # the geometry, read many times per frame on the audio path: computed once
+    _samples: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         data: object = self.data
@@ -74,6 +76,7 @@ class AudioFrame:
         _check_rate(self.sample_rate)
         if not math.isfinite(self.timestamp):
             raise ValueError(f"AudioFrame.timestamp must be finite, got {self.timestamp!r}")
+        _set_samples(self, data.shape[0])
 
     @property
     def channels(self) -> int:
@@ -83,12 +86,12 @@ class AudioFrame:
     @property
     def samples_per_channel(self) -> int:
         """Number of sample frames."""
-        return int(self.data.shape[0])
+        return self._samples
 
     @property
     def duration(self) -> float:
         """Length in seconds."""
-        return self.samples_per_channel / self.sample_rate
+        return self._samples / self.sample_rate
 
     @classmethod
     def from_bytes(
@@ -103,8 +106,13 @@ class AudioFrame:
         size = memoryview(data).nbytes
         if size % (2 * channels):
             raise ValueError(f"odd byte count: {size} bytes is not a whole number of {channels}-channel PCM16 samples")
-        samples = np.frombuffer(data, dtype="<i2").astype(np.int16)
-        return cls(samples.reshape(-1, channels), sample_rate, timestamp)
+        # immutable bytes are read in place (no copy on a little-endian machine); a mutable buffer is copied, so
+        # the frame does not change when the caller reuses it
+        samples = np.frombuffer(data, dtype="<i2").astype(np.int16, copy=not isinstance(data, bytes))
+        if cls is not AudioFrame or not math.isfinite(timestamp):
+            return cls(samples.reshape(-1, channels), sample_rate, timestamp)
+        _check_rate(sample_rate)
+        return _frame(samples.reshape(-1, channels), sample_rate, timestamp)
 
     def to_bytes(self) -> bytes:
         """Little-endian interleaved PCM16 bytes."""
@@ -151,11 +159,30 @@ class AudioFrame:
         if self.channels == 1:
             return self
         mixed = self.data.sum(axis=1, dtype=np.int32, keepdims=True) / self.channels
-        return AudioFrame(_to_int16(mixed), self.sample_rate, self.timestamp)
+        return _frame(_to_int16(mixed), self.sample_rate, self.timestamp)
 
     def with_timestamp(self, timestamp: float) -> AudioFrame:
         """The same samples with another timestamp."""
         return AudioFrame(self.data, self.sample_rate, timestamp)
+
+
+_new_object = object.__new__
+_set_data = AudioFrame.__dict__["data"].__set__
+_set_rate = AudioFrame.__dict__["sample_rate"].__set__
+_set_timestamp = AudioFrame.__dict__["timestamp"].__set__
+_set_samples = AudioFrame.__dict__["_samples"].__set__
+
+
+def _frame(data: npt.NDArray[np.int16], sample_rate: int, timestamp: float = 0.0) -> AudioFrame:
+    """An ``AudioFrame`` of samples the core made itself, without the checks (a third of the cost): ``data``
+    must already be int16 ``(samples, 1 or 2)``, ``sample_rate`` one of ``SUPPORTED_RATES``, ``timestamp``
+    finite. Frames from outside (plugins, transports, users) go through ``AudioFrame(...)``."""
+    frame: AudioFrame = _new_object(AudioFrame)
+    _set_data(frame, data)
+    _set_rate(frame, sample_rate)
+    _set_timestamp(frame, timestamp)
+    _set_samples(frame, data.shape[0])
+    return frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,9 +372,13 @@ class Reframer:
                 f"Reframer expects {self._rate} Hz x {self._channels} ch, "
                 f"got {frame.sample_rate} Hz x {frame.channels} ch"
             )
-        if not len(self._pending) and frame.samples_per_channel == self._size:
-            return [self._emit(frame.data)]  # already a whole frame: no copy (the common case)
-        buffer = np.concatenate((self._pending, frame.data))
+        return self._push(frame.data)
+
+    def _push(self, data: npt.NDArray[np.int16]) -> list[AudioFrame]:
+        """``push`` for int16 ``(n, channels)`` samples the core made itself (not checked again)."""
+        if len(data) == self._size and not len(self._pending):
+            return [self._emit(data)]  # already a whole frame: no copy (the common case)
+        buffer = np.concatenate((self._pending, data))
         count = len(buffer) // self._size
         self._pending = buffer[count * self._size :].copy()
         return [self._emit(buffer[i * self._size : (i + 1) * self._size]) for i in range(count)]
@@ -372,7 +403,7 @@ class Reframer:
         self._pending = self._pending[:0]
 
     def _emit(self, data: npt.NDArray[np.int16]) -> AudioFrame:
-        frame = AudioFrame(data, self._rate, self._position / self._rate)
+        frame = _frame(data, self._rate, self._position / self._rate)
         self._position += len(data)
         return frame
 
@@ -390,7 +421,7 @@ class AudioConverter:
         """Convert a frame of any rate/channels; return the complete output frames."""
         if frame.sample_rate == self._rate and frame.channels == self._channels and (
                 self._resampler is None or self._resampler.input_rate == self._rate):
-            return self._reframer.push(frame)  # nothing to convert (the common case on the audio path)
+            return self._reframer._push(frame.data)  # nothing to convert (the common case on the audio path)
         if frame.channels > self._channels:
             frame = frame.to_mono()  # mix down before resampling: half the work
         return self._resample(frame.data, frame.sample_rate)
@@ -439,4 +470,4 @@ class AudioConverter:
         if samples.shape[1] < self._channels:
             # Mix up after resampling: half the work.
             samples = np.repeat(samples, self._channels, axis=1)
-        return self._reframer.push(samples)
+        return self._reframer._push(samples)

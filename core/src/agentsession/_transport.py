@@ -52,6 +52,12 @@ class Transport(ABC):
     async def play(self, frame: AudioFrame) -> None:
         """Queue ``frame`` (at ``sample_rate``/``channels``) for output."""
 
+    def play_nowait(self, frame: AudioFrame) -> bool:
+        """Queue ``frame`` as ``play`` would if that needs no waiting, and return True; else do nothing and
+        return False (the session then awaits ``play``). Optional: a transport whose ``play`` can tell at
+        once that it has room implements it, and saves the session a task switch per frame."""
+        return False
+
     @abstractmethod
     def clear(self) -> None:
         """Drop queued output now (an interruption)."""
@@ -114,6 +120,9 @@ class BufferedTransport(Transport):
     async def play(self, frame: AudioFrame) -> None:
         if not self._output_closed:
             await self.playout.put(frame)
+
+    def play_nowait(self, frame: AudioFrame) -> bool:
+        return self._output_closed or self.playout.put_nowait(frame)
 
     def clear(self) -> None:
         self.playout.clear()
