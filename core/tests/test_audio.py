@@ -143,6 +143,21 @@ def test_frames_the_core_makes_have_the_same_geometry_as_checked_ones() -> None:
     assert AudioFrame(np.zeros((3, 2), np.int16), 8000).to_mono().samples_per_channel == 3
 
 
+def test_reframer_passes_whole_frames_up_to_max_frame_ms_through_as_one() -> None:
+    reframer = Reframer(24000, max_frame_ms=100)
+    chunk = np.arange(2400, dtype=np.int16).reshape(-1, 1)
+    [whole] = reframer.push(chunk)  # 100 ms, nothing buffered: one frame, the same samples (no copy)
+    assert whole.samples_per_channel == 2400 and np.shares_memory(whole.data, chunk)
+    assert [f.samples_per_channel for f in reframer.push(np.zeros((2880, 1), np.int16))] == [480] * 6  # longer
+    assert reframer.push(np.zeros((100, 1), np.int16)) == []
+    out = reframer.push(chunk)  # something buffered: 20 ms frames, in order
+    assert [f.samples_per_channel for f in out] == [480] * 5
+    assert np.array_equal(np.concatenate([f.data for f in out])[100:], chunk[:2300])
+    assert [f.timestamp for f in out][0] == pytest.approx((2400 + 2880) / 24000)
+    with pytest.raises(ValueError, match="max_frame_ms"):
+        Reframer(24000, max_frame_ms=10)
+
+
 @pytest.mark.parametrize(("size", "channels"), [(3, 1), (6, 2), (1, 2)])
 def test_from_bytes_rejects_odd_byte_count(size: int, channels: int) -> None:
     with pytest.raises(ValueError, match="odd byte count"):

@@ -345,18 +345,27 @@ def _windows(x: npt.NDArray[np.float32], start: int, count: int, step: int, taps
 
 
 class Reframer:
-    """Any chunk sizes in -> fixed-duration frames out (default 20 ms), stamped by stream position."""
+    """Any chunk sizes in -> fixed-duration frames out (default 20 ms), stamped by stream position.
 
-    def __init__(self, sample_rate: int, channels: int = 1, frame_ms: int = 20) -> None:
+    With ``max_frame_ms``, a chunk that is already a whole number of frames, up to that long, arriving with
+    nothing buffered, comes out as one frame (for a sink that takes longer frames: fewer, no copies)."""
+
+    def __init__(self, sample_rate: int, channels: int = 1, frame_ms: int = 20, *,
+                 max_frame_ms: int | None = None) -> None:
         _check_rate(sample_rate)
         _check_channels(channels)
         size, remainder = divmod(sample_rate * frame_ms, 1000)
         if frame_ms <= 0 or remainder:
             raise ValueError(f"frame_ms={frame_ms!r} is not a positive whole number of samples at {sample_rate} Hz")
+        if max_frame_ms is not None and max_frame_ms < frame_ms:
+            raise ValueError(f"max_frame_ms={max_frame_ms!r} must be at least frame_ms={frame_ms}")
         self._rate = sample_rate
         self._channels = channels
         self._size = size
-        self._pending: npt.NDArray[np.int16] = np.zeros((0, channels), np.int16)
+        self._max = size * ((max_frame_ms or frame_ms) // frame_ms)  # the longest frame passed through whole
+        # what waits for a whole frame, kept as pushed (joined once a frame is complete, not on every push)
+        self._parts: list[npt.NDArray[np.int16]] = []
+        self._pending = 0  # samples in _parts
         self._position = 0  # samples emitted so far
 
     @property
@@ -376,31 +385,34 @@ class Reframer:
 
     def _push(self, data: npt.NDArray[np.int16]) -> list[AudioFrame]:
         """``push`` for int16 ``(n, channels)`` samples the core made itself (not checked again)."""
-        if len(data) == self._size and not len(self._pending):
-            return [self._emit(data)]  # already a whole frame: no copy (the common case)
-        buffer = np.concatenate((self._pending, data))
-        count = len(buffer) // self._size
-        self._pending = buffer[count * self._size :].copy()
-        return [self._emit(buffer[i * self._size : (i + 1) * self._size]) for i in range(count)]
+        size, pending = self._size, self._pending
+        if not pending and (len(data) == size or (len(data) % size == 0 and 0 < len(data) <= self._max)):
+            return [self._emit(data)]  # already whole frames: no copy (the common case)
+        self._parts.append(data)
+        if pending + len(data) < size:
+            self._pending = pending + len(data)
+            return []
+        buffer = data if len(self._parts) == 1 else np.concatenate(self._parts)  # frames are views: no copy
+        count = len(buffer) // size
+        rest = buffer[count * size :]
+        self._parts = [rest] if len(rest) else []
+        self._pending = len(rest)
+        return [self._emit(buffer[i * size : (i + 1) * size]) for i in range(count)]
 
     def flush(self, pad: bool = True) -> list[AudioFrame]:
         """Emit the remaining partial frame, zero-padded to full size if ``pad``."""
-        if not len(self._pending):
+        if not self._pending:
             return []
-        remainder = self._pending
         if pad:
-            remainder = np.concatenate(
-                (
-                    remainder,
-                    np.zeros((self._size - len(remainder), self._channels), np.int16),
-                )
-            )
-        self._pending = self._pending[:0]
+            self._parts.append(np.zeros((self._size - self._pending, self._channels), np.int16))
+        remainder = np.concatenate(self._parts)
+        self.clear()
         return [self._emit(remainder)]
 
     def clear(self) -> None:
         """Drop buffered samples; the stream position keeps counting from where it was."""
-        self._pending = self._pending[:0]
+        self._parts = []
+        self._pending = 0
 
     def _emit(self, data: npt.NDArray[np.int16]) -> AudioFrame:
         frame = _frame(data, self._rate, self._position / self._rate)
@@ -411,8 +423,9 @@ class Reframer:
 class AudioConverter:
     """The one place frames are normalised: channel mix, resample, re-frame. Used at every edge."""
 
-    def __init__(self, sample_rate: int, channels: int = 1, frame_ms: int = 20) -> None:
-        self._reframer = Reframer(sample_rate, channels, frame_ms)
+    def __init__(self, sample_rate: int, channels: int = 1, frame_ms: int = 20, *,
+                 max_frame_ms: int | None = None) -> None:
+        self._reframer = Reframer(sample_rate, channels, frame_ms, max_frame_ms=max_frame_ms)
         self._rate = sample_rate
         self._channels = channels
         self._resampler: Resampler | None = None

@@ -25,7 +25,7 @@ class SpeechPlayout:
                  on_played: Callable[[Response], None], on_frame: Callable[[AudioFrame], None] | None = None,
                  on_idle: Callable[[], None] | None = None) -> None:
         self._transport = transport
-        self._convert = AudioConverter(transport.sample_rate, transport.channels)
+        self._convert = AudioConverter(transport.sample_rate, transport.channels, max_frame_ms=transport.max_frame_ms)
         self._on_started = on_started
         self._on_played = on_played
         self.on_frame = on_frame

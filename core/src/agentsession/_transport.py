@@ -31,6 +31,9 @@ class Transport(ABC):
     #: sample rate and channel count ``play`` takes (the session converts to them)
     sample_rate: int = 24000
     channels: int = 1
+    #: the longest frame ``play`` takes, in ms: the session plays 20 ms frames, and audio that comes in longer
+    #: chunks (a provider's 100 ms deltas) in frames of up to this, whole, one ``play`` each (fewer wake-ups)
+    max_frame_ms: int = 20
     #: why the transport broke (``fail``), or None: the worker then ends the job and exits non-zero
     failure: str | None = None
 
