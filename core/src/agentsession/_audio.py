@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import math
+import os
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -420,6 +423,43 @@ class Reframer:
         return frame
 
 
+class _SoxrResampler:
+    """A streaming resampler over libsoxr (``soxr``, the ``fast`` extra), for ``AudioConverter``: ~5x less CPU
+    per 20 ms frame than ``Resampler``, but it holds ~17 ms (HQ) and emits in ~40 ms bursts, so it is opt-in
+    (``AGENTSESSION_RESAMPLER=soxr``): on a live call that latency is the user's."""
+
+    def __init__(self, soxr: Any, input_rate: int, output_rate: int, channels: int) -> None:
+        if input_rate not in SUPPORTED_RATES:
+            _check_input_rate(input_rate)
+        _check_rate(output_rate)
+        self.input_rate, self.channels = input_rate, channels
+        self._stream = soxr.ResampleStream(input_rate, output_rate, channels, dtype="int16", quality="HQ")
+
+    def push_samples(self, samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+        out: npt.NDArray[np.int16] = self._stream.resample_chunk(np.ascontiguousarray(samples))
+        return out.reshape(-1, self.channels)
+
+    def flush(self) -> npt.NDArray[np.int16]:
+        tail: npt.NDArray[np.int16] = self._stream.resample_chunk(np.zeros((0, self.channels), np.int16), last=True)
+        self.reset()
+        return tail.reshape(-1, self.channels)
+
+    def reset(self) -> None:
+        self._stream.clear()
+
+
+def _streaming_resampler(input_rate: int, output_rate: int, channels: int) -> Resampler | _SoxrResampler:
+    """``AudioConverter``'s resampler: ours, or libsoxr's with ``AGENTSESSION_RESAMPLER=soxr`` (if installed)."""
+    if os.environ.get("AGENTSESSION_RESAMPLER", "").lower() == "soxr" and input_rate != output_rate:
+        try:
+            soxr = importlib.import_module("soxr")
+        except ImportError:
+            pass
+        else:
+            return _SoxrResampler(soxr, input_rate, output_rate, channels)
+    return Resampler(input_rate, output_rate, channels)
+
+
 class AudioConverter:
     """The one place frames are normalised: channel mix, resample, re-frame. Used at every edge."""
 
@@ -428,7 +468,7 @@ class AudioConverter:
         self._reframer = Reframer(sample_rate, channels, frame_ms, max_frame_ms=max_frame_ms)
         self._rate = sample_rate
         self._channels = channels
-        self._resampler: Resampler | None = None
+        self._resampler: Resampler | _SoxrResampler | None = None
 
     def push(self, frame: AudioFrame) -> list[AudioFrame]:
         """Convert a frame of any rate/channels; return the complete output frames."""
@@ -464,7 +504,7 @@ class AudioConverter:
         if resampler is None or resampler.input_rate != sample_rate or resampler.channels != channels:
             if resampler is not None:
                 frames += self._reframe(resampler.flush())
-            resampler = self._resampler = Resampler(sample_rate, self._rate, channels)
+            resampler = self._resampler = _streaming_resampler(sample_rate, self._rate, channels)
         frames += self._reframe(resampler.push_samples(samples))
         return frames
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import gc
+import importlib
 import inspect
 import json
 import logging
@@ -340,7 +341,7 @@ class WorkerJob:
         gc.collect()
         gc.freeze()  # what the imports built lives forever: keep it out of collections that pause every session
         mode = modes[name]
-        factory = mode.loop_factory(args)
+        factory = mode.loop_factory(args) or _default_loop_factory()
         try:
             with asyncio.Runner(loop_factory=factory) as runner:
                 try:
@@ -444,6 +445,19 @@ class WorkerJob:
                 ctx.request_shutdown("interrupted")
         elif main is not None:
             main.cancel()
+
+
+def _default_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop if it is installed (the ``fast`` extra) and ``AGENTSESSION_LOOP`` is not ``asyncio``;
+    else ``None``: asyncio's own."""
+    if os.environ.get("AGENTSESSION_LOOP", "").lower() == "asyncio":
+        return None
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _exit_watchdog(grace: float, code: Callable[[], int]) -> None:
