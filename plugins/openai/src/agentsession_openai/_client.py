@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
+import ssl
 from collections.abc import Iterator
 
-from openai import APIStatusError, AsyncOpenAI
+import httpx
+from openai import APIStatusError, AsyncOpenAI, DefaultAsyncHttpxClient
 
 from agentsession import ModelError, env_secret, protect_secret
 
@@ -37,7 +41,17 @@ def make_client(api_key: str | None, what: str, base_url: str | None, websocket_
         base_url=base_url,
         websocket_base_url=websocket_base_url,
         max_retries=max_retries,
+        # the SDK's own HTTP client, with one TLS context for the process: each new one loads the CA bundle again
+        # (0.8 MB and 20 ms of CPU per session)
+        http_client=DefaultAsyncHttpxClient(verify=_tls_context(os.environ.get("SSL_CERT_FILE"),
+                                                                os.environ.get("SSL_CERT_DIR"))),
     )
+
+
+@functools.cache
+def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's CAs, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), made once per setting."""
+    return httpx.create_ssl_context()
 
 
 def refused(status: int, what: str, refusal: str = "the OpenAI Realtime API refused the connection") -> ModelError:
