@@ -9,6 +9,7 @@ hands it to the transport) and output underruns (20 ms output blocks that found 
 
     python bench/scale.py             # N = 1, 10, 50, 200, 500, 5 s each
     python bench/scale.py --quick     # N = 1, 10, 50, 1.5 s each (CI)
+    python bench/scale.py --uvloop    # the same on uvloop (the fast extra), each N side by side with asyncio's loop
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import json
 import os
 import subprocess
@@ -95,22 +97,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 1, 10, 50 for 1.5 s (what CI runs)")
     parser.add_argument("--seconds", type=float)
     parser.add_argument("-n", type=int, action="append", help="session counts (repeatable)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--uvloop", action="store_true", help="also run each N on uvloop, right after asyncio's")
+    parser.add_argument("--child", choices=("asyncio", "uvloop"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     ns = args.n or ([1, 10, 50] if args.quick else [1, 10, 50, 200, 500])
     seconds = args.seconds or (1.5 if args.quick else 5.0)
     if args.child:
-        asyncio.run(child(ns[0], seconds))
+        factory = importlib.import_module("uvloop").new_event_loop if args.child == "uvloop" else None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(child(ns[0], seconds))
         return
     env = {**os.environ, "AGENTSESSION_DISABLE_PLUGINS": ",".join(p.name for p in discover())}  # core alone
-    print(f"{'N':>5} {'cpu %/session':>14} {'RSS MB':>7} {'RSS MB/session':>15} {'p99 lateness ms':>16}"
+    print(f"{'N':>5} {'loop':>8} {'cpu %/session':>14} {'RSS MB':>7} {'RSS MB/session':>15} {'p99 lateness ms':>16}"
           f" {'p99 latency ms':>15} {'underruns':>10}")
     for n in ns:
-        out = subprocess.run([sys.executable, __file__, "--child", "-n", str(n), "--seconds", str(seconds)],
-                             env=env, capture_output=True, text=True, check=True).stdout
-        r = json.loads(out.strip().splitlines()[-1])
-        print(f"{n:>5} {r['cpu_pct_per_session']:>14.3f} {r['rss_mb']:>7.1f} {r['rss_mb_per_session']:>15.3f}"
-              f" {r['lateness_p99_ms']:>16.2f} {r['latency_p99_ms']:>15.3f} {r['underruns']:>10}")
+        for loop in ("asyncio", "uvloop") if args.uvloop else ("asyncio",):
+            out = subprocess.run([sys.executable, __file__, "--child", loop, "-n", str(n), "--seconds", str(seconds)],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            print(f"{n:>5} {loop:>8} {r['cpu_pct_per_session']:>14.3f} {r['rss_mb']:>7.1f}"
+                  f" {r['rss_mb_per_session']:>15.3f} {r['lateness_p99_ms']:>16.2f} {r['latency_p99_ms']:>15.3f}"
+                  f" {r['underruns']:>10}")
 
 
 if __name__ == "__main__":
