@@ -13,6 +13,7 @@ import pytest
 from agentsession import (
     Agent,
     AgentSession,
+    AgentSessionError,
     JobContext,
     RealTimePipeline,
     Transport,
@@ -113,16 +114,16 @@ async def test_no_wake_up_once_the_job_is_ending() -> None:
     assert woke == []
 
 
-def test_the_worker_runs_on_uvloop_when_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_worker_runs_on_uvloop_when_asked_to(monkeypatch: pytest.MonkeyPatch) -> None:
     from agentsession._worker import _default_loop_factory
 
     fake_uvloop = types.ModuleType("uvloop")
     fake_uvloop.new_event_loop = asyncio.new_event_loop  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "uvloop", fake_uvloop)
     monkeypatch.delenv("AGENTSESSION_LOOP", raising=False)
+    assert _default_loop_factory() is None  # installed, not asked for: asyncio's loop
+    monkeypatch.setenv("AGENTSESSION_LOOP", "uvloop")
     assert _default_loop_factory() is asyncio.new_event_loop
-    monkeypatch.setenv("AGENTSESSION_LOOP", "asyncio")  # the standard loop, asked for
-    assert _default_loop_factory() is None
-    monkeypatch.delenv("AGENTSESSION_LOOP")
-    monkeypatch.setitem(sys.modules, "uvloop", None)  # not installed
-    assert _default_loop_factory() is None
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # asked for, not installed
+    with pytest.raises(AgentSessionError, match=r"agentsession\[fast\]"):
+        _default_loop_factory()

@@ -448,14 +448,14 @@ class WorkerJob:
 
 
 def _default_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop if it is installed (the ``fast`` extra) and ``AGENTSESSION_LOOP`` is not ``asyncio``;
-    else ``None``: asyncio's own."""
-    if os.environ.get("AGENTSESSION_LOOP", "").lower() == "asyncio":
+    """uvloop's event loop with ``AGENTSESSION_LOOP=uvloop`` (the ``fast`` extra installs it); else ``None``:
+    asyncio's own. Opt-in: file mode over worker processes (``--workers 2``) hangs on uvloop 0.23 for now."""
+    if os.environ.get("AGENTSESSION_LOOP", "").lower() != "uvloop":
         return None
     try:
         uvloop = importlib.import_module("uvloop")
     except ImportError:
-        return None
+        raise AgentSessionError("AGENTSESSION_LOOP=uvloop needs uvloop: pip install 'agentsession[fast]'") from None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
 
