@@ -129,6 +129,12 @@ class MeasuringTransport(PacedTransport):
         self.latencies.append(time.perf_counter() - self.emitted.popleft())
         await super().play(frame)
 
+    def play_nowait(self, frame: AudioFrame) -> bool:
+        if not super().play_nowait(frame):
+            return False  # the session awaits play() instead, which measures it
+        self.latencies.append(time.perf_counter() - self.emitted.popleft())
+        return True
+
 
 class DirectWire:
     """The floor: the same fakes with no session between them."""

@@ -16,6 +16,7 @@ from agentsession._audio import (
     AudioFrame,
     Reframer,
     Resampler,
+    _SoxrResampler,
 )
 
 PAIRS = [
@@ -119,6 +120,70 @@ def test_bytes_round_trip_is_little_endian() -> None:
         original.data,
     )
     assert AudioFrame.from_bytes(b"", 8000).samples_per_channel == 0
+
+
+def test_from_bytes_reads_bytes_in_place_and_copies_a_mutable_buffer() -> None:
+    raw = noise(24000, 0.02).to_bytes()
+    assert np.shares_memory(AudioFrame.from_bytes(raw, 24000).data, np.frombuffer(raw, np.int16))
+    buffer = bytearray(raw)
+    frame = AudioFrame.from_bytes(buffer, 24000)
+    buffer[:2] = b"\x00\x00" if raw[:2] != b"\x00\x00" else b"\x01\x00"
+    assert frame.to_bytes() == raw  # the caller reusing its buffer does not change the frame
+    with pytest.raises(ValueError, match="unsupported sample rate"):
+        AudioFrame.from_bytes(raw, 12345)
+    with pytest.raises(ValueError, match="finite"):
+        AudioFrame.from_bytes(raw, 24000, timestamp=float("nan"))
+
+
+def test_frames_the_core_makes_have_the_same_geometry_as_checked_ones() -> None:
+    reframer = Reframer(16000, 2)
+    made = reframer.push(np.ones((480, 2), np.int16))
+    assert [(f.samples_per_channel, f.channels, f.duration, f.timestamp) for f in made] == [(320, 2, 0.02, 0.0)]
+    checked = AudioFrame(made[0].data, 16000)
+    assert (checked.samples_per_channel, checked.duration) == (made[0].samples_per_channel, made[0].duration)
+    assert AudioFrame(np.zeros((3, 2), np.int16), 8000).to_mono().samples_per_channel == 3
+
+
+def test_reframer_passes_whole_frames_up_to_max_frame_ms_through_as_one() -> None:
+    reframer = Reframer(24000, max_frame_ms=100)
+    chunk = np.arange(2400, dtype=np.int16).reshape(-1, 1)
+    [whole] = reframer.push(chunk)  # 100 ms, nothing buffered: one frame, the same samples (no copy)
+    assert whole.samples_per_channel == 2400 and np.shares_memory(whole.data, chunk)
+    assert [f.samples_per_channel for f in reframer.push(np.zeros((2880, 1), np.int16))] == [480] * 6  # longer
+    assert reframer.push(np.zeros((100, 1), np.int16)) == []
+    out = reframer.push(chunk)  # something buffered: 20 ms frames, in order
+    assert [f.samples_per_channel for f in out] == [480] * 5
+    assert np.array_equal(np.concatenate([f.data for f in out])[100:], chunk[:2300])
+    assert [f.timestamp for f in out][0] == pytest.approx((2400 + 2880) / 24000)
+    with pytest.raises(ValueError, match="max_frame_ms"):
+        Reframer(24000, max_frame_ms=10)
+
+
+@pytest.mark.parametrize(("rate_in", "rate_out"), [(16000, 24000), (48000, 16000)])
+def test_soxr_streaming_resampler_agrees_with_ours(monkeypatch: pytest.MonkeyPatch, rate_in: int,
+                                                   rate_out: int) -> None:
+    pytest.importorskip("soxr")
+    t = np.arange(rate_in) / rate_in
+    tone = ((np.sin(2 * np.pi * 300 * t) + 0.5 * np.sin(2 * np.pi * 1700 * t)) * 8000).astype(np.int16).reshape(-1, 1)
+    step = rate_in // 50
+
+    def convert() -> tuple[np.ndarray, object]:
+        converter = AudioConverter(rate_out)
+        frames = [f for i in range(0, len(tone), step) for f in converter.push(AudioFrame(tone[i : i + step], rate_in))]
+        resampler = converter._resampler
+        frames += converter.flush()
+        return np.concatenate([f.data for f in frames])[:, 0].astype(np.float64), resampler
+
+    monkeypatch.delenv("AGENTSESSION_RESAMPLER", raising=False)
+    ours, ours_resampler = convert()
+    monkeypatch.setenv("AGENTSESSION_RESAMPLER", "soxr")
+    theirs, soxr_resampler = convert()
+    assert isinstance(ours_resampler, Resampler) and isinstance(soxr_resampler, _SoxrResampler)
+    assert abs(len(ours) - len(theirs)) <= rate_out // 50  # the same audio, give or take the last frame's padding
+    # ours is causal (late by a fraction of a sample more than libsoxr's): compare the spectra, away from the edges
+    window = np.hanning(rate_out // 2)
+    a, b = (np.abs(np.fft.rfft(x[rate_out // 4 : rate_out // 4 + rate_out // 2] * window)) for x in (ours, theirs))
+    assert np.linalg.norm(a - b) / np.linalg.norm(b) < 0.01
 
 
 @pytest.mark.parametrize(("size", "channels"), [(3, 1), (6, 2), (1, 2)])

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -22,6 +23,9 @@ from agentsession import (
     protect_secret,
     run_virtual,
 )
+from agentsession._speech import Response, SpeechHandle
+from agentsession._speech_playout import SpeechPlayout
+from agentsession._transport import BufferedTransport
 from agentsession._vad import UtteranceCollector
 from agentsession.testing import tone, virtual_clock
 
@@ -122,6 +126,58 @@ async def test_playout_back_pressure_released_by_a_device_thread() -> None:
 async def test_playout_rejects_the_wrong_format() -> None:
     with pytest.raises(ValueError, match="48000"):
         await PlayoutBuffer(48000).put(AudioFrame.silence(0.02, 24000))
+    with pytest.raises(ValueError, match="48000"):
+        PlayoutBuffer(48000).put_nowait(AudioFrame.silence(0.02, 24000))
+
+
+def test_playout_put_nowait_takes_a_frame_only_while_there_is_room() -> None:
+    buf = PlayoutBuffer(24000, max_buffered=0.04)
+    frame = AudioFrame.silence(0.02, 24000)
+    assert buf.put_nowait(frame) and buf.put_nowait(frame)
+    assert not buf.put_nowait(frame) and buf.buffered == pytest.approx(0.04)
+    buf.pull(480)
+    assert buf.put_nowait(frame)
+
+
+async def test_speech_playout_hands_frames_over_at_once_and_queues_only_under_back_pressure() -> None:
+    transport = _CountingTransport(max_buffered=0.04)
+    started: list[Response] = []
+    playout = SpeechPlayout(transport, started.append, lambda r: None)
+    task = playout.start()
+    await asyncio.sleep(0)  # the playout task parks, waiting for audio
+    response = Response("r1", SpeechHandle(lambda h: None, trigger="say"))
+    frames = [AudioFrame(np.full((480, 1), i, np.int16), 24000) for i in range(4)]
+    playout.push(response, frames[0])
+    playout.push(response, frames[1])
+    # no await since: the transport took both frames from push() itself
+    assert transport.awaited == 0 and transport.playout.buffered == pytest.approx(0.04) and started == [response]
+    playout.push(response, frames[2])  # full: queued for the task, which awaits play()
+    playout.push(response, frames[3])
+    assert response.queued == 2 and transport.playout.buffered == pytest.approx(0.04)
+    await asyncio.sleep(0)
+    out = [transport.playout.pull(480)[0][0, 0] for _ in range(2)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    out += [transport.playout.pull(480)[0][0, 0] for _ in range(2)]
+    assert out == [0, 1, 2, 3] and transport.awaited == 2  # in order; the task only for back-pressure
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+class _CountingTransport(BufferedTransport):
+    """A buffered transport that counts the frames ``play`` had to be awaited for."""
+
+    def __init__(self, max_buffered: float) -> None:
+        super().__init__(24000, max_buffered=max_buffered)
+        self.awaited = 0
+
+    async def audio_input(self) -> AsyncIterator[AudioFrame]:
+        return
+        yield
+
+    async def play(self, frame: AudioFrame) -> None:
+        self.awaited += 1
+        await super().play(frame)
 
 
 # ---------------------------------------------------------------- VAD

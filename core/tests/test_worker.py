@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import types
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import pytest
 
 from agentsession import (
     Agent,
     AgentSession,
+    AgentSessionError,
     JobContext,
     RealTimePipeline,
     Transport,
@@ -107,3 +112,18 @@ async def test_no_wake_up_once_the_job_is_ending() -> None:
     await WorkerJob(entrypoint)._run_job(JobContext(transport=transport))
     assert closed and closed[0] - start > 2.0  # the session was still open when the timer was due
     assert woke == []
+
+
+def test_the_worker_runs_on_uvloop_when_asked_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentsession._worker import _default_loop_factory
+
+    fake_uvloop = types.ModuleType("uvloop")
+    fake_uvloop.new_event_loop = asyncio.new_event_loop  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "uvloop", fake_uvloop)
+    monkeypatch.delenv("AGENTSESSION_LOOP", raising=False)
+    assert _default_loop_factory() is None  # installed, not asked for: asyncio's loop
+    monkeypatch.setenv("AGENTSESSION_LOOP", "uvloop")
+    assert _default_loop_factory() is asyncio.new_event_loop
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # asked for, not installed
+    with pytest.raises(AgentSessionError, match=r"agentsession\[fast\]"):
+        _default_loop_factory()

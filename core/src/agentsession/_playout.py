@@ -60,6 +60,21 @@ class PlayoutBuffer:
             )
         while self._buffered >= self._max_samples:
             await self._wait()
+        self._append(frame)
+
+    def put_nowait(self, frame: AudioFrame) -> bool:
+        """Queue ``frame`` if there is room now (as ``put`` would without waiting); return whether it was."""
+        if self._buffered >= self._max_samples:
+            return False
+        if frame.sample_rate != self.sample_rate or frame.channels != self.channels:
+            raise ValueError(
+                f"playout buffer takes {self.sample_rate} Hz x{self.channels}, "
+                f"got {frame.sample_rate} Hz x{frame.channels}"
+            )
+        self._append(frame)
+        return True
+
+    def _append(self, frame: AudioFrame) -> None:
         with self._lock:
             self._chunks.append(frame.data)
             self._buffered += frame.samples_per_channel

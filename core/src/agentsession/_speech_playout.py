@@ -26,7 +26,7 @@ class SpeechPlayout:
                  on_played: Callable[[Response], None], on_frame: Callable[[AudioFrame], None] | None = None,
                  on_idle: Callable[[], None] | None = None) -> None:
         self._transport = transport
-        self._convert = AudioConverter(transport.sample_rate, transport.channels)
+        self._convert = AudioConverter(transport.sample_rate, transport.channels, max_frame_ms=transport.max_frame_ms)
         self._on_started = on_started
         self._on_played = on_played
         self.on_frame = on_frame
@@ -36,6 +36,7 @@ class SpeechPlayout:
         self._pending: list[Response] = []  # started, not yet played out
         self._submitted = transport.played
         self._wake = asyncio.Event()
+        self._parked = False  # the task waits for audio with nothing to finish: a frame may go out at once
         self._task: asyncio.Task[None] | None = None
         self._paused = False
         self.mixer: BackgroundMixer | None = None  # background/thinking tracks, when any plays
@@ -54,17 +55,24 @@ class SpeechPlayout:
         return self._task
 
     def push(self, response: Response, frame: AudioFrame) -> None:
-        """Queue a chunk of ``response``'s audio (any size and rate: converted for the transport)."""
+        """Queue a chunk of ``response``'s audio (any size and rate: converted for the transport). While the
+        transport has room and nothing waits before it, a frame goes to it at once (``play_nowait``), without
+        a hop through the playout task; the queue and the task are there for back-pressure."""
+        queued = False
         for out in self._convert.push(frame):
-            self._queue.append((response, out))
-            response.queued += 1
-        self._wake.set()
+            if not self._play_now(response, out):
+                self._queue.append((response, out))
+                response.queued += 1
+                queued = True
+        if queued:
+            self._wake.set()
 
     def end(self, response: Response) -> None:
         """``response`` has no more audio: queue its tail; if it had none, it is played out now."""
         for out in self._convert.flush():
-            self._queue.append((response, out))
-            response.queued += 1
+            if not self._play_now(response, out):
+                self._queue.append((response, out))
+                response.queued += 1
         if response.start is None and not response.queued:
             response.played_out = True
             self._on_played(response)
@@ -147,14 +155,16 @@ class SpeechPlayout:
                 self._wake.clear()
                 if self._on_idle is not None and not self._pending:  # nothing left to play: states change
                     self._on_idle()
-                await self._wake.wait()
+                self._parked = True
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._parked = False
                 continue
             response, frame = self._queue.popleft()
             response.queued -= 1
             if response.start is None:
-                response.start = self._submitted
-                self._pending.append(response)
-                self._on_started(response)
+                self._started(response)
             mixer = self.mixer
             heard = frame if mixer is None else mixer.mix(frame)
             await transport.play(heard)
@@ -166,17 +176,40 @@ class SpeechPlayout:
                 transport.clear()
                 self._submitted = transport.played
                 continue
-            duration = frame.duration
-            self._submitted += duration
-            response.submitted += duration
-            self._in_flight.append((response, frame, self._submitted))
-            played = transport.played
-            while self._in_flight and self._in_flight[0][2] <= played:
-                self._in_flight.popleft()
-            if self._pending and self._pending[0] is not response:
-                self._confirm(played)
-            if self.on_frame is not None:
-                self.on_frame(heard)
+            self._sent(response, frame, heard)
+
+    def _play_now(self, response: Response, frame: AudioFrame) -> bool:
+        """Hand ``frame`` to the transport now if nothing is ahead of it and there is room; return whether."""
+        if not self._parked or self._queue or response.played_out or self._paused:
+            return False
+        heard = frame if self.mixer is None else self.mixer.mix(frame)
+        if response.start is None:
+            if not self._transport.play_nowait(heard):
+                return False
+            self._started(response)
+        elif not self._transport.play_nowait(heard):
+            return False
+        self._sent(response, frame, heard)
+        return True
+
+    def _started(self, response: Response) -> None:
+        response.start = self._submitted
+        self._pending.append(response)
+        self._on_started(response)
+
+    def _sent(self, response: Response, frame: AudioFrame, heard: AudioFrame) -> None:
+        """Account for a frame the transport took (``heard``: with the background mixed in)."""
+        duration = frame.duration
+        self._submitted += duration
+        response.submitted += duration
+        self._in_flight.append((response, frame, self._submitted))
+        played = self._transport.played
+        while self._in_flight and self._in_flight[0][2] <= played:
+            self._in_flight.popleft()
+        if self._pending and self._pending[0] is not response:
+            self._confirm(played)
+        if self.on_frame is not None:
+            self.on_frame(heard)
 
     def _take_back_one(self, response: Response, frame: AudioFrame) -> None:
         self._submitted = self._transport.played

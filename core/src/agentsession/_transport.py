@@ -31,6 +31,9 @@ class Transport(ABC):
     #: sample rate and channel count ``play`` takes (the session converts to them)
     sample_rate: int = 24000
     channels: int = 1
+    #: the longest frame ``play`` takes, in ms: the session plays 20 ms frames, and audio that comes in longer
+    #: chunks (a provider's 100 ms deltas) in frames of up to this, whole, one ``play`` each (fewer wake-ups)
+    max_frame_ms: int = 20
     #: why the transport broke (``fail``), or None: the worker then ends the job and exits non-zero
     failure: str | None = None
 
@@ -51,6 +54,12 @@ class Transport(ABC):
     @abstractmethod
     async def play(self, frame: AudioFrame) -> None:
         """Queue ``frame`` (at ``sample_rate``/``channels``) for output."""
+
+    def play_nowait(self, frame: AudioFrame) -> bool:
+        """Queue ``frame`` as ``play`` would if that needs no waiting, and return True; else do nothing and
+        return False (the session then awaits ``play``). Optional: a transport whose ``play`` can tell at
+        once that it has room implements it, and saves the session a task switch per frame."""
+        return False
 
     @abstractmethod
     def clear(self) -> None:
@@ -114,6 +123,9 @@ class BufferedTransport(Transport):
     async def play(self, frame: AudioFrame) -> None:
         if not self._output_closed:
             await self.playout.put(frame)
+
+    def play_nowait(self, frame: AudioFrame) -> bool:
+        return self._output_closed or self.playout.put_nowait(frame)
 
     def clear(self) -> None:
         self.playout.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import logging
 import os
 import signal
@@ -97,7 +98,7 @@ class WorkerJob:
         gc.collect()
         gc.freeze()  # what the imports built lives forever: keep it out of collections that pause every session
         mode = modes[name]
-        factory = mode.loop_factory(args)
+        factory = mode.loop_factory(args) or _default_loop_factory()
         try:
             with asyncio.Runner(loop_factory=factory) as runner:
                 try:
@@ -201,6 +202,19 @@ class WorkerJob:
                 ctx.request_shutdown("interrupted")
         elif main is not None:
             main.cancel()
+
+
+def _default_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop with ``AGENTSESSION_LOOP=uvloop`` (the ``fast`` extra installs it); else ``None``:
+    asyncio's own. Opt-in: file mode over worker processes (``--workers 2``) hangs on uvloop 0.23 for now."""
+    if os.environ.get("AGENTSESSION_LOOP", "").lower() != "uvloop":
+        return None
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        raise AgentSessionError("AGENTSESSION_LOOP=uvloop needs uvloop: pip install 'agentsession[fast]'") from None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _exit_watchdog(grace: float, code: Callable[[], int]) -> None:

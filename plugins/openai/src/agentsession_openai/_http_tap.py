@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,9 +30,9 @@ KEPT_HEADERS = ("content-type", "content-encoding")
 _ids = itertools.count()
 
 
-def tapped_http_client() -> httpx2.AsyncClient:
+def tapped_http_client(verify: ssl.SSLContext | bool = True) -> httpx2.AsyncClient:
     """The SDK's default async client, its requests shown to the running session's link taps."""
-    return DefaultAsyncHttpxClient(transport=TappedTransport())
+    return DefaultAsyncHttpxClient(transport=TappedTransport(verify))
 
 
 def _body(content: bytes, content_type: str) -> Any:
@@ -49,8 +50,8 @@ def _body(content: bytes, content_type: str) -> Any:
 class TappedTransport(httpx2.AsyncBaseTransport):
     """``httpx2.AsyncHTTPTransport`` (httpx2's default limits and settings), each exchange shown to the link taps."""
 
-    def __init__(self) -> None:
-        self._inner = httpx2.AsyncHTTPTransport()
+    def __init__(self, verify: ssl.SSLContext | bool = True) -> None:
+        self._inner = httpx2.AsyncHTTPTransport(verify=verify)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         taps = current_link_taps()
