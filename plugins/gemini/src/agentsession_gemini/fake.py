@@ -352,7 +352,8 @@ class FakeLiveServer:
                 return
             conn.pending_calls.difference_update(r.id for r in responses)
             conn.history.append(("user", " ".join(f"{r.name}={json.dumps(r.response)}" for r in responses)))
-            self._answer(conn)
+            if not all(r.scheduling == types.FunctionResponseScheduling.SILENT for r in responses):
+                self._answer(conn)  # SILENT: the results join the context, and no turn is generated (as the API)
         elif message.realtime_input is not None and message.realtime_input.audio is not None:
             await self._on_audio(conn, message.realtime_input.audio.data or b"")
 
