@@ -8,6 +8,7 @@ any other with the closest valid one.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal, TypeAlias, get_args
@@ -24,6 +25,12 @@ EventName: TypeAlias = Literal[
 EVENT_NAMES: tuple[str, ...] = get_args(EventName)
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """An event class's fields, in order (computed once per class)."""
+    return tuple(f.name for f in fields(cls))
+
+
 class SessionEvent(Mapping[str, Any]):
     """Base of the session's events: a frozen record with dict-style reading.
 
@@ -35,11 +42,10 @@ class SessionEvent(Mapping[str, Any]):
     _optional: ClassVar[frozenset[str]] = frozenset()
 
     def _keys(self) -> list[str]:
-        return [f.name for f in fields(self)  # type: ignore[arg-type]
-                if not (f.name in self._optional and not getattr(self, f.name))]
+        return [name for name in _field_names(type(self)) if not (name in self._optional and not getattr(self, name))]
 
     def __getitem__(self, key: str) -> Any:
-        if key in self._keys():
+        if key in _field_names(type(self)) and not (key in self._optional and not getattr(self, key)):
             return getattr(self, key)
         raise KeyError(key)
 

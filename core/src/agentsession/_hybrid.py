@@ -123,16 +123,24 @@ class HybridEngine(PipelineEngine):
                 yield text
 
         async def synthesize(stream: TextStream) -> AsyncIterator[AudioFrame]:
-            pending = ""
-            async for text in stream:
-                pending += text
-                if pending.rstrip().endswith((".", "!", "?")):
-                    async for frame in self.tts.synthesize(pending):
-                        yield frame
-                    pending = ""
-            if pending.strip():
-                async for frame in self.tts.synthesize(pending):
+            """The TTS's own stream (``TTS.stream()``: sentence by sentence, or as the text comes for a TTS that
+            streams), fed from ``stream``."""
+            synthesis = self.tts.stream()
+
+            async def feed() -> None:
+                async for text in stream:
+                    synthesis.push_text(text)
+                synthesis.end_input()
+
+            feeding = asyncio.ensure_future(feed())
+            try:
+                async for frame in synthesis:
                     yield frame
+                await feeding
+            finally:
+                feeding.cancel()
+                await asyncio.gather(feeding, return_exceptions=True)
+                await synthesis.aclose()
 
         token = _TTS.set(synthesize)
         try:
