@@ -25,7 +25,7 @@ from agentsession import (
 )
 from agentsession._speech import Response, SpeechHandle
 from agentsession._speech_playout import SpeechPlayout
-from agentsession._transport import BufferedTransport
+from agentsession._transport import BufferedTransport, Transport
 from agentsession._vad import UtteranceCollector
 from agentsession.testing import tone, virtual_clock
 
@@ -162,6 +162,76 @@ async def test_speech_playout_hands_frames_over_at_once_and_queues_only_under_ba
     assert out == [0, 1, 2, 3] and transport.awaited == 2  # in order; the task only for back-pressure
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+class _GatedTransport(Transport):
+    """A transport with only an async ``play`` (no ``play_nowait``): it takes frames at once while ``open`` is
+    set, else waits for it (under an ``asyncio.timeout``, as a real sink may); it records the task each
+    ``play`` ran as, before and after its wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[int] = []
+        self.ran_as: list[asyncio.Task[object] | None] = []
+        self.open = asyncio.Event()
+        self.open.set()
+        self.closed_plays = 0
+
+    async def audio_input(self) -> AsyncIterator[AudioFrame]:
+        return
+        yield
+
+    async def play(self, frame: AudioFrame) -> None:
+        self.ran_as.append(asyncio.current_task())
+        try:
+            if not self.open.is_set():
+                async with asyncio.timeout(60):
+                    await self.open.wait()
+                self.ran_as.append(asyncio.current_task())
+            self.frames.append(int(frame.data[0, 0]))
+        except GeneratorExit:
+            self.closed_plays += 1
+            raise
+
+    def clear(self) -> None:
+        pass
+
+    @property
+    def played(self) -> float:
+        return 0.0
+
+    async def wait_for_playout(self) -> None:
+        pass
+
+
+async def test_speech_playout_starts_an_async_play_at_once_and_finishes_one_that_waits_in_its_task() -> None:
+    transport = _GatedTransport()
+    playout = SpeechPlayout(transport, lambda r: None, lambda r: None)
+    task = playout.start()
+    await asyncio.sleep(0)
+    response = Response("r1", SpeechHandle(lambda h: None, trigger="say"))
+    frame = [AudioFrame(np.full((480, 1), i, np.int16), 24000) for i in range(5)]
+    playout.push(response, frame[0])
+    assert transport.frames == [0] and transport.ran_as == [task]  # no task switch, as the playout task
+    transport.open.clear()
+    playout.push(response, frame[1])  # play() must wait: the playout task finishes it
+    playout.push(response, frame[2])  # behind it: queued
+    assert transport.frames == [0] and response.queued == 1
+    for _ in range(3):
+        await asyncio.sleep(0)
+    transport.open.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    playout.push(response, frame[3])
+    assert transport.frames == [0, 1, 2, 3]  # in order, none lost
+    assert set(transport.ran_as) == {task}  # the timeout entered in play() belonged to the task that waited
+    assert response.submitted == pytest.approx(0.08)
+    transport.open.clear()
+    playout.push(response, frame[4])
+    await asyncio.sleep(0)
+    task.cancel()  # the session closes while play() waits: the play is closed, not left pending
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled() and transport.closed_plays == 1 and transport.frames == [0, 1, 2, 3]
 
 
 class _CountingTransport(BufferedTransport):

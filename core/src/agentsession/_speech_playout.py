@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from asyncio.tasks import _enter_task, _leave_task
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
+from typing import Any
 
 from ._audio import AudioConverter, AudioFrame
 from ._background_audio import BackgroundMixer
@@ -40,6 +42,11 @@ class SpeechPlayout:
         self._task: asyncio.Task[None] | None = None
         self._paused = False
         self.mixer: BackgroundMixer | None = None  # background/thinking tracks, when any plays
+        # a transport without ``play_nowait``: its ``play`` is started at once, as the playout task, and only if
+        # it must wait (back-pressure) does the task finish it (no task switch per frame for a ``play`` that
+        # never waits)
+        self._eager = type(transport).play_nowait is Transport.play_nowait
+        self._waiting: tuple[Coroutine[Any, Any, None], object, Response, AudioFrame, AudioFrame] | None = None
 
     @property
     def active(self) -> bool:
@@ -136,6 +143,14 @@ class SpeechPlayout:
     async def _run(self) -> None:
         transport = self._transport
         while True:
+            if self._waiting is not None:  # a play() started from push() had to wait: finish it before anything
+                play, step, response, frame, heard = self._waiting
+                try:
+                    await _finish(play, step)
+                finally:
+                    self._waiting = None
+                self._after_play(response, frame, heard)
+                continue
             if self._paused:
                 self._wake.clear()
                 await self._wake.wait()
@@ -168,29 +183,61 @@ class SpeechPlayout:
             mixer = self.mixer
             heard = frame if mixer is None else mixer.mix(frame)
             await transport.play(heard)
-            if self._paused and not response.played_out:  # paused while it waited for room: it comes later
-                transport.clear()
-                self._take_back_one(response, frame)
-                continue
-            if response.played_out:  # stopped while this frame waited for room: it must not be heard
-                transport.clear()
-                self._submitted = transport.played
-                continue
+            self._after_play(response, frame, heard)
+
+    def _after_play(self, response: Response, frame: AudioFrame, heard: AudioFrame) -> None:
+        """``play`` returned after waiting for room: account for the frame, unless it must not be heard now."""
+        if self._paused and not response.played_out:  # paused while it waited for room: it comes later
+            self._transport.clear()
+            self._take_back_one(response, frame)
+        elif response.played_out:  # stopped while this frame waited for room: it must not be heard
+            self._transport.clear()
+            self._submitted = self._transport.played
+        else:
             self._sent(response, frame, heard)
 
     def _play_now(self, response: Response, frame: AudioFrame) -> bool:
-        """Hand ``frame`` to the transport now if nothing is ahead of it and there is room; return whether."""
-        if not self._parked or self._queue or response.played_out or self._paused:
+        """Hand ``frame`` to the transport now if nothing is ahead of it and there is room; return whether it
+        was taken (by the transport, or by the playout task for a ``play`` that has to wait)."""
+        if not self._parked or self._queue or response.played_out or self._paused or self._waiting is not None:
             return False
         heard = frame if self.mixer is None else self.mixer.mix(frame)
-        if response.start is None:
-            if not self._transport.play_nowait(heard):
-                return False
-            self._started(response)
+        if self._eager:
+            step = self._start_play(heard)
+            if step is not None:  # it waits for room: the task finishes it, then the frame counts as sent
+                if response.start is None:
+                    self._started(response)
+                self._waiting = (step[0], step[1], response, frame, heard)
+                self._wake.set()
+                return True
         elif not self._transport.play_nowait(heard):
             return False
+        if response.start is None:
+            self._started(response)
         self._sent(response, frame, heard)
         return True
+
+    def _start_play(self, frame: AudioFrame) -> tuple[Coroutine[Any, Any, None], object] | None:
+        """Run ``transport.play(frame)`` up to its first wait, as the playout task (``current_task()`` is that
+        task, so a timeout or cancel scope entered in it belongs to the task that finishes it); return the
+        coroutine and what it waits on, or None if it returned without waiting."""
+        play = self._transport.play(frame)
+        task = self._task
+        assert task is not None
+        loop = task.get_loop()
+        caller = asyncio.current_task(loop)
+        if caller is not None:
+            _leave_task(loop, caller)
+        _enter_task(loop, task)
+        try:
+            step = play.send(None)
+        except StopIteration:
+            return None
+        finally:
+            _leave_task(loop, task)
+            if caller is not None:
+                _enter_task(loop, caller)
+        return play, step
 
     def _started(self, response: Response) -> None:
         response.start = self._submitted
@@ -242,3 +289,28 @@ class SpeechPlayout:
             self._pending.pop(0)
             head.played_out = True
             self._on_played(head)
+
+
+async def _finish(coro: Coroutine[Any, Any, None], step: object) -> None:
+    """Drive ``coro``, started by hand and suspended on ``step`` (what it yielded), to its end, as a task would:
+    wait for the future it yielded, then resume it; cancelling the task closes it."""
+    while True:
+        try:
+            if step is None:
+                await asyncio.sleep(0)  # a bare yield
+            elif asyncio.isfuture(step):
+                step._asyncio_future_blocking = False  # taken, as a task takes what its coroutine yields
+                await step
+            else:
+                raise RuntimeError(f"Transport.play yielded {step!r}, which asyncio cannot wait for")
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # this task is cancelled (the session closes)
+                coro.close()
+                raise
+        except Exception:
+            pass  # the future failed (or was cancelled): coro sees the same exception where it awaited it
+        try:
+            step = coro.send(None)
+        except StopIteration:
+            return
