@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -218,9 +219,52 @@ async def test_user_audio_in_model_audio_out(server: FakeLiveServer) -> None:
         # the audio went up as 16 kHz pcm16
         blobs = [m.realtime_input.audio for m in server.current.messages if m.realtime_input and m.realtime_input.audio]
         assert blobs and all(b.mime_type == "audio/pcm;rate=16000" for b in blobs)
+        assert all(len(b.data or b"") % 1600 == 0 for b in blobs)  # whole 50 ms chunks (20 messages a second)
         assert server.current.audio_bytes == len(speech(0.9)) * 640
     finally:
         await model.close()
+
+
+async def test_audio_goes_up_in_50_ms_chunks(server: FakeLiveServer) -> None:
+    model = await started(server)
+    try:
+        for frame in speech(0.06):  # three 20 ms frames: one whole 50 ms chunk, 10 ms waiting for the next
+            model.push_audio(frame)
+        await server.wait_audio(await server.wait_connections(1), 1600)
+        assert model._link.backlog.pushed == pytest.approx(0.05)
+        for frame in speech(0.04):
+            model.push_audio(frame)
+        assert model._link.backlog.pushed == pytest.approx(0.1)
+    finally:
+        await model.close()
+
+
+async def test_audio_goes_up_as_the_sdk_would_send_it_byte_for_byte() -> None:
+    from google.genai.live import AsyncSession
+
+    from agentsession.plugin import AudioChunk
+
+    class Socket:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def send(self, message: str) -> None:
+            self.sent.append(message)
+
+    sdk, ours = Socket(), Socket()
+    session = AsyncSession(api_client=genai_client()._api_client, websocket=sdk)  # type: ignore[arg-type]
+    pcm = (np.arange(800, dtype=np.int16) * 37).reshape(-1, 1)  # bytes that base64 turns into "-" and "_"
+    await session.send_realtime_input(audio=types.Blob(data=pcm.tobytes(), mime_type="audio/pcm;rate=16000"))
+    live = type("Live", (), {"session": AsyncSession(api_client=genai_client()._api_client, websocket=ours)})()  # type: ignore[arg-type]
+    await GeminiRealtime(api_key="test-key-0123456789").link_send_audio(
+        live, [AudioChunk(0.0, AudioFrame(pcm[:400], 16000), True), AudioChunk(0.025, AudioFrame(pcm[400:], 16000), True)])
+    assert ours.sent == sdk.sent and "_" in sdk.sent[0]
+
+
+def genai_client() -> Any:
+    from google import genai
+
+    return genai.Client(api_key="test-key-0123456789")
 
 
 async def test_requests_are_answered_in_order_each_with_its_id(server: FakeLiveServer) -> None:
