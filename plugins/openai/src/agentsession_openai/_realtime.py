@@ -448,7 +448,9 @@ class OpenAIRealtime(LinkedRealtimeModel):
             pcm = b"".join(chunk.frame.to_bytes() for chunk in chunks[start : start + _CHUNKS_PER_APPEND])
             message = _APPEND_HEAD + binascii.b2a_base64(pcm, newline=False).decode("ascii") + '"}'
             self._link.tap_sent(message)
-            await conn.send_raw(message)
+            # on the SDK's websocket itself: send_raw's queue serves the SDK's reconnect policy, which the link
+            # replaces, and costs as much again per append
+            await conn._connection.send(message)
 
     async def link_send_request(self, conn: AsyncRealtimeConnection,
                                 request: Request[RealtimeResponseCreateParamsParam]) -> None:
