@@ -217,9 +217,12 @@ class Answers:
             response.item = self._h.history.add_message("assistant", "", created_at=self._h.now())
         return response.item
 
-    def on_agent_audio(self, response: Response, frame: AudioFrame) -> None:
-        assert self.playout is not None
-        item = self.item(response)
+    def on_agent_audio(self, response: Response, frame: AudioFrame) -> bool:
+        """Play ``frame`` of ``response``; return whether the playout was idle (the agent starts to be heard)."""
+        playout = self.playout
+        assert playout is not None
+        idle = not playout.active
+        item = response.item if response.item is not None or not response.speech.in_history else self.item(response)
         duration = frame.duration
         if item is not None:
             item.audio_duration = (item.audio_duration or 0.0) + duration
@@ -229,7 +232,8 @@ class Answers:
             if self._h.first_audio_is_model:
                 metrics.realtime_ttfa = metrics.ttfa
         response.received += duration
-        self.playout.push(response, frame)
+        playout.push(response, frame)
+        return idle
 
     @property
     def playing(self) -> bool:

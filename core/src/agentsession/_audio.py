@@ -84,7 +84,8 @@ class AudioFrame:
     @property
     def channels(self) -> int:
         """Number of interleaved channels (1 or 2)."""
-        return int(self.data.shape[1])
+        channels: int = self.data.shape[1]
+        return channels
 
     @property
     def samples_per_channel(self) -> int:

@@ -720,16 +720,17 @@ class AgentSession:
 
     async def _input_loop(self) -> None:
         engine = self._driven()
-        converter = AudioConverter(engine.input_sample_rate)
+        push, convert = engine.push_audio, AudioConverter(engine.input_sample_rate).push
         vad = self._local_vad
+        listening = self._emitter.has_listeners
         async for frame in self.transport.audio_input():
-            for out in converter.push(frame):
+            for out in convert(frame):
                 self._pushed += out.duration
-                engine.push_audio(out)
+                push(out)
                 if vad is not None:
                     for event in vad.push(out):
                         self._on_local_vad(event.kind == "start", event.position)
-                if self._emitter.has_listeners("user_audio"):
+                if listening("user_audio"):
                     self._emit(UserAudio(frame=out, at=self._elapsed()))
 
     async def _text_loop(self, texts: Any) -> None:
@@ -751,12 +752,10 @@ class AgentSession:
             return
         try:
             if type(event) is AgentAudio:  # the hot path (a frame every 20 ms): states change only if it starts audio
-                response = self._answers.response(event.response_id)
-                if response is not None:
-                    idle = not self._answers.playing
-                    self._answers.on_agent_audio(response, event.frame)
-                    if idle:
-                        self._update_states()
+                answers = self._answers
+                response = answers.responses.get(event.response_id) or answers.response(event.response_id)
+                if response is not None and answers.on_agent_audio(response, event.frame):
+                    self._update_states()
                 return
             self._handle(event)
         except Exception:
