@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 
 import numpy as np
 import pytest
@@ -232,6 +232,63 @@ async def test_speech_playout_starts_an_async_play_at_once_and_finishes_one_that
     task.cancel()  # the session closes while play() waits: the play is closed, not left pending
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled() and transport.closed_plays == 1 and transport.frames == [0, 1, 2, 3]
+
+
+class _FutureTransport(_GatedTransport):
+    """``play`` is a plain function returning a future (some other awaitable than a coroutine)."""
+
+    pending: tuple[asyncio.Future[None], int]
+
+    def play(self, frame: AudioFrame) -> asyncio.Future[None]:  # type: ignore[override]
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.open.is_set():
+            self.frames.append(int(frame.data[0, 0]))
+            future.set_result(None)
+        else:
+            self.pending = (future, int(frame.data[0, 0]))  # resolved by the test
+        return future
+
+
+async def test_speech_playout_takes_a_play_that_returns_another_awaitable() -> None:
+    transport = _FutureTransport()
+    playout = SpeechPlayout(transport, lambda r: None, lambda r: None)
+    task = playout.start()
+    await asyncio.sleep(0)
+    response = Response("r1", SpeechHandle(lambda h: None, trigger="say"))
+    playout.push(response, AudioFrame(np.full((480, 1), 7, np.int16), 24000))
+    transport.open.clear()
+    playout.push(response, AudioFrame(np.full((480, 1), 8, np.int16), 24000))  # its future is resolved later
+    playout.push(response, AudioFrame(np.full((480, 1), 9, np.int16), 24000))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    future, value = transport.pending
+    transport.frames.append(value)
+    transport.open.set()
+    future.set_result(None)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert transport.frames == [7, 8, 9] and response.submitted == pytest.approx(0.06)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+class _Odd:
+    def __await__(self) -> Generator[object, None, None]:
+        yield 42  # what no asyncio task can wait for
+
+
+class _OddTransport(_GatedTransport):
+    async def play(self, frame: AudioFrame) -> None:
+        await _Odd()
+
+
+async def test_speech_playout_fails_loudly_on_a_play_that_yields_what_asyncio_cannot_wait_for() -> None:
+    playout = SpeechPlayout(_OddTransport(), lambda r: None, lambda r: None)
+    task = playout.start()
+    await asyncio.sleep(0)
+    playout.push(Response("r1", SpeechHandle(lambda h: None, trigger="say")), AudioFrame.silence(0.02, 24000))
+    with pytest.raises(RuntimeError, match="cannot wait for"):
+        await task
 
 
 class _CountingTransport(BufferedTransport):

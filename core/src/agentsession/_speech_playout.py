@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from asyncio.tasks import _enter_task, _leave_task
 from collections import deque
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
+from types import CoroutineType
 from typing import Any
 
 from ._audio import AudioConverter, AudioFrame
@@ -219,9 +220,12 @@ class SpeechPlayout:
 
     def _start_play(self, frame: AudioFrame) -> tuple[Coroutine[Any, Any, None], object] | None:
         """Run ``transport.play(frame)`` up to its first wait, as the playout task (``current_task()`` is that
-        task, so a timeout or cancel scope entered in it belongs to the task that finishes it); return the
-        coroutine and what it waits on, or None if it returned without waiting."""
+        task, so a timeout or cancel scope entered in it belongs to the task that finishes it; its context
+        variables are the caller's); return the coroutine and what it waits on, or None if it returned without
+        waiting."""
         play = self._transport.play(frame)
+        if type(play) is not CoroutineType:  # a play() that returns some other awaitable
+            play = _awaited(play)
         task = self._task
         assert task is not None
         loop = task.get_loop()
@@ -295,14 +299,15 @@ async def _finish(coro: Coroutine[Any, Any, None], step: object) -> None:
     """Drive ``coro``, started by hand and suspended on ``step`` (what it yielded), to its end, as a task would:
     wait for the future it yielded, then resume it; cancelling the task closes it."""
     while True:
+        if step is not None and not asyncio.isfuture(step):
+            coro.close()
+            raise RuntimeError(f"Transport.play yielded {step!r}, which asyncio cannot wait for")
         try:
             if step is None:
                 await asyncio.sleep(0)  # a bare yield
-            elif asyncio.isfuture(step):
+            else:
                 step._asyncio_future_blocking = False  # taken, as a task takes what its coroutine yields
                 await step
-            else:
-                raise RuntimeError(f"Transport.play yielded {step!r}, which asyncio cannot wait for")
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():  # this task is cancelled (the session closes)
@@ -314,3 +319,7 @@ async def _finish(coro: Coroutine[Any, Any, None], step: object) -> None:
             step = coro.send(None)
         except StopIteration:
             return
+
+
+async def _awaited(awaitable: Awaitable[None]) -> None:
+    await awaitable
