@@ -188,10 +188,9 @@ def _rss_mb() -> float:
 
 
 def run_child(python: str, provider: str, n: int, seconds: float, warmup: float, server: ServerProcess) -> dict[str, Any]:
-    env = {**os.environ, "AGENTSESSION_DISABLE_PLUGINS": os.environ.get("AGENTSESSION_DISABLE_PLUGINS", "")}
     command = [python, str(Path(__file__).resolve()), "--child", provider, "-n", str(n), "--seconds", str(seconds),
                "--warmup", str(warmup), "--url", server.base_url, "--cafile", server.cafile]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120 + 3 * (seconds + warmup))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120 + 3 * (seconds + warmup))
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         raise RuntimeError(f"{python} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
