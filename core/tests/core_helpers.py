@@ -4,7 +4,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentsession import Agent, AgentSession, RealTimePipeline
+from agentsession import Agent, AgentSession, RealTimePipeline, Transport
 from agentsession.testing import FakeRealtimeModel, FakeTransport
 
 
@@ -44,10 +44,23 @@ class Recorder:
         return [d for _, n, d in self.events if n == name]
 
 
+class AsyncPlayTransport(FakeTransport):
+    """``FakeTransport`` with only an async ``play`` (no ``play_nowait``), as a transport written against the bare
+    ``Transport`` has: the session starts each ``play()`` itself, and the playout task finishes those that wait
+    for room in the 100 ms buffer."""
+
+    play_nowait = Transport.play_nowait
+
+
+#: the two ways a session hands frames to a transport: ``play_nowait``, or an async ``play`` started at once
+TRANSPORTS = [FakeTransport, AsyncPlayTransport]
+
+
 async def started(
-    agent: Agent, model: FakeRealtimeModel, *, on_wake_up: Any = None, **kwargs: Any
+    agent: Agent, model: FakeRealtimeModel, *, on_wake_up: Any = None, transport: FakeTransport | None = None,
+    **kwargs: Any
 ) -> tuple[AgentSession, FakeTransport, Recorder]:
-    transport = FakeTransport()
+    transport = transport if transport is not None else FakeTransport()
     await transport.start()
     session = AgentSession(agent, RealTimePipeline(model), **kwargs)
     session.on_wake_up = on_wake_up

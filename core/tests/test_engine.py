@@ -19,7 +19,7 @@ from agentsession import (
     hookimpl,
 )
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, FakeTransport, virtual_clock
-from core_helpers import QuietAgent, settle, started
+from core_helpers import TRANSPORTS, QuietAgent, settle, started
 
 
 def assistant_items(session: AgentSession) -> list[ChatMessage]:
@@ -79,15 +79,17 @@ class Lookup(Agent):
         return "late"
 
 
+@pytest.mark.parametrize("transport_type", TRANSPORTS)
 @virtual_clock
-async def test_interrupting_an_answer_queued_behind_another_truncates_it_at_its_own_position() -> None:
+async def test_interrupting_an_answer_queued_behind_another_truncates_it_at_its_own_position(
+        transport_type: type[FakeTransport]) -> None:
     first = FakeResponse(text="Let me check.", audio=1.0, delay=0.2,
                          tool_calls=[FakeToolCall("forecast", {"city": "Rome"})],
                          then=FakeResponse(text="It is twenty one degrees in Rome today, sunny and warm.",
                                            audio=3.0, delay=0.1))
     model = FakeRealtimeModel([first])
     agent = Lookup()
-    session, transport, rec = await started(agent, model, min_interruption_duration=0.5)
+    session, transport, rec = await started(agent, model, min_interruption_duration=0.5, transport=transport_type())
     t0 = asyncio.get_running_loop().time()
     await session.send_text("Weather in Rome?")
     # the first answer plays 0.2..1.2 s; its tool call comes at ~0.45 s and the follow-up's audio right
@@ -175,10 +177,11 @@ async def test_a_failing_and_a_timing_out_tool_in_one_group() -> None:
     await session.close()
 
 
+@pytest.mark.parametrize("transport_type", TRANSPORTS)
 @virtual_clock
-async def test_speech_handles_await_playout_and_report_interruption() -> None:
+async def test_speech_handles_await_playout_and_report_interruption(transport_type: type[FakeTransport]) -> None:
     model = FakeRealtimeModel()
-    session, _, _ = await started(QuietAgent(), model)
+    session, _, _ = await started(QuietAgent(), model, transport=transport_type())
     loop = asyncio.get_running_loop()
     handle = await session.say("Hello there, how are you?")  # 0.06 s a character
     assert session.current_speech is handle and not handle.done()
@@ -190,10 +193,12 @@ async def test_speech_handles_await_playout_and_report_interruption() -> None:
     await session.close()
 
 
+@pytest.mark.parametrize("transport_type", TRANSPORTS)
 @virtual_clock
-async def test_reply_waits_for_playback_by_default_and_is_not_barged_in_on() -> None:
+async def test_reply_waits_for_playback_by_default_and_is_not_barged_in_on(transport_type: type[FakeTransport]) -> None:
     model = FakeRealtimeModel([FakeResponse(text="Listen to this.", audio=2.0, delay=0.2)])
-    session, transport, _ = await started(QuietAgent(), model, min_interruption_duration=0.2)
+    session, transport, _ = await started(QuietAgent(), model, min_interruption_duration=0.2,
+                                          transport=transport_type())
 
     async def user_talks_over_it() -> None:
         await asyncio.sleep(1.0)
