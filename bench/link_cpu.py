@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import multiprocessing
 import os
 import resource
 import ssl
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from child_server import ChildServer
 
 ROOT = Path(__file__).resolve().parent
 RATES = {"openai": 24000, "gemini": 16000}  # the rate each model takes the user's audio at
@@ -50,7 +50,7 @@ GEMINI_KEY = "bench-key-0123456789abcdef"
 
 
 def serve(pipe: Connection, provider: str) -> None:
-    """The fake server's process: sends ``(base_url, cafile)``, then runs until the pipe closes or says "stop"."""
+    """The fake server's process (see ``ChildServer``): sends ``(base_url, cafile)``, then runs until "stop"."""
     gc.disable()  # short run, acyclic garbage: no collection pauses in the answers' pacing
 
     async def run() -> None:
@@ -69,9 +69,10 @@ def serve(pipe: Connection, provider: str) -> None:
         async with server:
             loop = asyncio.get_running_loop()
 
-            def on_message() -> None:
+            def on_message() -> None:  # "stop", or the parent is gone
                 with contextlib.suppress(EOFError, OSError):
                     pipe.recv()
+                    pipe.send(list(server.protocol_errors))
                 stop.set()
 
             loop.add_reader(pipe.fileno(), on_message)
@@ -83,26 +84,10 @@ def serve(pipe: Connection, provider: str) -> None:
     asyncio.run(run())
 
 
-class ServerProcess:
+class ServerProcess(ChildServer):
     def __init__(self, provider: str) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.pipe, child = ctx.Pipe()
-        self.process = ctx.Process(target=serve, args=(child, provider), name=f"fake-{provider}", daemon=True)
-        self.process.start()
-        child.close()
-        if not self.pipe.poll(60):
-            self.close()
-            raise RuntimeError(f"the fake {provider} server did not start")
-        self.base_url, self.cafile = self.pipe.recv()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.pipe.send("stop")
-        self.pipe.close()
-        self.process.join(5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+        super().__init__(serve, provider, name=f"fake-{provider}")
+        self.base_url, self.cafile = self.hello
 
 
 # ---------------------------------------------------------------------------------------------- agent

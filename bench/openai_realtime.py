@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import contextvars
 import gc
-import multiprocessing
 import os
 import signal
 import sys
@@ -37,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench")]
 
+from child_server import ChildServer  # noqa: E402
 from openai.resources.realtime.realtime import AsyncRealtimeConnection  # noqa: E402
 from session_overhead import MeasuringTransport, SessionWire, measure, pct  # noqa: E402
 from websockets.frames import Frame  # noqa: E402
@@ -128,49 +127,17 @@ def serve(pipe: Connection, audio: float) -> None:
     asyncio.run(run())
 
 
-class ServerProcess:
+class ServerProcess(ChildServer):
     """``with ServerProcess(audio) as server``: the fake in a child process, always stopped on exit."""
 
     def __init__(self, audio: float) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.pipe, child = ctx.Pipe()
-        self.process = ctx.Process(target=serve, args=(child, audio), name="fake-realtime-server", daemon=True)
-        self.process.start()
-        child.close()  # so the server sees EOF if this process dies
-        self.errors: list[str] = []
-        try:
-            if not self.pipe.poll(60):
-                raise RuntimeError("the fake Realtime server did not start")
-            self.base_url: str = self.pipe.recv()
-        except BaseException:
-            self.close()
-            raise
+        super().__init__(serve, audio, name="fake-realtime-server")
+        self.base_url: str = self.hello
 
     def stats(self) -> tuple[float, list[float]]:
         """The server's CPU seconds so far, and how late each delta went out since the last call."""
-        self.pipe.send("stats")
-        cpu, late = self.pipe.recv()
+        cpu, late = self.ask("stats")
         return float(cpu), list(late)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.pipe.send("stop")
-            if self.pipe.poll(5):
-                self.errors = list(self.pipe.recv())
-        self.pipe.close()
-        self.process.join(5)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(2)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # ---------------------------------------------------------------------------------------------- agent

@@ -45,7 +45,6 @@ import contextlib
 import gc
 import logging
 import math
-import multiprocessing
 import os
 import random
 import re
@@ -64,6 +63,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from child_server import ChildServer  # noqa: E402
+
 from agentsession import (  # noqa: E402
     Agent,
     AgentAudio,
@@ -471,42 +473,18 @@ def serve_wire(pipe: Connection, seed: int) -> None:
     asyncio.run(run())
 
 
-class WireServer:
+class WireServer(ChildServer):
     """The fake OpenAI Realtime server in a child process (so its CPU is not the agent's)."""
 
     def __init__(self, seed: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.pipe, child = ctx.Pipe()
-        self.process = ctx.Process(target=serve_wire, args=(child, seed), name="soak-fake-realtime", daemon=True)
-        self.process.start()
-        child.close()
-        self.errors: list[str] = []
-        if not self.pipe.poll(60):
-            self.close()
-            raise RuntimeError("the fake Realtime server did not start")
-        self.base_url: str = self.pipe.recv()
-        self._lock = threading.Lock()
+        super().__init__(serve_wire, seed, name="soak-fake-realtime", stop=("stop",))
+        self.base_url: str = self.hello
 
     def command(self, message: tuple[Any, ...]) -> None:
-        with self._lock:
-            self.pipe.send(message)
+        self.send(message)
 
     def received(self) -> dict[int, float]:
-        with self._lock:
-            self.pipe.send(("received",))
-            return dict(self.pipe.recv()) if self.pipe.poll(10) else {}
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.pipe.send(("stop",))
-            if self.pipe.poll(5):
-                self.errors = list(self.pipe.recv())
-        self.pipe.close()
-        self.process.join(5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-        self.process.close()
+        return dict(self.ask(("received",)) or {})
 
 
 # ------------------------------------------------------------------------------------------ report
