@@ -222,7 +222,7 @@ class Answers:
         playout = self.playout
         assert playout is not None
         idle = not playout.active
-        item = response.item if response.item is not None or not response.speech.in_history else self.item(response)
+        item = self.item(response)
         duration = frame.duration
         if item is not None:
             item.audio_duration = (item.audio_duration or 0.0) + duration

@@ -753,7 +753,7 @@ class AgentSession:
         try:
             if type(event) is AgentAudio:  # the hot path (a frame every 20 ms): states change only if it starts audio
                 answers = self._answers
-                response = answers.responses.get(event.response_id) or answers.response(event.response_id)
+                response = answers.response(event.response_id)
                 if response is not None and answers.on_agent_audio(response, event.frame):
                     self._update_states()
                 return

@@ -223,6 +223,7 @@ class GeminiRealtime(LinkedRealtimeModel):
         self._turn_start: float | None = None  # where the local VAD heard the user's current turn start
         self._vad = EnergyVAD()
         self._chunker = Reframer(self.input_sample_rate, frame_ms=_CHUNK_MS)
+        self._audio_tail = f'", "mime_type": "{self._mime}"}}}}}}'  # closes an audio message after _AUDIO_HEAD + data
         self._pushed = 0.0  # seconds of the user's audio pushed (the link has them once a chunk is whole)
         self._last_voice: float | None = None  # position where the local VAD last heard voice
         self._voice_end: float | None = None  # where the local VAD's latest speech segment ended
@@ -475,9 +476,6 @@ class GeminiRealtime(LinkedRealtimeModel):
     def _mime(self) -> str:
         return f"audio/pcm;rate={self.input_sample_rate}"
 
-    @property
-    def _audio_tail(self) -> str:
-        return f'", "mime_type": "{self._mime}"}}}}}}'
 
     async def _replay(self, session: genai.live.AsyncSession) -> None:
         """A new server session without a handle: give it the conversation so far (as the session recorded
