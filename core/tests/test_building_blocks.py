@@ -164,6 +164,14 @@ async def test_speech_playout_hands_frames_over_at_once_and_queues_only_under_ba
     await asyncio.gather(task, return_exceptions=True)
 
 
+async def _parked_playout(transport: Transport) -> tuple[SpeechPlayout, asyncio.Task[None], Response]:
+    """A playout for ``transport`` whose task waits for audio, and a response to push."""
+    playout = SpeechPlayout(transport, lambda r: None, lambda r: None)
+    task = playout.start()
+    await asyncio.sleep(0)
+    return playout, task, Response("r1", SpeechHandle(lambda h: None, trigger="say"))
+
+
 class _GatedTransport(Transport):
     """A transport with only an async ``play`` (no ``play_nowait``): it takes frames at once while ``open`` is
     set, else waits for it (under an ``asyncio.timeout``, as a real sink may); it records the task each
@@ -206,10 +214,7 @@ class _GatedTransport(Transport):
 
 async def test_speech_playout_starts_an_async_play_at_once_and_finishes_one_that_waits_in_its_task() -> None:
     transport = _GatedTransport()
-    playout = SpeechPlayout(transport, lambda r: None, lambda r: None)
-    task = playout.start()
-    await asyncio.sleep(0)
-    response = Response("r1", SpeechHandle(lambda h: None, trigger="say"))
+    playout, task, response = await _parked_playout(transport)
     frame = [AudioFrame(np.full((480, 1), i, np.int16), 24000) for i in range(5)]
     playout.push(response, frame[0])
     assert transport.frames == [0] and transport.ran_as == [task]  # no task switch, as the playout task
@@ -251,10 +256,7 @@ class _FutureTransport(_GatedTransport):
 
 async def test_speech_playout_takes_a_play_that_returns_another_awaitable() -> None:
     transport = _FutureTransport()
-    playout = SpeechPlayout(transport, lambda r: None, lambda r: None)
-    task = playout.start()
-    await asyncio.sleep(0)
-    response = Response("r1", SpeechHandle(lambda h: None, trigger="say"))
+    playout, task, response = await _parked_playout(transport)
     playout.push(response, AudioFrame(np.full((480, 1), 7, np.int16), 24000))
     transport.open.clear()
     playout.push(response, AudioFrame(np.full((480, 1), 8, np.int16), 24000))  # its future is resolved later
@@ -283,10 +285,8 @@ class _OddTransport(_GatedTransport):
 
 
 async def test_speech_playout_fails_loudly_on_a_play_that_yields_what_asyncio_cannot_wait_for() -> None:
-    playout = SpeechPlayout(_OddTransport(), lambda r: None, lambda r: None)
-    task = playout.start()
-    await asyncio.sleep(0)
-    playout.push(Response("r1", SpeechHandle(lambda h: None, trigger="say")), AudioFrame.silence(0.02, 24000))
+    playout, task, response = await _parked_playout(_OddTransport())
+    playout.push(response, AudioFrame.silence(0.02, 24000))
     with pytest.raises(RuntimeError, match="cannot wait for"):
         await task
 
