@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from wav_checks import loud_segments
 
 from agentsession_anthropic.fake import API_KEY as ANTHROPIC_KEY
 from agentsession_anthropic.fake import FakeAnthropic
@@ -50,7 +51,6 @@ VIDEOSDK = "videosdk-live/agents"
 GEMINI_KEY = "test-gemini-key-0123456789abcdef"
 RUN_TIMEOUT = 45.0  # a job that does not end on its own within this is a hang
 CONCURRENT_RUNS = 4
-BLOCK = 0.02  # seconds per loudness block of the output WAV
 #: the longest wait from the user's last word to the answer heard (a cascade's VAD stop, STT, turn detector, LLM,
 #: tool, LLM, TTS, on a loaded machine running several of these at once)
 LATENCY = 6.0
@@ -104,24 +104,6 @@ def make_input(path: Path, *parts: float | str) -> Speech:
         w.setframerate(rate)
         w.writeframes(np.concatenate(chunks).tobytes())
     return Speech(path, said, at)
-
-
-def loud_segments(path: Path, gap: float = 0.1) -> list[tuple[float, float]]:
-    """The (start, end) seconds of the output's non-silent stretches; pauses under ``gap`` are bridged."""
-    with wave.open(str(path), "rb") as w:
-        rate = w.getframerate()
-        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
-    n = int(rate * BLOCK)
-    blocks = audio[: len(audio) // n * n].reshape(-1, n)
-    loud = np.sqrt(np.mean(blocks**2, axis=1)) > 1000
-    segments: list[tuple[float, float]] = []
-    for i in np.flatnonzero(loud):
-        start, end = i * BLOCK, (i + 1) * BLOCK
-        if segments and start - segments[-1][1] < gap:
-            segments[-1] = (segments[-1][0], end)
-        else:
-            segments.append((start, end))
-    return [(round(a, 2), round(b, 2)) for a, b in segments]
 
 
 def wav_seconds(path: Path) -> float:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from wav_checks import loud_segments
 
 from agentsession_gemini.fake import FakeLiveServer
 from agentsession_openai.fake.http import API_KEY as HTTP_KEY
@@ -46,7 +47,6 @@ GEMINI_KEY = "test-gemini-key-0123456789abcdef"
 LEAD = 2.5  # seconds before the user speaks: the greeting is over by then, even with a slow start
 RUN_TIMEOUT = 40.0  # a job that does not end on its own within this is a hang
 CONCURRENT_RUNS = 4
-BLOCK = 0.02  # seconds per loudness block of the output WAV
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng)")
 
@@ -79,24 +79,6 @@ def make_input(path: Path, text: str, *, lead: float, tail: float) -> Speech:
         w.setframerate(rate)
         w.writeframes(audio.tobytes())
     return Speech(path, lead, lead + len(voice) / rate, len(audio) / rate)
-
-
-def loud_segments(path: Path, gap: float = 0.1) -> list[tuple[float, float]]:
-    """The (start, end) seconds of the output's non-silent stretches; pauses under ``gap`` are bridged."""
-    with wave.open(str(path), "rb") as w:
-        rate = w.getframerate()
-        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
-    n = int(rate * BLOCK)
-    blocks = audio[: len(audio) // n * n].reshape(-1, n)
-    loud = np.sqrt(np.mean(blocks**2, axis=1)) > 1000
-    segments: list[tuple[float, float]] = []
-    for i in np.flatnonzero(loud):
-        start, end = i * BLOCK, (i + 1) * BLOCK
-        if segments and start - segments[-1][1] < gap:
-            segments[-1] = (segments[-1][0], end)
-        else:
-            segments.append((start, end))
-    return [(round(a, 2), round(b, 2)) for a, b in segments]
 
 
 # --------------------------------------------------------------------------- running the examples
