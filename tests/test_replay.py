@@ -66,6 +66,20 @@ def replay(cassette: Path, *args: str, **env: str) -> subprocess.CompletedProces
                           text=True, timeout=TIMEOUT, env=clean_env(**env), cwd=str(cassette.parent))
 
 
+def record_in_process(tmp_path: Path, said: Path, *, output: Path | None = None, **knobs: str) -> Path:
+    """Record one conversation of the weather agent against the fakes served in its own process (on the virtual
+    clock); return the cassette."""
+    env = clean_env(WEATHER_FAKES="1", AGENTSESSION_RECORD="1", AGENTSESSION_RECORDER_DIR=str(tmp_path / "rec"),
+                    **knobs)
+    command = [sys.executable, str(AGENT), "file", "--input", str(said), "--speed", "max"]
+    if output is not None:
+        command += ["--output", str(output)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    (cassette,) = (tmp_path / "rec").glob("*.cassette")
+    return cassette
+
+
 async def _record(folder: Path, said: Path, *knobs: str) -> tuple[Path, Path]:
     """Record one conversation against ``agentsession fakes openai`` (another process, stopped afterwards)."""
     fakes = await asyncio.create_subprocess_exec(
@@ -159,12 +173,7 @@ def test_a_barge_in_replays_where_the_answers_were_cut(tmp_path: Path) -> None:
     """The user cuts 4 s answers short; the replay cuts them exactly where they were cut (the truncations sent,
     the words and seconds heard)."""
     said = speech(tmp_path / "in.wav", "What is the weather in Paris", times=2, gap=1.2, end=6.0)
-    env = clean_env(WEATHER_FAKES="1", WEATHER_FAKES_AUDIO="4", AGENTSESSION_RECORD="1",
-                    AGENTSESSION_RECORDER_DIR=str(tmp_path / "rec"))
-    done = subprocess.run([sys.executable, str(AGENT), "file", "--input", str(said), "--speed", "max"],
-                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    (cassette,) = (tmp_path / "rec").glob("*.cassette")
+    cassette = record_in_process(tmp_path, said, WEATHER_FAKES_AUDIO="4")
     log = json.loads((cassette / "cassette.json").read_text())["log"]
     assert [e["kind"] for e in log].count("interrupted") == 2
     assert "conversation.item.truncate" in (cassette / "traffic.jsonl").read_text()
@@ -175,11 +184,7 @@ def test_a_barge_in_replays_where_the_answers_were_cut(tmp_path: Path) -> None:
 def test_a_long_conversation_replays_in_seconds(tmp_path: Path) -> None:
     """12 questions over 50 s, recorded against the fakes served in the agent's process on the virtual clock."""
     said = speech(tmp_path / "long.wav", "What is the weather in Paris", times=12, gap=3.0)
-    env = clean_env(WEATHER_FAKES="1", AGENTSESSION_RECORD="1", AGENTSESSION_RECORDER_DIR=str(tmp_path / "rec"))
-    done = subprocess.run([sys.executable, str(AGENT), "file", "--input", str(said), "--speed", "max"],
-                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    (cassette,) = (tmp_path / "rec").glob("*.cassette")
+    cassette = record_in_process(tmp_path, said)
     log = json.loads((cassette / "cassette.json").read_text())["log"]
     assert sum(e["kind"] == "tool_call" for e in log) == 12 and log[-1]["t"] > 50
     started = time.monotonic()
@@ -192,13 +197,7 @@ def test_a_long_conversation_replays_in_seconds(tmp_path: Path) -> None:
 def test_gemini_live_records_and_replays(tmp_path: Path) -> None:
     """The same on Gemini Live (its fakes served in the agent's process, on the virtual clock)."""
     said = speech(tmp_path / "in.wav", "What is the weather in Paris")
-    env = clean_env(WEATHER_MODEL="gemini", WEATHER_FAKES="1", AGENTSESSION_RECORD="1",
-                    AGENTSESSION_RECORDER_DIR=str(tmp_path / "rec"))
-    done = subprocess.run([sys.executable, str(AGENT), "file", "--input", str(said), "--output",
-                           str(tmp_path / "recorded.wav"), "--speed", "max"],
-                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    (cassette,) = (tmp_path / "rec").glob("*.cassette")
+    cassette = record_in_process(tmp_path, said, output=tmp_path / "recorded.wav", WEATHER_MODEL="gemini")
     assert json.loads((cassette / "cassette.json").read_text())["links"] == ["Gemini Live"]
     same = replay(cassette, "--speed", "max", "--output", str(tmp_path / "replayed.wav"), WEATHER_MODEL="gemini")
     assert same.returncode == 0 and "no differences" in same.stdout, same.stdout + same.stderr
@@ -217,13 +216,7 @@ def test_gemini_live_records_and_replays(tmp_path: Path) -> None:
 def test_a_cascade_records_and_replays(tmp_path: Path) -> None:
     """The same on a cascade: OpenAI's streaming transcription (websocket), chat completions and speech (HTTP)."""
     said = speech(tmp_path / "in.wav", "What is the weather in Paris")
-    env = clean_env(WEATHER_MODEL="cascade", WEATHER_FAKES="1", AGENTSESSION_RECORD="1",
-                    AGENTSESSION_RECORDER_DIR=str(tmp_path / "rec"))
-    done = subprocess.run([sys.executable, str(AGENT), "file", "--input", str(said), "--output",
-                           str(tmp_path / "recorded.wav"), "--speed", "max"],
-                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    (cassette,) = (tmp_path / "rec").glob("*.cassette")
+    cassette = record_in_process(tmp_path, said, output=tmp_path / "recorded.wav", WEATHER_MODEL="cascade")
     assert sorted(json.loads((cassette / "cassette.json").read_text())["links"]) == [
         "OpenAI HTTP", "OpenAI transcription"]
     same = replay(cassette, "--speed", "max", "--output", str(tmp_path / "replayed.wav"), WEATHER_MODEL="cascade")
