@@ -639,21 +639,10 @@ class Cascade(PipelineEngine):
         while len(self._spoken) > _SPOKEN_KEPT:
             del self._spoken[next(iter(self._spoken))]
         stream.push_text(first)
-
-        async def feed() -> None:
-            async for text in iterator:
-                stream.push_text(text)
-            stream.end_input()
-
-        feeding = asyncio.ensure_future(feed())
-        try:
+        async with stream.feeding(iterator) as feeding:
             async for frame in _each_within(stream, self.tts_timeout, "tts", stop=feeding):
                 yield frame
             await feeding  # a failure of the text's source is raised here
-        finally:
-            feeding.cancel()
-            await asyncio.gather(feeding, return_exceptions=True)
-            await stream.aclose()
 
 
 _SPOKEN_KEPT = 16  # responses whose synthesis streams are kept for heard_text (an interruption reaches back so far)

@@ -126,21 +126,10 @@ class HybridEngine(PipelineEngine):
             """The TTS's own stream (``TTS.stream()``: sentence by sentence, or as the text comes for a TTS that
             streams), fed from ``stream``."""
             synthesis = self.tts.stream()
-
-            async def feed() -> None:
-                async for text in stream:
-                    synthesis.push_text(text)
-                synthesis.end_input()
-
-            feeding = asyncio.ensure_future(feed())
-            try:
+            async with synthesis.feeding(stream) as fed:
                 async for frame in synthesis:
                     yield frame
-                await feeding
-            finally:
-                feeding.cancel()
-                await asyncio.gather(feeding, return_exceptions=True)
-                await synthesis.aclose()
+                await fed
 
         token = _TTS.set(synthesize)
         try:

@@ -13,9 +13,10 @@ A provider that takes text incrementally (a websocket) subclasses ``SynthesisStr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 from ._audio import AudioFrame
 
@@ -56,6 +57,25 @@ class SynthesisStream(ABC):
     def finished(self) -> bool:
         """Whether the iteration has ended (or will, once what is queued is read)."""
         return self._finished
+
+    @contextlib.asynccontextmanager
+    async def feeding(self, texts: AsyncIterable[str]) -> AsyncIterator[asyncio.Future[None]]:
+        """Push ``texts`` into this stream as they come, then end its input, while the body reads the audio;
+        awaiting the yielded task raises what the source of the text raised. On exit the feeding stops and the
+        stream is closed."""
+
+        async def feed() -> None:
+            async for text in texts:
+                self.push_text(text)
+            self.end_input()
+
+        task = asyncio.ensure_future(feed())
+        try:
+            yield task
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await self.aclose()
 
     # ------------------------------------------------------------------ for implementations
 
