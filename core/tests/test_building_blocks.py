@@ -254,6 +254,34 @@ class _FutureTransport(_GatedTransport):
         return future
 
 
+@pytest.mark.parametrize("then", ["stop", "pause"])
+async def test_speech_playout_a_play_that_waits_when_the_answer_is_stopped_or_paused(then: str) -> None:
+    transport = _GatedTransport()
+    playout, task, response = await _parked_playout(transport)
+    playout.push(response, AudioFrame(np.full((480, 1), 0, np.int16), 24000))
+    transport.open.clear()
+    playout.push(response, AudioFrame(np.full((480, 1), 1, np.int16), 24000))  # waits for room
+    await asyncio.sleep(0)
+    if then == "stop":
+        playout.stop([response])  # interrupted while its frame waited: that frame must not count as heard
+    else:
+        playout.pause()  # a user who may be interrupting: the frames come back, to play on resume()
+    transport.open.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    if then == "stop":
+        assert response.submitted == pytest.approx(0.02) and response.played_out and not playout.active
+    else:  # nothing was heard yet (this transport plays nothing): both frames wait for resume(), in order
+        assert response.submitted == 0 and response.queued == 2
+        playout.resume()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert response.submitted == pytest.approx(0.04) and response.queued == 0
+        assert transport.frames[-2:] == [0, 1]  # the frame whose play was pending goes after the one before it
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_speech_playout_takes_a_play_that_returns_another_awaitable() -> None:
     transport = _FutureTransport()
     playout, task, response = await _parked_playout(transport)

@@ -6,6 +6,7 @@ import asyncio
 from asyncio.tasks import _enter_task, _leave_task
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Coroutine
+from itertools import islice
 from types import CoroutineType
 from typing import Any
 
@@ -48,6 +49,10 @@ class SpeechPlayout:
         # never waits)
         self._eager = type(transport).play_nowait is Transport.play_nowait
         self._waiting: tuple[Coroutine[Any, Any, None], object, Response, AudioFrame, AudioFrame] | None = None
+        self._playing = False  # a response's frame is in a play() that has not returned
+        # the transport was cleared while that play was pending: where its frame goes back in the queue (after the
+        # frames taken back, which came before it)
+        self._recall_at: int | None = None
 
     @property
     def active(self) -> bool:
@@ -112,6 +117,8 @@ class SpeechPlayout:
         if any(id(r) in stopped for r, _, end in self._in_flight if end > self._transport.played):
             self._take_back(stopped)
         self._convert.clear()
+        if self._recall_at is not None:  # a pending play's frame goes back behind the kept frames before it
+            self._recall_at = sum(id(r) not in stopped for r, _ in islice(self._queue, self._recall_at))
         kept: deque[tuple[Response, AudioFrame]] = deque()
         for r, f in self._queue:
             if id(r) in stopped:
@@ -138,6 +145,8 @@ class SpeechPlayout:
                     self._pending.remove(r)
             r.queued += 1
         self._queue.extendleft(reversed(resend))
+        if self._playing:  # the frame in a pending play() came after these: it goes back behind them
+            self._recall_at = len(resend) if self._recall_at is None else self._recall_at + len(resend)
         self._in_flight.clear()
         self._submitted = played
 
@@ -150,6 +159,7 @@ class SpeechPlayout:
                     await _finish(play, step)
                 finally:
                     self._waiting = None
+                    self._playing = False
                 self._after_play(response, frame, heard)
                 continue
             if self._paused:
@@ -183,17 +193,22 @@ class SpeechPlayout:
                 self._started(response)
             mixer = self.mixer
             heard = frame if mixer is None else mixer.mix(frame)
-            await transport.play(heard)
+            self._playing = True
+            try:
+                await transport.play(heard)
+            finally:
+                self._playing = False
             self._after_play(response, frame, heard)
 
     def _after_play(self, response: Response, frame: AudioFrame, heard: AudioFrame) -> None:
         """``play`` returned after waiting for room: account for the frame, unless it must not be heard now."""
-        if self._paused and not response.played_out:  # paused while it waited for room: it comes later
-            self._transport.clear()
-            self._take_back_one(response, frame)
-        elif response.played_out:  # stopped while this frame waited for room: it must not be heard
+        recall, self._recall_at = self._recall_at, None
+        if response.played_out:  # stopped while this frame waited for room: it must not be heard
             self._transport.clear()
             self._submitted = self._transport.played
+        elif recall is not None:  # the transport was cleared meanwhile (a pause): it goes back in its place
+            self._transport.clear()
+            self._take_back_one(response, frame, recall)
         else:
             self._sent(response, frame, heard)
 
@@ -209,6 +224,7 @@ class SpeechPlayout:
                 if response.start is None:
                     self._started(response)
                 self._waiting = (step[0], step[1], response, frame, heard)
+                self._playing = True
                 self._wake.set()
                 return True
         elif not self._transport.play_nowait(heard):
@@ -262,13 +278,13 @@ class SpeechPlayout:
         if self.on_frame is not None:
             self.on_frame(heard)
 
-    def _take_back_one(self, response: Response, frame: AudioFrame) -> None:
+    def _take_back_one(self, response: Response, frame: AudioFrame, at: int) -> None:
         self._submitted = self._transport.played
         if response.start is not None and response.start >= self._submitted and not response.submitted:
             response.start = None
             self._pending.remove(response)
         response.queued += 1
-        self._queue.appendleft((response, frame))
+        self._queue.insert(at, (response, frame))
 
     async def _drain_or_more(self) -> None:
         """The queue is empty and audio is still in the transport: wait until it is played, or more comes."""
