@@ -45,6 +45,7 @@ from ._events import (
     WakeUp,
     check_event_name,
 )
+from ._gc import freeze_heap_at_first_start
 from ._hooks import HookCaller
 from ._link import LinkTap, link_taps
 from ._manager import best_vad, create_manager
@@ -314,6 +315,7 @@ class AgentSession:
         self._set_agent_state(AgentState.STARTING)
         install_log_redaction()
         pm = create_manager(self.plugins)
+        freeze_heap_at_first_start()  # the plugins are imported now
         hooks = HookCaller(pm)
         if self.wake_up is not None and self.on_wake_up is None and not hooks.implemented("agentsession_wake_up"):
             raise ValueError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import importlib
 import logging
 import os
@@ -16,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._errors import AgentSessionError, PluginError
+from ._gc import freeze_heap
 from ._job import Entrypoint, JobContext
 from ._modes import KNOWN_MODES, _mode_index, transport_modes
 from ._options import Options
@@ -95,8 +95,7 @@ class WorkerJob:
             return 2
         args = _parser(modes).parse_args(args_list)
         _configure_logging(args.log_level)
-        gc.collect()
-        gc.freeze()  # what the imports built lives forever: keep it out of collections that pause every session
+        freeze_heap()  # what the imports built lives forever: keep it out of collections that pause every session
         mode = modes[name]
         factory = mode.loop_factory(args) or _default_loop_factory()
         try:
