@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -237,6 +238,46 @@ async def test_speech_playout_starts_an_async_play_at_once_and_finishes_one_that
     task.cancel()  # the session closes while play() waits: the play is closed, not left pending
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled() and transport.closed_plays == 1 and transport.frames == [0, 1, 2, 3]
+
+
+_SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
+
+
+class _ContextTransport(_GatedTransport):
+    """``play`` records the context variable it sees, then sets it (a span, a log context, ...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    async def play(self, frame: AudioFrame) -> None:
+        self.seen.append(_SEEN.get())
+        if not self.open.is_set():
+            await self.open.wait()
+        _SEEN.set(f"play {int(frame.data[0, 0])}")
+
+
+async def test_speech_playout_runs_a_started_play_in_the_playout_tasks_context() -> None:
+    transport = _ContextTransport()
+    playout, task, response = await _parked_playout(transport)
+    frame = [AudioFrame(np.full((480, 1), i, np.int16), 24000) for i in range(3)]
+
+    async def model() -> None:  # the model's task pushes the audio, with a value of its own
+        _SEEN.set("model")
+        playout.push(response, frame[0])
+        transport.open.clear()
+        playout.push(response, frame[1])  # waits for room: the playout task finishes it
+        assert _SEEN.get() == "model"  # what play() set stayed in the playout task's context
+
+    await asyncio.create_task(model())
+    transport.open.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    playout.push(response, frame[2])
+    # each play() saw what the one before it set, as plays awaited one after another in one task would
+    assert transport.seen == ["unset", "play 0", "play 1"]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 class _FutureTransport(_GatedTransport):

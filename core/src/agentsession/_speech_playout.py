@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import inspect
 from asyncio.tasks import _enter_task, _leave_task
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Coroutine
@@ -42,12 +44,14 @@ class SpeechPlayout:
         self._wake = asyncio.Event()
         self._parked = False  # the task waits for audio with nothing to finish: a frame may go out at once
         self._task: asyncio.Task[None] | None = None
+        self._context: contextvars.Context | None = None  # the task's: an eagerly started play() runs in it too
         self._paused = False
         self.mixer: BackgroundMixer | None = None  # background/thinking tracks, when any plays
         # a transport without ``play_nowait``: its ``play`` is started at once, as the playout task, and only if
         # it must wait (back-pressure) does the task finish it (no task switch per frame for a ``play`` that
         # never waits)
         self._eager = type(transport).play_nowait is Transport.play_nowait
+        self._async_play = inspect.iscoroutinefunction(transport.play)
         self._waiting: tuple[Coroutine[Any, Any, None], object, Response, AudioFrame, AudioFrame] | None = None
         self._playing = False  # a response's frame is in a play() that has not returned
         # the transport was cleared while that play was pending: where its frame goes back in the queue (after the
@@ -64,7 +68,9 @@ class SpeechPlayout:
         return self._transport.played
 
     def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="agentsession:playout")
+        self._context = contextvars.copy_context()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="agentsession:playout",
+                                                             context=self._context)
         return self._task
 
     def push(self, response: Response, frame: AudioFrame) -> None:
@@ -235,22 +241,23 @@ class SpeechPlayout:
         return True
 
     def _start_play(self, frame: AudioFrame) -> tuple[Coroutine[Any, Any, None], object] | None:
-        """Run ``transport.play(frame)`` up to its first wait, as the playout task (``current_task()`` is that
-        task, so a timeout or cancel scope entered in it belongs to the task that finishes it; its context
-        variables are the caller's); return the coroutine and what it waits on, or None if it returned without
-        waiting."""
-        play = self._transport.play(frame)
-        if type(play) is not CoroutineType:  # a play() that returns some other awaitable
-            play = _awaited(play)
-        task = self._task
-        assert task is not None
+        """Run ``transport.play(frame)`` up to its first wait, as the playout task: ``current_task()`` is that
+        task (a timeout or cancel scope entered in it belongs to the task that finishes it) and the context is
+        its context (a context variable ``play`` sets is the task's, not the caller's). Return the coroutine and
+        what it waits on, or None if it returned without waiting."""
+        task, context = self._task, self._context
+        assert task is not None and context is not None
         loop = task.get_loop()
         caller = asyncio.current_task(loop)
         if caller is not None:
             _leave_task(loop, caller)
         _enter_task(loop, task)
         try:
-            step = play.send(None)
+            # calling an ``async def play`` runs none of it; any other play() runs as it is called
+            play = self._transport.play(frame) if self._async_play else context.run(self._transport.play, frame)
+            if type(play) is not CoroutineType:  # a play() that returns some other awaitable
+                play = _awaited(play)
+            step = context.run(play.send, None)
         except StopIteration:
             return None
         finally:
