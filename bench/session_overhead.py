@@ -210,7 +210,8 @@ async def measure(
 
 
 def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else float("nan")
+    # "inclusive": interpolated between the samples, never past the largest (the default extrapolates with few)
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000 if len(values) > 1 else float("nan")
 
 
 async def main(ns: list[int], seconds: float, aligned: bool) -> None:

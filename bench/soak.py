@@ -508,7 +508,7 @@ def resources() -> dict[str, float]:
 def pct(values: list[float], q: int) -> float:
     if len(values) < 2:
         return values[0] if values else math.nan
-    return statistics.quantiles(values, n=100)[q - 1]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]  # never past the largest sample
 
 
 def summary(slots: list[Slot], wire: WireServer | None, now: float, end: float | None = None) -> dict[str, Any]:
