@@ -295,6 +295,36 @@ class _FutureTransport(_GatedTransport):
         return future
 
 
+class _PlainContextTransport(_FutureTransport):
+    """A plain-function ``play`` (its body runs when called) that records and sets the context variable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def play(self, frame: AudioFrame) -> asyncio.Future[None]:  # type: ignore[override]
+        self.seen.append(_SEEN.get())
+        _SEEN.set(f"play {int(frame.data[0, 0])}")
+        return super().play(frame)
+
+
+async def test_speech_playout_calls_a_plain_play_in_the_playout_tasks_context() -> None:
+    transport = _PlainContextTransport()
+    playout, task, response = await _parked_playout(transport)
+    frame = [AudioFrame(np.full((480, 1), i, np.int16), 24000) for i in range(2)]
+
+    async def model() -> None:
+        _SEEN.set("model")
+        playout.push(response, frame[0])
+        assert _SEEN.get() == "model"
+
+    await asyncio.create_task(model())
+    playout.push(response, frame[1])
+    assert transport.seen == ["unset", "play 0"] and transport.frames == [0, 1]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 @pytest.mark.parametrize("then", ["stop", "pause"])
 async def test_speech_playout_a_play_that_waits_when_the_answer_is_stopped_or_paused(then: str) -> None:
     transport = _GatedTransport()
