@@ -7,7 +7,7 @@
    load = max(jobs / max_processes, CPU) first reaches the threshold;
 3. memory per idle pooled process (RSS and PSS).
 
-    .venv/bin/python bench/pool.py [--quick] [--threshold 0.75] [--max-processes 10]
+    .venv/bin/python bench/pool.py [--quick] [--threshold 0.75] [--max-processes 10 (4 with --quick)]
 """
 
 from __future__ import annotations
@@ -147,8 +147,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer runs, shorter windows")
     parser.add_argument("--threshold", type=float, default=0.75)
-    parser.add_argument("--max-processes", type=int, default=10)
+    parser.add_argument("--max-processes", type=int, help="default 10 (4 with --quick)")
     o = parser.parse_args()
+    o.max_processes = o.max_processes or (4 if o.quick else 10)
     runs = 5 if o.quick else 20
     print(f"job start latency, submit -> entrypoint running ({runs} runs each):")
     found = await latency(runs)
@@ -160,7 +161,7 @@ async def main() -> None:
     for rss, pss in memory:
         print(f"  RSS {rss:.0f} MB, PSS {pss:.0f} MB" if pss is not None else f"  RSS {rss:.0f} MB")
     print(f"realtime parrot conversations until load >= {o.threshold} (max_processes={o.max_processes}):")
-    rows = await capacity(o.threshold, o.max_processes, window=2.0 if o.quick else 5.0, hold=120.0)
+    rows = await capacity(o.threshold, o.max_processes, window=1.0 if o.quick else 5.0, hold=120.0)
     print(f"  machine busy with no conversation (other work on this shared machine): {rows[0][1]:.0%}")
     each = statistics.mean(own / k for k, _, own in rows[1:])
     print(f"  one conversation costs {each:.1%} of this {os.cpu_count()}-core machine: CPU alone reaches "
