@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
+import threading
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -76,6 +79,47 @@ def test_one_process_runs_concurrent_jobs_each_with_its_own_transport() -> None:
     assert WorkerJob(entrypoint, JobContext, plugins=[plugin]).run(["many"]) == 0
     assert sorted(seen) == sorted((id(t), "greeted") for t in plugin.mode.transports)
     assert all(t.closed and t.output.shape[0] > 0 for t in plugin.mode.transports)
+
+
+class ServingMode(TransportMode):
+    """A server of jobs (as the playground is): one job on a fake user, then it serves until it is stopped."""
+
+    serves = True
+
+    def __init__(self) -> None:
+        super().__init__(lambda ctx: FakeTransport())
+        self.stopped = False
+
+    async def run(self, run_job: Callable[[Transport | None], Awaitable[Any]]) -> None:
+        job = run_job(FakeTransport())
+        try:
+            await asyncio.Future()
+        except asyncio.CancelledError:  # stopped: close the server (here: nothing), then return
+            self.stopped = True
+        await job
+
+
+def test_a_ctrl_c_ends_a_servers_jobs_then_the_server() -> None:
+    """The first Ctrl-C with a conversation open ends it, and then the server too: no second Ctrl-C needed."""
+    mode = ServingMode()
+    plugin = types.SimpleNamespace(agentsession_transports=hookimpl(lambda: {"serve": mode}))
+    ended: list[str] = []
+
+    async def entrypoint(ctx: JobContext) -> None:
+        await ctx.connect()
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGINT)  # the user presses Ctrl-C
+        ended.append(await ctx.wait_for_shutdown())
+        await ctx.shutdown()
+
+    worker = WorkerJob(entrypoint, plugins=[plugin])
+    backstop = threading.Timer(20, os.kill, (os.getpid(), signal.SIGINT))  # a second Ctrl-C, if it hangs
+    backstop.start()
+    try:
+        assert worker.run(["serve"]) == 0
+    finally:
+        backstop.cancel()
+    assert ended == ["interrupted"] and mode.stopped
+    assert worker._interrupts == 1  # stopped by the first Ctrl-C alone
 
 
 def test_a_failing_entrypoint_gives_a_non_zero_exit() -> None:

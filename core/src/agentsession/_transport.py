@@ -214,6 +214,10 @@ class TransportMode:
     #: a run short exits 130/143 (its output is partial), as a shell expects; the long-running modes (``console``,
     #: ``playground``, ``room``) are meant to be stopped that way, and exit 0 on a clean shutdown.
     finite = False
+    #: whether ``run`` serves jobs until it is stopped (a server: ``playground``). The first Ctrl-C/SIGTERM ends the
+    #: running jobs; once they have ended, the worker stops such a mode too (cancels ``run``, which closes its server
+    #: and returns), as it does at once when no job is running.
+    serves = False
 
     def __init__(self, factory: TransportFactory, *, help: str = "") -> None:
         self.factory = factory

@@ -141,6 +141,8 @@ class WorkerJob:
                 await self._run_job(ctx)
             finally:
                 self._jobs.discard(ctx)
+                if mode.serves and self._interrupts and not self._jobs and main is not None:
+                    main.cancel()  # the Ctrl-C ended a server's last job: the server stops too
             failure = ctx.transport.failure if ctx.transport is not None else None
             if failure is not None:  # the device stopped, the file could not be read: not a clean end
                 logger.error("the job failed: %s", failure)

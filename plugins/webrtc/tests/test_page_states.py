@@ -96,6 +96,7 @@ class Server:
         self._readers = [asyncio.ensure_future(self._read(proc.stdout, self.out)),
                          asyncio.ensure_future(self._read(proc.stderr, self.err))]
         self._changed = asyncio.Event()
+        self.killed = False  # it did not exit within 20 s of its Ctrl-C
 
     async def _read(self, stream: asyncio.StreamReader, lines: list[str]) -> None:
         async for raw in stream:
@@ -117,6 +118,7 @@ class Server:
             try:
                 await asyncio.wait_for(self.proc.wait(), 20)
             except TimeoutError:
+                self.killed = True
                 self.proc.kill()
                 await self.proc.wait()
         await asyncio.gather(*self._readers, return_exceptions=True)
@@ -212,8 +214,9 @@ async def _job_failure(tmp: Path, http: aiohttp.ClientSession, devtools: int) ->
 
 
 async def _ice_failure(tmp: Path, http: aiohttp.ClientSession, devtools: int) -> None:
-    """ICE cannot complete: the page gives up after its connect timeout and can connect again."""
-    async with playground(tmp, "no-ice") as (_, url):
+    """ICE cannot complete: the page gives up after its connect timeout and can connect again; a Ctrl-C then stops
+    the server at once (it used to end the conversation and keep serving)."""
+    async with playground(tmp, "no-ice") as (server, url):
         cdp = await page(http, devtools, url + "?connect_timeout=3")
         await click(cdp, "connect")
         await cdp.wait_for("window.playground.timings.answered !== undefined")
@@ -227,6 +230,7 @@ async def _ice_failure(tmp: Path, http: aiohttp.ClientSession, devtools: int) ->
         assert await cdp.evaluate("document.getElementById('disconnect').disabled")
         await screenshot(cdp, "playground-ice-failed.png")
         await cdp.close()
+    assert not server.killed and server.proc.returncode == 0, server.proc.returncode
 
 
 async def _conversation_end_states(tmp: Path, http: aiohttp.ClientSession, devtools: int) -> None:

@@ -50,6 +50,8 @@ class PlaygroundMode(TransportMode):
     command line too: ``await PlaygroundMode(port=0).run(run_job)``.
     """
 
+    serves = True  # a Ctrl-C ends the open conversations, then the server
+
     def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
                  max_connections: int = 8, cert: str | None = None, key: str | None = None, workers: int = 1,
                  announce: Callable[[str], None] = print) -> None:
