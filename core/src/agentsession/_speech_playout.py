@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 from asyncio.tasks import _enter_task, _leave_task
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Coroutine
@@ -51,7 +50,6 @@ class SpeechPlayout:
         # it must wait (back-pressure) does the task finish it (no task switch per frame for a ``play`` that
         # never waits)
         self._eager = type(transport).play_nowait is Transport.play_nowait
-        self._async_play = inspect.iscoroutinefunction(transport.play)
         self._waiting: tuple[Coroutine[Any, Any, None], object, Response, AudioFrame, AudioFrame] | None = None
         self._playing = False  # a response's frame is in a play() that has not returned
         # the transport was cleared while that play was pending: where its frame goes back in the queue (after the
@@ -253,8 +251,7 @@ class SpeechPlayout:
             _leave_task(loop, caller)
         _enter_task(loop, task)
         try:
-            # calling an ``async def play`` runs none of it; any other play() runs as it is called
-            play = self._transport.play(frame) if self._async_play else context.run(self._transport.play, frame)
+            play = context.run(self._transport.play, frame)  # a plain-function play() runs as it is called
             if type(play) is not CoroutineType:  # a play() that returns some other awaitable
                 play = _awaited(play)
             step = context.run(play.send, None)
