@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 import wave
 from collections.abc import AsyncIterator, Sequence
@@ -157,6 +158,11 @@ class TestFileTransport(TransportContract):
         transport = FileTransport(folder / "in.wav", folder / "out.wav")
         await transport.start()
         return transport
+
+    async def destroy_transport(self, transport: Transport) -> None:
+        await transport.close()
+        assert isinstance(transport, FileTransport)
+        shutil.rmtree(transport.input_path.parent)
 
     async def send_user_audio(self, transport: Transport, audio: AudioFrame) -> None:
         """The user's audio is the file's: already there."""

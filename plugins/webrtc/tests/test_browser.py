@@ -161,6 +161,7 @@ async def chromium(wav: Path, profile: Path) -> AsyncIterator[tuple[asyncio.subp
         "--autoplay-policy=no-user-gesture-required", "--remote-debugging-address=127.0.0.1",
         "--remote-debugging-port=0", "--window-size=1280,900", "about:blank",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        env={**os.environ, "TMPDIR": str(profile.parent)},  # its lock directory goes with the profile
     )
     log: list[str] = []
     try:

@@ -42,6 +42,7 @@ async def page(profile: Path) -> AsyncIterator[CDP]:
         "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--window-size=1280,900",
         "about:blank", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        env={**os.environ, "TMPDIR": str(profile.parent)},  # its lock directory goes with the profile
     )
     try:
         assert proc.stderr is not None
@@ -95,7 +96,7 @@ async def _table(cdp: CDP) -> dict[str, Any]:
 
 
 async def test_a_realtime_models_turns(tmp_path: Path) -> None:
-    async with page(tmp_path) as cdp:
+    async with page(tmp_path / "profile") as cdp:
         await _feed(cdp, TurnMetrics(turn=1, trigger="say", ttfa=0.3, e2e=0.32, audio_duration=1.0))
         table = await _table(cdp)
         assert table["header"] == ["#", "trigger", "ttfa", "e2e", "heard s"]
@@ -116,7 +117,7 @@ async def test_a_cascades_turn_shows_each_stage(tmp_path: Path) -> None:
     m = TurnMetrics(turn=1, trigger="user", eou_delay=0.5, stt_latency=0.21, llm_ttft=0.38, llm_duration=1.24,
                     tts_ttfb=0.14, ttfa=0.79, e2e=1.35, audio_generated=2.1, audio_played=2.1)
     m.add_tool("get_weather", 0.412)
-    async with page(tmp_path) as cdp:
+    async with page(tmp_path / "profile") as cdp:
         await _feed(cdp, m)
         table = await _table(cdp)
         shot = await cdp.call("Page.captureScreenshot", format="png")
