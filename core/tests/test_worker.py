@@ -122,6 +122,80 @@ def test_a_ctrl_c_ends_a_servers_jobs_then_the_server() -> None:
     assert worker._interrupts == 1  # stopped by the first Ctrl-C alone
 
 
+def serving_worker(entrypoint: Callable[[JobContext], Awaitable[None]]) -> tuple[WorkerJob, ServingMode]:
+    mode = ServingMode()
+    plugin = types.SimpleNamespace(agentsession_transports=hookimpl(lambda: {"serve": mode}))
+    return WorkerJob(entrypoint, plugins=[plugin]), mode
+
+
+def test_stop_from_another_thread_ends_the_run_as_sigterm_does() -> None:
+    """A pool process's control thread stops its job this way when the pool goes (a signal to itself could land
+    while the loop closes)."""
+    ended: list[str] = []
+
+    async def entrypoint(ctx: JobContext) -> None:
+        await ctx.connect()
+        threading.Thread(target=worker.stop).start()
+        ended.append(await ctx.wait_for_shutdown())
+        await ctx.shutdown()
+
+    worker, mode = serving_worker(entrypoint)
+    backstop = threading.Timer(20, os.kill, (os.getpid(), signal.SIGINT))
+    backstop.start()
+    try:
+        assert worker.run(["serve"]) == 0
+    finally:
+        backstop.cancel()
+    assert ended == ["interrupted"] and mode.stopped and worker._interrupts == 1
+    worker.stop()  # the run is over: nothing to stop, nothing raised
+
+
+def test_stop_before_the_run_starts_stops_it_at_its_start() -> None:
+    started: list[JobContext] = []
+
+    async def entrypoint(ctx: JobContext) -> None:
+        started.append(ctx)
+
+    worker, mode = serving_worker(entrypoint)
+    worker.stop()
+    backstop = threading.Timer(20, os.kill, (os.getpid(), signal.SIGINT))
+    backstop.start()
+    try:
+        assert worker.run(["serve"]) == 0
+    finally:
+        backstop.cancel()
+    assert mode.stopped and worker._interrupts == 1
+
+
+class RecordingLoop(asyncio.SelectorEventLoop):
+    """Records the signal wake-up descriptor set when it closes (closing closes its wake-up pipe first)."""
+
+    wakeup_fd_at_close: int | None = None
+
+    def close(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            fd = signal.set_wakeup_fd(-1)
+            signal.set_wakeup_fd(fd)
+            RecordingLoop.wakeup_fd_at_close = fd
+        super().close()
+
+
+def test_the_signal_handlers_are_gone_before_the_loop_closes() -> None:
+    """Else a SIGTERM in between is written to the closed pipe ("Exception ignored when trying to write to the
+    signal wakeup fd: Bad file descriptor" on stderr, seen when a playground stopped its worker processes)."""
+    mode = ServingMode()
+    mode.loop_factory = lambda options: RecordingLoop  # type: ignore[method-assign]
+    plugin = types.SimpleNamespace(agentsession_transports=hookimpl(lambda: {"serve": mode}))
+
+    async def entrypoint(ctx: JobContext) -> None:
+        await ctx.connect()
+        worker.stop()
+
+    worker = WorkerJob(entrypoint, plugins=[plugin])
+    assert worker.run(["serve"]) == 0
+    assert RecordingLoop.wakeup_fd_at_close == -1
+
+
 def test_a_failing_entrypoint_gives_a_non_zero_exit() -> None:
     async def entrypoint(ctx: JobContext) -> None:
         raise RuntimeError("bug in the user's entrypoint")

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import queue
-import signal
 import socket
 import sys
 import threading
@@ -40,6 +39,9 @@ class Worker(Protocol):
 
     def for_job(self, entrypoint: Entrypoint, jobctx: Callable[[], JobContext]) -> Worker:
         """A worker like this one (plugins, options) running ``entrypoint`` on ``jobctx``."""
+
+    def stop(self) -> None:
+        """End the run as SIGTERM would; safe from any thread."""
 
 logger = logging.getLogger("agentsession.pool")
 
@@ -87,7 +89,7 @@ class _PoolChild:
         self.worker = worker
         self.sock = socket.socket(fileno=fd)
         self.jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.running = False
+        self.running: Worker | None = None  # the job's worker while it runs
         self._send_lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -129,10 +131,11 @@ class _PoolChild:
             pass
         # the pool closed its end (stopping, or its process died): no pool process outlives the pool
         self.jobs.put(None)
-        if self.running:
-            os.kill(os.getpid(), signal.SIGTERM)  # the job ends the way Ctrl-C ends it
+        job = self.running
+        if job is not None:
+            job.stop()  # the job ends the way Ctrl-C ends it (through its loop: no signal races the loop's end)
             time.sleep(ORPHAN_GRACE)
-            os.kill(os.getpid(), signal.SIGTERM)  # a second one forces
+            job.stop()  # a second one forces
             time.sleep(5)
             os._exit(1)
 
@@ -156,13 +159,13 @@ class _PoolChild:
 
         job = base.for_job(started_entrypoint,
                            _with_room(base.jobctx, room, metadata if isinstance(metadata, dict) else {}))
-        self.running = True
+        self.running = job
         try:
             code = job.run([str(a) for a in message.get("args") or []])
         except SystemExit as exc:  # argparse on a bad command line
             code = exc.code if isinstance(exc.code, int) else 2
         finally:
-            self.running = False
+            self.running = None
         self.send({"type": "done", "id": job_id, "code": code, "error": redact(error[0]) if error else None})
         return code
 

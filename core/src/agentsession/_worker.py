@@ -54,6 +54,9 @@ class WorkerJob:
         self._interrupts = 0
         self._signal: int | None = None  # the first Ctrl-C (SIGINT) or SIGTERM received
         self._bounded_exit = False  # start() (the CLI) ends the process within EXIT_GRACE of the jobs' end
+        self._stop_lock = threading.Lock()  # stop() from another thread against the run's loop coming and going
+        self._running: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any] | None] | None = None
+        self._stop_pending = False
 
     def for_job(self, entrypoint: Entrypoint, jobctx: Callable[[], JobContext]) -> WorkerJob:
         """A worker like this one (plugins, options) running ``entrypoint`` on ``jobctx`` (a pool process's job)."""
@@ -112,6 +115,19 @@ class WorkerJob:
                 return 128 + (self._signal or signal.SIGINT)  # forced: whatever ran was cut off
         return self._exit_code(mode)
 
+    def stop(self) -> None:
+        """End the run as SIGTERM would (its jobs shut down; a second call forces); safe from any thread. Called
+        before the run's loop is up, the run stops as soon as it starts; once the run is over, it does nothing."""
+        with self._stop_lock:
+            if self._running is None:
+                self._stop_pending = True
+                return
+            loop, main = self._running
+        try:
+            loop.call_soon_threadsafe(self._on_signal, main, signal.SIGTERM)
+        except RuntimeError:  # the loop closed meanwhile: the run is over
+            pass
+
     def _exit_code(self, mode: TransportMode) -> int:
         """1 on failure; 128 + the signal when one cut short a mode whose jobs end on their own (file mode: the
         output is partial), as a shell expects; otherwise 0 (a long-running mode stopped with Ctrl-C/SIGTERM)."""
@@ -124,12 +140,27 @@ class WorkerJob:
     async def _main(self, mode: TransportMode, args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
+        signals = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, self._on_signal, main, sig)
+                signals.append(sig)
             except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
                 pass
+        with self._stop_lock:
+            self._running = (loop, main)
+            stop, self._stop_pending = self._stop_pending, False
+        try:
+            if stop:
+                self._on_signal(main, signal.SIGTERM)
+            await self._serve(mode, args, main)
+        finally:
+            with self._stop_lock:
+                self._running = None
+            for sig in signals:  # now, while the loop's wake-up pipe is open: closing the loop closes it first, and
+                loop.remove_signal_handler(sig)  # a signal in between was written to a closed descriptor
 
+    async def _serve(self, mode: TransportMode, args: argparse.Namespace, main: asyncio.Task[Any] | None) -> None:
         async def run_job(transport: Transport | None) -> None:
             ctx = self._make_ctx()
             ctx.options, ctx.mode = args, mode
