@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -120,6 +121,52 @@ def test_a_ctrl_c_ends_a_servers_jobs_then_the_server() -> None:
         backstop.cancel()
     assert ended == ["interrupted"] and mode.stopped
     assert worker._interrupts == 1  # stopped by the first Ctrl-C alone
+
+
+class LateJobMode(TransportMode):
+    """A server that gets a second job (a tab that connects) while the Ctrl-C's first job is ending."""
+
+    serves = True
+
+    def __init__(self) -> None:
+        super().__init__(lambda ctx: FakeTransport())
+        self.second = asyncio.Event()
+
+    async def run(self, run_job: Callable[[Transport | None], Awaitable[Any]]) -> None:
+        jobs = [run_job(FakeTransport())]
+        await self.second.wait()
+        jobs.append(run_job(FakeTransport()))
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Future()
+        await asyncio.gather(*jobs)
+
+
+def test_a_job_that_comes_while_a_ctrl_c_ends_the_jobs_ends_too() -> None:
+    mode = LateJobMode()
+    plugin = types.SimpleNamespace(agentsession_transports=hookimpl(lambda: {"serve": mode}))
+    ended: list[str] = []
+    second_started = asyncio.Event()
+
+    async def entrypoint(ctx: JobContext) -> None:
+        await ctx.connect()
+        if not mode.second.is_set():
+            worker.stop()  # Ctrl-C
+            ended.append(await ctx.wait_for_shutdown())
+            mode.second.set()
+            await second_started.wait()  # the first job is still ending when the second one starts
+        else:
+            second_started.set()
+            ended.append(await ctx.wait_for_shutdown())
+        await ctx.shutdown()
+
+    worker = WorkerJob(entrypoint, plugins=[plugin])
+    backstop = threading.Timer(20, os.kill, (os.getpid(), signal.SIGINT))  # a second Ctrl-C, if it hangs
+    backstop.start()
+    try:
+        assert worker.run(["serve"]) == 0
+    finally:
+        backstop.cancel()
+    assert ended == ["interrupted", "interrupted"] and worker._interrupts == 1
 
 
 def serving_worker(entrypoint: Callable[[JobContext], Awaitable[None]]) -> tuple[WorkerJob, ServingMode]:

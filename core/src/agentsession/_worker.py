@@ -168,6 +168,8 @@ class WorkerJob:
                 ctx.transport = transport
             self._jobs.add(ctx)
             current_job.set(ctx)
+            if self._interrupts:  # a job that came while the Ctrl-C's jobs end (a tab that connected) ends too
+                ctx.request_shutdown("interrupted")
             try:
                 await self._run_job(ctx)
             finally:
