@@ -50,7 +50,7 @@ VIDEOSDK = "videosdk-live/agents"
 
 GEMINI_KEY = "test-gemini-key-0123456789abcdef"
 RUN_TIMEOUT = 45.0  # a job that does not end on its own within this is a hang
-CONCURRENT_RUNS = 4
+CONCURRENT_RUNS = 6
 #: the longest wait from the user's last word to the answer heard (a cascade's VAD stop, STT, turn detector, LLM,
 #: tool, LLM, TTS, on a loaded machine running several of these at once)
 LATENCY = 6.0

@@ -46,7 +46,7 @@ EXAMPLES = ROOT / "examples" / "videosdk_style"
 GEMINI_KEY = "test-gemini-key-0123456789abcdef"
 LEAD = 2.5  # seconds before the user speaks: the greeting is over by then, even with a slow start
 RUN_TIMEOUT = 40.0  # a job that does not end on its own within this is a hang
-CONCURRENT_RUNS = 4
+CONCURRENT_RUNS = 6
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng)")
 
