@@ -153,6 +153,7 @@ class CDP:
 @contextlib.asynccontextmanager
 async def chromium(wav: Path, profile: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     """Headless Chromium with a fake microphone playing ``wav``, on a blank page; killed on exit."""
+    scratch = tempfile.mkdtemp(prefix="as-chromium-")  # its lock socket's folder: a short path (108 bytes at most)
     proc = await asyncio.create_subprocess_exec(
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -161,7 +162,7 @@ async def chromium(wav: Path, profile: Path) -> AsyncIterator[tuple[asyncio.subp
         "--autoplay-policy=no-user-gesture-required", "--remote-debugging-address=127.0.0.1",
         "--remote-debugging-port=0", "--window-size=1280,900", "about:blank",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-        env={**os.environ, "TMPDIR": str(profile.parent)},  # its lock directory goes with the profile
+        env={**os.environ, "TMPDIR": scratch},
     )
     log: list[str] = []
     try:
@@ -189,6 +190,7 @@ async def chromium(wav: Path, profile: Path) -> AsyncIterator[tuple[asyncio.subp
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 async def _drain(stream: asyncio.StreamReader, log: list[str]) -> None:

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(CHROMIUM).exists(), 
 @contextlib.asynccontextmanager
 async def page(profile: Path) -> AsyncIterator[CDP]:
     """Headless Chromium showing the playground page from disk (no server, no network), through DevTools."""
+    scratch = tempfile.mkdtemp(prefix="as-chromium-")  # its lock socket's folder: a short path (108 bytes at most)
     proc = await asyncio.create_subprocess_exec(
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--window-size=1280,900",
         "about:blank", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-        env={**os.environ, "TMPDIR": str(profile.parent)},  # its lock directory goes with the profile
+        env={**os.environ, "TMPDIR": scratch},
     )
     try:
         assert proc.stderr is not None
@@ -74,6 +76,7 @@ async def page(profile: Path) -> AsyncIterator[CDP]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 async def _feed(cdp: CDP, *metrics: TurnMetrics) -> None:
