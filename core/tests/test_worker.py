@@ -100,10 +100,25 @@ class ServingMode(TransportMode):
         await job
 
 
+def serving(mode: TransportMode, entrypoint: Callable[[JobContext], Awaitable[None]]) -> WorkerJob:
+    """A worker whose ``serve`` mode is ``mode``."""
+    plugin = types.SimpleNamespace(agentsession_transports=hookimpl(lambda: {"serve": mode}))
+    return WorkerJob(entrypoint, plugins=[plugin])
+
+
+def run_serving(worker: WorkerJob) -> int:
+    """Run ``worker``'s ``serve`` mode; a second Ctrl-C comes after 20 s if it hangs (the test fails, not the run)."""
+    backstop = threading.Timer(20, os.kill, (os.getpid(), signal.SIGINT))
+    backstop.start()
+    try:
+        return worker.run(["serve"])
+    finally:
+        backstop.cancel()
+
+
 def test_a_ctrl_c_ends_a_servers_jobs_then_the_server() -> None:
     """The first Ctrl-C with a conversation open ends it, and then the server too: no second Ctrl-C needed."""
     mode = ServingMode()
-    plugin = types.SimpleNamespace(agentsession_transports=hookimpl(lambda: {"serve": mode}))
     ended: list[str] = []
 
     async def entrypoint(ctx: JobContext) -> None:
@@ -112,13 +127,8 @@ def test_a_ctrl_c_ends_a_servers_jobs_then_the_server() -> None:
         ended.append(await ctx.wait_for_shutdown())
         await ctx.shutdown()
 
-    worker = WorkerJob(entrypoint, plugins=[plugin])
-    backstop = threading.Timer(20, os.kill, (os.getpid(), signal.SIGINT))  # a second Ctrl-C, if it hangs
-    backstop.start()
-    try:
-        assert worker.run(["serve"]) == 0
-    finally:
-        backstop.cancel()
+    worker = serving(mode, entrypoint)
+    assert run_serving(worker) == 0
     assert ended == ["interrupted"] and mode.stopped
     assert worker._interrupts == 1  # stopped by the first Ctrl-C alone
 
@@ -143,7 +153,6 @@ class LateJobMode(TransportMode):
 
 def test_a_job_that_comes_while_a_ctrl_c_ends_the_jobs_ends_too() -> None:
     mode = LateJobMode()
-    plugin = types.SimpleNamespace(agentsession_transports=hookimpl(lambda: {"serve": mode}))
     ended: list[str] = []
     second_started = asyncio.Event()
 
@@ -159,20 +168,9 @@ def test_a_job_that_comes_while_a_ctrl_c_ends_the_jobs_ends_too() -> None:
             ended.append(await ctx.wait_for_shutdown())
         await ctx.shutdown()
 
-    worker = WorkerJob(entrypoint, plugins=[plugin])
-    backstop = threading.Timer(20, os.kill, (os.getpid(), signal.SIGINT))  # a second Ctrl-C, if it hangs
-    backstop.start()
-    try:
-        assert worker.run(["serve"]) == 0
-    finally:
-        backstop.cancel()
+    worker = serving(mode, entrypoint)
+    assert run_serving(worker) == 0
     assert ended == ["interrupted", "interrupted"] and worker._interrupts == 1
-
-
-def serving_worker(entrypoint: Callable[[JobContext], Awaitable[None]]) -> tuple[WorkerJob, ServingMode]:
-    mode = ServingMode()
-    plugin = types.SimpleNamespace(agentsession_transports=hookimpl(lambda: {"serve": mode}))
-    return WorkerJob(entrypoint, plugins=[plugin]), mode
 
 
 def test_stop_from_another_thread_ends_the_run_as_sigterm_does() -> None:
@@ -186,13 +184,9 @@ def test_stop_from_another_thread_ends_the_run_as_sigterm_does() -> None:
         ended.append(await ctx.wait_for_shutdown())
         await ctx.shutdown()
 
-    worker, mode = serving_worker(entrypoint)
-    backstop = threading.Timer(20, os.kill, (os.getpid(), signal.SIGINT))
-    backstop.start()
-    try:
-        assert worker.run(["serve"]) == 0
-    finally:
-        backstop.cancel()
+    mode = ServingMode()
+    worker = serving(mode, entrypoint)
+    assert run_serving(worker) == 0
     assert ended == ["interrupted"] and mode.stopped and worker._interrupts == 1
     worker.stop()  # the run is over: nothing to stop, nothing raised
 
@@ -203,14 +197,10 @@ def test_stop_before_the_run_starts_stops_it_at_its_start() -> None:
     async def entrypoint(ctx: JobContext) -> None:
         started.append(ctx)
 
-    worker, mode = serving_worker(entrypoint)
+    mode = ServingMode()
+    worker = serving(mode, entrypoint)
     worker.stop()
-    backstop = threading.Timer(20, os.kill, (os.getpid(), signal.SIGINT))
-    backstop.start()
-    try:
-        assert worker.run(["serve"]) == 0
-    finally:
-        backstop.cancel()
+    assert run_serving(worker) == 0
     assert mode.stopped and worker._interrupts == 1
 
 
@@ -232,14 +222,13 @@ def test_the_signal_handlers_are_gone_before_the_loop_closes() -> None:
     signal wakeup fd: Bad file descriptor" on stderr, seen when a playground stopped its worker processes)."""
     mode = ServingMode()
     mode.loop_factory = lambda options: RecordingLoop  # type: ignore[method-assign]
-    plugin = types.SimpleNamespace(agentsession_transports=hookimpl(lambda: {"serve": mode}))
 
     async def entrypoint(ctx: JobContext) -> None:
         await ctx.connect()
         worker.stop()
 
-    worker = WorkerJob(entrypoint, plugins=[plugin])
-    assert worker.run(["serve"]) == 0
+    worker = serving(mode, entrypoint)
+    assert run_serving(worker) == 0
     assert RecordingLoop.wakeup_fd_at_close == -1
 
 
