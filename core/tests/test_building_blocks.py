@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Generator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -122,6 +123,41 @@ async def test_playout_back_pressure_released_by_a_device_thread() -> None:
     threading.Thread(target=buf.pull, args=(480,)).start()  # a PortAudio callback would do this
     await asyncio.wait_for(blocked, 2)
     assert buf.buffered == pytest.approx(0.04)
+
+
+async def test_a_burst_wakes_the_loop_once_per_half_buffer_not_per_device_block(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer that arrives faster than it plays fills the buffer; the device thread's pulls then wake the
+    event loop (a wake-up costs more than a frame's work on a VM) once per half buffer, not once per block."""
+    buf = PlayoutBuffer(24000, max_buffered=0.1)
+    frame = AudioFrame.silence(0.02, 24000)
+    loop = asyncio.get_running_loop()
+    wakes = 0
+    threadsafe = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, context: Any = None) -> asyncio.Handle:
+        nonlocal wakes
+        wakes += 1
+        return threadsafe(callback, *args, context=context)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+
+    async def answer() -> None:  # 1 s of audio, all there at once
+        for _ in range(50):
+            await buf.put(frame)
+
+    producer = asyncio.ensure_future(answer())
+    await asyncio.sleep(0)
+    pulled = 0
+    while not producer.done() or buf.buffered:
+        device = threading.Thread(target=buf.pull, args=(480,))  # a PortAudio callback, one 20 ms block
+        device.start()
+        device.join()
+        pulled += 1
+        for _ in range(3):  # let the loop take what the pull woke
+            await asyncio.sleep(0)
+    assert pulled == 50 and buf.played == pytest.approx(1.0)
+    assert wakes <= 50 // 3 + 1  # one per three blocks (100 ms buffer, woken at 50 ms), not 45
 
 
 async def test_playout_rejects_the_wrong_format() -> None:

@@ -17,7 +17,9 @@ class PlayoutBuffer:
     ``pull`` may be called from any thread (a PortAudio callback, say): it never blocks on the event
     loop, pads an underrun with silence and counts only real samples as played, so ``played`` is
     exactly the audio the user could hear. ``put`` waits while more than ``max_buffered`` seconds are
-    queued, which bounds what an interruption has to throw away.
+    queued, which bounds what an interruption has to throw away; a ``put`` that waited is woken once half of
+    that has been pulled, not after every block (a pull from a device thread wakes the event loop: once per
+    few blocks while an answer arrives faster than it is played, not once per block).
     """
 
     def __init__(self, sample_rate: int, channels: int = 1, *, max_buffered: float = 0.1) -> None:
@@ -26,6 +28,7 @@ class PlayoutBuffer:
         self.sample_rate = sample_rate
         self.channels = channels
         self._max_samples = int(max_buffered * sample_rate)
+        self._low_water = self._max_samples // 2  # a pull wakes the waiters once at most this much is left
         self._chunks: deque[np.ndarray] = deque()
         self._buffered = 0
         self._played = 0
@@ -99,7 +102,7 @@ class PlayoutBuffer:
             self._played += filled
             if filled < n and not self._draining and (filled or self._played):
                 self._underruns += 1
-        if filled and self._waiters:
+        if filled and self._waiters and self._buffered <= self._low_water:
             self._notify()
         return out, filled
 
