@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -36,24 +36,21 @@ from agentsession import (
     AudioFrame,
     BufferedTransport,
     ModelOptions,
-    RealtimeModel,
     RealTimePipeline,
     ResponseDone,
-    ToolResult,
 )
 from agentsession._manager import discover
+from agentsession.testing import FakeRealtimeModel
 
 RATE = 24000
 BLOCK = RATE // 50  # 20 ms
 
 
-class BurstModel(RealtimeModel):
+class BurstModel(FakeRealtimeModel):
     """Every 2 s, a response of 1 s of audio, all of it at once."""
 
-    input_sample_rate = RATE
-    provider = "burst"
-
     async def start(self, options: ModelOptions) -> None:
+        await super().start(options)
         self._task = asyncio.get_running_loop().create_task(self._answer())
 
     async def _answer(self) -> None:
@@ -65,16 +62,9 @@ class BurstModel(RealtimeModel):
             self.channel.emit(ResponseDone(response_id=rid))
             await asyncio.sleep(2.0)
 
-    def push_audio(self, frame: AudioFrame) -> None: ...
-    async def send_text(self, text: str, *, response_id: str) -> None: ...
-    async def say(self, text: str, *, response_id: str) -> None: ...
-    async def reply(self, instructions: str | None = None, *, response_id: str) -> None: ...
-    async def interrupt(self, heard: Mapping[str, float | None]) -> None: ...
-    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None: ...
-
     async def close(self) -> None:
         self._task.cancel()
-        self.channel.end()
+        await super().close()
 
 
 class DeviceTransport(BufferedTransport):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -19,36 +19,19 @@ from agentsession import (
     AgentAudio,
     AgentSession,
     AudioFrame,
-    ModelOptions,
-    RealtimeModel,
     RealTimePipeline,
-    ToolResult,
     Transport,
 )
+from agentsession.testing import FakeRealtimeModel
 
 FRAMES = 100
 
 
-class EchoModel(RealtimeModel):
+class EchoModel(FakeRealtimeModel):
     """Every input frame comes back at once as the agent's audio, in one endless response (a model answering)."""
-
-    input_sample_rate = 24000
-    provider = "echo"
-
-    async def start(self, options: ModelOptions) -> None:
-        pass
 
     def push_audio(self, frame: AudioFrame) -> None:
         self.channel.emit(AgentAudio(frame, response_id="echo"))
-
-    async def send_text(self, text: str, *, response_id: str) -> None: ...
-    async def say(self, text: str, *, response_id: str) -> None: ...
-    async def reply(self, instructions: str | None = None, *, response_id: str) -> None: ...
-    async def interrupt(self, heard: Mapping[str, float | None]) -> None: ...
-    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None: ...
-
-    async def close(self) -> None:
-        self.channel.end()
 
 
 class SteppedTransport(Transport):
