@@ -119,8 +119,11 @@ BATCH_AGENT = FAKE_AGENT.replace(
 )
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_batch_of_inputs_runs_concurrently_and_over_worker_processes(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize(("workers", "loop"), [(1, "asyncio"), (2, "asyncio"), (2, "uvloop")])
+def test_a_batch_of_inputs_runs_concurrently_and_over_worker_processes(tmp_path: Path, workers: int,
+                                                                        loop: str) -> None:
+    if loop == "uvloop":  # the fast extra's loop (here the parent's: jobs at --speed max run on a virtual clock),
+        pytest.importorskip("uvloop")  # whose subprocesses take fewer arguments than asyncio's
     inputs = []
     for k in range(4):  # the k-th user speaks after k * 0.2 s
         audio = np.concatenate([np.zeros((8000 + 3200 * k, 1), np.int16), tone(1.0, 16000, 300).data])
@@ -131,7 +134,7 @@ def test_a_batch_of_inputs_runs_concurrently_and_over_worker_processes(tmp_path:
     proc = subprocess.run(
         [sys.executable, str(script), "file", *inputs, "--output-dir", str(tmp_path / "out"), "--speed", "max",
          "--workers", str(workers)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env={**os.environ, "AGENTSESSION_LOOP": loop},
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

@@ -146,6 +146,29 @@ async def test_processes_do_not_outlive_the_pool_s_socket(program: list[str]) ->
     await pool.aclose()
 
 
+async def test_a_spawn_the_loop_refuses_fails_the_jobs_instead_of_hanging(
+        program: list[str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    async def refuse(*args: object, **kwargs: object) -> None:  # as uvloop 0.23 refused process_group=0
+        raise ValueError("unexpected kwargs: process_group")
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", refuse)
+    pool = ProcessPool(program, max_processes=2, own_process_group=True, output=lambda p, line: None)
+    try:
+        await pool.start()
+        waiting = pool.submit(job("a", "ok"))
+        result = await asyncio.wait_for(waiting.done, 30)
+        assert result.status == "failed"
+        assert result.error == "could not start a process: ValueError: unexpected kwargs: process_group"
+        assert pool.start_error == result.error and pool.running == 0
+        with pytest.raises(ValueError):
+            await pool.run_command(["--version"])
+        assert pool.running == 0  # the command's job is not left behind
+        assert not await pool.probe()
+        assert "could not start a pool process: ValueError" in caplog.text
+    finally:
+        await pool.aclose()
+
+
 async def _get(port: int, path: str) -> tuple[int, str]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())

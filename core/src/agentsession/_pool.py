@@ -154,6 +154,15 @@ class PooledProcess:
             self._control.close()
 
 
+def _start_failed(exc: Exception) -> str:
+    """Log why a process could not be started and return it as a job's error (an OSError tells what failed;
+    anything else is unexpected, logged with its traceback)."""
+    expected = isinstance(exc, OSError)
+    reason = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+    logger.error("could not start a pool process: %s", reason, exc_info=None if expected else exc)
+    return f"could not start a process: {reason}"
+
+
 def _default_output(process: PooledProcess, line: str) -> None:
     print(f"[worker {process.index}] {line}", flush=True)
 
@@ -164,7 +173,8 @@ class ProcessPool:
     ``num_idle_processes`` warm processes are kept waiting (within ``max_processes``); ``submit`` gives a job to
     one, or starts a process for it. Each line a process prints goes to ``output(process, line)`` whole
     (default: printed as ``[worker k] line``). ``on_change`` is called when a job starts or ends.
-    ``own_process_group``: the processes get no Ctrl-C from the terminal; they stop when the pool closes.
+    ``own_process_group``: the processes run in a session (so a process group) of their own: they get no Ctrl-C
+    from the terminal, and stop when the pool closes.
     """
 
     def __init__(
@@ -251,8 +261,8 @@ class ProcessPool:
         self._start_failures = 0
         try:
             process = await self._start_process([], None)
-        except OSError as exc:
-            self.start_error = f"could not start a process: {exc}"
+        except Exception as exc:
+            self.start_error = _start_failed(exc)
             return False
 
         async def until() -> None:
@@ -298,7 +308,11 @@ class ProcessPool:
             raise PoolFull("the pool is draining: it takes no new jobs")
         job = PoolJob(JobSpec(job_id or f"cmd-{len(self.processes)}", list(args)))
         self.jobs[job.id] = job
-        process = await self._start_process(list(args), job)
+        try:
+            process = await self._start_process(list(args), job)
+        except BaseException:
+            del self.jobs[job.id]
+            raise
         job.process = process
         return job
 
@@ -413,11 +427,10 @@ class ProcessPool:
             self._starting += 1
             try:
                 await self._start_process([], None)
-            except OSError as exc:
-                logger.error("could not start a pool process: %s", exc)
-                self.start_error = f"could not start a process: {exc}"
+            except Exception as exc:  # not only OSError: an event loop may refuse the spawn's arguments
+                self.start_error = _start_failed(exc)
                 for job in list(self._pending):
-                    self._end(job, JobResult("failed", f"could not start a process: {exc}"))
+                    self._end(job, JobResult("failed", self.start_error))
                 self._pending.clear()
                 return
             finally:
@@ -431,7 +444,7 @@ class ProcessPool:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv, *args, env=env, pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                process_group=0 if self.own_process_group else None,
+                start_new_session=self.own_process_group,  # uvloop takes this, not process_group
             )
         except BaseException:
             ours.close()

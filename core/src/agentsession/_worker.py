@@ -240,7 +240,7 @@ class WorkerJob:
 
 def _default_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop with ``AGENTSESSION_LOOP=uvloop`` (the ``fast`` extra installs it); else ``None``:
-    asyncio's own. Opt-in: file mode over worker processes (``--workers 2``) hangs on uvloop 0.23 for now."""
+    asyncio's own."""
     if os.environ.get("AGENTSESSION_LOOP", "").lower() != "uvloop":
         return None
     try:

@@ -146,10 +146,13 @@ class Front:
 
 
 @pytest.mark.skipif(not PARROT.exists(), reason="needs the repository's examples/parrot.py")
-async def test_workers_take_the_browsers_in_their_own_processes() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_workers_take_the_browsers_in_their_own_processes(loop: str) -> None:
+    if loop == "uvloop":  # the fast extra's loop: its transports are not asyncio.Transport instances
+        pytest.importorskip("uvloop")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(PARROT), "playground", "--port", "0", "--workers", "2", "--max-connections", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "AGENTSESSION_LOOP": loop},
     )
     front = Front(proc)
     browsers = [FakeBrowser(), FakeBrowser(), FakeBrowser()]
