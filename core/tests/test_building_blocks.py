@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Generator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -498,6 +499,36 @@ def test_virtual_clock_waits_for_executor_work_for_real() -> None:
 
     finished, at = run_virtual(main())
     assert finished and at < 1.0
+
+
+def test_virtual_clock_waits_for_the_executor_s_shutdown_for_real() -> None:
+    """Joining the default executor's threads (``asyncio.run``'s last step) is real work too: the clock must not
+    jump meanwhile (Python 3.12+ bounds the join with a 300 s timeout, which a jump would expire at once)."""
+    released = threading.Event()
+
+    class SlowToJoin(ThreadPoolExecutor):
+        def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+            released.wait(5)
+            super().shutdown(wait, cancel_futures=cancel_futures)
+
+    jumped: list[float] = []
+
+    def too_soon() -> None:  # runs only if the clock jumps while the join waits
+        jumped.append(asyncio.get_running_loop().time())
+        released.set()
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(SlowToJoin(max_workers=1))
+        await loop.run_in_executor(None, time.sleep, 0)
+        timer = loop.call_later(1000, too_soon)
+        threading.Timer(0.05, released.set).start()
+        await loop.shutdown_default_executor()
+        timer.cancel()
+        return loop.time()
+
+    assert run_virtual(main()) < 1.0
+    assert jumped == []
 
 
 def test_virtual_clock_loop_runs_timers_in_order() -> None:

@@ -52,8 +52,10 @@ def _run(**env: str) -> dict[str, object]:
 
 def test_first_start_collects_then_freezes_once() -> None:
     result = _run()
-    assert result["before"] == 0
-    assert isinstance(result["first"], int) and result["first"] > 1000  # modules, classes, the imports' objects
+    before, first = result["before"], result["first"]
+    assert isinstance(before, int) and isinstance(first, int)
+    # modules, classes, the imports' objects (Python 3.12.1 reports a few hundred frozen at startup already)
+    assert first > before + 1000
     # the second session's start froze nothing more (frozen objects freed by reference counting leave the count)
     assert result["second"] <= result["first"]
     assert result["garbage_collected_first"] is True  # garbage of before the start was collected, not kept
@@ -61,4 +63,5 @@ def test_first_start_collects_then_freezes_once() -> None:
 
 def test_opt_out_keeps_the_heap_as_it_is() -> None:
     result = _run(AGENTSESSION_GC_FREEZE="0")
-    assert result == {"before": 0, "first": 0, "second": 0, "garbage_collected_first": False}
+    assert result["first"] == result["second"] == result["before"]
+    assert result["garbage_collected_first"] is False

@@ -1,8 +1,8 @@
 """A virtual-clock event loop: time jumps to the next timer when nothing else can happen.
 
 A 30-second conversation with timeouts runs in milliseconds, in the same order every time. Work handed
-to an executor (``run_in_executor``, ``asyncio.to_thread``) is real: while any is pending, the loop
-waits for it for real and the clock moves by the real time waited.
+to an executor (``run_in_executor``, ``asyncio.to_thread``) and the executor's shutdown are real: while
+any is pending, the loop waits for it for real and the clock moves by the real time waited.
 """
 
 from __future__ import annotations
@@ -60,6 +60,15 @@ class VirtualClockEventLoop(asyncio.SelectorEventLoop):
 
     def _real_work_done(self, _: object) -> None:
         self._real_work -= 1
+
+    async def shutdown_default_executor(self, *args: Any, **kwargs: Any) -> None:
+        """Joining the executor's threads is real work too (``asyncio.run`` ends with it; Python 3.12+ bounds it
+        with a timeout that a jump of the clock would expire at once)."""
+        self._real_work += 1
+        try:
+            await super().shutdown_default_executor(*args, **kwargs)
+        finally:
+            self._real_work -= 1
 
 
 def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
