@@ -59,6 +59,30 @@ def test_the_list_shows_every_installed_fake_and_its_knobs() -> None:
     assert bad.returncode == 2 and "unknown knob 'hearing' (did you mean 'heard'?)" in bad.stderr
 
 
+WITHOUT_PYTEST = """
+import runpy, sys
+sys.modules["pytest"] = sys.modules["pytest_asyncio"] = None  # a plain install: no test tools
+import agentsession.testing as kit
+try:
+    kit.STTStreamContract
+except ModuleNotFoundError as exc:
+    print("contract:", exc, file=sys.stderr)
+sys.argv = ["agentsession", "fakes", "--list"]
+runpy.run_module("agentsession", run_name="__main__")
+"""
+
+
+def test_the_fakes_need_no_test_tools() -> None:
+    """``pip install agentsession agentsession-openai agentsession-gemini`` brings no pytest: the fakes, which use
+    the test kit's fault helpers, must not need it; only the contract suites do, and say so."""
+    done = subprocess.run([sys.executable, "-c", WITHOUT_PYTEST], capture_output=True, text=True, timeout=60,
+                          env=clean_env())
+    assert done.returncode == 0, done.stderr
+    assert "openai: OpenAI Realtime" in done.stdout and "gemini: Gemini Live" in done.stdout
+    assert ("contract: agentsession.testing.STTStreamContract is a pytest suite: pip install "
+            "'agentsession[testing]'") in done.stderr
+
+
 def test_example_arguments_fit_the_schema() -> None:
     schema = {"type": "object", "properties": {
         "city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}, "days": {"type": "integer"},
