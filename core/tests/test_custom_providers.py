@@ -121,7 +121,7 @@ async def test_a_videosdk_stt_gets_48khz_stereo_bytes_and_its_failure_ends_the_s
     stt = Failing()
     assert stt.streaming and (stt.sample_rate, stt.num_channels) == (48000, 2)  # type: ignore[attr-defined]
     stream = stt.stream()
-    stream.push_audio(tone(0.04, 16000))
+    stream.push_audio(tone(0.1, 16000))  # two 20 ms frames out whatever the resampler holds back (soxr: ~17 ms)
     with pytest.raises(RuntimeError, match="closed the socket"):
         async for _ in stream:
             pass
