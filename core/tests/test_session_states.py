@@ -211,6 +211,21 @@ async def test_audio_reaches_the_model_resampled() -> None:
 
 
 @virtual_clock
+async def test_the_input_s_last_partial_frame_reaches_the_model_when_the_input_ends() -> None:
+    """No audio is lost at the end of the input: what the converter held back (the resampler's delay, a last
+    partial frame, padded to a whole one) goes to the model too."""
+    from agentsession.testing import tone
+
+    model = FakeRealtimeModel(sample_rate=24000)
+    session, transport, _ = await started(QuietAgent(), model)
+    transport.push_audio(tone(0.03, 16000))  # a frame and a half, resampled 16 -> 24 kHz
+    transport.end_input()
+    await settle(0.1)
+    assert model.received_audio == pytest.approx(0.04)
+    await session.close()
+
+
+@virtual_clock
 async def test_a_late_user_transcript_goes_before_the_answer_in_history() -> None:
     from agentsession import UserTranscript
 

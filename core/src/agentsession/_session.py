@@ -17,7 +17,7 @@ import pluggy
 
 from ._agent import Agent
 from ._answers import TOOL_OF, Answers, AnswersHost
-from ._audio import AudioConverter
+from ._audio import AudioConverter, AudioFrame
 from ._background_audio import (
     BackgroundAudioHandlerConfig,
     BackgroundMixer,
@@ -722,11 +722,11 @@ class AgentSession:
 
     async def _input_loop(self) -> None:
         engine = self._driven()
-        push, convert = engine.push_audio, AudioConverter(engine.input_sample_rate).push
-        vad = self._local_vad
-        listening = self._emitter.has_listeners
-        async for frame in self.transport.audio_input():
-            for out in convert(frame):
+        converter = AudioConverter(engine.input_sample_rate)
+        push, convert, vad, listening = engine.push_audio, converter.push, self._local_vad, self._emitter.has_listeners
+
+        def take(frames: list[AudioFrame]) -> None:
+            for out in frames:
                 self._pushed += out.duration
                 push(out)
                 if vad is not None:
@@ -734,6 +734,10 @@ class AgentSession:
                         self._on_local_vad(event.kind == "start", event.position)
                 if listening("user_audio"):
                     self._emit(UserAudio(frame=out, at=self._elapsed()))
+
+        async for frame in self.transport.audio_input():
+            take(convert(frame))
+        take(converter.flush())  # the input ended: what the converter held back (resampler delay, a partial frame)
 
     async def _text_loop(self, texts: Any) -> None:
         """Typed lines are turns in a row: each waits for the answer to the one before."""
