@@ -737,7 +737,8 @@ class AgentSession:
 
         async for frame in self.transport.audio_input():
             take(convert(frame))
-        take(converter.flush())  # the input ended: what the converter held back (resampler delay, a partial frame)
+        if not self._closing:  # the input ended: what the converter held back (resampler delay, a partial frame)
+            take(converter.flush())
 
     async def _text_loop(self, texts: Any) -> None:
         """Typed lines are turns in a row: each waits for the answer to the one before."""
