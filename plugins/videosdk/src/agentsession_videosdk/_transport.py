@@ -113,7 +113,8 @@ class VideoSDKTransport(BufferedTransport):
             await asyncio.wait_for(self.meeting.async_join(), self.join_timeout)
         except TimeoutError:
             self._join_error = f"no answer within {self.join_timeout:g} s"
-            self.meeting.leave()  # release what the half-done join opened
+            self.meeting.leave()  # release what the half-done join opened (the SDK leaves in a task of its own)
+            await self._until_left()
         if not self._joined.is_set():
             reason = self._join_error or "the SDK gave no reason"
             await self._teardown()
@@ -371,11 +372,7 @@ class VideoSDKTransport(BufferedTransport):
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.meeting is not None and self._joined.is_set() and not self._left.is_set():
             self.meeting.leave()
-            try:
-                await asyncio.wait_for(self._left.wait(), LEAVE_TIMEOUT)
-            except TimeoutError:
-                logger.warning("VideoSDK did not confirm leaving room %s within %g s", self.config.room_id,
-                               LEAVE_TIMEOUT)
+            await self._until_left()
         if self._track is not None:
             self._track.stop()
         self.playout.clear()
@@ -383,6 +380,13 @@ class VideoSDKTransport(BufferedTransport):
         if self._input.full():
             self._input.get_nowait()
         self._input.put_nowait(None)
+
+    async def _until_left(self) -> None:
+        try:
+            await asyncio.wait_for(self._left.wait(), LEAVE_TIMEOUT)
+        except TimeoutError:
+            logger.warning("VideoSDK did not confirm leaving room %s within %g s", self.config.room_id,
+                           LEAVE_TIMEOUT)
 
     def __repr__(self) -> str:
         return f"<VideoSDKTransport room={self.config.room_id!r} name={self.config.name!r}>"
