@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from agentsession import Agent, AgentSession, RealTimePipeline, function_tool
+from agentsession import Agent, AgentSession, AudioFrame, RealTimePipeline, function_tool
 from agentsession.testing import FakeRealtimeModel, FakeResponse, FakeToolCall, FakeTransport, virtual_clock
 from core_helpers import GreetingAgent, QuietAgent, settle, started
 
@@ -223,6 +223,43 @@ async def test_the_input_s_last_partial_frame_reaches_the_model_when_the_input_e
     await settle(0.1)
     assert model.received_audio == pytest.approx(0.04)
     await session.close()
+
+
+@pytest.mark.parametrize("order", ["input ends, then close", "close starts, then input ends",
+                                   "closed, then input ends"])
+@virtual_clock
+async def test_the_input_s_remainder_never_reaches_a_closing_model(order: str) -> None:
+    """The end-of-input flush and ``close()`` in every order: the remainder goes only while the session runs."""
+    from agentsession.testing import tone
+
+    class Recording(FakeRealtimeModel):
+        after_close = 0.0
+
+        def push_audio(self, frame: AudioFrame) -> None:
+            if self.closed:
+                self.after_close += frame.duration
+            super().push_audio(frame)
+
+    model = Recording(sample_rate=24000)
+    session, transport, _ = await started(QuietAgent(), model)
+    transport.push_audio(tone(0.03, 16000))
+    await settle(0.1)
+    if order == "input ends, then close":
+        transport.end_input()
+        await settle(0.1)
+        await session.close()
+        assert model.received_audio == pytest.approx(0.04)  # the remainder went, before the close
+    elif order == "close starts, then input ends":
+        closing = asyncio.ensure_future(session.close())
+        await asyncio.sleep(0)
+        transport.end_input()
+        await closing
+    else:
+        await session.close()
+        transport.end_input()
+        await settle(0.1)
+    assert model.after_close == 0.0
+    assert model.received_audio <= 0.04
 
 
 @virtual_clock
