@@ -87,6 +87,10 @@ def random_sizes(total: int, seed: int) -> list[int]:
         (np.zeros(10, np.int16), 16000, "reshape"),
         (np.zeros((10, 3), np.int16), 16000, "channels"),
         (np.zeros((10, 1), np.int16), 11025, "supported rates"),
+        (np.zeros((10, 1), np.int16), 16000.0, "supported rates"),
+        (np.zeros((10, 1), np.int16), np.int64(16000), "supported rates"),
+        (np.zeros((10, 1), np.int16), True, "supported rates"),
+        (np.zeros((10, 0), np.int16), 16000, "channels"),
         ([[0], [0]], 16000, "ndarray"),
     ],
 )
@@ -408,6 +412,29 @@ def test_converter_stereo_48k_to_mono_24k() -> None:
     spectrum = amplitude_spectrum(np.concatenate([f.data for f in frames]), 24000)
     assert int(np.argmax(spectrum)) == 1000
     assert abs(db(spectrum[1000] / (0.5 * 32767))) < 0.5
+
+
+def test_converter_passes_whole_frames_through_as_views_and_keeps_counting_after_a_partial_one() -> None:
+    converter = AudioConverter(16000)
+    whole = noise(16000, 0.02)
+    first = converter.push(whole)
+    assert len(first) == 1 and first[0].data is whole.data and first[0].timestamp == 0.0
+    assert converter.push(AudioFrame(whole.data[:100], 16000)) == []  # a partial frame waits for the rest
+    joined = converter.push(whole)  # now re-framed (the partial one first), not passed through
+    assert len(joined) == 1 and np.array_equal(joined[0].data[:100], whole.data[:100])
+    assert joined[0].timestamp == pytest.approx(0.02)
+    rest = converter.flush()
+    assert rest[0].timestamp == pytest.approx(0.04)
+    after = converter.push(whole)
+    assert after[0].data is whole.data and after[0].timestamp == pytest.approx(0.06)
+
+
+def test_frame_accepts_an_ndarray_subclass() -> None:
+    class Tagged(np.ndarray):
+        pass
+
+    frame = AudioFrame(np.zeros((160, 1), np.int16).view(Tagged), 8000)
+    assert frame.samples_per_channel == 160 and frame.duration == 0.02
 
 
 def test_converter_mono_to_stereo_and_rate_changes() -> None:

@@ -16,6 +16,7 @@ from numpy.lib.stride_tricks import as_strided
 __all__ = ["MAX_INPUT_RATE", "MIN_INPUT_RATE", "SUPPORTED_RATES", "AudioConverter", "AudioFrame", "Reframer", "Resampler"]
 
 SUPPORTED_RATES: frozenset[int] = frozenset({8000, 16000, 22050, 24000, 32000, 44100, 48000})
+_INT16 = np.dtype(np.int16)  # native int16: numpy hands out this one instance for it
 
 _KAISER_BETA = 7.857  # 0.1102 * (80 - 8.7): ~80 dB stopband attenuation
 _KAISER_ATTENUATION_TERM = 72.0  # A - 8 for A = 80 dB in the Kaiser length formula
@@ -51,7 +52,7 @@ def _to_int16(samples: npt.NDArray[np.floating]) -> npt.NDArray[np.int16]:
     return pcm
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class AudioFrame:
     """Interleaved PCM16 audio, ``data`` int16 of shape ``(samples, channels)``; treat as immutable."""
 
@@ -61,7 +62,21 @@ class AudioFrame:
     # the geometry, read many times per frame on the audio path: computed once
     _samples: int = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __init__(self, data: npt.NDArray[np.int16], sample_rate: int, timestamp: float = 0.0) -> None:
+        # a plugin makes a frame every 20 ms: the fields are set through their slots (a frozen dataclass's own
+        # __init__ goes through object.__setattr__) and the usual frame is checked in one test
+        _set_data(self, data)
+        _set_rate(self, sample_rate)
+        _set_timestamp(self, timestamp)
+        if type(data) is np.ndarray and data.dtype is _INT16 and data.ndim == 2 and 0 < data.shape[1] < 3 and (
+                type(sample_rate) is int and sample_rate in SUPPORTED_RATES) and (
+                timestamp == 0.0 or math.isfinite(timestamp)):
+            _set_samples(self, data.shape[0])
+        else:
+            self._check()
+
+    def _check(self) -> None:
+        """Raise the error that says what is wrong with the fields (or accept them: a subclass of ndarray)."""
         data: object = self.data
         if not isinstance(data, np.ndarray):
             raise ValueError(f"AudioFrame.data must be a numpy ndarray, got {type(data).__name__}")
@@ -473,9 +488,16 @@ class AudioConverter:
 
     def push(self, frame: AudioFrame) -> list[AudioFrame]:
         """Convert a frame of any rate/channels; return the complete output frames."""
-        if frame.sample_rate == self._rate and frame.channels == self._channels and (
+        data = frame.data
+        if frame.sample_rate == self._rate and data.shape[1] == self._channels and (
                 self._resampler is None or self._resampler.input_rate == self._rate):
-            return self._reframer._push(frame.data)  # nothing to convert (the common case on the audio path)
+            reframer = self._reframer
+            if reframer._pending or len(data) != reframer._size:
+                return reframer._push(data)
+            # nothing to convert nor re-frame, the common case on the audio path: only the stream position is new
+            position = reframer._position
+            reframer._position = position + len(data)
+            return [_frame(data, self._rate, position / self._rate)]
         if frame.channels > self._channels:
             frame = frame.to_mono()  # mix down before resampling: half the work
         return self._resample(frame.data, frame.sample_rate)
