@@ -133,3 +133,68 @@ async def test_session_plugins_are_registered_per_session() -> None:
     await with_plugin.close()
     await without.close()
     assert seen == ["started", "idle", "closing"]
+
+
+async def test_sessions_without_plugins_of_their_own_share_one_plugin_manager() -> None:
+    from agentsession import AgentSession, RealTimePipeline, hookimpl
+    from agentsession.testing import FakeRealtimeModel
+    from core_helpers import QuietAgent
+
+    class Observer:
+        name = "own-observer"
+
+        @hookimpl
+        def agentsession_session_started(self, session: AgentSession) -> None:
+            pass
+
+    sessions = [AgentSession(QuietAgent(), RealTimePipeline(FakeRealtimeModel())) for _ in range(2)]
+    own = AgentSession(QuietAgent(), RealTimePipeline(FakeRealtimeModel()), plugins=[Observer()])
+    for session in (*sessions, own):
+        await session.start()
+    try:
+        assert sessions[0].plugin_manager is sessions[1].plugin_manager
+        assert own.plugin_manager is not sessions[0].plugin_manager
+        assert own.plugin_manager.get_plugin("own-observer") is not None
+        assert sessions[0].plugin_manager.get_plugin("own-observer") is None
+    finally:
+        for session in (*sessions, own):
+            await session.close()
+
+
+def test_the_shared_plugin_manager_follows_a_replaced_hook_function_and_a_disabled_plugin(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from agentsession import _manager, hookimpl
+
+    module = types.ModuleType("agentsession_test_sharing")
+    calls: list[str] = []
+
+    @hookimpl
+    def agentsession_transports() -> dict[str, object]:
+        calls.append("first")
+        return {}
+
+    module.agentsession_transports = agentsession_transports  # type: ignore[attr-defined]
+    info = _manager.PluginInfo("sharing", "agentsession_test_sharing", None, None, module=module)
+    monkeypatch.setattr(_manager, "discover", lambda: [info])
+    first = _manager.create_manager()
+    assert _manager.create_manager() is first
+    first.hook.agentsession_transports()
+    assert calls == ["first"]
+
+    @hookimpl
+    def replaced() -> dict[str, object]:
+        calls.append("replaced")
+        return {}
+
+    monkeypatch.setattr(module, "agentsession_transports", replaced)
+    second = _manager.create_manager()
+    assert second is not first
+    second.hook.agentsession_transports()
+    assert calls == ["first", "replaced"]
+
+    blocked = _manager.PluginInfo("sharing", "agentsession_test_sharing", None, None, blocked=True)
+    monkeypatch.setattr(_manager, "discover", lambda: [blocked])
+    third = _manager.create_manager()
+    assert third is not second and third.get_plugin("sharing") is None
