@@ -1,0 +1,154 @@
+"""The session's Python cost per echoed frame, with no timer in the way: frames yielded back to back.
+
+One session runs an echo model (each 20 ms / 16 kHz input frame comes back at once as a 24 kHz frame of one
+endless response) and a transport whose ``audio_input`` yields frames without waiting and whose ``play`` only
+counts. The same model and transport wired together with no session (the model's frames handed straight to
+``play``) is the floor, measured in the same process, interleaved. In a real process each frame also waits for
+a timer and runs with colder caches (the peers' harness at N=200 measures about 2.5x these figures), so read
+the difference, not the absolute times.
+
+    python bench/frame_cost.py            # 20,000 frames, 5 repeats
+    python bench/frame_cost.py --quick    # 3,000 frames, 3 repeats (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from importlib.metadata import entry_points
+
+import numpy as np
+
+# core alone: an installed observer plugin would add its own work to every frame
+os.environ["AGENTSESSION_DISABLE_PLUGINS"] = ",".join(ep.name for ep in entry_points(group="agentsession"))
+
+from agentsession import (  # noqa: E402
+    Agent,
+    AgentAudio,
+    AgentSession,
+    AudioFrame,
+    ModelOptions,
+    RealtimeModel,
+    RealTimePipeline,
+    ToolResult,
+    Transport,
+)
+
+IN_RATE, OUT_RATE = 16000, 24000
+TONE = (np.sin(np.arange(320) / 8) * 8000).astype(np.int16).reshape(-1, 1)
+
+
+class EchoModel(RealtimeModel):
+    input_sample_rate = IN_RATE
+    provider = "bench"
+
+    async def start(self, options: ModelOptions) -> None:
+        pass
+
+    def push_audio(self, frame: AudioFrame) -> None:
+        out = np.repeat(frame.data, 3, axis=0)[::2]  # 320 samples at 16 kHz -> 480 at 24 kHz
+        self.channel.emit(AgentAudio(AudioFrame(out, OUT_RATE), response_id="echo"))
+
+    async def send_text(self, text: str, *, response_id: str) -> None: ...
+    async def say(self, text: str, *, response_id: str) -> None: ...
+    async def reply(self, instructions: str | None = None, *, response_id: str) -> None: ...
+    async def interrupt(self, heard: Mapping[str, float | None]) -> None: ...
+    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None: ...
+
+    async def close(self) -> None:
+        self.channel.end()
+
+
+class BurstTransport(Transport):
+    """Yields ``frames`` input frames back to back once ``go`` is set; ``play`` counts."""
+
+    sample_rate = OUT_RATE
+    channels = 1
+
+    def __init__(self, frames: int) -> None:
+        super().__init__()
+        self.frames, self.played_frames, self._played, self.cpu, self._start = frames, 0, 0.0, 0.0, 0.0
+        self.go, self.done = asyncio.Event(), asyncio.Event()
+
+    async def audio_input(self) -> AsyncIterator[AudioFrame]:
+        await self.go.wait()
+        frame = AudioFrame(TONE, IN_RATE)
+        self._start = time.process_time()
+        for _ in range(self.frames):
+            yield frame
+        await asyncio.Event().wait()  # the caller stays on the line
+
+    async def play(self, frame: AudioFrame) -> None:
+        self.played_frames += 1
+        self._played += frame.duration
+        if self.played_frames == self.frames:  # the last frame is out: the clock stops
+            self.cpu = time.process_time() - self._start
+            self.done.set()
+
+    def clear(self) -> None:
+        pass
+
+    @property
+    def played(self) -> float:
+        return self._played
+
+    async def wait_for_playout(self) -> None:
+        pass
+
+
+async def through_session(frames: int) -> float:
+    transport = BurstTransport(frames)
+    session = AgentSession(Agent(instructions="echo"), RealTimePipeline(EchoModel()))
+    await session.start(transport=transport)
+    try:
+        transport.go.set()
+        await transport.done.wait()
+        assert transport.played_frames == frames, "the session lost frames"
+    finally:
+        await session.close()
+    return transport.cpu / frames
+
+
+async def wired(frames: int) -> float:
+    """The floor: the model's frames straight to ``play`` (run to its end: it never waits)."""
+    transport, model = BurstTransport(frames), EchoModel()
+
+    def sink(event: object) -> None:
+        if isinstance(event, AgentAudio):
+            play = transport.play(event.frame)
+            try:
+                play.send(None)
+            except StopIteration:
+                pass
+
+    model.channel.attach(sink)  # type: ignore[arg-type]
+    transport.go.set()
+    frames_in = transport.audio_input()
+    for _ in range(frames):
+        model.push_audio(await anext(frames_in))
+    await frames_in.aclose()
+    assert transport.done.is_set()
+    return transport.cpu / frames
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3,000 frames, 3 repeats (CI)")
+    args = parser.parse_args()
+    frames, repeats = (3000, 3) if args.quick else (20000, 5)
+    session_us: list[float] = []
+    floor_us: list[float] = []
+    for _ in range(repeats):
+        floor_us.append(await wired(frames) * 1e6)
+        session_us.append(await through_session(frames) * 1e6)
+    floor, session = statistics.median(floor_us), statistics.median(session_us)
+    print(f"{frames} frames x {repeats} (median): floor {floor:.1f} us/frame, session {session:.1f} us/frame, "
+          f"the session adds {session - floor:.1f} us ({session / floor:.1f}x the floor)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
