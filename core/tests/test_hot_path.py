@@ -110,3 +110,23 @@ async def test_a_steady_frame_schedules_no_timer_and_wakes_only_the_input_loop(m
     # per frame: the input loop wakes for the frame, and this test for its answer; nothing else runs
     assert soon == Counter({"agentsession:audio-input": FRAMES, me.get_name(): FRAMES})
     await session.close()
+
+
+async def test_a_session_s_running_pieces_are_few_objects_for_the_garbage_collector() -> None:
+    """Every object a session keeps is scanned by each full collection, which stops every session's audio: with
+    500 sessions in a process those collections were 20-25 ms, and the underruns came with them. The plugin
+    manager is shared and the model's event queue is never made (the session's sink takes every event)."""
+    transport = SteppedTransport()
+    model = EchoModel()
+    session = AgentSession(Agent(instructions="echo"), RealTimePipeline(model))
+    other = AgentSession(Agent(instructions="echo"), RealTimePipeline(EchoModel()))
+    await session.start(transport=transport)
+    await other.start()
+    try:
+        transport.input.put_nowait(AudioFrame(np.ones((480, 1), np.int16), 24000))
+        await transport.played_one.wait()
+        assert model.channel._queue is None
+        assert session.plugin_manager is other.plugin_manager
+    finally:
+        await session.close()
+        await other.close()

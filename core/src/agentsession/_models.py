@@ -57,7 +57,9 @@ class EventChannel:
     """
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[PipelineEvent | None] = asyncio.Queue()
+        # made on first use: a session's channel has a sink from the start and never queues (a queue is six
+        # more objects per session for the garbage collector to scan)
+        self._queue: asyncio.Queue[PipelineEvent | None] | None = None
         self._sink: EventSink | None = None
         self._ended = False
 
@@ -68,12 +70,13 @@ class EventChannel:
         if self._sink is not None:
             self._sink(event)
         else:
-            self._queue.put_nowait(event)
+            self._queued().put_nowait(event)
 
     def attach(self, sink: EventSink) -> None:
         """From now on deliver every event to ``sink`` (what was queued first); ``None`` marks the end."""
-        while not self._queue.empty():
-            sink(self._queue.get_nowait())
+        queue = self._queue
+        while queue is not None and not queue.empty():
+            sink(queue.get_nowait())
         self._sink = sink
 
     def end(self) -> None:
@@ -83,11 +86,17 @@ class EventChannel:
             if self._sink is not None:
                 self._sink(None)
             else:
-                self._queue.put_nowait(None)
+                self._queued().put_nowait(None)
+
+    def _queued(self) -> asyncio.Queue[PipelineEvent | None]:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        return self._queue
 
     async def __aiter__(self) -> AsyncIterator[PipelineEvent]:
+        queue = self._queued()
         while True:
-            item = await self._queue.get()
+            item = await queue.get()
             if item is None:
                 return
             yield item
