@@ -18,7 +18,7 @@ import asyncio
 import os
 import statistics
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from importlib.metadata import entry_points
 
 import numpy as np
@@ -26,41 +26,22 @@ import numpy as np
 # core alone: an installed observer plugin would add its own work to every frame
 os.environ["AGENTSESSION_DISABLE_PLUGINS"] = ",".join(ep.name for ep in entry_points(group="agentsession"))
 
-from agentsession import (  # noqa: E402
-    Agent,
-    AgentAudio,
-    AgentSession,
-    AudioFrame,
-    ModelOptions,
-    RealtimeModel,
-    RealTimePipeline,
-    ToolResult,
-    Transport,
-)
+from agentsession import Agent, AgentAudio, AgentSession, AudioFrame, RealTimePipeline, Transport  # noqa: E402
+from agentsession.testing import FakeRealtimeModel  # noqa: E402
 
 IN_RATE, OUT_RATE = 16000, 24000
 TONE = (np.sin(np.arange(320) / 8) * 8000).astype(np.int16).reshape(-1, 1)
 
 
-class EchoModel(RealtimeModel):
-    input_sample_rate = IN_RATE
-    provider = "bench"
+class EchoModel(FakeRealtimeModel):
+    """Every input frame comes back at once as the agent's audio, in one endless response (a model answering)."""
 
-    async def start(self, options: ModelOptions) -> None:
-        pass
+    def __init__(self) -> None:
+        super().__init__(sample_rate=IN_RATE)
 
     def push_audio(self, frame: AudioFrame) -> None:
         out = np.repeat(frame.data, 3, axis=0)[::2]  # 320 samples at 16 kHz -> 480 at 24 kHz
         self.channel.emit(AgentAudio(AudioFrame(out, OUT_RATE), response_id="echo"))
-
-    async def send_text(self, text: str, *, response_id: str) -> None: ...
-    async def say(self, text: str, *, response_id: str) -> None: ...
-    async def reply(self, instructions: str | None = None, *, response_id: str) -> None: ...
-    async def interrupt(self, heard: Mapping[str, float | None]) -> None: ...
-    async def send_tool_results(self, results: Sequence[ToolResult], *, response_id: str) -> None: ...
-
-    async def close(self) -> None:
-        self.channel.end()
 
 
 class BurstTransport(Transport):

@@ -491,13 +491,7 @@ class AudioConverter:
         data = frame.data
         if frame.sample_rate == self._rate and data.shape[1] == self._channels and (
                 self._resampler is None or self._resampler.input_rate == self._rate):
-            reframer = self._reframer
-            if reframer._pending or len(data) != reframer._size:
-                return reframer._push(data)
-            # nothing to convert nor re-frame, the common case on the audio path: only the stream position is new
-            position = reframer._position
-            reframer._position = position + len(data)
-            return [_frame(data, self._rate, position / self._rate)]
+            return self._reframer._push(data)  # nothing to convert (the common case on the audio path)
         if frame.channels > self._channels:
             frame = frame.to_mono()  # mix down before resampling: half the work
         return self._resample(frame.data, frame.sample_rate)
