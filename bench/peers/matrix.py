@@ -1,0 +1,135 @@
+"""The peers' workloads (``../shared/peers``: the echo and OpenAI Realtime) for agentsession, its floors and
+LiveKit Agents, interleaved in one run, one process at a time, the order reversed on every other repeat; prints
+each cell's CPU per session and the ratios to LiveKit, raw and above the floor, and appends the rows to a file.
+
+Per workload and N, the runs are:
+
+- ``floor``: no framework (echo: the harness's ``bare_echo.py``; realtime: ``realtime_floor.py``, a raw websocket);
+- ``parts``: agentsession without its session (echo: ``echo_wired.py``; realtime: ``realtime_model_only.py``);
+- ``agentsession``: the harness's own agentsession script, on this checkout (or ``--python``);
+- ``before`` (with ``--before PY``): the same script under another interpreter, a wrapper that puts an older
+  commit's ``src`` folders first on ``PYTHONPATH``;
+- ``livekit``: the harness's LiveKit script in ``--livekit`` (see the harness's README for that venv).
+
+    python bench/peers/matrix.py --workload echo -n 50 -n 200 --repeats 2
+    python bench/peers/matrix.py --workload realtime -n 10 -n 50 -n 100 --seconds 20
+    python bench/peers/matrix.py --workload echo -n 50 --loop uvloop   # every run on uvloop (the fast extra's)
+    python bench/peers/matrix.py --workload echo -n 50 --phases random # callers that did not all start at once
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SCRIPTS = {
+    "echo": {"floor": "bare_echo.py", "parts": str(HERE / "echo_wired.py"),
+             "agentsession": "agentsession_echo.py", "before": "agentsession_echo.py", "livekit": "livekit_echo.py"},
+    "realtime": {"floor": str(HERE / "realtime_floor.py"), "parts": str(HERE / "realtime_model_only.py"),
+                 "agentsession": "agentsession_realtime.py", "before": "agentsession_realtime.py",
+                 "livekit": "livekit_realtime.py"},
+}
+
+
+#: a harness script run through ``-c``: its ``asyncio.run`` gets uvloop's loop (``--loop uvloop``)
+UVLOOP = "import uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())"
+#: every caller's first frame at a random point of the 20 ms period (seeded: the same phases for every run), as
+#: calls that arrived at different times have; the harness starts them all in one loop pass (``--phases random``)
+RANDOM_PHASES = """
+import anchor_common, random
+_rng, _wait = random.Random(1234), anchor_common.Pacer.wait_next
+async def _wait_next(self):
+    if self._t0 is None:
+        self._t0 = asyncio.get_running_loop().time() + _rng.uniform(0.0, self._period)
+    await _wait(self)
+anchor_common.Pacer.wait_next = _wait_next
+"""
+RUN = "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+
+
+def run_one(args: argparse.Namespace, workload: str, tag: str, python: str, n: int) -> dict:
+    boot = [UVLOOP] if args.loop == "uvloop" else []
+    if args.phases == "random":
+        boot.append(RANDOM_PHASES)
+    prefix = ["-c", "\n".join(["import asyncio, runpy, sys", *boot, RUN])] if boot else []
+    cmd = [python, *prefix, SCRIPTS[workload][tag], "--sessions", str(n), "--seconds", str(args.seconds),
+           "--warmup", str(args.warmup)]
+    env = {**os.environ, "REALTIME_SERVER_PY": args.python}
+    proc = subprocess.run(cmd, cwd=args.peers, env=env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        raise SystemExit(f"{tag} N={n} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    row: dict = json.loads(lines[-1])
+    row.update(tag=tag, workload=workload, run=args.run, loop=args.loop, phases=args.phases)
+    return row
+
+
+def table(rows: list[dict], tags: list[str]) -> None:
+    cells: dict[tuple[int, int], dict[str, dict]] = {}
+    for row in rows:
+        cells.setdefault((row["sessions"], row["repeat"]), {})[row["tag"]] = row
+    print("| N | repeat | " + " | ".join(tags) + " | agentsession / LiveKit | above the floor | underruns | "
+          "longest stall ms | RSS MB |")
+    print("|---" * (len(tags) + 7) + "|")
+    for (n, rep), cell in sorted(cells.items()):
+        cpu = {t: cell[t]["cpu_pct_of_core_per_session"] for t in tags if t in cell}
+        ours, lk, floor = cpu.get("agentsession"), cpu.get("livekit"), cpu.get("floor")
+        raw = f"{ours / lk:.2f}" if ours and lk else "-"
+        above = f"{(ours - floor) / (lk - floor):.2f}" if ours and lk and floor is not None and lk > floor else "-"
+        pick = [t for t in ("agentsession", "livekit") if t in cell]
+        under = " / ".join(str(cell[t].get("output_underruns")) for t in pick)
+        stall = " / ".join(f"{cell[t].get('input_lateness_ms_max', 0):.0f}" for t in pick)
+        rss = " / ".join(f"{cell[t]['rss_mb']:.0f}" for t in pick)
+        print(f"| {n} | {rep} | " + " | ".join(f"{cpu[t]:.3f}" if t in cpu else "-" for t in tags)
+              + f" | {raw} | {above} | {under} | {stall} | {rss} |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workload", choices=sorted(SCRIPTS), required=True)
+    p.add_argument("-n", "--sessions", type=int, action="append", help="N (repeatable)")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=None, help="window (echo 10 s, realtime 20 s)")
+    p.add_argument("--warmup", type=float, default=5.0)
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="every run's event loop")
+    p.add_argument("--phases", choices=("harness", "random"), default="harness",
+                   help="the callers' phases: as the harness starts them, or random (see RANDOM_PHASES)")
+    p.add_argument("--peers", default=str(ROOT.parent / "shared" / "peers"), help="the harness's folder")
+    p.add_argument("--python", default=sys.executable, help="python with this checkout installed")
+    p.add_argument("--before", default=None, help="a second agentsession interpreter (an older commit's tree)")
+    p.add_argument("--livekit", default="/tmp/peer-livekit/bin/python")
+    p.add_argument("--skip", action="append", default=[], help="a tag not to run (floor, parts, livekit, ...)")
+    p.add_argument("--out", default=None, help="append the rows here (JSON lines)")
+    p.add_argument("--run", default=time.strftime("%Y%m%d-%H%M%S"), help="this run's name in the rows")
+    args = p.parse_args()
+    args.seconds = args.seconds or (10.0 if args.workload == "echo" else 20.0)
+    pythons = {"floor": args.python, "parts": args.python, "agentsession": args.python, "livekit": args.livekit}
+    if args.before:
+        pythons["before"] = args.before
+    tags = [t for t in ("floor", "parts", "before", "agentsession", "livekit") if t in pythons and t not in args.skip]
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    rows: list[dict] = []
+    for rep in range(1, args.repeats + 1):
+        for n in args.sessions or [50]:
+            for tag in tags if rep % 2 else tags[::-1]:
+                row = run_one(args, args.workload, tag, pythons[tag], n)
+                row.update(repeat=rep, commit=commit if tag != "before" else "before")
+                rows.append(row)
+                print(f"{tag:>12} N={n:<4} rep {rep}: {row['cpu_pct_of_core_per_session']:.3f} % of a core/session, "
+                      f"underruns {row.get('output_underruns')}, RSS {row['rss_mb']:.0f} MB", file=sys.stderr)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+    table(rows, tags)
+
+
+if __name__ == "__main__":
+    main()
