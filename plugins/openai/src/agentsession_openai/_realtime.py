@@ -16,6 +16,7 @@ from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from openai.types.realtime import (
     ConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemInputAudioTranscriptionDeltaEvent,
+    ConversationItemInputAudioTranscriptionFailedEvent,
     ConversationItemParam,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
@@ -33,9 +34,10 @@ from openai.types.realtime import (
     ResponseOutputItemDoneEvent,
     ResponseTextDeltaEvent,
     ResponseTextDoneEvent,
+    SessionUpdatedEvent,
 )
 from openai.types.websocket_connection_options import WebSocketConnectionOptions
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -90,15 +92,24 @@ _TEXT_DELTAS = frozenset({"response.output_audio_transcript.delta", "response.ou
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 _CHUNK_MS = 100  # the user's audio goes up in chunks of this
 _CHUNKS_PER_APPEND = 1000 // _CHUNK_MS  # a second of audio per append at most
-#: the server events ``_dispatch`` acts on; the others (item added/done, content parts, committed, audio done,
-#: rate limits: about ten a turn) are not parsed at all
-_HANDLED = frozenset({
-    "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped", "session.updated",
-    "conversation.item.input_audio_transcription.delta", "conversation.item.input_audio_transcription.completed",
-    "conversation.item.input_audio_transcription.failed", "response.created", _AUDIO_DELTA, *_TEXT_DELTAS,
-    "response.output_audio_transcript.done", "response.output_text.done", "response.function_call_arguments.done",
-    "response.output_item.done", "response.done", "error",
-})
+#: the server events ``_dispatch`` acts on but for the deltas (read from the JSON), each with the SDK's class for
+#: it; the others (item added/done, content parts, committed, audio done, rate limits: about ten a turn) are not
+#: parsed at all
+_HANDLED: dict[str, type[BaseModel]] = {
+    "input_audio_buffer.speech_started": InputAudioBufferSpeechStartedEvent,
+    "input_audio_buffer.speech_stopped": InputAudioBufferSpeechStoppedEvent,
+    "session.updated": SessionUpdatedEvent,
+    "conversation.item.input_audio_transcription.delta": ConversationItemInputAudioTranscriptionDeltaEvent,
+    "conversation.item.input_audio_transcription.completed": ConversationItemInputAudioTranscriptionCompletedEvent,
+    "conversation.item.input_audio_transcription.failed": ConversationItemInputAudioTranscriptionFailedEvent,
+    "response.created": ResponseCreatedEvent,
+    "response.output_audio_transcript.done": ResponseAudioTranscriptDoneEvent,
+    "response.output_text.done": ResponseTextDoneEvent,
+    "response.function_call_arguments.done": ResponseFunctionCallArgumentsDoneEvent,
+    "response.output_item.done": ResponseOutputItemDoneEvent,
+    "response.done": ResponseDoneEvent,
+    "error": RealtimeErrorEvent,
+}
 _UNSET: Any = object()
 #: the ``response.metadata`` key that carries the session's id for a response it asked for
 _RESPONSE_ID_KEY = "agentsession_response_id"
@@ -164,7 +175,7 @@ class OpenAIRealtime(LinkedRealtimeModel):
       by a sender task (``push_audio`` never blocks). What waits to be sent (while disconnected, say) is kept
       up to ``outage_buffer`` seconds, oldest dropped first and counted in :attr:`audio_lost`.
     - Output: the hot events (audio and transcript deltas, ~50 a second) are read from the JSON directly;
-      every other event goes through the SDK's typed ``parse_event``.
+      the others it acts on become the SDK's typed events, each parsed as its own class.
     - Response ids: each ``response.create`` carries the session's id in ``response.metadata``
       (``agentsession_response_id``); the server echoes it in ``response.created``, and every event of
       that response is tagged with it. Responses the server VAD starts carry the server's ``response.id``.
@@ -469,7 +480,7 @@ class OpenAIRealtime(LinkedRealtimeModel):
 
     async def _on_message(self, conn: AsyncRealtimeConnection, raw: bytes) -> None:
         """One server message: the deltas straight from the JSON (the SDK's typed parse of the whole
-        server-event union costs ~56 us, 50 times a second), anything else as the SDK's typed event."""
+        server-event union costs ~40 us, 50 times a second), the others acted on as the SDK's typed event."""
         kind: object = "?"
         link = self._link
         link.tap_received(raw)
@@ -486,7 +497,7 @@ class OpenAIRealtime(LinkedRealtimeModel):
             elif kind in _TEXT_DELTAS:
                 self._on_text_delta(data["response_id"], data["delta"])
             elif kind in _HANDLED:
-                await self._dispatch(conn.parse_event(raw))
+                await self._dispatch(_parse_event(kind, data))
         except Exception:
             logger.exception("handling the server event %r failed", kind)
 
@@ -695,6 +706,17 @@ async def _session_updated(conn: AsyncRealtimeConnection, link: ProviderLink[Any
             fatal = error.code in _FATAL_CODES or error.type == "authentication_error"
             raise ModelError(redact(f"OpenAI Realtime rejected the session: {error.message}"),
                              recoverable=not fatal, code=error.code)
+
+
+def _parse_event(kind: str, data: dict[str, Any]) -> RealtimeServerEvent:
+    """``data`` as the SDK's typed event: what its ``parse_event`` gives, 3-10x faster, without validating against
+    the whole union of its 46 server events first. It validates against the one class for ``kind``, and builds a
+    malformed event leniently, as the SDK falls back to doing."""
+    cls = _HANDLED[kind]
+    try:
+        return cast(RealtimeServerEvent, cls.model_validate(data))
+    except ValidationError:
+        return cast(RealtimeServerEvent, cls.construct(**data))
 
 
 def _message(role: str, text: str) -> ConversationItemParam:
