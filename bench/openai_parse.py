@@ -22,21 +22,11 @@ from typing import Any, cast
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 
 from agentsession_openai._realtime import _parse_event
+from agentsession_openai.fake.samples import WELL_FORMED
 
-_AUDIO_OUT = {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy"}}
-EVENTS: list[dict[str, Any]] = [
-    {"type": "input_audio_buffer.speech_started", "event_id": "e1", "audio_start_ms": 1000, "item_id": "i1"},
-    {"type": "response.created", "event_id": "e2",
-     "response": {"id": "r1", "object": "realtime.response", "status": "in_progress", "output": [],
-                  "metadata": {"agentsession_response_id": "s1"}, "audio": _AUDIO_OUT}},
-    {"type": "response.done", "event_id": "e3",
-     "response": {"id": "r1", "object": "realtime.response", "status": "completed", "audio": _AUDIO_OUT,
-                  "output": [{"id": "i2", "object": "realtime.item", "type": "message", "role": "assistant",
-                              "status": "completed", "content": [{"type": "output_audio", "transcript": "hi"}]}],
-                  "usage": {"total_tokens": 9, "input_tokens": 4, "output_tokens": 5,
-                            "input_token_details": {"text_tokens": 1, "audio_tokens": 3, "cached_tokens": 0},
-                            "output_token_details": {"text_tokens": 1, "audio_tokens": 4}}}},
-]
+#: the user's speech start, a response's start and its end: a small, a middling and the largest of the events
+EVENTS = [e for e in WELL_FORMED if e["type"] in ("input_audio_buffer.speech_started", "response.created",
+                                                  "response.done")]
 
 
 def _parse_raw(kind: str, raw: bytes) -> object:

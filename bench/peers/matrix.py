@@ -51,7 +51,9 @@ async def _wait_next(self):
     await _wait(self)
 anchor_common.Pacer.wait_next = _wait_next
 """
-RUN = "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+#: then the script itself, with its own folder first on ``sys.path`` as ``python script.py`` would have it
+RUN = ("sys.argv = sys.argv[1:]; sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath("
+       "sys.argv[0]))); runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
 def run_one(args: argparse.Namespace, workload: str, tag: str, python: str, n: int) -> dict:

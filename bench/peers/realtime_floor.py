@@ -13,47 +13,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import logging
 import sys
 from importlib.metadata import version
 
 from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, ".")  # the harness's folder
-from realtime_common import (  # noqa: E402
-    API_KEY,
-    RATE,
-    Caller,
-    TurnPlayoutClock,
-    WindowCounters,
-    add_realtime_args,
-    emit,
-    measure_realtime,
-    parse_args,
-    phase_of,
-    start_server,
-)
+from _realtime_run import Played, run  # noqa: E402
+from realtime_common import API_KEY, RATE, Caller, FakeServer, WindowCounters  # noqa: E402
 
 FRAMES_PER_APPEND = 5  # 100 ms
 DELTAS = ("response.output_audio.delta", "response.audio.delta")
 
 
-class RawSession:
+class RawSession(Played):
     def __init__(self, url: str, counters: WindowCounters, phase: float) -> None:
+        super().__init__(counters)
         self._url = url
-        self._counters = counters
         self._caller = Caller(counters, phase)
-        self._clock = TurnPlayoutClock(counters)
-        self._audio: asyncio.Queue[bytes] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
         self._ws: ClientConnection | None = None
 
     async def start(self) -> None:
         self._ws = ws = await connect(f"{self._url}?model=gpt-realtime", compression=None, max_size=None,
                                       additional_headers={"Authorization": f"Bearer {API_KEY}"})
         await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime"}}))
-        self._tasks = [asyncio.create_task(run(ws)) for run in (self._send, self._read)]
-        self._tasks.append(asyncio.create_task(self._play()))
+        self.tasks += [asyncio.create_task(self._send(ws)), asyncio.create_task(self._read(ws))]
+        self.start_playout()
 
     async def _send(self, ws: ClientConnection) -> None:
         frames: list[bytes] = []
@@ -68,48 +53,18 @@ class RawSession:
         async for message in ws:
             event = json.loads(message)
             if event["type"] in DELTAS:
-                self._audio.put_nowait(base64.b64decode(event["delta"]))
+                self.play(len(base64.b64decode(event["delta"])) / 2 / RATE)
 
-    async def _play(self) -> None:
-        while True:
-            pcm = await self._audio.get()
-            seconds = len(pcm) / 2 / RATE
-            await self._clock.play(seconds)
-            self._counters.frames_out += 1
-            self._counters.audio_out_s += seconds
-
-    async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def disconnect(self) -> None:
         if self._ws is not None:
             await self._ws.close()
 
 
-async def main() -> None:
-    args = parse_args(__doc__ or "", add_realtime_args)
-    if not args.verbose:
-        logging.basicConfig(level=logging.WARNING)
-    server = start_server(args)
-    try:
-        counters = [WindowCounters() for _ in range(args.sessions)]
-        sessions: list[RawSession] = []
-
-        async def start_all() -> None:
-            for i, c in enumerate(counters):
-                session = RawSession(server.ws_url, c, phase_of(args, i))
-                await session.start()
-                sessions.append(session)
-
-        async def stop_all() -> None:
-            await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
-
-        emit(await measure_realtime(framework="raw-websocket", version=version("websockets"), args=args,
-                                    counters=counters, server=server, start_all=start_all, stop_all=stop_all,
-                                    errors=[]))
-    finally:
-        server.stop()
+async def start(counters: WindowCounters, phase: float, server: FakeServer) -> RawSession:
+    session = RawSession(server.ws_url, counters, phase)
+    await session.start()
+    return session
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(__doc__ or "", "raw-websocket", version("websockets"), start)

@@ -12,28 +12,14 @@ Run from the harness's folder (``bench/peers/matrix.py`` does):
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import sys
 from importlib.metadata import version
 
 import numpy as np
 
 sys.path.insert(0, ".")  # the harness's folder
-from realtime_common import (  # noqa: E402
-    API_KEY,
-    RATE,
-    SPEECH,
-    Caller,
-    TurnPlayoutClock,
-    WindowCounters,
-    add_realtime_args,
-    emit,
-    measure_realtime,
-    parse_args,
-    phase_of,
-    start_server,
-)
+from _realtime_run import Played, run  # noqa: E402
+from realtime_common import RATE, SPEECH, Caller, FakeServer, WindowCounters  # noqa: E402
 
 import agentsession_echo  # noqa: E402,F401  (disables installed plugins, as the session's anchor does)
 from agentsession import AgentAudio, AudioFrame, ModelOptions, PipelineEvent  # noqa: E402
@@ -43,69 +29,36 @@ SPEECH_FRAME = AudioFrame(np.frombuffer(SPEECH, dtype=np.int16).reshape(-1, 1), 
 SILENCE_FRAME = AudioFrame(np.zeros((len(SPEECH) // 2, 1), np.int16), RATE)
 
 
-class ModelOnly:
+class ModelOnly(Played):
     def __init__(self, counters: WindowCounters, phase: float) -> None:
-        self._counters = counters
+        super().__init__(counters)
         self._caller = Caller(counters, phase)
-        self._clock = TurnPlayoutClock(counters)
-        self._audio: asyncio.Queue[AudioFrame] = asyncio.Queue()
         self._model = OpenAIRealtime()
-        self._tasks: list[asyncio.Task[None]] = []
 
     def _sink(self, event: PipelineEvent | None) -> None:
         if isinstance(event, AgentAudio):
-            self._audio.put_nowait(event.frame)
+            self.play(event.frame.duration)
 
     async def start(self) -> None:
         self._model.channel.attach(self._sink)
         await self._model.start(ModelOptions(instructions="You are a helpful voice assistant."))
-        self._tasks = [asyncio.create_task(self._feed()), asyncio.create_task(self._play())]
+        self.tasks.append(asyncio.create_task(self._feed()))
+        self.start_playout()
 
     async def _feed(self) -> None:
         push = self._model.push_audio
         while True:
             push(SPEECH_FRAME if await self._caller.next_frame() is SPEECH else SILENCE_FRAME)
 
-    async def _play(self) -> None:
-        while True:
-            seconds = (await self._audio.get()).duration
-            await self._clock.play(seconds)
-            self._counters.frames_out += 1
-            self._counters.audio_out_s += seconds
-
-    async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def disconnect(self) -> None:
         await self._model.close()
 
 
-async def main() -> None:
-    args = parse_args(__doc__ or "", add_realtime_args)
-    if not args.verbose:
-        logging.basicConfig(level=logging.WARNING)
-    server = start_server(args)
-    try:
-        os.environ["OPENAI_BASE_URL"] = server.http_base
-        os.environ["OPENAI_API_KEY"] = API_KEY
-        counters = [WindowCounters() for _ in range(args.sessions)]
-        sessions: list[ModelOnly] = []
-
-        async def start_all() -> None:
-            for i, c in enumerate(counters):
-                session = ModelOnly(c, phase_of(args, i))
-                await session.start()
-                sessions.append(session)
-
-        async def stop_all() -> None:
-            await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
-
-        emit(await measure_realtime(framework="agentsession-model-only", version=version("agentsession-openai"),
-                                    args=args, counters=counters, server=server, start_all=start_all,
-                                    stop_all=stop_all, errors=[]))
-    finally:
-        server.stop()
+async def start(counters: WindowCounters, phase: float, server: FakeServer) -> ModelOnly:
+    session = ModelOnly(counters, phase)  # the SDK finds the fake through OPENAI_BASE_URL
+    await session.start()
+    return session
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(__doc__ or "", "agentsession-model-only", version("agentsession-openai"), start)
