@@ -52,15 +52,15 @@ async def _wait_next(self):
 anchor_common.Pacer.wait_next = _wait_next
 """
 #: then the script itself, with its own folder first on ``sys.path`` as ``python script.py`` would have it
-RUN = ("sys.argv = sys.argv[1:]; sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath("
-       "sys.argv[0]))); runpy.run_path(sys.argv[0], run_name='__main__')")
+RUN = ("sys.argv = sys.argv[1:]; sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0]))); "
+       "runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
 def run_one(args: argparse.Namespace, workload: str, tag: str, python: str, n: int) -> dict:
     boot = [UVLOOP] if args.loop == "uvloop" else []
     if args.phases == "random":
         boot.append(RANDOM_PHASES)
-    prefix = ["-c", "\n".join(["import asyncio, runpy, sys", *boot, RUN])] if boot else []
+    prefix = ["-c", "\n".join(["import asyncio, os, runpy, sys", *boot, RUN])] if boot else []
     cmd = [python, *prefix, SCRIPTS[workload][tag], "--sessions", str(n), "--seconds", str(args.seconds),
            "--warmup", str(args.warmup)]
     env = {**os.environ, "REALTIME_SERVER_PY": args.python}
