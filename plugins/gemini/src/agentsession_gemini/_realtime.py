@@ -45,6 +45,7 @@ from agentsession.plugin import (
 )
 
 from ._schema import function_declarations
+from ._server_audio import server_audio
 from ._shared import Credentials, response_payload
 
 _CHUNK_MS = 50  # the user's audio goes up in chunks of this (20 messages a second, not 50)
@@ -410,14 +411,19 @@ class GeminiRealtime(LinkedRealtimeModel):
         model = self
 
         class TappedConnection(ClientConnection):
+            # set while the link reads this connection: takes a message of the model's audio (see ``_inline_audio``)
+            inline: Callable[[str | bytes], bool] | None = None
+
             async def send(self, message: Any, text: bool | None = None) -> None:
                 model._link.tap_sent(message)
                 await super().send(message, text=text)
 
             async def recv(self, decode: bool | None = None) -> Any:
-                message = await super().recv(decode)
-                model._link.tap_received(message)
-                return message
+                while True:
+                    message = await super().recv(decode)
+                    model._link.tap_received(message)
+                    if self.inline is None or not self.inline(message):
+                        return message  # the SDK's to read
 
         return TappedConnection
 
@@ -428,6 +434,9 @@ class GeminiRealtime(LinkedRealtimeModel):
         await conn.stack.aclose()
 
     async def link_read(self, conn: _Live) -> str:
+        ws = self.link_socket(conn)
+        if hasattr(ws, "inline") and not self.vertexai:  # our tapped socket, with the Gemini API's field names
+            ws.inline = self._inline_audio
         while True:
             try:
                 async for message in conn.session.receive():
@@ -554,18 +563,38 @@ class GeminiRealtime(LinkedRealtimeModel):
             for part in content.model_turn.parts or ():
                 blob = part.inline_data
                 if blob is not None and blob.data and (blob.mime_type or "").startswith("audio/pcm"):
-                    gen = self._generation()
-                    if not gen.discard:
-                        frame = AudioFrame.from_bytes(blob.data, _rate(blob.mime_type or "", self.output_sample_rate))
-                        gen.audio += frame.duration
-                        self._audio_len[gen.rid] = gen.audio
-                        self.channel.emit(AgentAudio(frame, response_id=gen.rid))
+                    self._on_audio(blob.data, blob.mime_type or "")
                 elif part.text and not part.thought:  # a text-modality answer
                     self._on_output_text(part.text)
         if content.output_transcription is not None and content.output_transcription.text:
             self._on_output_text(content.output_transcription.text)
         if content.turn_complete:
             self._on_turn_complete()
+
+    def _on_audio(self, data: bytes, mime: str) -> None:
+        gen = self._generation()
+        if not gen.discard:
+            frame = AudioFrame.from_bytes(data, _rate(mime, self.output_sample_rate))
+            gen.audio += frame.duration
+            self._audio_len[gen.rid] = gen.audio
+            self.channel.emit(AgentAudio(frame, response_id=gen.rid))
+
+    def _inline_audio(self, message: str | bytes) -> bool:
+        """Take ``message`` here, before the SDK reads it, if it holds only the model's audio and its transcript
+        (most of what the server sends while the model speaks), as ``_on_message`` would; return whether it was
+        taken. The SDK's typed read of such a message costs ~5x this; every other message is the SDK's."""
+        read = server_audio(message)
+        if read is None:
+            return False
+        self._link.heard(turn_start=self._turn_start)
+        try:
+            for data, mime in read.chunks:
+                self._on_audio(data, mime)
+            if read.transcript:
+                self._on_output_text(read.transcript)
+        except Exception:  # logged, and the link reads on (the SDK, which called this, is not told)
+            logger.exception("Gemini Live: handling the model's audio failed")
+        return True
 
     def _on_output_text(self, text: str) -> None:
         gen = self._generation()
