@@ -116,6 +116,7 @@ class Scripted(LinkedRealtimeModel):
         super().__init__()
         self.conns: list[Conn] = []
         self.refuse = 0
+        self.block_sends = False  # the audio's sends never return (a socket whose buffer stays full)
         self.opened = asyncio.Event()
         settings: dict[str, Any] = {
             "connect_timeout": 5.0, "response_timeout": 10.0, "stall_timeout": 15.0, "close_timeout": 2.0,
@@ -169,6 +170,8 @@ class Scripted(LinkedRealtimeModel):
         return f"closed by the server (key {SECRET})"
 
     async def link_send_audio(self, conn: Conn, chunks: list[AudioChunk]) -> None:
+        if self.block_sends:
+            await asyncio.Event().wait()
         conn.audio += [c.position for c in chunks]
 
     async def link_send_request(self, conn: Conn, request: Request[str]) -> None:
@@ -275,6 +278,29 @@ async def test_audio_pushed_while_down_is_sent_first_on_the_next_connection() ->
         _, back = await rec.until(is_event(Reconnected))
         await settle()
         assert model.conn.audio == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4]) and back.audio_lost == 0.0
+    finally:
+        await model.close()
+
+
+@virtual_clock
+async def test_a_send_that_blocks_for_response_timeout_is_a_stall_and_its_audio_goes_again() -> None:
+    model, rec = await started()
+    try:
+        first = model.conn
+        model.block_sends = True
+        loop = asyncio.get_running_loop()
+        blocked_at = loop.time()
+        for _ in range(3):
+            model.push_audio(chunk())
+        await settle()
+        assert first.audio == [] and model._link.liveness.sending_since == blocked_at
+        model.block_sends = False  # the next connection's socket takes them
+        at, reconnecting = await rec.until(is_event(Reconnecting))
+        assert 10.0 <= at - blocked_at <= 10.5 and reconnecting.reason == "stalled: a send blocked for 10 s"
+        await rec.until(is_event(Reconnected))
+        await settle()
+        assert model.conn is not first and model.conn.audio == pytest.approx([0.0, 0.1, 0.2])
+        assert model._link.liveness.sending_since is None
     finally:
         await model.close()
 

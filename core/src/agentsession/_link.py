@@ -15,7 +15,6 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from ._audio import AudioFrame
@@ -180,6 +179,8 @@ class Liveness:
         self.stall_timeout = stall_timeout
         self.voice_owed = voice_owed
         self.broken: str | None = None  # set by a send that blocked
+        # when the audio being sent now began to be (its send is judged here, with no timer of its own per send)
+        self.sending_since: float | None = None
         self.reset(0.0)
 
     def reset(self, now: float) -> None:
@@ -187,6 +188,7 @@ class Liveness:
         self.responding = False
         self.server_speech = False  # the server saw the user's turn start and not end
         self.broken = None
+        self.sending_since = None
         self._heard_at = now
         self._progress_at = now
         self._voice_since: float | None = None
@@ -227,6 +229,8 @@ class Liveness:
         """Why the link is stalled at ``now``, or ``None`` while it is alive (or has nothing to say)."""
         if self.broken is not None:
             return self.broken
+        if self.sending_since is not None and now - self.sending_since >= self.response_timeout:
+            return f"a send blocked for {self.response_timeout:g} s"
         for what, asked_at in self.awaiting.values():
             if now - asked_at >= self.response_timeout:
                 return f"no answer to {what} in {self.response_timeout:g} s"
@@ -504,8 +508,11 @@ class ProviderLink(Generic[C, P]):
         return True
 
     async def _send_audio(self, conn: C) -> None:
-        """Send the backlog, in order, while this connection lives (it is kept, bounded, meanwhile)."""
+        """Send the backlog, in order, while this connection lives (it is kept, bounded, meanwhile). A send that
+        blocks for ``response_timeout`` is the watchdog's to find (``Liveness.sending_since``): no timer is set
+        and cancelled for each of the ten or more appends a second."""
         self._audio_ready.set()  # what was kept meanwhile goes first
+        live, send = self.liveness, self.protocol.link_send_audio
         while True:
             await self._audio_ready.wait()
             self._audio_ready.clear()
@@ -513,11 +520,17 @@ class ProviderLink(Generic[C, P]):
                 chunks = self.backlog.take(self.audio_batch)
                 now = self.now()
                 for chunk in chunks:
-                    self.liveness.sent(chunk, now)
+                    live.sent(chunk, now)
                 if self.origin is None:
                     self.origin = chunks[0].position
-                if not await self.send(partial(self.protocol.link_send_audio, conn, chunks)):
+                live.sending_since = now
+                try:
+                    await send(conn, chunks)
+                except Exception as exc:
+                    logger.debug("%s: send failed (%s); the reader will reconnect", self.name, self.describe(exc))
                     return  # held as sent: replayed on the next connection
+                finally:
+                    live.sending_since = None
 
     def spawn(self, coro: Awaitable[None]) -> None:
         """Run ``coro`` as a task the link owns (cancelled on close)."""
