@@ -267,6 +267,22 @@ def genai_client() -> Any:
     return genai.Client(api_key="test-key-0123456789")
 
 
+async def test_the_link_offers_no_compression_unless_the_caller_asks(server: FakeLiveServer) -> None:
+    """websockets offers permessage-deflate by default and the fake accepts it: deflating base64 audio costs
+    CPU both ways for little. The link declines it; ``async_client_args`` given by the caller still win."""
+    for args, extensions in (({}, []), ({"compression": "deflate"}, ["PerMessageDeflate"])):
+        options = server.http_options()
+        options = options.model_copy(update={"async_client_args": {**(options.async_client_args or {}), **args}})
+        model = await started(server, http_options=options)
+        try:
+            conn = model._link.conn
+            assert conn is not None
+            socket = model.link_socket(conn)
+            assert [type(e).__name__ for e in socket.protocol.extensions] == extensions
+        finally:
+            await model.close()
+
+
 async def test_requests_are_answered_in_order_each_with_its_id(server: FakeLiveServer) -> None:
     server.chunk_delay = 0.01
     model = await started(server)

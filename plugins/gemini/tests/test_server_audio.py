@@ -159,3 +159,4 @@ async def test_the_link_takes_the_model_audio_before_the_sdk(monkeypatch: pytest
     assert said == [(f"word{i} ", False) for i in range(5)] + [("word0 word1 word2 word3 word4 ", True)]
     kinds = [type(e).__name__ for e in events]  # each chunk's audio, then its transcript, as the SDK's read gives
     assert kinds[:10] == ["AgentAudio", "AgentTranscript"] * 5
+

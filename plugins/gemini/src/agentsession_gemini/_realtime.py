@@ -728,13 +728,16 @@ class GeminiRealtime(LinkedRealtimeModel):
 def _live_http_options(options: types.HttpOptions | None, close_timeout: float,
                        max_message_size: int | None, connection: type[ClientConnection]) -> types.HttpOptions:
     """``options`` with websockets' ``close_timeout`` (10 s by default) bounded by ours, its ``max_size`` ours
-    (a larger inbound message fails the socket, which the link reconnects) and ``connection`` as its
-    ``create_connection`` (the link's taps): the SDK passes the ``async_client_args`` that ``websockets.connect``
-    takes on to it, and drops them from its HTTP clients'."""
+    (a larger inbound message fails the socket, which the link reconnects), no ``compression`` (websockets offers
+    permessage-deflate by default: base64 audio gains little from it, and deflating every message both ways
+    costs CPU) and ``connection`` as its ``create_connection`` (the link's taps): the SDK passes the
+    ``async_client_args`` that ``websockets.connect`` takes on to it, and drops them from its HTTP clients'.
+    Each is only a default: ``async_client_args`` given by the caller win."""
     options = options if options is not None else types.HttpOptions()
     args = dict(options.async_client_args or {})
     args.setdefault("close_timeout", close_timeout)
     args.setdefault("max_size", max_message_size)
+    args.setdefault("compression", None)
     args.setdefault("create_connection", connection)
     return options.model_copy(update={"async_client_args": args})
 
