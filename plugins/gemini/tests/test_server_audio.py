@@ -160,3 +160,27 @@ async def test_the_link_takes_the_model_audio_before_the_sdk(monkeypatch: pytest
     kinds = [type(e).__name__ for e in events]  # each chunk's audio, then its transcript, as the SDK's read gives
     assert kinds[:10] == ["AgentAudio", "AgentTranscript"] * 5
 
+
+
+async def test_a_failure_handling_an_audio_message_is_logged_and_the_link_reads_on(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    on_audio, failed = GeminiRealtime._on_audio, []
+
+    def failing_once(self: GeminiRealtime, data: bytes, mime: str) -> None:
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("a bug handling the first chunk")
+        on_audio(self, data, mime)
+
+    monkeypatch.setattr(GeminiRealtime, "_on_audio", failing_once)
+    async with FakeLiveServer() as server:
+        model = GeminiRealtime(api_key="test-key-0123456789abcdef", http_options=server.http_options())
+        await model.start(ModelOptions("You are a test agent.", [], ChatContext()))
+        try:
+            await model.reply(response_id="r1")
+            events = await read_events(model, lambda e: type(e).__name__ == "ResponseDone")
+        finally:
+            await model.close()
+    assert failed and "handling the model's audio failed" in caplog.text
+    assert len([e for e in events if isinstance(e, AgentAudio)]) == 4  # the other four chunks, in the same answer
+    assert not any(type(e).__name__ == "Reconnecting" for e in events)
