@@ -150,3 +150,16 @@ async def test_heard_text_is_the_words_spoken_so_far(cartesia: FakeCartesiaServe
     assert stream.heard_text(seconds) == "One two three four."
     assert stream.heard_text(0.0) == "" and stream.heard_text(seconds / 2) in ("One", "One two")
     assert CartesiaTTS(word_timestamps=False).stream().heard_text(1.0) is None
+
+
+async def test_the_websocket_offers_no_compression(cartesia: FakeCartesiaServer) -> None:
+    """websockets (under the SDK) offers permessage-deflate by default and the fake accepts it: inflating base64
+    audio costs CPU for little, so the plugin does not offer it."""
+    tts = CartesiaTTS()
+    stream = tts.stream()
+    stream.push_text("Hello.")
+    stream.end_input()
+    assert [f async for f in stream]
+    conn = tts._conn
+    assert conn is not None and conn._connection.protocol.extensions == []
+    await tts.aclose()

@@ -165,3 +165,16 @@ async def test_videosdk_switches_for_streaming_and_timestamps(elevenlabs_server:
     assert elevenlabs_server.connections[0].query["sync_alignment"] == "false"
     await stream.aclose()
     await tts.aclose()
+
+
+async def test_the_websocket_offers_no_compression(elevenlabs_server: FakeElevenLabs) -> None:
+    """websockets offers permessage-deflate by default and the fake accepts it: inflating base64 audio costs CPU
+    for little, so the plugin does not offer it."""
+    tts = ElevenLabsTTS(api_key=API_KEY)
+    stream = tts.stream()
+    stream.push_text("Hello.")
+    stream.end_input()
+    assert [f async for f in stream]
+    socket = tts._socket
+    assert socket is not None and socket.protocol.extensions == []
+    await tts.aclose()

@@ -200,7 +200,10 @@ class CartesiaTTS(TTS):
         if self._client is None:
             self._client = self._make_client()
         try:
-            conn = await asyncio.wait_for(self._client.tts.websocket_connect().enter(), self.connect_timeout)
+            # no permessage-deflate (websockets, under the SDK, offers it by default): inflating base64 audio
+            # costs CPU for little
+            manager = self._client.tts.websocket_connect(websocket_connection_options={"compression": None})
+            conn = await asyncio.wait_for(manager.enter(), self.connect_timeout)
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status in (401, 403):

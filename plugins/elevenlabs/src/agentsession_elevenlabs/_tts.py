@@ -213,7 +213,9 @@ class ElevenLabsTTS(TTS):
                 url = self.url()
                 try:
                     socket = await asyncio.wait_for(
-                        connect(url, additional_headers={"xi-api-key": key}, max_size=16 * 2**20),
+                        # no permessage-deflate (websockets offers it by default): inflating base64 audio costs
+                        # CPU for little
+                        connect(url, additional_headers={"xi-api-key": key}, max_size=16 * 2**20, compression=None),
                         self.connect_timeout)
                 except (OSError, TimeoutError, WebSocketException) as exc:
                     refused = isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403)
