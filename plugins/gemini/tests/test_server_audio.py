@@ -13,7 +13,7 @@ from google import genai
 from google.genai import types
 from google.genai.live import AsyncSession
 
-from agentsession import AgentAudio, AgentTranscript, ChatContext, ModelOptions
+from agentsession import AgentAudio, AgentTranscript, ChatContext, ModelOptions, PipelineEvent, ResponseDone
 from agentsession.testing import read_events
 from agentsession_gemini import GeminiRealtime
 from agentsession_gemini._server_audio import server_audio
@@ -123,10 +123,22 @@ def test_other_messages_are_left_to_the_sdk(name: str) -> None:
     assert server_audio(message.encode()) is None
 
 
+async def one_answer() -> list[PipelineEvent]:
+    """The events of one answer (``r1``), from a model over a fresh fake server, up to its ``ResponseDone``."""
+    async with FakeLiveServer() as server:
+        model = GeminiRealtime(api_key="test-key-0123456789abcdef", http_options=server.http_options())
+        await model.start(ModelOptions("You are a test agent.", [], ChatContext()))
+        try:
+            await model.reply(response_id="r1")
+            return await read_events(model, lambda e: isinstance(e, ResponseDone))
+        finally:
+            await model.close()
+
+
 async def test_the_link_takes_the_model_audio_before_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Over the fake server: every audio message is taken by the link, none reaches the SDK's read, and the
     answer is the same (order, bytes) as the test through the SDK expects (``test_realtime.py``)."""
-    taken: list[int] = []
+    taken: list[bool] = []
     sdk_saw_audio: list[types.LiveServerMessage] = []
     inline, on_message = GeminiRealtime._inline_audio, GeminiRealtime._on_message
 
@@ -143,14 +155,7 @@ async def test_the_link_takes_the_model_audio_before_the_sdk(monkeypatch: pytest
 
     monkeypatch.setattr(GeminiRealtime, "_inline_audio", counting)
     monkeypatch.setattr(GeminiRealtime, "_on_message", watching)
-    async with FakeLiveServer() as server:
-        model = GeminiRealtime(api_key="test-key-0123456789abcdef", http_options=server.http_options())
-        await model.start(ModelOptions("You are a test agent.", [], ChatContext()))
-        try:
-            await model.reply(response_id="r1")
-            events = await read_events(model, lambda e: type(e).__name__ == "ResponseDone")
-        finally:
-            await model.close()
+    events = await one_answer()
     frames = [e.frame for e in events if isinstance(e, AgentAudio)]
     assert len(frames) == 5 and sum(taken) == 5 and sdk_saw_audio == []
     assert all(e.response_id == "r1" for e in events if isinstance(e, AgentAudio))
@@ -161,10 +166,9 @@ async def test_the_link_takes_the_model_audio_before_the_sdk(monkeypatch: pytest
     assert kinds[:10] == ["AgentAudio", "AgentTranscript"] * 5
 
 
-
 async def test_a_failure_handling_an_audio_message_is_logged_and_the_link_reads_on(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    on_audio, failed = GeminiRealtime._on_audio, []
+    on_audio, failed = GeminiRealtime._on_audio, list[bool]()
 
     def failing_once(self: GeminiRealtime, data: bytes, mime: str) -> None:
         if not failed:
@@ -173,14 +177,7 @@ async def test_a_failure_handling_an_audio_message_is_logged_and_the_link_reads_
         on_audio(self, data, mime)
 
     monkeypatch.setattr(GeminiRealtime, "_on_audio", failing_once)
-    async with FakeLiveServer() as server:
-        model = GeminiRealtime(api_key="test-key-0123456789abcdef", http_options=server.http_options())
-        await model.start(ModelOptions("You are a test agent.", [], ChatContext()))
-        try:
-            await model.reply(response_id="r1")
-            events = await read_events(model, lambda e: type(e).__name__ == "ResponseDone")
-        finally:
-            await model.close()
+    events = await one_answer()
     assert failed and "handling the model's audio failed" in caplog.text
     assert len([e for e in events if isinstance(e, AgentAudio)]) == 4  # the other four chunks, in the same answer
     assert not any(type(e).__name__ == "Reconnecting" for e in events)
