@@ -7,8 +7,13 @@ counts. The same model and transport wired together with no session (the model's
 a timer and runs with colder caches (the peers' harness at N=200 measures about 2.5x these figures), so read
 the difference, not the absolute times.
 
+With ``--sessions N``, N sessions (and, for the floor, N wired pairs) are served in turn: every round gives each
+caller one frame, with no timer, so N sessions' objects are in play between two frames of one, as in a busy
+process; ``--evict-mb M`` also reads M MB of other memory between rounds (caches gone cold).
+
     python bench/frame_cost.py            # 20,000 frames, 5 repeats
     python bench/frame_cost.py --quick    # 3,000 frames, 3 repeats (CI)
+    python bench/frame_cost.py --sessions 200 [--evict-mb 8]
 """
 
 from __future__ import annotations
@@ -44,18 +49,42 @@ class EchoModel(FakeRealtimeModel):
         self.channel.emit(AgentAudio(AudioFrame(out, OUT_RATE), response_id="echo"))
 
 
+class Rounds:
+    """Turns for ``--sessions``: each caller's next frame waits for the next round (a future, no timer)."""
+
+    def __init__(self) -> None:
+        self._round: asyncio.Future[None] | None = None
+
+    def wait(self) -> asyncio.Future[None]:
+        if self._round is None:
+            self._round = asyncio.get_running_loop().create_future()
+        return self._round
+
+    def next(self) -> None:
+        round_, self._round = self._round, None
+        if round_ is not None:
+            round_.set_result(None)
+
+
 class BurstTransport(Transport):
-    """Yields ``frames`` input frames back to back once ``go`` is set; ``play`` counts."""
+    """Yields ``frames`` input frames back to back once ``go`` is set (or one a round, for ever, with
+    ``rounds``); ``play`` counts."""
 
     sample_rate = OUT_RATE
     channels = 1
 
-    def __init__(self, frames: int) -> None:
+    def __init__(self, frames: int, rounds: Rounds | None = None) -> None:
         super().__init__()
         self.frames, self.played_frames, self._played, self.cpu, self._start = frames, 0, 0.0, 0.0, 0.0
         self.go, self.done = asyncio.Event(), asyncio.Event()
+        self.rounds = rounds
 
     async def audio_input(self) -> AsyncIterator[AudioFrame]:
+        if self.rounds is not None:
+            frame = AudioFrame(TONE, IN_RATE)
+            while True:
+                await self.rounds.wait()
+                yield frame
         await self.go.wait()
         frame = AudioFrame(TONE, IN_RATE)
         self._start = time.process_time()
@@ -94,9 +123,8 @@ async def through_session(frames: int) -> float:
     return transport.cpu / frames
 
 
-async def wired(frames: int) -> float:
-    """The floor: the model's frames straight to ``play`` (run to its end: it never waits)."""
-    transport, model = BurstTransport(frames), EchoModel()
+def wire(transport: BurstTransport, model: EchoModel) -> None:
+    """The model's frames straight to ``play`` (run to its end: it never waits)."""
 
     def sink(event: object) -> None:
         if isinstance(event, AgentAudio):
@@ -107,6 +135,12 @@ async def wired(frames: int) -> float:
                 pass
 
     model.channel.attach(sink)  # type: ignore[arg-type]
+
+
+async def wired(frames: int) -> float:
+    """The floor: the same model and transport, wired."""
+    transport, model = BurstTransport(frames), EchoModel()
+    wire(transport, model)
     transport.go.set()
     frames_in = transport.audio_input()
     for _ in range(frames):
@@ -116,18 +150,76 @@ async def wired(frames: int) -> float:
     return transport.cpu / frames
 
 
+async def in_turn(sessions: int, rounds: int, evict_mb: int, through: bool) -> float:
+    """CPU per frame of ``sessions`` sessions (``through``) or wired pairs, served one frame each per round."""
+    clock = Rounds()
+    transports = [BurstTransport(0, clock) for _ in range(sessions)]
+    other = np.ones(evict_mb * 2**20 // 8) if evict_mb else None  # memory read between rounds
+    started: list[AgentSession] = []
+    pumps: list[asyncio.Task[None]] = []
+
+    async def pump(transport: BurstTransport, model: EchoModel) -> None:
+        async for frame in transport.audio_input():
+            model.push_audio(frame)
+
+    async def run(count: int) -> None:
+        for _ in range(count):
+            clock.next()
+            if other is not None:
+                other.sum()
+            for _ in range(3):  # every caller's step (woken by the round) runs, then its frame is played
+                await asyncio.sleep(0)
+
+    try:
+        for transport in transports:
+            if through:
+                session = AgentSession(Agent(instructions="echo"), RealTimePipeline(EchoModel()))
+                await session.start(transport=transport)
+                started.append(session)
+            else:
+                model = EchoModel()
+                wire(transport, model)
+                pumps.append(asyncio.create_task(pump(transport, model)))
+        await run(20)  # each session's answer has begun
+        before = sum(t.played_frames for t in transports)
+        start = time.process_time()
+        await run(rounds)
+        cpu = time.process_time() - start
+        played = sum(t.played_frames for t in transports) - before
+        assert played == sessions * rounds, f"{played} frames played of {sessions * rounds}"
+    finally:
+        for session in started:
+            await session.close()
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+    return cpu / played
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3,000 frames, 3 repeats (CI)")
+    parser.add_argument("--sessions", type=int, default=1, help="N sessions served in turn (default: one, in bursts)")
+    parser.add_argument("--evict-mb", type=int, default=0, help="with --sessions: MB of other memory read per round")
     args = parser.parse_args()
+    if args.sessions < 1 or args.evict_mb < 0:
+        parser.error("--sessions must be at least 1 and --evict-mb at least 0")
     frames, repeats = (3000, 3) if args.quick else (20000, 5)
     session_us: list[float] = []
     floor_us: list[float] = []
+    rounds = max(1, frames // args.sessions)
     for _ in range(repeats):
-        floor_us.append(await wired(frames) * 1e6)
-        session_us.append(await through_session(frames) * 1e6)
+        if args.sessions > 1:
+            floor_us.append(await in_turn(args.sessions, rounds, args.evict_mb, through=False) * 1e6)
+            session_us.append(await in_turn(args.sessions, rounds, args.evict_mb, through=True) * 1e6)
+        else:
+            floor_us.append(await wired(frames) * 1e6)
+            session_us.append(await through_session(frames) * 1e6)
     floor, session = statistics.median(floor_us), statistics.median(session_us)
-    print(f"{frames} frames x {repeats} (median): floor {floor:.1f} us/frame, session {session:.1f} us/frame, "
+    what = f"{args.sessions} sessions x {rounds} rounds" if args.sessions > 1 else f"{frames} frames"
+    if args.evict_mb and args.sessions > 1:
+        what += f", {args.evict_mb} MB read per round"
+    print(f"{what} x {repeats} (median): floor {floor:.1f} us/frame, session {session:.1f} us/frame, "
           f"the session adds {session - floor:.1f} us ({session / floor:.1f}x the floor)")
 
 
