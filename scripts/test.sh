@@ -17,5 +17,6 @@ for venv in plugins/*/.venv; do  # plugins with an SDK venv of their own (setup.
 done
 echo "== bench (quick)"; $PY bench/session_overhead.py --quick; $PY bench/openai_realtime.py --quick
 $PY bench/vad_cost.py --quick; $PY bench/pool.py --quick; $PY bench/scale.py --quick; $PY bench/barge_in.py --quick
-$PY bench/link_cpu.py --quick; $PY bench/frame_cost.py --quick; $PY bench/openai_parse.py --quick
+$PY bench/link_cpu.py --quick; $PY bench/frame_cost.py --quick; $PY bench/frame_cost.py --quick --sessions 50
+$PY bench/openai_parse.py --quick
 $PY bench/gemini_parse.py --quick
