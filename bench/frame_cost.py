@@ -67,8 +67,9 @@ class Rounds:
 
 
 class BurstTransport(Transport):
-    """Yields ``frames`` input frames back to back once ``go`` is set (or one a round, for ever, with
-    ``rounds``); ``play`` counts."""
+    """Yields ``frames`` input frames back to back once ``go`` is set, then stops its clock at the last one
+    played; with ``rounds``, one frame a round for ever instead (``frames``, ``go`` and the clock unused). ``play``
+    counts."""
 
     sample_rate = OUT_RATE
     channels = 1
@@ -153,7 +154,7 @@ async def wired(frames: int) -> float:
 async def in_turn(sessions: int, rounds: int, evict_mb: int, through: bool) -> float:
     """CPU per frame of ``sessions`` sessions (``through``) or wired pairs, served one frame each per round."""
     clock = Rounds()
-    transports = [BurstTransport(0, clock) for _ in range(sessions)]
+    transports = [BurstTransport(0, rounds=clock) for _ in range(sessions)]
     other = np.ones(evict_mb * 2**20 // 8) if evict_mb else None  # memory read between rounds
     started: list[AgentSession] = []
     pumps: list[asyncio.Task[None]] = []

@@ -55,7 +55,7 @@ async def sdk_us(reads: AsyncIterator[types.LiveServerMessage], n: int) -> float
     return (time.perf_counter() - start) / n * 1e6
 
 
-async def ours_us(raw: bytes, n: int) -> float:
+def ours_us(raw: bytes, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
         server_audio(raw)
@@ -77,7 +77,7 @@ async def main() -> None:
         parts = read.server_content.model_turn.parts or []
         assert ours is not None and [(p.inline_data.data, p.inline_data.mime_type) for p in parts
                                      if p.inline_data is not None] == ours.chunks, "the two reads differ"
-        times = [(await sdk_us(reads, n), await ours_us(raw, n)) for _ in range(repeats)]  # interleaved
+        times = [(await sdk_us(reads, n), ours_us(raw, n)) for _ in range(repeats)]  # interleaved
         sdk, our = (statistics.median(column) for column in zip(*times, strict=True))
         print(f"  {name:20} {sdk:6.1f} / {our:5.1f}  ({sdk / our:.1f}x less)")
 

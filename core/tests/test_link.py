@@ -116,7 +116,7 @@ class Scripted(LinkedRealtimeModel):
         super().__init__()
         self.conns: list[Conn] = []
         self.refuse = 0
-        self.block_sends = False  # the audio's sends never return (a socket whose buffer stays full)
+        self.gate: asyncio.Event | None = None  # the audio's sends wait for it (a socket whose buffer is full)
         self.opened = asyncio.Event()
         settings: dict[str, Any] = {
             "connect_timeout": 5.0, "response_timeout": 10.0, "stall_timeout": 15.0, "close_timeout": 2.0,
@@ -170,8 +170,8 @@ class Scripted(LinkedRealtimeModel):
         return f"closed by the server (key {SECRET})"
 
     async def link_send_audio(self, conn: Conn, chunks: list[AudioChunk]) -> None:
-        if self.block_sends:
-            await asyncio.Event().wait()
+        if self.gate is not None:
+            await self.gate.wait()
         conn.audio += [c.position for c in chunks]
 
     async def link_send_request(self, conn: Conn, request: Request[str]) -> None:
@@ -287,14 +287,14 @@ async def test_a_send_that_blocks_for_response_timeout_is_a_stall_and_its_audio_
     model, rec = await started()
     try:
         first = model.conn
-        model.block_sends = True
+        model.gate = asyncio.Event()  # never set: the send blocks
         loop = asyncio.get_running_loop()
         blocked_at = loop.time()
         for _ in range(3):
             model.push_audio(chunk())
         await settle()
         assert first.audio == [] and model._link.liveness.sending_since == blocked_at
-        model.block_sends = False  # the next connection's socket takes them
+        model.gate = None  # the next connection's socket takes them
         at, reconnecting = await rec.until(is_event(Reconnecting))
         assert 10.0 <= at - blocked_at <= 10.5 and reconnecting.reason == "stalled: a send blocked for 10 s"
         await rec.until(is_event(Reconnected))
@@ -303,6 +303,38 @@ async def test_a_send_that_blocks_for_response_timeout_is_a_stall_and_its_audio_
         assert model._link.liveness.sending_since is None
     finally:
         await model.close()
+
+
+@virtual_clock
+async def test_a_send_that_returns_within_response_timeout_is_no_stall() -> None:
+    model, rec = await started()
+    try:
+        first, gate = model.conn, asyncio.Event()
+        model.gate = gate
+        for _ in range(3):
+            model.push_audio(chunk())
+        await asyncio.sleep(9.9)  # the watchdog has looked many times meanwhile
+        assert first.audio == [] and model._link.liveness.sending_since is not None
+        gate.set()
+        await settle()
+        assert first.audio == pytest.approx([0.0, 0.1, 0.2]) and model._link.liveness.sending_since is None
+        await asyncio.sleep(30.0)
+        assert model.conn is first and not rec.of(Reconnecting)
+    finally:
+        await model.close()
+
+
+@virtual_clock
+async def test_close_while_a_send_is_blocked_returns_at_once() -> None:
+    model, _ = await started()
+    model.gate = asyncio.Event()
+    model.push_audio(chunk())
+    await settle()
+    assert model._link.liveness.sending_since is not None
+    loop = asyncio.get_running_loop()
+    closing = loop.time()
+    await model.close()
+    assert loop.time() - closing <= model._link.close_timeout
 
 
 def test_bad_settings_are_refused_with_what_to_do() -> None:
