@@ -5,6 +5,8 @@ each cell's CPU per session and the ratios to LiveKit, raw and above the floor, 
 Per workload and N, the runs are:
 
 - ``floor``: no framework (echo: the harness's ``bare_echo.py``; realtime: ``realtime_floor.py``, a raw websocket);
+- ``floor-aiohttp`` (realtime): the same floor on ``aiohttp``'s websocket, LiveKit's (``websockets`` is ours: the
+  ``openai`` SDK's); the table's last column is then each framework above its own library's floor;
 - ``parts``: agentsession without its session (echo: ``echo_wired.py``; realtime: ``realtime_model_only.py``);
 - ``agentsession``: the harness's own agentsession script, on this checkout (or ``--python``);
 - ``before`` (with ``--before PY``): the same script under another interpreter, a wrapper that puts an older
@@ -32,7 +34,9 @@ ROOT = HERE.parents[1]
 SCRIPTS = {
     "echo": {"floor": "bare_echo.py", "parts": str(HERE / "echo_wired.py"),
              "agentsession": "agentsession_echo.py", "before": "agentsession_echo.py", "livekit": "livekit_echo.py"},
-    "realtime": {"floor": str(HERE / "realtime_floor.py"), "parts": str(HERE / "realtime_model_only.py"),
+    "realtime": {"floor": str(HERE / "realtime_floor.py"),
+                 "floor-aiohttp": [str(HERE / "realtime_floor.py"), "--client", "aiohttp"],
+                 "parts": str(HERE / "realtime_model_only.py"),
                  "agentsession": "agentsession_realtime.py", "before": "agentsession_realtime.py",
                  "livekit": "livekit_realtime.py"},
 }
@@ -61,8 +65,9 @@ def run_one(args: argparse.Namespace, workload: str, tag: str, python: str, n: i
     if args.phases == "random":
         boot.append(RANDOM_PHASES)
     prefix = ["-c", "\n".join(["import asyncio, os, runpy, sys", *boot, RUN])] if boot else []
-    cmd = [python, *prefix, SCRIPTS[workload][tag], "--sessions", str(n), "--seconds", str(args.seconds),
-           "--warmup", str(args.warmup)]
+    script = SCRIPTS[workload][tag]
+    cmd = [python, *prefix, *([script] if isinstance(script, str) else script), "--sessions", str(n),
+           "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
     env = {**os.environ, "REALTIME_SERVER_PY": args.python}
     proc = subprocess.run(cmd, cwd=args.peers, env=env, capture_output=True, text=True, timeout=600)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -78,19 +83,23 @@ def table(rows: list[dict], tags: list[str]) -> None:
     for row in rows:
         cells.setdefault((row["sessions"], row["repeat"]), {})[row["tag"]] = row
     print("| N | repeat | " + " | ".join(tags) + " | agentsession / LiveKit | above the floor | underruns | "
-          "longest stall ms | RSS MB |")
-    print("|---" * (len(tags) + 7) + "|")
+          "longest stall ms | RSS MB |" + (" above own library's floor |" if "floor-aiohttp" in tags else ""))
+    print("|---" * (len(tags) + 7 + ("floor-aiohttp" in tags)) + "|")
     for (n, rep), cell in sorted(cells.items()):
         cpu = {t: cell[t]["cpu_pct_of_core_per_session"] for t in tags if t in cell}
-        ours, lk, floor = cpu.get("agentsession"), cpu.get("livekit"), cpu.get("floor")
+        ours, lk, floor, lk_floor = (cpu.get(t) for t in ("agentsession", "livekit", "floor", "floor-aiohttp"))
         raw = f"{ours / lk:.2f}" if ours and lk else "-"
         above = f"{(ours - floor) / (lk - floor):.2f}" if ours and lk and floor is not None and lk > floor else "-"
         pick = [t for t in ("agentsession", "livekit") if t in cell]
         under = " / ".join(str(cell[t].get("output_underruns")) for t in pick)
         stall = " / ".join(f"{cell[t].get('input_lateness_ms_max', 0):.0f}" for t in pick)
         rss = " / ".join(f"{cell[t]['rss_mb']:.0f}" for t in pick)
+        own = ""
+        if "floor-aiohttp" in tags:
+            floors = ours and lk and floor and lk_floor and lk > lk_floor
+            own = f" {(ours - floor) / (lk - lk_floor):.2f} |" if floors else " - |"
         print(f"| {n} | {rep} | " + " | ".join(f"{cpu[t]:.3f}" if t in cpu else "-" for t in tags)
-              + f" | {raw} | {above} | {under} | {stall} | {rss} |")
+              + f" | {raw} | {above} | {under} | {stall} | {rss} |" + own)
 
 
 def main() -> None:
@@ -113,9 +122,12 @@ def main() -> None:
     args = p.parse_args()
     args.seconds = args.seconds or (10.0 if args.workload == "echo" else 20.0)
     pythons = {"floor": args.python, "parts": args.python, "agentsession": args.python, "livekit": args.livekit}
+    if "floor-aiohttp" in SCRIPTS[args.workload]:
+        pythons["floor-aiohttp"] = args.python
     if args.before:
         pythons["before"] = args.before
-    tags = [t for t in ("floor", "parts", "before", "agentsession", "livekit") if t in pythons and t not in args.skip]
+    tags = [t for t in ("floor", "floor-aiohttp", "parts", "before", "agentsession", "livekit")
+            if t in pythons and t not in args.skip]
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     rows: list[dict] = []
