@@ -153,12 +153,18 @@ def test_reframer_passes_whole_frames_up_to_max_frame_ms_through_as_one() -> Non
     chunk = np.arange(2400, dtype=np.int16).reshape(-1, 1)
     [whole] = reframer.push(chunk)  # 100 ms, nothing buffered: one frame, the same samples (no copy)
     assert whole.samples_per_channel == 2400 and np.shares_memory(whole.data, chunk)
-    assert [f.samples_per_channel for f in reframer.push(np.zeros((2880, 1), np.int16))] == [480] * 6  # longer
+    longer = reframer.push(np.zeros((2880, 1), np.int16))  # 120 ms: at most 100 ms a frame
+    assert [f.samples_per_channel for f in longer] == [2400, 480]
     assert reframer.push(np.zeros((100, 1), np.int16)) == []
-    out = reframer.push(chunk)  # something buffered: 20 ms frames, in order
-    assert [f.samples_per_channel for f in out] == [480] * 5
-    assert np.array_equal(np.concatenate([f.data for f in out])[100:], chunk[:2300])
-    assert [f.timestamp for f in out][0] == pytest.approx((2400 + 2880) / 24000)
+    out = reframer.push(chunk)  # something buffered: what is whole, in frames of whole 20 ms, the rest waits
+    assert [f.samples_per_channel for f in out] == [2400]
+    assert np.array_equal(out[0].data[100:], chunk[:2300])
+    assert out[0].timestamp == pytest.approx((2400 + 2880) / 24000)
+    odd = reframer.push(np.arange(5000, dtype=np.int16).reshape(-1, 1))  # a provider's odd-sized delta
+    assert [f.samples_per_channel for f in odd] == [2400, 2400]  # 100 pending + 5000: 4800 whole, 300 wait
+    assert np.array_equal(np.concatenate([f.data for f in odd])[:, 0], np.r_[chunk[2300:, 0], np.arange(4700)])
+    assert [f.timestamp for f in odd] == pytest.approx([(2400 + 2880 + 2400) / 24000, (2400 + 2880 + 4800) / 24000])
+    assert [f.samples_per_channel for f in reframer.flush()] == [480]  # the 300 that waited, padded
     with pytest.raises(ValueError, match="max_frame_ms"):
         Reframer(24000, max_frame_ms=10)
 

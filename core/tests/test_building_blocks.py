@@ -390,6 +390,51 @@ async def test_speech_playout_a_play_that_waits_when_the_answer_is_stopped_or_pa
     await asyncio.gather(task, return_exceptions=True)
 
 
+@pytest.mark.parametrize("max_frame_ms", [None, 20, 40])
+async def test_speech_playout_plays_a_providers_chunk_in_frames_of_up_to_the_transports_max_frame_ms(
+        max_frame_ms: int | None) -> None:
+    transport = _CountingTransport(max_buffered=0.2)
+    if max_frame_ms is not None:
+        transport.max_frame_ms = max_frame_ms  # None: the default, 100 ms (a sink that takes longer frames)
+    sizes: list[int] = []
+    put = transport.playout.put_nowait
+
+    def put_nowait(frame: AudioFrame) -> bool:
+        sizes.append(frame.samples_per_channel)
+        return put(frame)
+
+    transport.playout.put_nowait = put_nowait  # type: ignore[method-assign]
+    playout, task, response = await _parked_playout(transport)
+    playout.push(response, AudioFrame(np.zeros((2400, 1), np.int16), 24000))  # 100 ms delta
+    playout.push(response, AudioFrame(np.zeros((1000, 1), np.int16), 24000))  # odd-sized: whole 20 ms go, 40 wait
+    assert sizes == {None: [2400, 960], 20: [480] * 5 + [480] * 2, 40: [960, 960, 480, 960]}[max_frame_ms]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.parametrize("chunk_ms", [20, 100])  # the session's frames, or a provider's 100 ms chunks whole
+@pytest.mark.parametrize("paused_at_ms", [0, 10, 20, 50, 90])
+async def test_speech_playout_pause_takes_back_only_what_was_not_played(chunk_ms: int, paused_at_ms: int) -> None:
+    transport = _CountingTransport(max_buffered=0.2)
+    playout, task, response = await _parked_playout(transport)
+    ramp = np.arange(2400, dtype=np.int16).reshape(-1, 1)  # 100 ms at 24 kHz: every sample tells where it was
+    size = 24 * chunk_ms
+    for i in range(0, 2400, size):
+        playout.push(response, AudioFrame(ramp[i : i + size], 24000))
+    out = [transport.playout.pull(24 * paused_at_ms)[0]] if paused_at_ms else []
+    playout.pause()  # the user may be interrupting: the transport is cleared, what it had not played goes back
+    assert transport.playout.buffered == 0
+    playout.resume()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    rest, real = transport.playout.pull(4800)
+    out.append(rest[:real])
+    assert np.array_equal(np.concatenate(out), ramp)  # every sample once, in order: nothing heard twice
+    assert response.heard(transport.played) == pytest.approx(0.1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_speech_playout_takes_a_play_that_returns_another_awaitable() -> None:
     transport = _FutureTransport()
     playout, task, response = await _parked_playout(transport)

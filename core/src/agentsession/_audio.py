@@ -366,8 +366,9 @@ def _windows(x: npt.NDArray[np.float32], start: int, count: int, step: int, taps
 class Reframer:
     """Any chunk sizes in -> fixed-duration frames out (default 20 ms), stamped by stream position.
 
-    With ``max_frame_ms``, a chunk that is already a whole number of frames, up to that long, arriving with
-    nothing buffered, comes out as one frame (for a sink that takes longer frames: fewer, no copies)."""
+    With ``max_frame_ms`` (for a sink that takes longer frames: fewer of them), what is whole comes out in frames
+    of up to that long, each a whole number of ``frame_ms``: a chunk of whole frames that arrives with nothing
+    buffered is passed through as it is (no copy); the rest waits for the next chunk."""
 
     def __init__(self, sample_rate: int, channels: int = 1, frame_ms: int = 20, *,
                  max_frame_ms: int | None = None) -> None:
@@ -412,11 +413,12 @@ class Reframer:
             self._pending = pending + len(data)
             return []
         buffer = data if len(self._parts) == 1 else np.concatenate(self._parts)  # frames are views: no copy
-        count = len(buffer) // size
-        rest = buffer[count * size :]
+        whole = len(buffer) // size * size
+        rest = buffer[whole:]
         self._parts = [rest] if len(rest) else []
         self._pending = len(rest)
-        return [self._emit(buffer[i * size : (i + 1) * size]) for i in range(count)]
+        step = self._max
+        return [self._emit(buffer[i : min(i + step, whole)]) for i in range(0, whole, step)]
 
     def flush(self, pad: bool = True) -> list[AudioFrame]:
         """Emit the remaining partial frame, zero-padded to full size if ``pad``."""

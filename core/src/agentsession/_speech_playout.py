@@ -11,7 +11,7 @@ from itertools import islice
 from types import CoroutineType
 from typing import Any
 
-from ._audio import AudioConverter, AudioFrame
+from ._audio import AudioConverter, AudioFrame, _frame
 from ._background_audio import BackgroundMixer
 from ._speech import Response
 from ._transport import Transport
@@ -136,12 +136,16 @@ class SpeechPlayout:
         self._wake.set()
 
     def _take_back(self, stopped: set[int]) -> None:
-        """Clear the transport and put the frames it had not played back in front of the queue (but those of the
-        ``stopped`` responses)."""
+        """Clear the transport and put what it had not played back in front of the queue (but the frames of the
+        ``stopped`` responses): of a frame it was playing, the part not played yet, so nothing is heard twice."""
         self._transport.clear()
         played = self._transport.played
-        resend = [(r, f) for r, f, end in self._in_flight
-                  if end > played and id(r) not in stopped and not r.played_out]
+        resend: list[tuple[Response, AudioFrame]] = []
+        for r, f, end in self._in_flight:
+            if end > played and id(r) not in stopped and not r.played_out:
+                rest = _unplayed(f, end - played) if end - f.duration < played else f
+                if rest is not None:
+                    resend.append((r, rest))
         for r, _ in resend:
             if r.start is not None and r.start >= played:  # nothing of it was heard: it starts again
                 r.submitted, r.start = 0.0, None
@@ -313,6 +317,17 @@ class SpeechPlayout:
             self._pending.pop(0)
             head.played_out = True
             self._on_played(head)
+
+
+def _unplayed(frame: AudioFrame, seconds: float) -> AudioFrame | None:
+    """The last ``seconds`` of ``frame`` (to the sample), or None if that is not one sample."""
+    keep = round(seconds * frame.sample_rate)
+    if keep <= 0:
+        return None
+    skip = frame.samples_per_channel - keep
+    if skip <= 0:
+        return frame
+    return _frame(frame.data[skip:], frame.sample_rate, frame.timestamp + skip / frame.sample_rate)
 
 
 async def _finish(coro: Coroutine[Any, Any, None], step: object) -> None:

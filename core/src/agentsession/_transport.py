@@ -31,9 +31,10 @@ class Transport(ABC):
     #: sample rate and channel count ``play`` takes (the session converts to them)
     sample_rate: int = 24000
     channels: int = 1
-    #: the longest frame ``play`` takes, in ms: the session plays 20 ms frames, and audio that comes in longer
-    #: chunks (a provider's 100 ms deltas) in frames of up to this, whole, one ``play`` each (fewer wake-ups)
-    max_frame_ms: int = 20
+    #: the longest frame ``play`` takes, in ms (a multiple of 20): audio that comes in longer chunks (a provider's
+    #: 100 ms deltas) is played in frames of up to this, each a whole number of 20 ms, one ``play`` each (fewer
+    #: wake-ups, as a sink that gets the provider's chunks has); set 20 for a device that takes 20 ms frames only
+    max_frame_ms: int = 100
     #: why the transport broke (``fail``), or None: the worker then ends the job and exits non-zero
     failure: str | None = None
 
