@@ -130,3 +130,39 @@ async def test_a_session_s_running_pieces_are_few_objects_for_the_garbage_collec
     finally:
         await session.close()
         await other.close()
+
+
+class DeltaModel(FakeRealtimeModel):
+    """Each input frame is answered by a 100 ms chunk of the agent's audio, as a provider sends its deltas."""
+
+    def push_audio(self, frame: AudioFrame) -> None:
+        self.channel.emit(AgentAudio(AudioFrame(np.ones((2400, 1), np.int16), 24000), response_id="delta"))
+
+
+class SizedTransport(SteppedTransport):
+    """A ``SteppedTransport`` that records the length of every frame ``play`` gets."""
+
+    def __init__(self, max_frame_ms: int | None) -> None:
+        super().__init__()
+        if max_frame_ms is not None:
+            self.max_frame_ms = max_frame_ms
+        self.sizes: list[int] = []
+
+    async def play(self, frame: AudioFrame) -> None:
+        self.sizes.append(frame.samples_per_channel)
+        await super().play(frame)
+
+
+@pytest.mark.parametrize("max_frame_ms", [None, 20])
+async def test_a_providers_100_ms_chunk_is_one_play_unless_the_transport_takes_20_ms_frames_only(
+        max_frame_ms: int | None) -> None:
+    transport = SizedTransport(max_frame_ms)  # None: the default (100)
+    session = AgentSession(Agent(instructions="answer"), RealTimePipeline(DeltaModel()))
+    await session.start(transport=transport)
+    for _ in range(3):
+        transport.played_one.clear()
+        transport.input.put_nowait(AudioFrame(np.ones((480, 1), np.int16), 24000))
+        await transport.played_one.wait()  # plays that never wait run from the audio path: the chunk is out
+    assert transport.sizes == ([2400] * 3 if max_frame_ms is None else [480] * 15)
+    assert transport.played == pytest.approx(0.3)
+    await session.close()
