@@ -47,8 +47,8 @@ class TransportContract:
     async def destroy_transport(self, transport: Transport) -> None:
         await transport.close()
 
-    def _frames(self, transport: Transport, seconds: float) -> list[AudioFrame]:
-        n = transport.sample_rate // 50
+    def _frames(self, transport: Transport, seconds: float, frame_ms: int = 20) -> list[AudioFrame]:
+        n = transport.sample_rate * frame_ms // 1000
         data = (tone(seconds, transport.sample_rate).data * 1).repeat(transport.channels, axis=1)
         return [AudioFrame(data[i : i + n], transport.sample_rate) for i in range(0, data.shape[0], n)]
 
@@ -82,6 +82,22 @@ class TransportContract:
                 await asyncio.wait_for(transport.play(frame), self.timeout)
             assert transport.played - before >= 0.6 - 0.3, "play() let more than 300 ms pile up"
             await asyncio.wait_for(transport.wait_for_playout(), self.timeout)
+        finally:
+            await self.destroy_transport(transport)
+
+    @pytest.mark.asyncio
+    async def test_play_takes_frames_as_long_as_max_frame_ms(self) -> None:
+        """The session hands ``play`` frames of up to ``max_frame_ms`` (a provider's 100 ms chunk, whole)."""
+        transport = await self.create_transport()
+        try:
+            longest = transport.max_frame_ms
+            assert longest >= 20 and longest % 20 == 0, f"max_frame_ms must be a multiple of 20, got {longest!r}"
+            before = transport.played
+            for frame in self._frames(transport, 0.6, longest):
+                await asyncio.wait_for(transport.play(frame), self.timeout)
+            assert transport.played - before >= 0.6 - 0.3 - longest / 1000, "play() let too much pile up"
+            await asyncio.wait_for(transport.wait_for_playout(), self.timeout)
+            assert transport.played - before == pytest.approx(0.6, abs=1.5 / transport.sample_rate)
         finally:
             await self.destroy_transport(transport)
 
