@@ -417,8 +417,7 @@ class Reframer:
         rest = buffer[whole:]
         self._parts = [rest] if len(rest) else []
         self._pending = len(rest)
-        step = self._max
-        return [self._emit(buffer[i : min(i + step, whole)]) for i in range(0, whole, step)]
+        return [self._emit(buffer[i : min(i + self._max, whole)]) for i in range(0, whole, self._max)]
 
     def flush(self, pad: bool = True) -> list[AudioFrame]:
         """Emit the remaining partial frame, zero-padded to full size if ``pad``."""

@@ -143,7 +143,7 @@ class SpeechPlayout:
         resend: list[tuple[Response, AudioFrame]] = []
         for r, f, end in self._in_flight:
             if end > played and id(r) not in stopped and not r.played_out:
-                rest = _unplayed(f, end - played) if end - f.duration < played else f
+                rest = _unplayed(f, end - played)
                 if rest is not None:
                     resend.append((r, rest))
         for r, _ in resend:
@@ -320,7 +320,8 @@ class SpeechPlayout:
 
 
 def _unplayed(frame: AudioFrame, seconds: float) -> AudioFrame | None:
-    """The last ``seconds`` of ``frame`` (to the sample), or None if that is not one sample."""
+    """The last ``seconds`` of ``frame`` (to the sample; all of it if it is not that long), or None if that is
+    not one sample."""
     keep = round(seconds * frame.sample_rate)
     if keep <= 0:
         return None
