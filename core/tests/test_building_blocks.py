@@ -435,6 +435,25 @@ async def test_speech_playout_pause_takes_back_only_what_was_not_played(chunk_ms
     await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_speech_playout_stopping_one_answer_gives_the_one_playing_back_only_what_was_not_played() -> None:
+    transport = _CountingTransport(max_buffered=0.2)
+    playout, task, first = await _parked_playout(transport)
+    second = Response("r2", SpeechHandle(lambda h: None, trigger="say"))
+    ramp = np.arange(2400, dtype=np.int16).reshape(-1, 1)
+    playout.push(first, AudioFrame(ramp, 24000))  # both 100 ms chunks go to the transport at once
+    playout.push(second, AudioFrame(np.full((2400, 1), -1, np.int16), 24000))
+    out = [transport.playout.pull(720)[0]]  # 30 ms of the first heard
+    playout.stop([second])  # the transport is cleared: the first's unplayed 70 ms go back, none of the second
+    for _ in range(10):
+        await asyncio.sleep(0)
+    rest, real = transport.playout.pull(4800)
+    out.append(rest[:real])
+    assert np.array_equal(np.concatenate(out), ramp)
+    assert first.heard(transport.played) == pytest.approx(0.1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_speech_playout_takes_a_play_that_returns_another_awaitable() -> None:
     transport = _FutureTransport()
     playout, task, response = await _parked_playout(transport)
