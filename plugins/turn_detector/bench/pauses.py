@@ -21,6 +21,7 @@ call (features + model), ``time.process_time``.
 
     .venv/bin/python plugins/turn_detector/bench/pauses.py            # the whole corpus (~1 min)
     .venv/bin/python plugins/turn_detector/bench/pauses.py --quick    # 2 voices, 4 sentences
+    .venv/bin/python plugins/turn_detector/bench/pauses.py --readings 3   # the median of three when unsure
 """
 
 from __future__ import annotations
@@ -193,9 +194,10 @@ def table(clips: list[Clip], scores: dict[str, list[list[float | None]]], vad_st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 voices, 4 sentences")
+    parser.add_argument("--readings", type=int, default=1, help="TurnDetector's readings (1 or 3)")
     args = parser.parse_args()
     voices, sentences = (VOICES[:2], SENTENCES[:4]) if args.quick else (VOICES, SENTENCES)
-    audio_detector, text_detector = TurnDetector(), TextTurnDetector()
+    audio_detector, text_detector = TurnDetector(readings=args.readings), TextTurnDetector()
     cpu: dict[str, list[float]] = {"text": [], "audio": []}
     runs = []
     for vad_stop in VAD_STOPS:

@@ -57,7 +57,9 @@ class ToneTTS(TTS):
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    detector = None if os.environ.get("SILENCE_ONLY") else TurnDetector()
+    # three readings: the model's one answer at the cascade's exact cut can swing with a millisecond of where it
+    # falls (0.31 or 0.9+ for this recording's last sentence, by onnxruntime version; README, "Readings")
+    detector = None if os.environ.get("SILENCE_ONLY") else TurnDetector(readings=3)
     pipeline = CascadingPipeline(
         stt=CountingSTT(), llm=EchoLLM(), tts=ToneTTS(), vad=EnergyVAD(min_silence=0.2), turn_detector=detector,
         endpointing=Endpointing(min_endpointing_delay=0.3, max_endpointing_delay=3.0),
