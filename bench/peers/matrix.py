@@ -17,6 +17,7 @@ Per workload and N, the runs are:
     python bench/peers/matrix.py --workload realtime -n 10 -n 50 -n 100 --seconds 20
     python bench/peers/matrix.py --workload echo -n 50 --loop uvloop   # every run on uvloop (the fast extra's)
     python bench/peers/matrix.py --workload echo -n 50 --phases random # callers that did not all start at once
+    python bench/peers/matrix.py --workload echo -n 200 --census       # the event loop's work per frame, counted
 """
 
 from __future__ import annotations
@@ -55,6 +56,37 @@ async def _wait_next(self):
     await _wait(self)
 anchor_common.Pacer.wait_next = _wait_next
 """
+#: ``--census``: in the measured window, the event loop's passes and the callbacks it ran, and the null device's
+#: plays that found it busy (the frame came before the device had room, and waits on a timer of its own): the
+#: loop's work per input frame, by count. The counting has a CPU cost of its own: a census run's CPU is not the
+#: matrix's. The window is the harness's (``record_lateness``), as its callers' clocks see it
+CENSUS = """
+import asyncio.base_events, asyncio.events, atexit, json, anchor_common, realtime_common
+_census, _window = {"passes": 0, "callbacks": 0, "plays": 0, "waited": 0}, [False]
+_run_once, _run, _wait_next = asyncio.base_events.BaseEventLoop._run_once, asyncio.events.Handle._run, \
+    anchor_common.Pacer.wait_next
+def _pass(self):
+    _census["passes"] += _window[0]
+    _run_once(self)
+def _callback(self):
+    _census["callbacks"] += _window[0]
+    _run(self)
+async def _paced(self):
+    _window[0] = self._counters.record_lateness
+    await _wait_next(self)
+def _counted(play):
+    async def counted(self, duration):
+        if _window[0]:
+            _census["plays"] += 1
+            _census["waited"] += self._next is not None and self._next > asyncio.get_running_loop().time()
+        await play(self, duration)
+    return counted
+asyncio.base_events.BaseEventLoop._run_once, asyncio.events.Handle._run = _pass, _callback
+anchor_common.Pacer.wait_next = _paced
+anchor_common.PlayoutClock.play = _counted(anchor_common.PlayoutClock.play)
+realtime_common.TurnPlayoutClock.play = _counted(realtime_common.TurnPlayoutClock.play)
+atexit.register(lambda: print("CENSUS " + json.dumps(_census), file=sys.stderr))
+"""
 #: then the script itself, with its own folder first on ``sys.path`` as ``python script.py`` would have it
 RUN = ("sys.argv = sys.argv[1:]; sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0]))); "
        "runpy.run_path(sys.argv[0], run_name='__main__')")
@@ -64,6 +96,8 @@ def run_one(args: argparse.Namespace, workload: str, tag: str, python: str, n: i
     boot = [UVLOOP] if args.loop == "uvloop" else []
     if args.phases == "random":
         boot.append(RANDOM_PHASES)
+    if args.census:
+        boot.append(CENSUS)
     prefix = ["-c", "\n".join(["import asyncio, os, runpy, sys", *boot, RUN])] if boot else []
     script = SCRIPTS[workload][tag]
     cmd = [python, *prefix, *([script] if isinstance(script, str) else script), "--sessions", str(n),
@@ -75,7 +109,20 @@ def run_one(args: argparse.Namespace, workload: str, tag: str, python: str, n: i
         raise SystemExit(f"{tag} N={n} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     row: dict = json.loads(lines[-1])
     row.update(tag=tag, workload=workload, run=args.run, loop=args.loop, phases=args.phases)
+    census = [line for line in proc.stderr.splitlines() if line.startswith("CENSUS ")]
+    if census:
+        row["census"] = json.loads(census[-1].removeprefix("CENSUS "))
     return row
+
+
+def census_table(rows: list[dict]) -> None:
+    """The loop's work per input frame, by count (``--census``)."""
+    print("| N | repeat | run | loop passes per input frame | callbacks per input frame | device plays that waited |")
+    print("|---|---|---|---|---|---|")
+    for row in sorted(rows, key=lambda r: (r["sessions"], r["repeat"])):
+        c, frames = row["census"], max(1, row["frames_in"])
+        print(f"| {row['sessions']} | {row['repeat']} | {row['tag']} | {c['passes'] / frames:.2f} | "
+              f"{c['callbacks'] / frames:.2f} | {c['waited'] / max(1, c['plays']):.0%} of {c['plays']} |")
 
 
 def table(rows: list[dict], tags: list[str]) -> None:
@@ -117,9 +164,12 @@ def main() -> None:
     p.add_argument("--before", default=None, help="a second agentsession interpreter (an older commit's tree)")
     p.add_argument("--livekit", default="/tmp/peer-livekit/bin/python")
     p.add_argument("--skip", action="append", default=[], help="a tag not to run (floor, parts, livekit, ...)")
+    p.add_argument("--census", action="store_true", help="count the event loop's work instead (CPU not comparable)")
     p.add_argument("--out", default=None, help="append the rows here (JSON lines)")
     p.add_argument("--run", default=time.strftime("%Y%m%d-%H%M%S"), help="this run's name in the rows")
     args = p.parse_args()
+    if args.census and args.loop == "uvloop":
+        p.error("--census counts asyncio's own loop: not with --loop uvloop")
     args.seconds = args.seconds or (10.0 if args.workload == "echo" else 20.0)
     pythons = {"floor": args.python, "parts": args.python, "agentsession": args.python, "livekit": args.livekit}
     if "floor-aiohttp" in SCRIPTS[args.workload]:
@@ -142,7 +192,10 @@ def main() -> None:
                 if args.out:
                     with open(args.out, "a") as f:
                         f.write(json.dumps(row) + "\n")
-    table(rows, tags)
+    if args.census:
+        census_table(rows)
+    else:
+        table(rows, tags)
 
 
 if __name__ == "__main__":
