@@ -96,11 +96,15 @@ def test_an_unsure_answer_is_read_again_ending_earlier_and_the_median_taken(
 
 @needs_espeak
 @pytest.mark.parametrize("voice", ["en-us", "en-gb"])
-def test_a_complete_sentence_ends_the_turn_and_a_cut_off_one_does_not(voice: str) -> None:
-    detector = TurnDetector()
+@pytest.mark.parametrize(("readings", "margin"), [(3, 0.3), (1, 0.0)])
+def test_a_complete_sentence_ends_the_turn_and_a_cut_off_one_does_not(voice: str, readings: int,
+                                                                      margin: float) -> None:
+    """With three readings, clear of the threshold by 0.3 either way (the cut sentence reads 0.02-0.17 under
+    onnxruntime 1.26, 1.29 and 1.32); with one, on the right side of it (0.02-0.25 there: 0.25 under 1.29)."""
+    detector = TurnDetector(readings=readings)
     done = detector.probability(frame(turn(render(COMPLETE, voice))))
     cut = detector.probability(frame(turn(render(CUT, voice))))
-    assert done > 0.8 and cut < 0.2, (done, cut)
+    assert done >= detector.threshold + margin and cut < detector.threshold - margin, (done, cut)
 
 
 @needs_espeak
