@@ -15,7 +15,6 @@ took per decision.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 from espeak import RATE, render, silence  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 
-from agentsession_turn_detector._model import READINGS, SURE, TRIM, load_model  # noqa: E402
+from agentsession_turn_detector._model import READINGS, TRIM, SmartTurnModel, load_model  # noqa: E402
 
 FINISHED = ["I want to book a flight to Paris.", "Please remind me to call my mother at six.",
             "What is the weather like in London today?", "Thank you, that is all.", "Can you help me with my order?"]
@@ -33,24 +32,23 @@ CUT = ["I want to book a flight to", "Please remind me to call my", "What is the
        "I was wondering if", "Can you help me with"]
 ENDS = 61  # trailing silence from 0.23 s down to 0.17 s, 1 ms apart
 MS = RATE // 1000
-STEP = TRIM // MS  # ms between two readings
 
 
-def readings_of(clip: np.ndarray, model: object) -> list[float]:
-    """The model's one reading of the clip ending 0, 1, 2, ... ms earlier (as many as any setting needs)."""
-    windows = [clip[: len(clip) - k * MS] for k in range(ENDS + STEP * (max(READINGS) - 1))]
-    out: list[float] = []
-    for i in range(0, len(windows), 8):
-        out += model._read(windows[i : i + 8])  # type: ignore[attr-defined]
-    return out
+class ReadOnce(SmartTurnModel):
+    """``SmartTurnModel.probability`` itself, its readings looked up (by window length) from one batched pass of
+    the real model over every window it can ask for; counts the readings it takes."""
 
+    def __init__(self, model: SmartTurnModel, clip: np.ndarray) -> None:
+        windows = [clip[: len(clip) - k * MS] for k in range(ENDS)]
+        windows += [w[: len(w) - TRIM * i] for w in windows for i in range(1, max(READINGS))]
+        unique = list({len(w): w for w in windows}.values())
+        answers = [p for i in range(0, len(unique), 8) for p in model._read(unique[i : i + 8])]
+        self.table = dict(zip((len(w) for w in unique), answers, strict=True))
+        self.taken = 0
 
-def decide(read: list[float], k: int, readings: int) -> tuple[bool, int]:
-    """``TurnDetector``'s decision at end ``k`` with ``readings``, and how many readings it took."""
-    first = read[k]
-    if readings == 1 or first <= SURE or first >= 1.0 - SURE:
-        return first >= 0.5, 1
-    return statistics.median(read[k + STEP * i] for i in range(readings)) >= 0.5, readings
+    def _read(self, windows: list[np.ndarray]) -> list[float]:  # type: ignore[override]
+        self.taken += len(windows)
+        return [self.table[len(w)] for w in windows]
 
 
 def main() -> None:
@@ -60,26 +58,27 @@ def main() -> None:
     voices = ["en-us"] if args.quick else ["en-us", "en-gb"]
     texts = FINISHED[:2] + CUT[:2] if args.quick else FINISHED + CUT
     model = load_model()
-    tables = []
+    clips = []
     for voice in voices:
         for text in texts:
             speech = render(text, voice)
             clip = np.concatenate([silence(0.5), speech, silence(0.23)]).astype(np.float32) / 32768.0
-            tables.append(readings_of(clip, model))
-            print(f"{voice} {text!r}: readings {min(tables[-1]):.2f} to {max(tables[-1]):.2f}", file=sys.stderr)
-    print(f"\n{len(tables)} clips x {ENDS} ends 1 ms apart (0.17-0.23 s of silence after the speech)\n")
+            clips.append((clip, ReadOnce(model, clip)))
+            print(f"{voice} {text!r}: readings {min(clips[-1][1].table.values()):.2f} to "
+                  f"{max(clips[-1][1].table.values()):.2f}", file=sys.stderr)
+    print(f"\n{len(clips)} clips x {ENDS} ends 1 ms apart (0.17-0.23 s of silence after the speech)\n")
     print("| readings | decisions unlike the clip's usual one | readings per decision |")
     print("|---|---|---|")
     for readings in READINGS:
         differ = taken = 0
-        for read in tables:
-            usual = sum(p >= 0.5 for p in read[:ENDS]) * 2 > ENDS
-            decisions = [decide(read, k, readings) for k in range(ENDS)]
-            differ += sum(d != usual for d, _ in decisions)
-            taken += sum(n for _, n in decisions)
-        total = len(tables) * ENDS
+        for clip, once in clips:
+            ends = [clip[: len(clip) - k * MS] for k in range(ENDS)]
+            usual = sum(once.probability(end) >= 0.5 for end in ends) * 2 > ENDS  # one reading at most ends
+            once.taken = 0
+            differ += sum((once.probability(end, readings) >= 0.5) != usual for end in ends)
+            taken += once.taken
+        total = len(clips) * ENDS
         print(f"| {readings} | {differ}/{total} ({differ / total:.1%}) | {taken / total:.2f} |")
-
 
 if __name__ == "__main__":
     main()
