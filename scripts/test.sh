@@ -11,7 +11,12 @@ echo "== mypy --strict core"; $PY -m mypy --strict core/src/agentsession
 echo "== mypy --strict plugins"; $PY -m mypy --strict plugins/*/src
 # two workers, a test file at a time each (a module's fixtures run once, its tests in order): the many tests that
 # wait on subprocesses, real-time file runs or a browser overlap with the CPU-bound ones (8.9 to 5.2 min here)
-echo "== pytest"; $PY -m pytest -n "${AGENTSESSION_TEST_WORKERS:-2}" --dist loadfile "$@"
+workers=(-n "${AGENTSESSION_TEST_WORKERS:-2}" --dist loadfile)
+if ! $PY -c "import xdist" 2>/dev/null; then  # a .venv made before xdist joined requirements-dev.txt
+  echo "pytest-xdist is not in .venv (./scripts/setup.sh installs it): pytest runs in one process"
+  workers=()
+fi
+echo "== pytest"; $PY -m pytest "${workers[@]}" "$@"
 for venv in plugins/*/.venv; do  # plugins with an SDK venv of their own (setup.sh made them)
   [ -x "$venv/bin/python" ] || continue
   plugin=$(dirname "$venv")
