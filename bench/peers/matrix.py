@@ -18,6 +18,7 @@ Per workload and N, the runs are:
     python bench/peers/matrix.py --workload echo -n 50 --loop uvloop   # every run on uvloop (the fast extra's)
     python bench/peers/matrix.py --workload echo -n 50 --phases random # callers that did not all start at once
     python bench/peers/matrix.py --workload echo -n 200 --census       # the event loop's work per frame, counted
+    python bench/peers/matrix.py --workload echo -n 50 --device-lead 5 # a null device that does not wait on early frames
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ async def _wait_next(self):
         self._t0 = asyncio.get_running_loop().time() + _rng.uniform(0.0, self._period)
     await _wait(self)
 anchor_common.Pacer.wait_next = _wait_next
+"""
+#: ``--device-lead MS`` (echo): the null device's clock starts ``MS`` before its first frame, so a frame that comes
+#: up to ``MS`` earlier than the first did (against its caller's clock) plays at once instead of waiting on a timer of
+#: its own; one that comes more than 20 ms - ``MS`` later than the first still finds the device dry. A diagnostic:
+#: how much of each run's CPU is the harness's device waiting on frames its first frame's lateness made early
+DEVICE_LEAD = """
+import anchor_common
+_lead, _play = {lead}, anchor_common.PlayoutClock.play
+async def _led(self, duration):
+    if self._next is None:
+        self._next = asyncio.get_running_loop().time() - _lead
+    await _play(self, duration)
+anchor_common.PlayoutClock.play = _led
 """
 #: ``--census``: in the measured window, the event loop's passes and the callbacks it ran, and the null device's
 #: plays that found it busy (the frame came before the device had room, and waits on a timer of its own): the
@@ -96,6 +110,8 @@ def run_one(args: argparse.Namespace, workload: str, tag: str, python: str, n: i
     boot = [UVLOOP] if args.loop == "uvloop" else []
     if args.phases == "random":
         boot.append(RANDOM_PHASES)
+    if args.device_lead:
+        boot.append(DEVICE_LEAD.format(lead=args.device_lead / 1000))
     if args.census:
         boot.append(CENSUS)
     prefix = ["-c", "\n".join(["import asyncio, os, runpy, sys", *boot, RUN])] if boot else []
@@ -108,7 +124,8 @@ def run_one(args: argparse.Namespace, workload: str, tag: str, python: str, n: i
     if proc.returncode or not lines:
         raise SystemExit(f"{tag} N={n} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     row: dict = json.loads(lines[-1])
-    row.update(tag=tag, workload=workload, run=args.run, loop=args.loop, phases=args.phases)
+    row.update(tag=tag, workload=workload, run=args.run, loop=args.loop, phases=args.phases,
+               device_lead_ms=args.device_lead)
     census = [line for line in proc.stderr.splitlines() if line.startswith("CENSUS ")]
     if census:
         row["census"] = json.loads(census[-1].removeprefix("CENSUS "))
@@ -164,12 +181,16 @@ def main() -> None:
     p.add_argument("--before", default=None, help="a second agentsession interpreter (an older commit's tree)")
     p.add_argument("--livekit", default="/tmp/peer-livekit/bin/python")
     p.add_argument("--skip", action="append", default=[], help="a tag not to run (floor, parts, livekit, ...)")
+    p.add_argument("--device-lead", type=float, default=0.0, metavar="MS",
+                   help="echo: start each null device's clock MS before its first frame (see DEVICE_LEAD)")
     p.add_argument("--census", action="store_true", help="count the event loop's work instead (CPU not comparable)")
     p.add_argument("--out", default=None, help="append the rows here (JSON lines)")
     p.add_argument("--run", default=time.strftime("%Y%m%d-%H%M%S"), help="this run's name in the rows")
     args = p.parse_args()
     if args.census and args.loop == "uvloop":
         p.error("--census counts asyncio's own loop: not with --loop uvloop")
+    if not 0 <= args.device_lead < 20 or (args.device_lead and args.workload != "echo"):
+        p.error("--device-lead takes 0 to 20 ms (less than a frame), with --workload echo")
     args.seconds = args.seconds or (10.0 if args.workload == "echo" else 20.0)
     pythons = {"floor": args.python, "parts": args.python, "agentsession": args.python, "livekit": args.livekit}
     if "floor-aiohttp" in SCRIPTS[args.workload]:
