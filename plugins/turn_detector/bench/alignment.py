@@ -63,22 +63,24 @@ def main() -> None:
         for text in texts:
             speech = render(text, voice)
             clip = np.concatenate([silence(0.5), speech, silence(0.23)]).astype(np.float32) / 32768.0
-            clips.append((clip, ReadOnce(model, clip)))
-            print(f"{voice} {text!r}: readings {min(clips[-1][1].table.values()):.2f} to "
-                  f"{max(clips[-1][1].table.values()):.2f}", file=sys.stderr)
+            once = ReadOnce(model, clip)
+            ends = [clip[: len(clip) - k * MS] for k in range(ENDS)]
+            usual = sum(once.probability(end) >= 0.5 for end in ends) * 2 > ENDS  # one reading at most ends
+            clips.append((once, ends, usual))
+            print(f"{voice} {text!r}: readings {min(once.table.values()):.2f} to {max(once.table.values()):.2f}",
+                  file=sys.stderr)
     print(f"\n{len(clips)} clips x {ENDS} ends 1 ms apart (0.17-0.23 s of silence after the speech)\n")
     print("| readings | decisions unlike the clip's usual one | readings per decision |")
     print("|---|---|---|")
     for readings in READINGS:
         differ = taken = 0
-        for clip, once in clips:
-            ends = [clip[: len(clip) - k * MS] for k in range(ENDS)]
-            usual = sum(once.probability(end) >= 0.5 for end in ends) * 2 > ENDS  # one reading at most ends
+        for once, ends, usual in clips:
             once.taken = 0
             differ += sum((once.probability(end, readings) >= 0.5) != usual for end in ends)
             taken += once.taken
         total = len(clips) * ENDS
         print(f"| {readings} | {differ}/{total} ({differ / total:.1%}) | {taken / total:.2f} |")
+
 
 if __name__ == "__main__":
     main()
